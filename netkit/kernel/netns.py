@@ -1,0 +1,237 @@
+"""Network (and UTS) namespaces, made and entered without forking.
+
+pyroute2's ``netns.create()`` and ``IPRoute(netns=...)`` fork a helper per
+call (~15 ms). We do it in-process instead: one long-lived worker thread
+does ``unshare``/``setns``, creates what must live in the namespace (a
+bind mount, a socket) and switches back. A socket keeps the namespace it was
+created in, so the caller's thread never changes namespace (the CNI pkg/ns
+lesson: setns on a shared thread is how namespace leaks happen).
+
+Names are those of ``ip netns``: bind mounts under /run/netns, shared with
+iproute2 (the directory is made a shared mount exactly as iproute2 does).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, TypeVar
+
+from netkit.errors import AlreadyExists, KernelError, NotFound
+
+NETNS_DIR = "/run/netns"
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWNET = 0x40000000
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MNT_DETACH = 2
+
+T = TypeVar("T")
+_libc = ctypes.CDLL(None, use_errno=True)
+_worker: ThreadPoolExecutor | None = None
+_worker_lock = threading.Lock()
+_root_fd: int | None = None
+
+
+def _check(rc: int, what: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def mount(src: str, target: str, fstype: str | None, flags: int) -> None:
+    _check(_libc.mount(src.encode(), target.encode(),
+                       fstype.encode() if fstype else None, flags, None), f"mount {target}")
+
+
+def umount(target: str) -> None:
+    _check(_libc.umount2(target.encode(), MNT_DETACH), f"umount {target}")
+
+
+def _home_fd() -> int:
+    """fd of the netns the process started in (where the worker returns to)."""
+    global _root_fd
+    if _root_fd is None:
+        _root_fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    return _root_fd
+
+
+def in_worker(fn: Callable[[], T]) -> T:
+    """Run fn on the namespace worker thread and return its result."""
+    global _worker
+    if _worker is None:
+        with _worker_lock:
+            if _worker is None:
+                _home_fd()
+                _worker = ThreadPoolExecutor(1, thread_name_prefix="netkit-netns")
+    return _worker.submit(fn).result()
+
+
+def netns_path(name: str) -> str:
+    return f"{NETNS_DIR}/{name}"
+
+
+def exists(name: str) -> bool:
+    return os.path.exists(netns_path(name))
+
+
+def list_netns() -> list[str]:
+    try:
+        return sorted(os.listdir(NETNS_DIR))
+    except FileNotFoundError:
+        return []
+
+
+def _share_netns_dir() -> None:
+    # As iproute2: make /run/netns a shared bind mount of itself, so mounts
+    # made below it show in every mount namespace (ip netns, our spawns).
+    os.makedirs(NETNS_DIR, exist_ok=True)
+    if _libc.mount(b"", NETNS_DIR.encode(), b"none", MS_SHARED | MS_REC, None) == 0:
+        return
+    mount(NETNS_DIR, NETNS_DIR, "none", MS_BIND | MS_REC)
+    mount("", NETNS_DIR, "none", MS_SHARED | MS_REC)
+
+
+def create_netns(name: str, sysctls: dict[str, str] | None = None) -> None:
+    """Make netns `name` (visible to `ip netns`), with lo up is the caller's job.
+
+    `sysctls` (paths below /proc/sys/net) are written inside the new netns
+    before anything else exists in it, e.g. ipv6/conf/default/disable_ipv6.
+    """
+    path = netns_path(name)
+    _share_netns_dir()
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    except FileExistsError:
+        raise AlreadyExists(f"netns {name} already exists") from None
+
+    def make() -> None:
+        try:
+            unshare(CLONE_NEWNET)
+            # /proc/self would be the main thread's namespace: use thread-self.
+            mount("/proc/thread-self/ns/net", path, "none", MS_BIND)
+            for key, value in (sysctls or {}).items():
+                with open(f"/proc/sys/net/{key}", "w") as f:
+                    f.write(value)
+        finally:
+            setns(_home_fd())
+
+    try:
+        in_worker(make)
+    except OSError as exc:
+        _remove_mountpoint(path)
+        raise KernelError(f"create netns {name}: {exc.strerror or exc}") from exc
+
+
+def _remove_mountpoint(path: str) -> None:
+    try:
+        umount(path)
+    except OSError:
+        pass
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def delete_netns(name: str, missing_ok: bool = True) -> None:
+    """Unmount and remove netns `name`; the kernel frees it (and its links) once unused."""
+    path = netns_path(name)
+    if not os.path.exists(path):
+        if missing_ok:
+            return
+        raise NotFound(f"netns {name} not found")
+    _remove_mountpoint(path)
+
+
+def open_fd(name: str) -> int:
+    try:
+        return os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NotFound(f"netns {name} not found") from None
+
+
+def run_in(name: str | None, fn: Callable[[], T], nstype: int = CLONE_NEWNET) -> T:
+    """Run fn on the worker thread inside netns `name` (None: the home netns)."""
+    if name is None:
+        return in_worker(fn)
+    fd = open_fd(name)
+
+    def call() -> T:
+        try:
+            setns(fd, CLONE_NEWNET)
+            return fn()
+        finally:
+            setns(_home_fd())
+
+    try:
+        return in_worker(call)
+    finally:
+        os.close(fd)
+
+
+def socket_in(name: str | None, family: int, type: int, proto: int = 0) -> socket.socket:
+    """A socket created inside netns `name`; it stays bound to that netns."""
+    return run_in(name, lambda: socket.socket(family, type, proto))
+
+
+def write_sysctl(name: str | None, key: str, value: str) -> None:
+    """Write /proc/sys/net/<key> as seen from netns `name`."""
+    def write() -> None:
+        with open(f"/proc/sys/net/{key}", "w") as f:
+            f.write(value)
+    run_in(name, write)
+
+
+def read_sysctl(name: str | None, key: str) -> str:
+    def read() -> str:
+        with open(f"/proc/sys/net/{key}") as f:
+            return f.read().strip()
+    return run_in(name, read)
+
+
+def create_uts(path: str, hostname: str) -> None:
+    """A persistent UTS namespace bound at `path` with `hostname` set in it."""
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    uts_home = os.open("/proc/self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
+
+    def make() -> None:
+        try:
+            unshare(CLONE_NEWUTS)
+            socket.sethostname(hostname)
+            mount("/proc/thread-self/ns/uts", path, "none", MS_BIND)
+        finally:
+            setns(uts_home, CLONE_NEWUTS)
+
+    try:
+        in_worker(make)
+    except OSError as exc:
+        _remove_mountpoint(path)
+        raise KernelError(f"create uts namespace for {hostname}: {exc}") from exc
+    finally:
+        os.close(uts_home)
+
+
+def remove_bind(path: str) -> None:
+    """Undo create_uts (or any bind-mounted namespace file)."""
+    _remove_mountpoint(path)
+
+
+def is_missing(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOENT, errno.ENODEV, errno.ESRCH)

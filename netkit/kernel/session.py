@@ -1,0 +1,256 @@
+"""Netlink handles per namespace, with every change journaled.
+
+A `KernelSession` lives for one Engine action. `session.netns(name)` gives
+a `NetnsHandle` whose methods change the kernel and push their own undo
+onto the action's journal. The node's own namespace is `session.host`.
+
+Handles are pyroute2 `IPRoute` objects over a netlink socket created
+inside the target netns by the worker thread (see netns.py); pyroute2's
+own `netns=` forks a helper per handle and its sockets are thread-local,
+so a handle opened on one thread would silently talk to another netns
+from the next.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Callable, Iterator
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from netkit.errors import KernelError, NotFound
+from netkit.kernel import netns as ns
+from netkit.kernel.errors import is_missing, netlink_errors
+from netkit.kernel.journal import UndoJournal
+
+TAG = "netkit"          # IFLA_IFALIAS of every link netkit makes on a host
+
+
+def open_ipr(netns: str | None) -> IPRoute:
+    if netns is None:
+        return IPRoute()
+    sock = ns.socket_in(netns, socket.AF_NETLINK, socket.SOCK_DGRAM, 0)
+    return IPRoute(fileno=sock.detach())
+
+
+class FaultPlan:
+    """Test hook: make the Nth kernel call of an action fail (CNI debugPostIPAMError)."""
+
+    def __init__(self, fail_at: int) -> None:
+        self.fail_at = fail_at
+        self.calls = 0
+
+    def tick(self, op: str) -> None:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise KernelError(f"injected fault at kernel call {self.calls}: {op}")
+
+
+class NetnsHandle:
+    def __init__(self, session: "KernelSession", name: str | None, ipr: IPRoute) -> None:
+        self.session = session
+        self.name = name
+        self.ipr = ipr
+
+    @property
+    def journal(self) -> UndoJournal:
+        return self.session.journal
+
+    def _op(self, op: str, target: str) -> Any:
+        self.session.tick(f"{op} {target}")
+        return netlink_errors(op, target, self.name)
+
+    # -- queries (not journaled, not counted) ---------------------------------
+    def link_index(self, ifname: str) -> int | None:
+        try:
+            return self.ipr.link("get", ifname=ifname)[0]["index"]
+        except NetlinkError as exc:
+            if is_missing(exc):
+                return None
+            raise
+
+    def has_link(self, ifname: str) -> bool:
+        return self.link_index(ifname) is not None
+
+    def links(self) -> list[dict[str, Any]]:
+        out = []
+        for msg in self.ipr.get_links():
+            out.append({"index": msg["index"], "ifname": msg.get("ifname"),
+                        "alias": msg.get("ifalias"), "master": msg.get("master"),
+                        "kind": _kind(msg), "state": msg.get("state"),
+                        "mtu": msg.get("mtu"), "address": msg.get("address")})
+        return out
+
+    def addresses(self, family: int = socket.AF_INET) -> list[tuple[str, str, int]]:
+        return [(a.get("label") or "", a.get("address"), a["prefixlen"])
+                for a in self.ipr.get_addr(family=family)]
+
+    def routes(self, family: int = socket.AF_INET) -> list[dict[str, Any]]:
+        out = []
+        for r in self.ipr.get_routes(family=family, table=254):
+            out.append({"dst": r.get("dst"), "dst_len": r["dst_len"], "gateway": r.get("gateway"),
+                        "oif": r.get("oif"), "scope": r["scope"], "proto": r["proto"]})
+        return out
+
+    # -- changes (each journals its undo) -------------------------------------
+    def add_bridge(self, name: str, *, mac: str, mtu: int | None = None) -> int:
+        kw: dict[str, Any] = {"address": mac}
+        if mtu:
+            kw["mtu"] = mtu
+        with self._op("create bridge", name):
+            self.ipr.link("add", ifname=name, kind="bridge", **kw)
+        self.journal.push(f"delete bridge {name}", lambda: self.delete_link(name))
+        index = self.link_index(name)
+        assert index is not None
+        return index
+
+    def add_veth(self, name: str, peer: str, peer_netns: str, *, peer_mac: str | None = None,
+                 mtu: int | None = None) -> None:
+        """A veth pair: `name` here, `peer` created directly inside `peer_netns`."""
+        fd = ns.open_fd(peer_netns)
+        try:
+            peer_spec: dict[str, Any] = {"ifname": peer, "net_ns_fd": fd}
+            if peer_mac:
+                peer_spec["address"] = peer_mac
+            kw: dict[str, Any] = {}
+            if mtu:
+                kw["mtu"] = mtu
+                peer_spec["mtu"] = mtu
+            with self._op("create veth", name):
+                self.ipr.link("add", ifname=name, kind="veth", peer=peer_spec, **kw)
+        finally:
+            import os
+            os.close(fd)
+        self.journal.push(f"delete veth {name}", lambda: self.delete_link(name))
+
+    def set_link(self, target: str | int, **kw: Any) -> None:
+        """RTM_SETLINK by name or index: master, state, ifalias, mtu, address ..."""
+        key = {"index": target} if isinstance(target, int) else {"ifname": target}
+        with self._op("configure link", str(target)):
+            self.ipr.link("set", **key, **kw)
+
+    def up(self, target: str | int) -> None:
+        self.set_link(target, state="up")
+
+    def add_addr(self, index: int, address: str, prefixlen: int, label: str = "") -> None:
+        with self._op("add address", f"{address}/{prefixlen}"):
+            self.ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
+        self.journal.push(f"delete address {address}",
+                          lambda: self._quiet(lambda: self.ipr.addr(
+                              "del", index=index, address=address, prefixlen=prefixlen)))
+
+    def add_route(self, *, gateway: str, dst: str = "default", oif: int | None = None,
+                  family: int = socket.AF_INET) -> None:
+        spec: dict[str, Any] = {"gateway": gateway, "family": family}
+        spec["dst"] = dst if dst != "default" else ("0.0.0.0/0" if family == socket.AF_INET else "::/0")
+        if oif:
+            spec["oif"] = oif
+        with self._op("add route", f"{dst} via {gateway}"):
+            self.ipr.route("add", **spec)
+        self.journal.push(f"delete route {dst}",
+                          lambda: self._quiet(lambda: self.ipr.route("del", **spec)))
+
+    def del_route(self, *, dst: str = "default", family: int = socket.AF_INET) -> None:
+        d = dst if dst != "default" else ("0.0.0.0/0" if family == socket.AF_INET else "::/0")
+        self._quiet(lambda: self.ipr.route("del", dst=d, family=family))
+
+    def delete_link(self, target: str | int, missing_ok: bool = True) -> None:
+        """Delete a link; succeeds if it is already gone (CNI DEL semantics)."""
+        key = {"index": target} if isinstance(target, int) else {"ifname": target}
+        try:
+            self.session.tick(f"delete link {target}")
+            self.ipr.link("del", **key)
+        except NetlinkError as exc:
+            if missing_ok and is_missing(exc):
+                return
+            with netlink_errors("delete link", str(target), self.name):
+                raise
+
+    def sysctl(self, key: str, value: str, *, undo: str | None = None) -> None:
+        self.session.tick(f"sysctl {key}")
+        try:
+            ns.write_sysctl(self.name, key, value)
+        except FileNotFoundError:
+            raise NotFound(f"sysctl {key} not found in netns {self.name or 'host'}") from None
+        if undo is not None:
+            self.journal.push(f"sysctl {key}={undo}",
+                              lambda: self._quiet(lambda: ns.write_sysctl(self.name, key, undo)))
+
+    @staticmethod
+    def _quiet(fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except NetlinkError as exc:
+            if not is_missing(exc) and exc.code != 99:  # EADDRNOTAVAIL: address already gone
+                raise
+        except FileNotFoundError:
+            pass
+
+    def close(self) -> None:
+        self.ipr.close()
+
+
+def _kind(msg: Any) -> str | None:
+    info = msg.get("IFLA_LINKINFO") or msg.get("linkinfo")
+    if info is None:
+        return None
+    return info.get("IFLA_INFO_KIND") or info.get("kind")
+
+
+class KernelSession:
+    """All kernel access of one action: handles per netns + the undo journal.
+
+    `host` is the node's own namespace (None = the real machine's root).
+    Handles to `host_netns` may be shared across actions (`cache`); handles
+    to containers are closed at the end of the action.
+    """
+
+    def __init__(self, host_netns: str | None, journal: UndoJournal | None = None,
+                 cache: dict[str | None, IPRoute] | None = None,
+                 faults: FaultPlan | None = None) -> None:
+        self.host_netns = host_netns
+        self.journal = journal or UndoJournal()
+        self.faults = faults
+        self._cache = cache if cache is not None else {}
+        self._owned: dict[str | None, NetnsHandle] = {}
+
+    def tick(self, op: str) -> None:
+        if self.faults is not None:
+            self.faults.tick(op)
+
+    @property
+    def host(self) -> NetnsHandle:
+        return self.netns(self.host_netns, shared=True)
+
+    def netns(self, name: str | None, shared: bool = False) -> NetnsHandle:
+        handle = self._owned.get(name)
+        if handle is None:
+            if shared:
+                ipr = self._cache.get(name)
+                if ipr is None:
+                    ipr = self._cache[name] = open_ipr(name)
+            else:
+                ipr = open_ipr(name)
+            handle = self._owned[name] = NetnsHandle(self, name, ipr)
+        return handle
+
+    def create_netns(self, name: str, sysctls: dict[str, str] | None = None) -> None:
+        self.tick(f"create netns {name}")
+        ns.create_netns(name, sysctls)
+        self.journal.push(f"delete netns {name}", lambda: self.delete_netns(name))
+
+    def delete_netns(self, name: str) -> None:
+        handle = self._owned.pop(name, None)
+        if handle is not None and name not in self._cache:
+            handle.close()
+        ns.delete_netns(name)
+
+    def close(self) -> None:
+        for name, handle in self._owned.items():
+            if self._cache.get(name) is not handle.ipr:
+                handle.close()
+        self._owned.clear()
+
+    def __iter__(self) -> Iterator[NetnsHandle]:
+        return iter(self._owned.values())

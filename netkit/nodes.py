@@ -1,0 +1,208 @@
+"""Simulated hosts and LANs (ARCHITECTURE.md §6), managed from the real host.
+
+A LAN is a bridge `lan0` in its own netns `nkl-<lan>`; with `--gateway` the
+bridge carries that address and plays the LAN's router. A node is a netns
+`nkn-<node>` with its own UTS namespace, /etc files and state sub-root;
+with `--lan` its `eth0` is a veth whose peer `n-<node>` is a port of the
+LAN bridge. Nothing here touches the real host's interfaces: a LAN has no
+uplink, so packets of simulated hosts cannot leave the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import TYPE_CHECKING
+
+from netkit import sandbox
+from netkit.drivers.bridge import random_mac
+from netkit.errors import AlreadyExists, Conflict, Forbidden, InvalidArgument, NotFound
+from netkit.kernel import netns as kns
+from netkit.kernel import spawn
+from netkit.kernel.session import TAG
+from netkit.model import Lan, Node
+from netkit.paths import NodePaths, lan_netns, node_netns
+
+if TYPE_CHECKING:
+    from netkit.engine import Engine
+
+LAN_BRIDGE = "lan0"
+NODE_SYSCTLS = {"ipv6/conf/default/disable_ipv6": "1", "ipv4/ip_forward": "1"}
+
+
+def _cidr(value: str, what: str) -> "object":
+    import netaddr
+    try:
+        return netaddr.IPNetwork(value)
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        raise InvalidArgument(f"invalid {what}: invalid CIDR address: {value}") from None
+
+
+class NodesMixin:
+    def _host_only(self: "Engine") -> None:
+        if self.node_name:
+            raise Forbidden("simulated nodes and LANs are managed from the real host: drop --node")
+
+    # -- LANs -------------------------------------------------------------------
+    def create_lan(self: "Engine", name: str, subnet: str, gateway: str | None = None) -> Lan:
+        """`netkit lan create`: a simulated LAN switch (+ router address)."""
+        import netaddr
+        from netkit.engine import NODE_NAME_RE
+        self._host_only()
+        if not NODE_NAME_RE.match(name):
+            raise InvalidArgument(f"invalid LAN name {name!r}: use 1-13 of [a-z0-9-]")
+        net = _cidr(subnet, "subnet")
+        if str(net.cidr) != str(net):
+            raise InvalidArgument(f"invalid subnet {subnet}: it should be {net.cidr}")
+        if gateway is not None:
+            try:
+                gw = netaddr.IPAddress(gateway)
+            except (netaddr.AddrFormatError, ValueError):
+                raise InvalidArgument(f"invalid gateway address: {gateway}") from None
+            if gw not in net or gw in (net.network, net.broadcast):
+                raise InvalidArgument(f"invalid gateway {gateway}: parent subnet {subnet} doesn't contain this address")
+        lan = Lan(name=name, subnet=str(net), gateway=gateway, netns=lan_netns(name))
+        with self._action() as (tx, ctx):
+            if tx.lan(name):
+                raise AlreadyExists(f"lan with name {name} already exists")
+            ctx.kernel.create_netns(lan.netns, {"ipv6/conf/default/disable_ipv6": "1"})
+            h = ctx.kernel.netns(lan.netns)
+            h.set_link(1, state="up")
+            index = h.add_bridge(LAN_BRIDGE, mac=random_mac())
+            if gateway:
+                h.add_addr(index, gateway, net.prefixlen)
+            h.set_link(index, state="up", ifalias=TAG)
+            tx.insert_lan(lan)
+        return lan
+
+    def lans(self: "Engine") -> list[Lan]:
+        return self.host_store.read().lans()
+
+    def remove_lan(self: "Engine", name: str) -> None:
+        self._host_only()
+        with self._action() as (tx, ctx):
+            lan = tx.lan(name)
+            if lan is None:
+                raise NotFound(f"lan {name} not found")
+            users = [n.name for n in tx.nodes() if n.lan == name]
+            if users:
+                raise Conflict(f"lan {name} has nodes attached: {', '.join(users)}")
+            tx.delete_lan(name)
+            ctx.kernel.delete_netns(lan.netns)
+
+    # -- nodes ------------------------------------------------------------------
+    def create_node(self: "Engine", name: str, *, lan: str | None = None, ip: str | None = None,
+                    gateway: str | None = None, dns: tuple[str, ...] = ()) -> Node:
+        """`netkit node create`: a simulated host, optionally plugged into a LAN."""
+        import netaddr
+        from netkit import ipam
+        from netkit.engine import NODE_NAME_RE, now
+        self._host_only()
+        if not NODE_NAME_RE.match(name):
+            raise InvalidArgument(f"invalid node name {name!r}: use 1-13 of [a-z0-9-]")
+        for server in dns:
+            try:
+                ipam.ip_to_int(server)
+            except Exception:
+                raise InvalidArgument(f"{server} is not an ip address") from None
+        if (ip or gateway) and not lan:
+            raise InvalidArgument("--ip and --gateway need --lan")
+        paths = NodePaths.of(name, self.root, self.run_root)
+        with self._action() as (tx, ctx):
+            if tx.node(name):
+                raise AlreadyExists(f"node with name {name} already exists")
+            the_lan = None
+            addr = None
+            if lan:
+                the_lan = tx.lan(lan)
+                if the_lan is None:
+                    raise NotFound(f"lan {lan} not found")
+                if not ip:
+                    raise InvalidArgument("--lan needs --ip CIDR for the node's eth0")
+                subnet = netaddr.IPNetwork(the_lan.subnet)
+                addr = _cidr(ip if "/" in ip else f"{ip}/{subnet.prefixlen}", "ip")
+                if addr.ip not in subnet or addr.ip in (subnet.network, subnet.broadcast):
+                    raise InvalidArgument(f"ip {ip} is not in the LAN's subnet {the_lan.subnet}")
+                if the_lan.gateway and str(addr.ip) == the_lan.gateway:
+                    raise Conflict(f"ip {addr.ip} is the LAN's gateway")
+                for other in tx.nodes():
+                    if other.lan == lan and other.ip and other.ip.split("/")[0] == str(addr.ip):
+                        raise Conflict(f"ip {addr.ip} is already used by node {other.name}")
+                gateway = gateway or the_lan.gateway
+                if gateway and netaddr.IPAddress(gateway) not in subnet:
+                    raise InvalidArgument(f"no matching subnet for gateway {gateway}")
+            node = Node(name=name, netns=node_netns(name), lan=lan, ip=str(addr) if addr else None,
+                        gateway=gateway if lan else None, dns=tuple(dns), created=now())
+            os.makedirs(paths.run, exist_ok=True)
+            ctx.kernel.journal.push(f"remove {paths.run}", lambda: shutil.rmtree(paths.run, True))
+            ctx.kernel.create_netns(node.netns, NODE_SYSCTLS)
+            h = ctx.kernel.netns(node.netns)
+            h.set_link(1, state="up")
+            uts = os.path.join(paths.run, "uts")
+            kns.create_uts(uts, name)
+            ctx.kernel.journal.push(f"remove {uts}", lambda: kns.remove_bind(uts))
+            sandbox.write_file(os.path.join(paths.run, "hosts"),
+                               sandbox.hosts_file(name, [str(addr.ip)] if addr else [], ipv6=False))
+            sandbox.write_file(os.path.join(paths.run, "resolv.conf"),
+                               "".join(f"nameserver {s}\n" for s in dns) or "# no nameservers\n")
+            if the_lan is not None and addr is not None:
+                peer = f"n-{name}"
+                lh = ctx.kernel.netns(the_lan.netns)
+                lh.add_veth(peer, "eth0", node.netns, peer_mac=random_mac())
+                lh.set_link(peer, master=lh.link_index(LAN_BRIDGE), state="up", ifalias=TAG)
+                index = h.link_index("eth0")
+                assert index is not None
+                h.add_addr(index, str(addr.ip), addr.prefixlen)
+                h.set_link(index, state="up")
+                if gateway:
+                    h.add_route(gateway=gateway)
+            tx.insert_node(node)
+        return node
+
+    def nodes(self: "Engine") -> list[Node]:
+        return self.host_store.read().nodes()
+
+    def remove_node(self: "Engine", name: str, *, force: bool = False) -> None:
+        """`netkit node rm [-f]`: refused while the node has containers or user networks."""
+        from netkit.engine import Engine
+        self._host_only()
+        node = self.host_store.read().node(name)
+        if node is None:
+            raise NotFound(f"node {name} not found")
+        inner = Engine(name, root=self.root, run=self.run_root)
+        try:
+            busy = [c.name for c in inner.containers(all=True)] + \
+                   [n.name for n in inner.networks() if not n.predefined]
+            if busy and not force:
+                raise Conflict(f"node {name} is in use ({', '.join(busy)}): use -f to remove it anyway")
+            inner.system_reset()
+        finally:
+            inner.close()
+        paths = NodePaths.of(name, self.root, self.run_root)
+        with self._action() as (tx, ctx):
+            tx.delete_node(name)
+            for pid in spawn.netns_pids(node.netns or ""):
+                spawn.kill(pid)
+            if node.lan:
+                lan = tx.lan(node.lan)
+                if lan is not None:
+                    ctx.kernel.netns(lan.netns).delete_link(f"n-{name}")
+            ctx.kernel.delete_netns(node.netns or "")
+            kns.remove_bind(os.path.join(paths.run, "uts"))
+            shutil.rmtree(paths.run, ignore_errors=True)
+            shutil.rmtree(paths.root, ignore_errors=True)
+
+    def node_exec(self: "Engine", name: str, command: list[str]) -> int:
+        """`netkit node exec`: run a command on the simulated host itself."""
+        node = self.host_store.read().node(name)
+        if node is None:
+            raise NotFound(f"node {name} not found")
+        if not command:
+            raise InvalidArgument("no command given")
+        paths = NodePaths.of(name, self.root, self.run_root)
+        box = spawn.Sandbox(netns=node.netns, uts=os.path.join(paths.run, "uts"),
+                            binds=((os.path.join(paths.run, "hosts"), "/etc/hosts"),
+                                   (os.path.join(paths.run, "resolv.conf"), "/etc/resolv.conf")))
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": "/root",
+               "HOSTNAME": name}
+        return spawn.run_foreground(box, list(command), env)

@@ -1,0 +1,56 @@
+"""User input before validation: what the CLI parses and the Engine checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class NetworkSpec:
+    """`docker network create` arguments."""
+
+    name: str
+    driver: str = "bridge"
+    subnets: tuple[str, ...] = ()
+    ip_ranges: tuple[str, ...] = ()
+    gateways: tuple[str, ...] = ()
+    aux_addresses: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    internal: bool = False
+    ipv6: bool = False
+    ipv4: bool = True
+    attachable: bool = False
+
+
+@dataclass(slots=True)
+class EndpointSpec:
+    """One network a container joins, with its per-network settings."""
+
+    network: str                       # name, id or id prefix
+    aliases: tuple[str, ...] = ()
+    ipv4: str | None = None            # --ip
+    ipv6: str | None = None            # --ip6
+    mac: str | None = None             # --mac-address
+    links: tuple[str, ...] = ()        # "target[:alias]"
+
+
+@dataclass(slots=True)
+class ContainerSpec:
+    """`docker run` arguments that netkit understands."""
+
+    name: str | None = None
+    command: tuple[str, ...] = ()
+    network: str = "bridge"            # bridge | host | none | container:<ref> | a network
+    aliases: tuple[str, ...] = ()      # --network-alias (first network)
+    ipv4: str | None = None
+    ipv6: str | None = None
+    mac: str | None = None
+    hostname: str | None = None
+    detach: bool = False
+    auto_remove: bool = False
+    dns: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()
+    extra_networks: tuple[EndpointSpec, ...] = ()   # repeated --network
+    env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)

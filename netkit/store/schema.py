@@ -1,0 +1,41 @@
+"""Schema and migrations. Version N is reached by running MIGRATIONS[:N] in order."""
+
+MIGRATIONS: list[str] = [
+    # 1: networks, IPAM pools and addresses, containers, endpoints, nodes, LANs
+    """
+    CREATE TABLE networks (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, driver TEXT NOT NULL,
+        scope TEXT NOT NULL, created TEXT NOT NULL, internal INTEGER NOT NULL,
+        attachable INTEGER NOT NULL, ipv4 INTEGER NOT NULL, ipv6 INTEGER NOT NULL,
+        options TEXT NOT NULL, labels TEXT NOT NULL);
+    CREATE TABLE pools (
+        network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL, subnet TEXT NOT NULL, ip_range TEXT, gateway TEXT,
+        aux TEXT NOT NULL, hint TEXT, PRIMARY KEY (network_id, seq));
+    -- addresses held in a network: fixed-width hex keys so text order = numeric order
+    CREATE TABLE addresses (
+        network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+        family INTEGER NOT NULL, addr TEXT NOT NULL, owner TEXT NOT NULL,
+        PRIMARY KEY (network_id, family, addr)) WITHOUT ROWID;
+    CREATE TABLE containers (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, hostname TEXT NOT NULL,
+        created TEXT NOT NULL, network_mode TEXT NOT NULL, netns TEXT,
+        command TEXT NOT NULL, pid INTEGER, pid_start INTEGER, state TEXT NOT NULL,
+        exit_code INTEGER, auto_remove INTEGER NOT NULL, dns TEXT NOT NULL,
+        options TEXT NOT NULL);
+    CREATE TABLE endpoints (
+        id TEXT PRIMARY KEY,
+        network_id TEXT NOT NULL REFERENCES networks(id),
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        ifname TEXT NOT NULL, mac TEXT NOT NULL, ipv4 TEXT, ipv6 TEXT,
+        aliases TEXT NOT NULL, links TEXT NOT NULL, static_ipv4 INTEGER NOT NULL,
+        static_ipv6 INTEGER NOT NULL, host_ifname TEXT, seq INTEGER NOT NULL,
+        UNIQUE (network_id, container_id));
+    CREATE INDEX endpoints_by_container ON endpoints(container_id);
+    CREATE TABLE lans (
+        name TEXT PRIMARY KEY, subnet TEXT NOT NULL, gateway TEXT, netns TEXT NOT NULL);
+    CREATE TABLE nodes (
+        name TEXT PRIMARY KEY, netns TEXT NOT NULL, lan TEXT REFERENCES lans(name),
+        ip TEXT, gateway TEXT, dns TEXT NOT NULL, created TEXT NOT NULL);
+    """,
+]

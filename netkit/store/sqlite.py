@@ -1,0 +1,295 @@
+"""SQLite store: one file per node, WAL, one BEGIN IMMEDIATE per action.
+
+BEGIN IMMEDIATE takes the write lock up front, so concurrent CLI processes
+acting on one node serialize for the whole action (IPAM included): no two
+containers ever get the same address. Rows map to model dataclasses here
+and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
+
+from netkit.errors import InternalError, NetkitError
+from netkit.model import Container, Endpoint, IPAMConfig, Lan, Network, Node, Scope, State
+from netkit.store.schema import MIGRATIONS
+
+BUSY_TIMEOUT_MS = 120_000
+
+
+@contextmanager
+def _sqlite_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise InternalError(f"state store: {what}: {exc}") from exc
+
+
+class Store:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with _sqlite_errors(f"open {path}"):
+            self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000,
+                                      isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._migrate()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version >= len(MIGRATIONS):
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            for n, script in enumerate(MIGRATIONS[version:], version + 1):
+                for stmt in script.split(";"):
+                    if stmt.strip():
+                        self.db.execute(stmt)
+                self.db.execute(f"PRAGMA user_version={n}")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    @contextmanager
+    def transaction(self) -> Iterator["Tx"]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+        with _sqlite_errors("begin"):
+            self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield Tx(self.db)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        with _sqlite_errors("commit"):
+            self.db.execute("COMMIT")
+
+    def read(self) -> "Tx":
+        """Reads outside a transaction (autocommit; WAL gives a consistent snapshot per query)."""
+        return Tx(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _j(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class Tx:
+    """Row <-> model mapping. All SQL of netkit lives here."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def q(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return self.db.execute(sql, tuple(args)).fetchall()
+        except sqlite3.Error as exc:
+            raise InternalError(f"state store: {exc}") from exc
+
+    def x(self, sql: str, args: Iterable[Any] = ()) -> int:
+        try:
+            return self.db.execute(sql, tuple(args)).rowcount
+        except sqlite3.IntegrityError as exc:
+            raise NetkitError(f"state store: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise InternalError(f"state store: {exc}") from exc
+
+    # -- networks -------------------------------------------------------------
+    _NET = "id,name,driver,scope,created,internal,attachable,ipv4,ipv6,options,labels"
+
+    def _network(self, row: tuple) -> Network:
+        pools = self.q("SELECT subnet,ip_range,gateway,aux FROM pools WHERE network_id=? ORDER BY seq",
+                       (row[0],))
+        return Network(id=row[0], name=row[1], driver=row[2], scope=Scope(row[3]), created=row[4],
+                       internal=bool(row[5]), attachable=bool(row[6]), ipv4=bool(row[7]),
+                       ipv6=bool(row[8]), options=json.loads(row[9]), labels=json.loads(row[10]),
+                       ipam=tuple(IPAMConfig(p[0], p[1], p[2], json.loads(p[3])) for p in pools))
+
+    def networks(self) -> list[Network]:
+        return [self._network(r) for r in self.q(f"SELECT {self._NET} FROM networks")]
+
+    def network(self, network_id: str) -> Network | None:
+        rows = self.q(f"SELECT {self._NET} FROM networks WHERE id=?", (network_id,))
+        return self._network(rows[0]) if rows else None
+
+    def network_refs(self) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self.q("SELECT id, name FROM networks")]
+
+    def insert_network(self, net: Network) -> None:
+        self.x(f"INSERT INTO networks ({self._NET}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+               (net.id, net.name, net.driver, net.scope.value, net.created, int(net.internal),
+                int(net.attachable), int(net.ipv4), int(net.ipv6), _j(net.options), _j(net.labels)))
+        for seq, cfg in enumerate(net.ipam):
+            self.x("INSERT INTO pools (network_id,seq,subnet,ip_range,gateway,aux,hint) "
+                   "VALUES (?,?,?,?,?,?,NULL)",
+                   (net.id, seq, cfg.subnet, cfg.ip_range, cfg.gateway, _j(cfg.aux)))
+
+    def delete_network(self, network_id: str) -> None:
+        self.x("DELETE FROM addresses WHERE network_id=?", (network_id,))
+        self.x("DELETE FROM pools WHERE network_id=?", (network_id,))
+        self.x("DELETE FROM networks WHERE id=?", (network_id,))
+
+    def all_subnets(self) -> list[str]:
+        return [r[0] for r in self.q("SELECT subnet FROM pools")]
+
+    # -- addresses ------------------------------------------------------------
+    def pool_hint(self, network_id: str, seq: int) -> str | None:
+        rows = self.q("SELECT hint FROM pools WHERE network_id=? AND seq=?", (network_id, seq))
+        return rows[0][0] if rows else None
+
+    def set_pool_hint(self, network_id: str, seq: int, hint: str | None) -> None:
+        self.x("UPDATE pools SET hint=? WHERE network_id=? AND seq=?", (hint, network_id, seq))
+
+    def taken_from(self, network_id: str, family: int, start_key: str) -> Iterator[str]:
+        cur = self.db.execute("SELECT addr FROM addresses WHERE network_id=? AND family=? AND addr>=? "
+                              "ORDER BY addr", (network_id, family, start_key))
+        for (key,) in cur:
+            yield key
+
+    def address_owner(self, network_id: str, family: int, key: str) -> str | None:
+        rows = self.q("SELECT owner FROM addresses WHERE network_id=? AND family=? AND addr=?",
+                      (network_id, family, key))
+        return rows[0][0] if rows else None
+
+    def hold_address(self, network_id: str, family: int, key: str, owner: str) -> None:
+        self.x("INSERT INTO addresses (network_id,family,addr,owner) VALUES (?,?,?,?)",
+               (network_id, family, key, owner))
+
+    def release_address(self, network_id: str, family: int, key: str) -> None:
+        self.x("DELETE FROM addresses WHERE network_id=? AND family=? AND addr=?",
+               (network_id, family, key))
+
+    def count_addresses(self, network_id: str, family: int) -> int:
+        return self.q("SELECT count(*) FROM addresses WHERE network_id=? AND family=?",
+                      (network_id, family))[0][0]
+
+    # -- containers -----------------------------------------------------------
+    _CTR = ("id,name,hostname,created,network_mode,netns,command,pid,pid_start,state,exit_code,"
+            "auto_remove,dns,options")
+
+    def _container(self, r: tuple, endpoints: tuple[Endpoint, ...] = ()) -> Container:
+        opts = json.loads(r[13])
+        opts["pid_start"] = r[8]
+        return Container(id=r[0], name=r[1], hostname=r[2], created=r[3], network_mode=r[4],
+                         netns=r[5], command=tuple(json.loads(r[6])), pid=r[7], state=State(r[9]),
+                         exit_code=r[10], auto_remove=bool(r[11]), dns=tuple(json.loads(r[12])),
+                         options=opts, endpoints=endpoints)
+
+    def containers(self, with_endpoints: bool = True) -> list[Container]:
+        eps: dict[str, list[Endpoint]] = {}
+        if with_endpoints:
+            for ep in self.endpoints():
+                eps.setdefault(ep.container_id, []).append(ep)
+        return [self._container(r, tuple(eps.get(r[0], ())))
+                for r in self.q(f"SELECT {self._CTR} FROM containers ORDER BY created DESC, name")]
+
+    def container(self, container_id: str) -> Container | None:
+        rows = self.q(f"SELECT {self._CTR} FROM containers WHERE id=?", (container_id,))
+        if not rows:
+            return None
+        return self._container(rows[0], tuple(self.endpoints(container_id=container_id)))
+
+    def container_refs(self) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self.q("SELECT id, name FROM containers")]
+
+    def insert_container(self, c: Container) -> None:
+        opts = {k: v for k, v in c.options.items() if k != "pid_start"}
+        self.x(f"INSERT INTO containers ({self._CTR}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+               (c.id, c.name, c.hostname, c.created, c.network_mode, c.netns, _j(list(c.command)),
+                c.pid, c.options.get("pid_start"), c.state.value, c.exit_code, int(c.auto_remove),
+                _j(list(c.dns)), _j(opts)))
+
+    def set_container_state(self, container_id: str, state: State, *, pid: int | None = None,
+                            pid_start: int | None = None, exit_code: int | None = None) -> None:
+        self.x("UPDATE containers SET state=?, pid=?, pid_start=?, exit_code=? WHERE id=?",
+               (state.value, pid, pid_start, exit_code, container_id))
+
+    def delete_container(self, container_id: str) -> None:
+        self.x("DELETE FROM endpoints WHERE container_id=?", (container_id,))
+        self.x("DELETE FROM containers WHERE id=?", (container_id,))
+
+    # -- endpoints ------------------------------------------------------------
+    _EP = ("e.id,e.network_id,e.container_id,e.ifname,e.mac,e.ipv4,e.ipv6,e.aliases,e.links,"
+           "e.static_ipv4,e.static_ipv6,e.host_ifname,n.name")
+
+    def endpoints(self, *, container_id: str | None = None,
+                  network_id: str | None = None) -> list[Endpoint]:
+        sql = f"SELECT {self._EP} FROM endpoints e JOIN networks n ON n.id=e.network_id"
+        where, args = [], []
+        if container_id:
+            where.append("e.container_id=?")
+            args.append(container_id)
+        if network_id:
+            where.append("e.network_id=?")
+            args.append(network_id)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY e.seq"
+        return [Endpoint(id=r[0], network_id=r[1], container_id=r[2], ifname=r[3], mac=r[4],
+                         ipv4=r[5], ipv6=r[6], aliases=tuple(json.loads(r[7])),
+                         links=tuple(json.loads(r[8])), static_ipv4=bool(r[9]),
+                         static_ipv6=bool(r[10]), host_ifname=r[11], network_name=r[12])
+                for r in self.q(sql, args)]
+
+    def count_endpoints(self, network_id: str) -> int:
+        return self.q("SELECT count(*) FROM endpoints WHERE network_id=?", (network_id,))[0][0]
+
+    def insert_endpoint(self, ep: Endpoint) -> None:
+        seq = self.q("SELECT coalesce(max(seq),0)+1 FROM endpoints")[0][0]
+        self.x("INSERT INTO endpoints (id,network_id,container_id,ifname,mac,ipv4,ipv6,aliases,links,"
+               "static_ipv4,static_ipv6,host_ifname,seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+               (ep.id, ep.network_id, ep.container_id, ep.ifname, ep.mac, ep.ipv4, ep.ipv6,
+                _j(list(ep.aliases)), _j(list(ep.links)), int(ep.static_ipv4), int(ep.static_ipv6),
+                ep.host_ifname, seq))
+
+    def delete_endpoint(self, endpoint_id: str) -> None:
+        self.x("DELETE FROM endpoints WHERE id=?", (endpoint_id,))
+
+    # -- nodes and LANs (kept in the real host's store) -----------------------
+    def lans(self) -> list[Lan]:
+        return [Lan(*r) for r in self.q("SELECT name,subnet,gateway,netns FROM lans ORDER BY name")]
+
+    def lan(self, name: str) -> Lan | None:
+        rows = self.q("SELECT name,subnet,gateway,netns FROM lans WHERE name=?", (name,))
+        return Lan(*rows[0]) if rows else None
+
+    def insert_lan(self, lan: Lan) -> None:
+        self.x("INSERT INTO lans (name,subnet,gateway,netns) VALUES (?,?,?,?)",
+               (lan.name, lan.subnet, lan.gateway, lan.netns))
+
+    def delete_lan(self, name: str) -> None:
+        self.x("DELETE FROM lans WHERE name=?", (name,))
+
+    def _node(self, r: tuple) -> Node:
+        return Node(name=r[0], netns=r[1], lan=r[2], ip=r[3], gateway=r[4],
+                    dns=tuple(json.loads(r[5])), created=r[6])
+
+    def nodes(self) -> list[Node]:
+        return [self._node(r) for r in
+                self.q("SELECT name,netns,lan,ip,gateway,dns,created FROM nodes ORDER BY name")]
+
+    def node(self, name: str) -> Node | None:
+        rows = self.q("SELECT name,netns,lan,ip,gateway,dns,created FROM nodes WHERE name=?", (name,))
+        return self._node(rows[0]) if rows else None
+
+    def insert_node(self, node: Node) -> None:
+        self.x("INSERT INTO nodes (name,netns,lan,ip,gateway,dns,created) VALUES (?,?,?,?,?,?,?)",
+               (node.name, node.netns, node.lan, node.ip, node.gateway, _j(list(node.dns)),
+                node.created))
+
+    def delete_node(self, name: str) -> None:
+        self.x("DELETE FROM nodes WHERE name=?", (name,))
