@@ -24,6 +24,7 @@ from netkit.kernel import netns as ns
 from netkit.kernel.errors import is_missing, netlink_errors
 from netkit.kernel.journal import UndoJournal
 
+IFA_F_NODAD = 0x02
 TAG = "netkit"          # IFLA_IFALIAS of every link netkit makes on a host
 
 
@@ -134,8 +135,9 @@ class NetnsHandle:
         self.set_link(target, state="up")
 
     def add_addr(self, index: int, address: str, prefixlen: int, label: str = "") -> None:
+        extra = {"flags": IFA_F_NODAD} if ":" in address else {}   # usable at once, as Docker does
         with self._op("add address", f"{address}/{prefixlen}"):
-            self.ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
+            self.ipr.addr("add", index=index, address=address, prefixlen=prefixlen, **extra)
         self.journal.push(f"delete address {address}",
                           lambda: self._quiet(lambda: self.ipr.addr(
                               "del", index=index, address=address, prefixlen=prefixlen)))
@@ -210,7 +212,7 @@ class KernelSession:
                  cache: dict[str | None, IPRoute] | None = None,
                  faults: FaultPlan | None = None) -> None:
         self.host_netns = host_netns
-        self.journal = journal or UndoJournal()
+        self.journal = journal if journal is not None else UndoJournal()
         self.faults = faults
         self._cache = cache if cache is not None else {}
         self._owned: dict[str | None, NetnsHandle] = {}

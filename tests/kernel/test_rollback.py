@@ -1,0 +1,66 @@
+"""Every failure point of an action leaves the kernel and the store as they were."""
+
+from __future__ import annotations
+
+import pytest
+
+from netkit.errors import KernelError, NetkitError
+from netkit.kernel.session import FaultPlan
+from netkit.specs import ContainerSpec, NetworkSpec
+from tests.kernel.helpers import snapshot
+
+pytestmark = pytest.mark.root
+
+
+def _count_calls(node, action) -> int:
+    plan = FaultPlan(fail_at=0)
+    node.faults = plan
+    try:
+        action()
+    finally:
+        node.faults = None
+    return plan.calls
+
+
+def test_every_failure_point_of_run(node):
+    node.create_network(NetworkSpec("n1", ipv6=True))
+    node.create_network(NetworkSpec("n2"))
+    from netkit.specs import EndpointSpec
+    spec = lambda: ContainerSpec(name="c1", network="n1", extra_networks=(EndpointSpec("n2"),))
+    calls = _count_calls(node, lambda: node.create_container(spec()))
+    node.remove_container("c1", force=True)
+    assert calls >= 10
+    before = snapshot(node)
+    for n in range(1, calls + 1):
+        node.faults = FaultPlan(fail_at=n)
+        with pytest.raises(KernelError, match=f"injected fault at kernel call {n}"):
+            node.create_container(spec())
+        node.faults = None
+        assert snapshot(node) == before, f"kernel call {n} left something behind"
+
+
+def test_every_failure_point_of_network_create(node):
+    calls = _count_calls(node, lambda: node.create_network(NetworkSpec("n1", ipv6=True)))
+    node.remove_network("n1")
+    before = snapshot(node)
+    for n in range(1, calls + 1):
+        node.faults = FaultPlan(fail_at=n)
+        with pytest.raises(NetkitError):
+            node.create_network(NetworkSpec("n1", ipv6=True))
+        node.faults = None
+        assert snapshot(node) == before, f"kernel call {n} left something behind"
+
+
+def test_every_failure_point_of_connect(node):
+    node.create_network(NetworkSpec("n1"))
+    node.create_network(NetworkSpec("n2"))
+    node.run(ContainerSpec(name="c1", network="n1", detach=True))
+    calls = _count_calls(node, lambda: node.connect("n2", "c1", aliases=("a",)))
+    node.disconnect("n2", "c1")
+    before = snapshot(node)
+    for n in range(1, calls + 1):
+        node.faults = FaultPlan(fail_at=n)
+        with pytest.raises(NetkitError):
+            node.connect("n2", "c1", aliases=("a",))
+        node.faults = None
+        assert snapshot(node) == before, f"kernel call {n} left something behind"
