@@ -46,7 +46,11 @@ class SystemMixin:
         netns = {n for n in kns.list_netns() if n.startswith(prefix)}
         session = KernelSession(self.node.netns, cache=self._ipr_cache)
         try:
-            links = {l["ifname"] for l in session.host.links() if l["alias"] == TAG}
+            all_links = session.host.links()
+            # bridges (and LAN ports) carry the tag; veths are found as ports of those bridges
+            tagged = {l["index"]: l["ifname"] for l in all_links if l["alias"] == TAG}
+            links = set(tagged.values()) | {l["ifname"] for l in all_links
+                                            if l["kind"] == "veth" and l["master"] in tagged}
         finally:
             session.close()
         try:

@@ -126,9 +126,15 @@ class BridgeDriver:
         host = ctx.kernel.host
         host_if = ep.host_ifname or f"veth{secrets.token_hex(4)[:7]}"
         mtu = mtu_of(net)
-        host.add_veth(host_if, ep.ifname, ctr.netns, peer_mac=ep.mac, mtu=mtu)
-        host.sysctl(f"ipv6/conf/{host_if}/disable_ipv6", "1")
-        host.set_link(host_if, master=host.link_index(bridge_name(net)), state="up", ifalias=TAG)
+        if not ctx.node.simulated:
+            # the real host's default may autoconfigure IPv6 on new links; simulated
+            # nodes disable it by default, so their veths never send RS/DAD/MLD.
+            host.add_veth(host_if, ep.ifname, ctr.netns, peer_mac=ep.mac, mtu=mtu)
+            host.sysctl(f"ipv6/conf/{host_if}/disable_ipv6", "1")
+            host.set_link(host_if, master=host.link_index(bridge_name(net)), state="up")
+        else:
+            host.add_veth(host_if, ep.ifname, ctr.netns, peer_mac=ep.mac, mtu=mtu,
+                          master=host.link_index(bridge_name(net)))
         configure_sandbox(ctx, net, ep, ctr)
         return JoinResult(ifname=ep.ifname, mac=ep.mac, host_ifname=host_if,
                           gateway_v4=net.gateway_v4, gateway_v6=net.gateway_v6)
