@@ -57,6 +57,7 @@ class Engine(SystemMixin, NodesMixin):
         self.faults: FaultPlan | None = None     # test hook: fail the Nth kernel call
         self._ipr_cache: dict[str | None, Any] = {}
         self._host_store: Store | None = None
+        self._resolv_cache: tuple[tuple[str, int], str] | None = None
         if self.node_name:
             found = self.host_store.read().node(self.node_name)
             if found is None:
@@ -437,19 +438,28 @@ class Engine(SystemMixin, NodesMixin):
         return net.name, net, None
 
     def _node_resolv(self) -> str:
-        if not self.node.simulated:
-            return sandbox.host_resolv_text()
+        """The node's resolv.conf text (re-read only when the file changes)."""
+        path = "/etc/resolv.conf" if not self.node.simulated else os.path.join(self.paths.run, "resolv.conf")
         try:
-            with open(os.path.join(self.paths.run, "resolv.conf")) as f:
-                return f.read()
+            mtime = os.stat(path).st_mtime_ns
         except OSError:
             return ""
+        if self._resolv_cache and self._resolv_cache[0] == (path, mtime):
+            return self._resolv_cache[1]
+        text = sandbox.host_resolv_text() if not self.node.simulated else open(path).read()
+        self._resolv_cache = ((path, mtime), text)
+        return text
 
     def _write_files(self, journal: UndoJournal | None, tx: Tx, ctr: Container,
-                     eps: list[Endpoint]) -> None:
-        """The container's /etc/hosts and /etc/resolv.conf (rewritten on connect/disconnect)."""
+                     eps: list[Endpoint], nets: dict[str, Network] | None = None) -> None:
+        """The container's /etc/hosts and /etc/resolv.conf (rewritten on connect/disconnect).
+
+        With a journal the files are new (run): written in place and journaled.
+        Without, they are replaced atomically (connect/disconnect of a live container).
+        """
         d = self.paths.container_dir(ctr.id)
-        nets = {ep.network_id: tx.network(ep.network_id) for ep in eps}
+        if nets is None:
+            nets = {ep.network_id: tx.network(ep.network_id) for ep in eps}    # type: ignore[misc]
         embedded = any(n.user_defined and drivers.get(n.driver).has_dns for n in nets.values())
         addrs = [a.split("/")[0] for ep in eps for a in (ep.ipv4, ep.ipv6) if a]
         extra = self._link_hosts(tx, ctr, eps, nets)
@@ -460,8 +470,9 @@ class Engine(SystemMixin, NodesMixin):
         }
         for name, text in files.items():
             path = os.path.join(d, name)
-            if journal is not None and not os.path.exists(path):
-                self._file(journal, path, text)
+            if journal is not None:
+                with open(path, "w") as f:
+                    f.write(text)
             else:
                 sandbox.write_file(path, text)
 
@@ -526,12 +537,8 @@ class Engine(SystemMixin, NodesMixin):
             os.makedirs(d, exist_ok=True)
             ctx.kernel.journal.push(f"remove {d}", lambda: _rmtree(d))
             if shared is None and mode != "host":
-                ctx.kernel.create_netns(netns_name, NETNS_SYSCTLS)     # type: ignore[arg-type]
-                uts = os.path.join(d, "uts")
-                ctx.kernel.tick(f"create uts {uts}")
-                kns.create_uts(uts, hostname)
-                ctx.kernel.journal.push(f"remove {uts}", lambda: kns.remove_bind(uts))
-                ctx.kernel.netns(netns_name).set_link(1, state="up")     # lo
+                ctx.kernel.create_netns(netns_name, NETNS_SYSCTLS,     # type: ignore[arg-type]
+                                        uts=(os.path.join(d, "uts"), hostname))
             tx.insert_container(ctr)
             eps: list[Endpoint] = []
             if net is not None and mode not in ("host", "none"):
@@ -543,7 +550,9 @@ class Engine(SystemMixin, NodesMixin):
                     eps.append(self._join(tx, ctx, n, ctr, es, eps))
                 self._route(tx, ctx, ctr, eps, replace=False)
             if shared is None:
-                self._write_files(ctx.kernel.journal, tx, ctr, eps)
+                # the run dir (journaled above) holds them: no undo of their own
+                self._write_files(ctx.kernel.journal, tx, ctr, eps,
+                                  {n.id: n for n in [net, *(n for n, _ in extra_nets)] if n})
         self._after_change()
         return Container(**{**_fields(ctr), "endpoints": tuple(eps)})
 

@@ -65,9 +65,7 @@ class NodesMixin:
         with self._action() as (tx, ctx):
             if tx.lan(name):
                 raise AlreadyExists(f"lan with name {name} already exists")
-            ctx.kernel.create_netns(lan.netns, {"ipv6/conf/default/disable_ipv6": "1"})
-            h = ctx.kernel.netns(lan.netns)
-            h.set_link(1, state="up")
+            h = ctx.kernel.create_netns(lan.netns, {"ipv6/conf/default/disable_ipv6": "1"})
             index = h.add_bridge(LAN_BRIDGE, mac=random_mac())
             if gateway:
                 h.add_addr(index, gateway, net.prefixlen)
@@ -135,12 +133,8 @@ class NodesMixin:
                         gateway=gateway if lan else None, dns=tuple(dns), created=now())
             os.makedirs(paths.run, exist_ok=True)
             ctx.kernel.journal.push(f"remove {paths.run}", lambda: shutil.rmtree(paths.run, True))
-            ctx.kernel.create_netns(node.netns, NODE_SYSCTLS)
-            h = ctx.kernel.netns(node.netns)
-            h.set_link(1, state="up")
-            uts = os.path.join(paths.run, "uts")
-            kns.create_uts(uts, name)
-            ctx.kernel.journal.push(f"remove {uts}", lambda: kns.remove_bind(uts))
+            h = ctx.kernel.create_netns(node.netns, NODE_SYSCTLS,
+                                        uts=(os.path.join(paths.run, "uts"), name))
             sandbox.write_file(os.path.join(paths.run, "hosts"),
                                sandbox.hosts_file(name, [str(addr.ip)] if addr else [], ipv6=False))
             sandbox.write_file(os.path.join(paths.run, "resolv.conf"),

@@ -98,9 +98,16 @@ def list_netns() -> list[str]:
         return []
 
 
+_shared = False
+
+
 def _share_netns_dir() -> None:
     # As iproute2: make /run/netns a shared bind mount of itself, so mounts
     # made below it show in every mount namespace (ip netns, our spawns).
+    global _shared
+    if _shared:
+        return
+    _shared = True
     os.makedirs(NETNS_DIR, exist_ok=True)
     if _libc.mount(b"", NETNS_DIR.encode(), b"none", MS_SHARED | MS_REC, None) == 0:
         return
@@ -108,11 +115,15 @@ def _share_netns_dir() -> None:
     mount("", NETNS_DIR, "none", MS_SHARED | MS_REC)
 
 
-def create_netns(name: str, sysctls: dict[str, str] | None = None) -> None:
-    """Make netns `name` (visible to `ip netns`), with lo up is the caller's job.
+def create_netns(name: str, sysctls: dict[str, str] | None = None, *, lo_up: bool = False,
+                 netlink: bool = False, uts: tuple[str, str] | None = None) -> socket.socket | None:
+    """Make netns `name` (visible to `ip netns`) in one trip to the worker thread.
 
     `sysctls` (paths below /proc/sys/net) are written inside the new netns
     before anything else exists in it, e.g. ipv6/conf/default/disable_ipv6.
+    `lo_up` brings loopback up; `netlink` returns a NETLINK_ROUTE socket
+    bound to the new netns; `uts=(path, hostname)` also makes a UTS
+    namespace bound at path (a container's, made in the same trip).
     """
     path = netns_path(name)
     _share_netns_dir()
@@ -121,7 +132,11 @@ def create_netns(name: str, sysctls: dict[str, str] | None = None) -> None:
     except FileExistsError:
         raise AlreadyExists(f"netns {name} already exists") from None
 
-    def make() -> None:
+    if uts is not None:
+        os.close(os.open(uts[0], os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+
+    def make() -> socket.socket | None:
+        uts_home = None
         try:
             unshare(CLONE_NEWNET)
             # /proc/self would be the main thread's namespace: use thread-self.
@@ -129,14 +144,38 @@ def create_netns(name: str, sysctls: dict[str, str] | None = None) -> None:
             for key, value in (sysctls or {}).items():
                 with open(f"/proc/sys/net/{key}", "w") as f:
                     f.write(value)
+            if lo_up:
+                _ifup("lo")
+            if uts is not None:
+                uts_home = os.open("/proc/thread-self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
+                unshare(CLONE_NEWUTS)
+                socket.sethostname(uts[1])
+                mount("/proc/thread-self/ns/uts", uts[0], "none", MS_BIND)
+            return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 0) if netlink else None
         finally:
             setns(_home_fd())
+            if uts_home is not None:
+                setns(uts_home, CLONE_NEWUTS)
+                os.close(uts_home)
 
     try:
-        in_worker(make)
+        return in_worker(make)
     except OSError as exc:
         _remove_mountpoint(path)
+        if uts is not None:
+            _remove_mountpoint(uts[0])
         raise KernelError(f"create netns {name}: {exc.strerror or exc}") from exc
+
+
+def _ifup(ifname: str) -> None:
+    """Set IFF_UP with an ioctl (cheaper than a netlink round-trip; used for lo)."""
+    import fcntl
+    import struct
+    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sh", ifname.encode(), 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(s, SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh", ifname.encode(), flags | IFF_UP))
 
 
 def _remove_mountpoint(path: str) -> None:

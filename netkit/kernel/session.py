@@ -242,10 +242,17 @@ class KernelSession:
             handle = self._owned[name] = NetnsHandle(self, name, ipr)
         return handle
 
-    def create_netns(self, name: str, sysctls: dict[str, str] | None = None) -> None:
+    def create_netns(self, name: str, sysctls: dict[str, str] | None = None, *,
+                     lo_up: bool = True, uts: tuple[str, str] | None = None) -> NetnsHandle:
+        """A new netns (lo up, + a UTS namespace if asked), with its handle ready."""
         self.tick(f"create netns {name}")
-        ns.create_netns(name, sysctls)
+        sock = ns.create_netns(name, sysctls, lo_up=lo_up, netlink=True, uts=uts)
         self.journal.push(f"delete netns {name}", lambda: self.delete_netns(name))
+        if uts is not None:
+            self.journal.push(f"remove {uts[0]}", lambda: ns.remove_bind(uts[0]))
+        assert sock is not None
+        handle = self._owned[name] = NetnsHandle(self, name, IPRoute(fileno=sock.detach()))
+        return handle
 
     def delete_netns(self, name: str) -> None:
         handle = self._owned.pop(name, None)

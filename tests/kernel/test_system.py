@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from netkit.specs import ContainerSpec, NetworkSpec
-from tests.kernel.helpers import links
+from tests.kernel.helpers import links, settle
 
 pytestmark = pytest.mark.root
 
@@ -45,6 +45,7 @@ def test_reset_removes_everything(node):
     node.run(ContainerSpec(name="c2", detach=True))                 # default bridge: netkit0
     assert "netkit0" in links(node.node.netns)
     node.system_reset()
+    settle(node)                                  # the kernel frees veths of deleted netns lazily
     assert {n.name for n in node.networks()} == {"bridge", "host", "none"}
     assert node.containers(all=True) == []
     assert [l for l in links(node.node.netns) if l not in ("lo", "eth0")] == []
