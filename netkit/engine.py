@@ -54,7 +54,7 @@ class Engine(SystemMixin, NodesMixin):
         self.root = root or default_root()
         self.run_root = run or default_run()
         self.node_name = node or ""
-        self.faults: FaultPlan | None = None     # test hook: fail the Nth kernel call
+        self.faults: FaultPlan | None = FaultPlan.from_env()   # test hook: fail the Nth kernel call
         self._ipr_cache: dict[str | None, Any] = {}
         self._host_store: Store | None = None
         self._resolv_cache: tuple[tuple[str, int], str] | None = None

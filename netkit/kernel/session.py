@@ -36,15 +36,33 @@ def open_ipr(netns: str | None) -> IPRoute:
 
 
 class FaultPlan:
-    """Test hook: make the Nth kernel call of an action fail (CNI debugPostIPAMError)."""
+    """Test hook: make the Nth kernel call of an action fail (CNI debugPostIPAMError).
 
-    def __init__(self, fail_at: int) -> None:
+    With `hang=True` the Nth call blocks instead, so a test can kill -9 the
+    process half-way through an action. The CLI takes it from the
+    environment: NETKIT_TEST_FAULT=fail:N or hang:N.
+    """
+
+    def __init__(self, fail_at: int, hang: bool = False) -> None:
         self.fail_at = fail_at
+        self.hang = hang
         self.calls = 0
+
+    @classmethod
+    def from_env(cls) -> "FaultPlan | None":
+        import os
+        spec = os.environ.get("NETKIT_TEST_FAULT")
+        if not spec:
+            return None
+        mode, _, n = spec.partition(":")
+        return cls(int(n), hang=mode == "hang")
 
     def tick(self, op: str) -> None:
         self.calls += 1
         if self.calls == self.fail_at:
+            if self.hang:
+                import time
+                time.sleep(3600)
             raise KernelError(f"injected fault at kernel call {self.calls}: {op}")
 
 

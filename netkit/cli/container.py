@@ -1,0 +1,94 @@
+"""`netkit run | exec | ps | rm | inspect`: docker's container commands, networking only.
+
+There is no image: everything after the options is the command, verbatim.
+"""
+
+from __future__ import annotations
+
+import click
+
+from netkit.cli import each, engine, render
+from netkit.cli.parse import VerbatimCommand, env_vars, key_values, merge_first_network, network_flag
+
+
+@click.command(cls=VerbatimCommand)
+@click.option("-d", "--detach", is_flag=True, help="Run in the background and print the container ID.")
+@click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits.")
+@click.option("--name", metavar="NAME", help="Container name.")
+@click.option("--network", "--net", "networks", multiple=True, metavar="NETWORK",
+              help="bridge | host | none | container:<name|id> | a network (repeatable).")
+@click.option("--network-alias", "--net-alias", "aliases", multiple=True, metavar="ALIAS",
+              help="Network-scoped alias (first network).")
+@click.option("--ip", "ipv4", metavar="IP", help="IPv4 address (first network).")
+@click.option("--ip6", "ipv6", metavar="IP", help="IPv6 address (first network).")
+@click.option("-h", "--hostname", metavar="NAME", help="Container host name.")
+@click.option("--mac-address", "mac", metavar="MAC", help="MAC address (first network).")
+@click.option("--dns", multiple=True, metavar="IP", help="Upstream DNS servers.")
+@click.option("--link", "links", multiple=True, metavar="CONTAINER[:ALIAS]", help="Link to another container.")
+@click.option("-e", "--env", "env", multiple=True, metavar="KEY[=VALUE]", help="Environment variables.")
+@click.option("-l", "--label", "labels", multiple=True, metavar="KEY=VALUE",
+              callback=key_values("--label", bare_ok=True), help="Metadata.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def run(detach: bool, auto_remove: bool, name: str | None, networks: tuple[str, ...],
+        aliases: tuple[str, ...], ipv4: str | None, ipv6: str | None, hostname: str | None,
+        mac: str | None, dns: tuple[str, ...], links: tuple[str, ...], env: tuple[str, ...],
+        labels: dict[str, str], command: tuple[str, ...]) -> None:
+    """Run COMMAND in a new container (no image: COMMAND runs from the host's filesystem).
+
+    With -d prints the container ID; otherwise waits and exits with COMMAND's exit code.
+    """
+    from netkit.specs import ContainerSpec
+    endpoints = [network_flag(n) for n in networks] or [network_flag("bridge")]
+    first = merge_first_network(endpoints[0], aliases, ipv4, ipv6, mac)
+    spec = ContainerSpec(name=name, command=command, network=first.network, aliases=first.aliases,
+                         ipv4=first.ipv4, ipv6=first.ipv6, mac=first.mac, hostname=hostname,
+                         detach=detach, auto_remove=auto_remove, dns=dns, links=links,
+                         extra_networks=tuple(endpoints[1:]), env=env_vars(env), labels=labels)
+    ctr, code = engine().run(spec)
+    if code is None:
+        click.echo(ctr.id)
+    else:
+        click.get_current_context().exit(code)
+
+
+@click.command("exec", cls=VerbatimCommand)
+@click.argument("container")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(container: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND in a running container; exits with its exit code."""
+    click.get_current_context().exit(engine().exec(container, list(command)))
+
+
+@click.command()
+@click.option("-a", "--all", "all_", is_flag=True, help="Show all containers (default: running).")
+@click.option("-q", "--quiet", is_flag=True, help="Only display container IDs.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate the output.")
+@click.option("--format", "fmt", metavar="FORMAT", help="table, json or a Go-style template.")
+def ps(all_: bool, quiet: bool, no_trunc: bool, fmt: str | None) -> None:
+    """List containers, newest first."""
+    rows = [render.container_row(c, trunc=not no_trunc) for c in engine().containers(all=all_)]
+    for line in render.format_rows("{{.ID}}" if quiet else fmt, rows, render.CONTAINER_HEADERS,
+                                   render.CONTAINER_TABLE):
+        click.echo(line)
+
+
+@click.command()
+@click.option("-f", "--force", is_flag=True, help="Kill a running container before removing it.")
+@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
+def rm(force: bool, refs: tuple[str, ...]) -> None:
+    """Remove containers; prints each one removed."""
+    eng = engine()
+    each(refs, lambda ref: eng.remove_container(ref, force=force), ignore_missing=force)
+
+
+@click.command()
+@click.option("-f", "--format", "fmt", metavar="TEMPLATE", help="Go-style template per container.")
+@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
+def inspect(fmt: str | None, refs: tuple[str, ...]) -> None:
+    """Show containers as docker's JSON."""
+    if fmt:
+        tmpl = render.Template(fmt)
+        for item in engine().inspect_containers(list(refs)):
+            click.echo(tmpl.render(item))
+    else:
+        click.echo(render.to_json(engine().inspect_containers(list(refs))))

@@ -1,0 +1,55 @@
+"""The root `netkit` command (console entry point ``netkit.cli.main:cli``)."""
+
+from __future__ import annotations
+
+import click
+
+from netkit import __version__
+from netkit.cli import container, debug, network, node, system
+from netkit.errors import NetkitError
+
+
+class NetkitGroup(click.Group):
+    """Turns library errors into one ``Error: ...`` line on stderr, never a traceback.
+
+    NETKIT_DEBUG=1 lets them through with their traceback. Ctrl-C exits 130
+    quietly, as a shell does.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except NetkitError as exc:
+            if debug():
+                raise
+            err = click.ClickException(str(exc))
+            err.exit_code = exc.exit_code
+            raise err from exc
+        except PermissionError as exc:       # not root: say so instead of a traceback
+            if debug():
+                raise
+            where = f": {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"permission denied{where} (netkit needs root)") from exc
+        except KeyboardInterrupt:
+            if debug():
+                raise
+            raise click.exceptions.Exit(130) from None
+
+
+@click.group(cls=NetkitGroup)
+@click.option("--node", metavar="NAME", envvar="NETKIT_NODE", default=None,
+              help="Act on this simulated host instead of the real machine [env NETKIT_NODE].")
+@click.version_option(__version__, prog_name="netkit")
+def cli(node: str | None) -> None:
+    """Docker's container networking on Linux namespaces, without Docker."""
+
+
+cli.add_command(network.network)
+cli.add_command(container.run)
+cli.add_command(container.exec_)
+cli.add_command(container.ps)
+cli.add_command(container.rm)
+cli.add_command(container.inspect)
+cli.add_command(system.system)
+cli.add_command(node.node)
+cli.add_command(node.lan)

@@ -1,0 +1,211 @@
+"""cli/render.py: tables, natural order, filters and the --format subset (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from netkit.cli import render
+from netkit.cli.render import Template, TemplateError
+from netkit.errors import InvalidArgument
+from netkit.model import Container, Endpoint, Network, Scope, State
+
+
+def net(name: str, id_char: str = "a", driver: str = "bridge", **kw) -> Network:
+    return Network(id=id_char * 64, name=name, driver=driver, **kw)
+
+
+INSPECT = {
+    "Name": "n1", "Id": "f" * 64, "Driver": "bridge", "EnableIPv6": False, "Internal": True,
+    "IPAM": {"Driver": "default", "Options": {},
+             "Config": [{"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"},
+                        {"Subnet": "fd00::/64"}]},
+    "Containers": {"c2": {"Name": "web", "IPv4Address": "172.18.0.3/16"},
+                   "c1": {"Name": "db", "IPv4Address": "172.18.0.2/16"}},
+    "Labels": {"b": "2", "a": "1"}, "Options": None,
+}
+
+
+# -- natural order and tables ----------------------------------------------------------
+
+def test_natural_key_orders_numbers_by_value():
+    names = ["net10", "net2", "bridge", "net1", "net", "a10b2", "a10b10", "a9"]
+    assert sorted(names, key=render.natural_key) == [
+        "a9", "a10b2", "a10b10", "bridge", "net", "net1", "net2", "net10"]
+
+
+def test_tabulate_uses_dockers_tabwriter_widths():
+    lines = render.tabulate([["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
+                             ["7fca4eb8c647", "bridge", "bridge", "local"],
+                             ["9f904ee27bf5", "a-much-longer-name", "null", "local"]])
+    assert lines == [
+        "NETWORK ID     NAME                 DRIVER    SCOPE",
+        "7fca4eb8c647   bridge               bridge    local",
+        "9f904ee27bf5   a-much-longer-name   null      local",
+    ]
+
+
+def test_tabulate_strips_trailing_blanks_of_empty_last_cells():
+    assert render.tabulate([["NAME", "LAN"], ["n1", ""]]) == ["NAME      LAN", "n1"]
+
+
+def test_ellipsis():
+    assert render.ellipsis("short", 20) == "short"
+    assert render.ellipsis("x" * 25, 20) == "x" * 19 + "…"
+
+
+# -- filters ---------------------------------------------------------------------------------
+
+def test_parse_filters_groups_repeated_keys():
+    assert render.parse_filters(["name=a", "driver=bridge", "name=b"], render.NETWORK_FILTERS) == {
+        "name": ["a", "b"], "driver": ["bridge"]}
+
+
+@pytest.mark.parametrize("item, message", [
+    ("name", "bad format of filter (expected name=value): name"),
+    ("color=red", "invalid filter 'color'"),
+    ("type=other", "invalid filter: 'type'='other'"),
+])
+def test_parse_filters_rejects(item, message):
+    with pytest.raises(InvalidArgument, match=message.replace("(", r"\(").replace(")", r"\)")):
+        render.parse_filters([item], render.NETWORK_FILTERS)
+
+
+NETS = [net("bridge", "1"), net("host", "2", "host"), net("none", "3", "null"),
+        net("front", "4", labels={"tier": "web", "env": "prod"}),
+        net("back", "5", "macvlan", labels={"tier": "db"}), net("ovl", "6", "overlay", scope=Scope.SWARM)]
+
+
+@pytest.mark.parametrize("filters, names", [
+    ({}, ["bridge", "host", "none", "front", "back", "ovl"]),
+    ({"driver": ["bridge"]}, ["bridge", "front"]),
+    ({"driver": ["bridge", "macvlan"]}, ["bridge", "front", "back"]),          # same key: OR
+    ({"driver": ["bridge"], "name": ["ro"]}, ["front"]),                        # keys: AND
+    ({"name": ["o"]}, ["host", "none", "front", "ovl"]),                        # substring
+    ({"id": ["444"]}, ["front"]),
+    ({"label": ["tier"]}, ["front", "back"]),
+    ({"label": ["tier=db"]}, ["back"]),
+    ({"label": ["tier", "env=prod"]}, ["front", "back"]),
+    ({"scope": ["swarm"]}, ["ovl"]),
+    ({"type": ["builtin"]}, ["bridge", "host", "none"]),
+    ({"type": ["custom"]}, ["front", "back", "ovl"]),
+])
+def test_match_network(filters, names):
+    assert [n.name for n in NETS if render.match_network(n, filters)] == names
+
+
+# -- rows ------------------------------------------------------------------------------------
+
+def test_network_row_truncates_id_and_renders_bools():
+    n = net("front", "4", labels={"tier": "web", "env": "prod"}, internal=True)
+    row = render.network_row(n)
+    assert row["ID"] == "4" * 12 and row["Scope"] == "local"
+    assert (row["IPv4"], row["IPv6"], row["Internal"]) == ("true", "false", "true")
+    assert row["Labels"] == "env=prod,tier=web"
+    assert render.network_row(n, trunc=False)["ID"] == "4" * 64
+
+
+def test_container_row():
+    c = Container(id="c" * 64, name="web", hostname="h", command=("sleep", "infinity", "--with", "args"),
+                  state=State.RUNNING,
+                  endpoints=(Endpoint("e1", "n2", "c" * 64, "eth1", "m", network_name="zeta"),
+                             Endpoint("e2", "n1", "c" * 64, "eth0", "m", network_name="alpha")))
+    row = render.container_row(c)
+    assert row["ID"] == "c" * 12
+    assert row["Command"] == '"sleep infinity --wi…"'
+    assert row["Status"] == "Running"
+    assert row["Networks"] == "alpha,zeta"
+    assert render.container_row(c, trunc=False)["Command"] == '"sleep infinity --with args"'
+
+
+@pytest.mark.parametrize("state, code, text", [
+    (State.RUNNING, None, "Running"), (State.EXITED, 3, "Exited (3)"), (State.CREATED, None, "Created")])
+def test_container_status(state, code, text):
+    c = Container(id="c" * 64, name="x", hostname="h", state=state, exit_code=code)
+    assert render.container_status(c) == text
+
+
+def test_container_networks_falls_back_to_the_mode():
+    c = Container(id="c" * 64, name="x", hostname="h", network_mode="host")
+    assert render.container_networks(c) == "host"
+
+
+# -- format_rows -----------------------------------------------------------------------------
+
+ROWS = [render.network_row(n) for n in NETS[:2]]
+
+
+def test_format_rows_default_table():
+    assert render.format_rows(None, ROWS, render.NETWORK_HEADERS, render.NETWORK_TABLE) == [
+        "NETWORK ID     NAME      DRIVER    SCOPE",
+        "111111111111   bridge    bridge    local",
+        "222222222222   host      host      local",
+    ]
+
+
+def test_format_rows_custom_table_with_escaped_tab():
+    out = render.format_rows(r"table {{.Name}}\t{{.Driver}}", ROWS, render.NETWORK_HEADERS, "")
+    assert out == ["NAME      DRIVER", "bridge    bridge", "host      host"]
+
+
+def test_format_rows_template_and_json():
+    assert render.format_rows("{{.Name}}:{{.Driver}}", ROWS, {}, "") == ["bridge:bridge", "host:host"]
+    out = render.format_rows("json", ROWS[:1], {}, "")
+    assert out[0].startswith('{"CreatedAt":"","Driver":"bridge","ID":"111111111111",')
+
+
+def test_to_json_indents_by_four():
+    assert render.to_json([{"Name": "n1", "Labels": {}}]) == '[\n    {\n        "Name": "n1",\n        "Labels": {}\n    }\n]'
+
+
+# -- the template subset ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, out", [
+    ("{{.Name}}", "n1"),
+    ("id={{.Id}} driver={{.Driver}}", f"id={'f' * 64} driver=bridge"),
+    ("{{.IPAM.Driver}}", "default"),
+    ("{{.EnableIPv6}} {{.Internal}}", "false true"),
+    ("{{.Labels}}", "map[a:1 b:2]"),
+    ("{{.Options}}", "<nil>"),
+    ("{{.Nope}}", "<no value>"),
+    ("{{.Nope.Deeper}}", "<no value>"),
+    ("{{json .Labels}}", '{"b":"2","a":"1"}'),
+    ("{{json .IPAM.Config}}", '[{"Subnet":"172.18.0.0/16","Gateway":"172.18.0.1"},{"Subnet":"fd00::/64"}]'),
+    ("{{(index .IPAM.Config 0).Subnet}}", "172.18.0.0/16"),
+    ("{{index .IPAM.Config 1 \"Subnet\"}}", "fd00::/64"),
+    ("{{index .Labels `a`}}", "1"),
+    ("{{.Name | upper}}", "N1"),
+    ("{{len .Containers}}", "2"),
+    ("{{range .Containers}}{{.Name}} {{end}}", "db web "),
+    ("{{range $id, $c := .Containers}}{{$id}}={{$c.Name}};{{end}}", "c1=db;c2=web;"),
+    ("{{range .IPAM.Config}}{{.Subnet}},{{end}}", "172.18.0.0/16,fd00::/64,"),
+    ("{{range .Nope}}x{{else}}empty{{end}}", "empty"),
+    ("{{if .Internal}}internal{{else}}open{{end}}", "internal"),
+    ("{{if .EnableIPv6}}v6{{end}}", ""),
+    ("{{with .IPAM}}{{.Driver}}{{end}}", "default"),
+    ("{{$n := .Name}}{{range .IPAM.Config}}{{$n}}{{end}}", "n1n1"),
+    ("{{range .IPAM.Config}}{{$.Name}}{{end}}", "n1n1"),
+    ("a {{- .Name -}} b", "an1b"),
+    ("{{/* comment */}}x", "x"),
+    ("{{join (split \"a,b\" \",\") \"+\"}}", "a+b"),
+    ("{{.}}", None),
+])
+def test_template(text, out):
+    result = Template(text).render(INSPECT)
+    if out is None:
+        assert result.startswith("map[Containers:map[c1:map[")
+    else:
+        assert result == out
+
+
+@pytest.mark.parametrize("text", [
+    "{{.Name", "{{nosuchfunc .Name}}", "{{end}}", "{{range .X}}", "{{.Name .Id}}", "{{(index .X 0}}",
+    "{{index .IPAM.Config 5}}", "{{range .Name}}{{end}}", "{{$undefined}}", "{{.Name | .Id}}",
+])
+def test_template_errors_are_invalid_argument(text):
+    with pytest.raises(TemplateError) as info:
+        Template(text).render(INSPECT)
+    assert isinstance(info.value, InvalidArgument)
+
+
+def test_template_string_may_contain_braces():
+    assert Template('{{index .Labels "}}"}}').render({"Labels": {"}}": "ok"}}) == "ok"
