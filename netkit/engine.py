@@ -70,7 +70,10 @@ class Engine(SystemMixin, NodesMixin):
         self._ensure_predefined()
 
     @classmethod
-    def from_env(cls, node: str | None = None) -> "Engine":
+    def from_env(cls, node: str | None = None, *, host: bool = False) -> "Engine":
+        """The engine of `node`, else $NETKIT_NODE, else the real host (`host=True`: always the host)."""
+        if host:
+            return cls(None)
         return cls(node or os.environ.get("NETKIT_NODE") or None)
 
     @property
@@ -83,6 +86,8 @@ class Engine(SystemMixin, NodesMixin):
         return self._host_store
 
     def close(self) -> None:
+        if getattr(self, "_host_engine", None) is not None:
+            self._host_engine.close()
         for ipr in self._ipr_cache.values():
             ipr.close()
         self._ipr_cache.clear()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from netkit import sandbox
 from netkit.drivers.bridge import random_mac
-from netkit.errors import AlreadyExists, Conflict, Forbidden, InvalidArgument, NotFound
+from netkit.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from netkit.kernel import netns as kns
 from netkit.kernel import spawn
 from netkit.kernel.session import TAG
@@ -39,16 +39,22 @@ def _cidr(value: str, what: str) -> "object":
 
 
 class NodesMixin:
-    def _host_only(self: "Engine") -> None:
-        if self.node_name:
-            raise Forbidden("simulated nodes and LANs are managed from the real host: drop --node")
+    def _on_host(self: "Engine") -> "Engine | None":
+        """Nodes and LANs live on the real host: a node's engine hands the call over."""
+        if not self.node_name:
+            return None
+        if getattr(self, "_host_engine", None) is None:
+            from netkit.engine import Engine
+            self._host_engine = Engine(root=self.root, run=self.run_root)
+        return self._host_engine
 
     # -- LANs -------------------------------------------------------------------
     def create_lan(self: "Engine", name: str, subnet: str, gateway: str | None = None) -> Lan:
         """`netkit lan create`: a simulated LAN switch (+ router address)."""
+        if (host := self._on_host()) is not None:
+            return host.create_lan(name, subnet, gateway)
         import netaddr
         from netkit.engine import NODE_NAME_RE
-        self._host_only()
         if not NODE_NAME_RE.match(name):
             raise InvalidArgument(f"invalid LAN name {name!r}: use 1-13 of [a-z0-9-]")
         net = _cidr(subnet, "subnet")
@@ -77,7 +83,8 @@ class NodesMixin:
         return self.host_store.read().lans()
 
     def remove_lan(self: "Engine", name: str) -> None:
-        self._host_only()
+        if (host := self._on_host()) is not None:
+            return host.remove_lan(name)
         with self._action() as (tx, ctx):
             lan = tx.lan(name)
             if lan is None:
@@ -92,10 +99,11 @@ class NodesMixin:
     def create_node(self: "Engine", name: str, *, lan: str | None = None, ip: str | None = None,
                     gateway: str | None = None, dns: tuple[str, ...] = ()) -> Node:
         """`netkit node create`: a simulated host, optionally plugged into a LAN."""
+        if (host := self._on_host()) is not None:
+            return host.create_node(name, lan=lan, ip=ip, gateway=gateway, dns=dns)
         import netaddr
         from netkit import ipam
         from netkit.engine import NODE_NAME_RE, now
-        self._host_only()
         if not NODE_NAME_RE.match(name):
             raise InvalidArgument(f"invalid node name {name!r}: use 1-13 of [a-z0-9-]")
         for server in dns:
@@ -158,8 +166,9 @@ class NodesMixin:
 
     def remove_node(self: "Engine", name: str, *, force: bool = False) -> None:
         """`netkit node rm [-f]`: refused while the node has containers or user networks."""
+        if (host := self._on_host()) is not None:
+            return host.remove_node(name, force=force)
         from netkit.engine import Engine
-        self._host_only()
         node = self.host_store.read().node(name)
         if node is None:
             raise NotFound(f"node {name} not found")

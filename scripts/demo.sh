@@ -8,7 +8,7 @@ export NETKIT_ROOT=${NETKIT_ROOT:-$(mktemp -d /tmp/netkit-demo.XXXXXX)}
 export NETKIT_RUN=${NETKIT_RUN:-$NETKIT_ROOT/run}
 nk() { echo "+ netkit $*" >&2; .venv/bin/netkit "$@"; }
 cleanup() {
-    .venv/bin/netkit node rm -f demohost >/dev/null 2>&1 || true
+    NETKIT_NODE= .venv/bin/netkit node rm -f demohost >/dev/null 2>&1 || true
     .venv/bin/netkit lan rm demolan >/dev/null 2>&1 || true
     rm -rf "$NETKIT_ROOT"
 }

@@ -20,19 +20,21 @@ if TYPE_CHECKING:
 _ENGINE_KEY = "netkit.engine"
 
 
-def engine() -> "Engine":
+def engine(host: bool = False) -> "Engine":
     """The Engine for this invocation, opened on first use and closed when the command ends.
 
-    `--node` (or NETKIT_NODE) picks the simulated host. Looked up as
+    `--node` (or NETKIT_NODE) picks the simulated host; `host=True` (node and
+    LAN management, which lives on the real host) ignores it. Looked up as
     ``netkit.engine.Engine`` at call time so tests can swap it.
     """
     ctx = click.get_current_context()
     root = ctx.find_root()
-    eng = root.meta.get(_ENGINE_KEY)
+    key = _ENGINE_KEY + (":host" if host else "")
+    eng = root.meta.get(key)
     if eng is None:
         from netkit.engine import Engine
-        eng = Engine.from_env(root.params.get("node"))
-        root.meta[_ENGINE_KEY] = eng
+        eng = Engine.from_env(host=True) if host else Engine.from_env(root.params.get("node"))
+        root.meta[key] = eng
         root.call_on_close(eng.close)
     return eng
 

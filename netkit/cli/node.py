@@ -25,14 +25,14 @@ def node() -> None:
 def node_create(name: str, lan: str | None, ip: str | None, gateway: str | None,
                 dns: tuple[str, ...]) -> None:
     """Create a simulated host; prints its name."""
-    click.echo(engine().create_node(name, lan=lan, ip=ip, gateway=gateway, dns=dns).name)
+    click.echo(engine(host=True).create_node(name, lan=lan, ip=ip, gateway=gateway, dns=dns).name)
 
 
 @node.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only display names.")
 def node_ls(quiet: bool) -> None:
     """List simulated hosts."""
-    nodes = sorted(engine().nodes(), key=lambda n: render.natural_key(n.name))
+    nodes = sorted(engine(host=True).nodes(), key=lambda n: render.natural_key(n.name))
     if quiet:
         for n in nodes:
             click.echo(n.name)
@@ -47,7 +47,7 @@ def node_ls(quiet: bool) -> None:
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 def node_rm(force: bool, names: tuple[str, ...]) -> None:
     """Remove simulated hosts and everything on them."""
-    eng = engine()
+    eng = engine(host=True)
     each(names, lambda name: eng.remove_node(name, force=force))
 
 
@@ -56,7 +56,7 @@ def node_rm(force: bool, names: tuple[str, ...]) -> None:
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def node_exec(name: str, command: tuple[str, ...]) -> None:
     """Run COMMAND on a simulated host; exits with its exit code."""
-    click.get_current_context().exit(engine().node_exec(name, list(command)))
+    click.get_current_context().exit(engine(host=True).node_exec(name, list(command)))
 
 
 @click.group(cls=AliasGroup)
@@ -70,14 +70,14 @@ def lan() -> None:
 @click.argument("name")
 def lan_create(name: str, subnet: str, gateway: str | None) -> None:
     """Create a simulated LAN; prints its name."""
-    click.echo(engine().create_lan(name, subnet, gateway=gateway).name)
+    click.echo(engine(host=True).create_lan(name, subnet, gateway=gateway).name)
 
 
 @lan.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only display names.")
 def lan_ls(quiet: bool) -> None:
     """List simulated LANs."""
-    lans = sorted(engine().lans(), key=lambda n: render.natural_key(n.name))
+    lans = sorted(engine(host=True).lans(), key=lambda n: render.natural_key(n.name))
     if quiet:
         for n in lans:
             click.echo(n.name)
@@ -91,4 +91,4 @@ def lan_ls(quiet: bool) -> None:
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 def lan_rm(names: tuple[str, ...]) -> None:
     """Remove simulated LANs (refused while nodes are plugged in)."""
-    each(names, engine().remove_lan)
+    each(names, engine(host=True).remove_lan)

@@ -156,8 +156,8 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
             raise AssertionError("the CLI must use Engine.from_env")
 
         @classmethod
-        def from_env(cls, node: str | None = None) -> FakeEngine:
-            instance.node = node
+        def from_env(cls, node: str | None = None, *, host: bool = False) -> FakeEngine:
+            instance.node = None if host else node
             instance.opened += 1
             return instance
 
