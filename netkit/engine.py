@@ -24,6 +24,7 @@ from netkit.kernel import netns as kns
 from netkit.kernel import spawn
 from netkit.kernel.journal import UndoJournal
 from netkit.kernel.session import FaultPlan, KernelSession
+from netkit.dnssync import DnsMixin
 from netkit.nodes import NodesMixin
 from netkit.system import SystemMixin
 from netkit.model import Container, Endpoint, Lan, Network, Node, Scope, State
@@ -46,7 +47,7 @@ def new_id() -> str:
     return secrets.token_hex(32)
 
 
-class Engine(SystemMixin, NodesMixin):
+class Engine(DnsMixin, SystemMixin, NodesMixin):
     """Docker's networking verbs on one node ("" / None = the real machine)."""
 
     def __init__(self, node: str | None = None, *, root: str | None = None,
@@ -558,7 +559,7 @@ class Engine(SystemMixin, NodesMixin):
                 # the run dir (journaled above) holds them: no undo of their own
                 self._write_files(ctx.kernel.journal, tx, ctr, eps,
                                   {n.id: n for n in [net, *(n for n, _ in extra_nets)] if n})
-        self._after_change()
+        self._after_change(ctr.id)
         return Container(**{**_fields(ctr), "endpoints": tuple(eps)})
 
     def _box(self, ctr: Container) -> spawn.Sandbox:
@@ -651,7 +652,7 @@ class Engine(SystemMixin, NodesMixin):
             d = self.paths.container_dir(ctr.id)
             kns.remove_bind(os.path.join(d, "uts"))
             _rmtree(d)
-        self._after_change()
+        self._after_change(ctr.id)
         return ctr
 
     # -- connect / disconnect ---------------------------------------------------------
@@ -681,7 +682,7 @@ class Engine(SystemMixin, NodesMixin):
             eps.append(ep)
             self._route(tx, ctx, ctr, eps, replace=True)
             self._write_files(None, tx, ctr, eps)
-        self._after_change()
+        self._after_change(ctr.id)
         return ep
 
     def disconnect(self, network: str, container: str, *, force: bool = False) -> None:
@@ -699,11 +700,8 @@ class Engine(SystemMixin, NodesMixin):
             if ctr.netns:
                 self._route(tx, ctx, ctr, eps, replace=True)
             self._write_files(None, tx, ctr, eps)
-        self._after_change()
+        self._after_change(ctr.id)
 
-    # -- after every committed change ---------------------------------------------------
-    def _after_change(self) -> None:
-        """Hook run after commit: the resolver reloads from here (DNS issue)."""
 
 
 def _fields(obj: Any) -> dict[str, Any]:

@@ -84,9 +84,6 @@ class SystemMixin:
         out.extend(self._check_extra())
         return out
 
-    def _check_extra(self: "Engine") -> list[str]:
-        return []
-
     def system_prune(self: "Engine") -> list[str]:
         """Remove what netkit owns on this node that the store no longer describes."""
         removed = []
@@ -129,5 +126,3 @@ class SystemMixin:
         removed.extend(self.system_prune())
         return removed
 
-    def _reset_extra(self: "Engine") -> list[str]:
-        return []

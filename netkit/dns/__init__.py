@@ -1,0 +1,25 @@
+"""Embedded DNS on 127.0.0.11, Docker style: one resolver for every sandbox of a node.
+
+    records   snapshot -> per-sandbox tables of precomputed replies (pure)
+    wire      hand-written header/question parsing and reply building
+    server    the asyncio loop: sockets inside each sandbox netns
+    upstream  forwarding of unknown names
+    daemon    the resident process and ensure_running/notify/stop/status
+
+Importing this package is cheap: the names below load their module on use.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Resolver", "ensure_running", "notify", "stop", "status", "write_snapshot",
+           "load_snapshot", "build_tables"]
+
+
+def __getattr__(name: str):
+    if name == "build_tables":
+        from netkit.dns.records import build
+        return build
+    if name in __all__:
+        from netkit.dns import daemon
+        return getattr(daemon, name)
+    raise AttributeError(f"module 'netkit.dns' has no attribute {name!r}")

@@ -1,0 +1,307 @@
+"""The resolver loop: 127.0.0.11:53 (UDP and TCP) inside every sandbox netns.
+
+One asyncio loop on one thread serves every sandbox. The socket a query
+arrives on says which sandbox asked, hence which table answers it.
+
+Hot path (UDP, no EDNS, lower-case name): bytes 2..12 of the query select
+the reply flags from :data:`wire.FAST_HEADERS` (and prove it is a plain
+one-question query); bytes 12.. are the question, looked up as is in the
+sandbox's fast table; the reply is the query ID + flags + stored bytes. A
+readable socket is drained in one callback, so the loop's own cost is
+shared by a batch of queries. Everything else (EDNS0, upper case, TCP,
+truncation, shuffled order, NOTIMP, unusual shapes) goes through
+:meth:`Server.handle`, which parses by hand and falls back on dnslib;
+unknown names are forwarded by :class:`upstream.Forwarder` in tasks, so
+they never hold up the names we know.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import random
+import socket
+import struct
+from functools import partial
+
+from netkit.dns import records, wire
+from netkit.dns.upstream import Forwarder
+from netkit.kernel import netns as knetns
+
+ADDRESS = ("127.0.0.11", 53)
+BATCH = 256             # datagrams per readiness callback before yielding
+TCP_IDLE = 30.0         # seconds a TCP client may stay silent
+RCVBUF = 1 << 20
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)    # not exported by Python
+log = logging.getLogger("netkit.dns")
+
+
+class _State:
+    """A served sandbox: its sockets, its (swappable) table, its rr counters."""
+
+    __slots__ = ("sandbox", "fast", "udp", "tcp", "tcp_server", "conns", "counters")
+
+    def __init__(self, sandbox: records.Sandbox) -> None:
+        self.sandbox = sandbox
+        self.fast = sandbox.table.fast
+        self.udp: socket.socket | None = None
+        self.tcp: socket.socket | None = None
+        self.tcp_server: asyncio.AbstractServer | None = None
+        self.conns: set[asyncio.StreamWriter] = set()
+        self.counters: dict[bytes, int] = {}
+
+
+def bind_sockets(netns: str, address: tuple[str, int] = ADDRESS
+                 ) -> tuple[socket.socket, socket.socket]:
+    """UDP and TCP sockets bound to `address` inside `netns` (non-blocking)."""
+    udp = knetns.socket_in(netns, socket.AF_INET, socket.SOCK_DGRAM)
+    tcp = None
+    try:
+        udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            udp.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+        except OSError:
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        udp.bind(address)
+        udp.setblocking(False)
+        tcp = knetns.socket_in(netns, socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.bind(address)
+        tcp.listen(128)
+        tcp.setblocking(False)
+    except BaseException:
+        udp.close()
+        if tcp is not None:
+            tcp.close()
+        raise
+    return udp, tcp
+
+
+class Server:
+    """All sandboxes of one snapshot, served on the running asyncio loop."""
+
+    def __init__(self, *, timeout: float | None = None, max_inflight: int | None = None,
+                 address: tuple[str, int] = ADDRESS) -> None:
+        self.forwarder = Forwarder(timeout, max_inflight)
+        self.address = address
+        self.states: dict[str, _State] = {}
+        self.version: int | None = None
+        self._lock: asyncio.Lock | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def apply(self, snapshot: dict) -> None:
+        """Serve `snapshot`: open new sandboxes, close gone ones, swap the rest's tables."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            built = await loop.run_in_executor(None, records.build, snapshot)
+            for cid in list(self.states):
+                st = self.states[cid]
+                new = built.get(cid)
+                if new is None or new.netns != st.sandbox.netns:
+                    self._close(cid)
+            opened = failed = 0
+            for cid, sb in built.items():
+                st = self.states.get(cid)
+                if st is not None:      # unchanged sandbox: keep sockets, new table
+                    st.sandbox, st.fast = sb, sb.table.fast
+                    if st.counters:
+                        st.counters = {k: v for k, v in st.counters.items()
+                                       if k in sb.table.answers}
+                    continue
+                if await self._open(sb):
+                    opened += 1
+                else:
+                    failed += 1
+            self.version = snapshot.get("version")
+            log.info("loaded version %s: %d sandboxes (%d opened, %d failed), %d endpoints",
+                     self.version, len(self.states), opened, failed,
+                     len(snapshot.get("endpoints") or ()))
+
+    async def _open(self, sb: records.Sandbox) -> bool:
+        try:
+            udp, tcp = bind_sockets(sb.netns, self.address)
+        except Exception as exc:
+            if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+                log.error("sandbox %s: %s:%d in use in netns %s", sb.container_id[:12],
+                          *self.address, sb.netns)
+            else:
+                log.error("sandbox %s: cannot listen in netns %s: %s", sb.container_id[:12],
+                          sb.netns, exc)
+            return False
+        st = _State(sb)
+        st.udp, st.tcp = udp, tcp
+        loop = asyncio.get_running_loop()
+        loop.add_reader(udp.fileno(), self._on_udp, st)
+        st.tcp_server = await asyncio.start_server(partial(self._on_tcp, st), sock=tcp)
+        self.states[sb.container_id] = st
+        return True
+
+    def _close(self, cid: str) -> None:
+        st = self.states.pop(cid)
+        if st.udp is not None:
+            asyncio.get_running_loop().remove_reader(st.udp.fileno())
+            st.udp.close()
+        if st.tcp_server is not None:
+            st.tcp_server.close()
+        for writer in list(st.conns):
+            writer.close()
+
+    async def close(self) -> None:
+        """Stop serving every sandbox and cancel forwards in flight."""
+        for cid in list(self.states):
+            self._close(cid)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- UDP ------------------------------------------------------------------------
+
+    def _on_udp(self, st: _State) -> None:
+        sock = st.udp
+        recv, send = sock.recvfrom, sock.sendto
+        heads, fast, counters = wire.FAST_HEADERS, st.fast, st.counters
+        for _ in range(BATCH):
+            try:
+                data, addr = recv(4096)
+            except OSError:         # BlockingIOError: drained
+                return
+            flags = heads.get(data[2:12])
+            if flags is not None:
+                key = data[12:]
+                entry = fast.get(key)
+                if entry is not None:
+                    if entry.__class__ is bytes:
+                        reply = data[:2] + flags + entry
+                    else:           # round robin: one stored rotation per position
+                        n = counters.get(key, 0)
+                        counters[key] = n + 1
+                        reply = data[:2] + flags + entry[n % len(entry)]
+                    try:
+                        send(reply, addr)
+                    except OSError:
+                        pass
+                    continue
+            self._udp_slow(st, data, addr)
+
+    def _udp_slow(self, st: _State, data: bytes, addr) -> None:
+        try:
+            result = self.handle(st, data, tcp=False)
+        except Exception:           # never let one packet stop the loop
+            log.exception("sandbox %s: cannot answer a query", st.sandbox.container_id[:12])
+            return
+        if isinstance(result, bytes):
+            _sendto(st.udp, result, addr)
+        elif result is not None:
+            self._spawn(self._forward_udp(st, result, addr))
+
+    async def _forward_udp(self, st: _State, query: wire.Query, addr) -> None:
+        servers, in_netns = st.sandbox.forward_servers()
+        reply = await self.forwarder.forward(query.data, query.question, servers,
+                                             st.sandbox.netns if in_netns else None, tcp=False)
+        if st.udp is not None and st.udp.fileno() >= 0:
+            _sendto(st.udp, reply, addr)
+
+    # -- TCP ------------------------------------------------------------------------
+
+    async def _on_tcp(self, st: _State, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> None:
+        st.conns.add(writer)
+        try:
+            while True:
+                head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE)
+                data = await asyncio.wait_for(
+                    reader.readexactly(struct.unpack("!H", head)[0]), TCP_IDLE)
+                try:
+                    result = self.handle(st, data, tcp=True)
+                except Exception:
+                    log.exception("sandbox %s: cannot answer a TCP query",
+                                  st.sandbox.container_id[:12])
+                    continue
+                if isinstance(result, bytes):
+                    writer.write(struct.pack("!H", len(result)) + result)
+                    await writer.drain()
+                elif result is not None:    # answered when it comes: pipelining
+                    self._spawn(self._forward_tcp(st, result, writer))
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError, OSError):
+            pass
+        finally:
+            st.conns.discard(writer)
+            writer.close()
+
+    async def _forward_tcp(self, st: _State, query: wire.Query,
+                           writer: asyncio.StreamWriter) -> None:
+        servers, in_netns = st.sandbox.forward_servers()
+        reply = await self.forwarder.forward(query.data, query.question, servers,
+                                             st.sandbox.netns if in_netns else None, tcp=True)
+        if not writer.is_closing():
+            writer.write(struct.pack("!H", len(reply)) + reply)
+
+    # -- answering ------------------------------------------------------------------
+
+    def handle(self, st: _State, data: bytes, tcp: bool) -> bytes | wire.Query | None:
+        """Reply bytes, a Query to forward, or None (no reply) for one message."""
+        try:
+            query = wire.Query(data)
+        except wire.FormError:
+            query = _via_dnslib(data)
+            if query is None:
+                if len(data) >= 12 and not data[2] & 0x80:
+                    return wire.error_reply(data, wire.FORMERR)
+                return None
+        if query.opcode != 0:
+            return wire.error_reply(data, wire.NOTIMP)
+        if query.qdcount == 0:
+            return None             # Docker: no question, no reply
+        answer = st.sandbox.table.answers.get(query.key) if query.qclass == wire.CLASS_IN \
+            else None
+        if answer is None:
+            if not st.sandbox.forward_servers()[0]:     # nobody to ask: no task needed
+                return wire.error_reply(query.data, wire.SERVFAIL, query.question)
+            return query
+        recs = answer.records
+        if len(recs) > 1:
+            if answer.order == records.ORDER_SHUFFLE:
+                recs = random.sample(recs, len(recs))
+            else:
+                n = st.counters.get(query.key, 0)
+                st.counters[query.key] = n + 1
+                k = n % len(recs)
+                recs = recs[k:] + recs[:k]
+        return wire.build_reply(query, recs, wire.TCP_MAX if tcp else query.udp_size)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _sendto(sock: socket.socket, data: bytes, addr) -> None:
+    try:
+        sock.sendto(data, addr)
+    except OSError:
+        pass                        # full buffer or closed socket: UDP may drop
+
+
+def _via_dnslib(data: bytes) -> wire.Query | None:
+    """Unusual but valid shapes (compressed question, extra sections) made plain."""
+    try:
+        from dnslib import DNSRecord, EDNS0
+        msg = DNSRecord.parse(data)
+        if len(msg.questions) != 1 or msg.header.qr or msg.header.opcode:
+            return None
+        plain = DNSRecord(msg.header, q=msg.questions[0])
+        plain.header.an = plain.header.auth = 0
+        for rr in msg.ar:
+            if rr.rtype == wire.QTYPE_OPT:
+                plain.add_ar(EDNS0(udp_len=rr.edns_len, version=(rr.ttl >> 16) & 0xFF))
+        packed = bytes(plain.pack())
+        query = wire.Query(packed)
+        return query
+    except Exception:
+        return None
