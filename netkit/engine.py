@@ -18,13 +18,14 @@ from typing import Any, Iterator
 
 from netkit import drivers, sandbox
 from netkit.drivers.base import DriverContext
-from netkit.errors import (AlreadyExists, Conflict, Forbidden, InternalError, InvalidArgument,
-                           NetkitError, NotFound)
+from netkit.errors import (AlreadyExists, Conflict, Exhausted, Forbidden, InternalError,
+                           InvalidArgument, NetkitError, NotFound)
 from netkit.kernel import netns as kns
 from netkit.kernel import spawn
 from netkit.kernel.journal import UndoJournal
 from netkit.kernel.session import FaultPlan, KernelSession
 from netkit.dnssync import DnsMixin
+from netkit.fwsync import FirewallMixin
 from netkit.nodes import NodesMixin
 from netkit.system import SystemMixin
 from netkit.model import Container, Endpoint, Lan, Network, Node, Scope, State
@@ -47,7 +48,7 @@ def new_id() -> str:
     return secrets.token_hex(32)
 
 
-class Engine(DnsMixin, SystemMixin, NodesMixin):
+class Engine(DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
     """Docker's networking verbs on one node ("" / None = the real machine)."""
 
     def __init__(self, node: str | None = None, *, root: str | None = None,
@@ -189,6 +190,7 @@ class Engine(DnsMixin, SystemMixin, NodesMixin):
             tx.insert_network(net)
             self._reserve(tx, net)
             driver.create_network(ctx, net)
+            self._sync_firewall(tx, ctx)
         return net
 
     def _check_bridge_name(self, tx: Tx, net: Network) -> None:
@@ -244,6 +246,7 @@ class Engine(DnsMixin, SystemMixin, NodesMixin):
                                f"endpoints {active}")
             tx.delete_network(net.id)
             drivers.get(net.driver).delete_network(ctx, net)
+            self._sync_firewall(tx, ctx)
         return net
 
     def prune_networks(self) -> list[str]:
@@ -335,33 +338,121 @@ class Engine(DnsMixin, SystemMixin, NodesMixin):
         tx.insert_endpoint(ep)
         return ep
 
-    def _route(self, tx: Tx, ctx: DriverContext, ctr: Container, eps: list[Endpoint],
-               replace: bool) -> None:
-        """Default route via the gateway endpoint, chosen as Docker does (Endpoint.Less)."""
-        from netkit.drivers.bridge import default_route
-        nets = {ep.network_id: tx.network(ep.network_id) for ep in eps}
-
+    def _gateway_endpoint(self, eps: list[Endpoint], nets: dict[str, Network]) -> Endpoint | None:
+        """The endpoint that gives the default route (and carries published ports), as
+        Docker's Endpoint.Less orders them: non-internal, dual-stack, then network name."""
         def rank(ep: Endpoint) -> tuple:
             n = nets[ep.network_id]
             return (n.internal, not (ep.ipv4 and ep.ipv6), n.name)
 
-        gw4 = gw6 = None
         for ep in sorted(eps, key=rank):
             n = nets[ep.network_id]
-            if n.internal or not (n.gateway_v4 or n.gateway_v6):
-                continue
-            gw4 = n.gateway_v4 if ep.ipv4 else None
-            gw6 = n.gateway_v6 if ep.ipv6 else None
-            break
-        if replace or gw4 or gw6:
-            if not replace:
-                sb = ctx.kernel.netns(ctr.netns)
-                import socket as _s
-                for gw, fam in ((gw4, _s.AF_INET), (gw6, _s.AF_INET6)):
-                    if gw:
-                        sb.add_route(gateway=gw, family=fam)
-            else:
-                default_route(ctx, ctr, gw4, gw6)
+            if not n.internal and (n.gateway_v4 or n.gateway_v6):
+                return ep
+        return None
+
+    def _route(self, tx: Tx, ctx: DriverContext, ctr: Container, eps: list[Endpoint],
+               replace: bool) -> Endpoint | None:
+        """Default route via the gateway endpoint; returns that endpoint."""
+        import socket as _s
+        from netkit.drivers.bridge import default_route
+        nets = {ep.network_id: tx.network(ep.network_id) for ep in eps}
+        gw_ep = self._gateway_endpoint(eps, nets)                       # type: ignore[arg-type]
+        gw4 = gw6 = None
+        if gw_ep is not None:
+            n = nets[gw_ep.network_id]
+            gw4 = n.gateway_v4 if gw_ep.ipv4 else None                  # type: ignore[union-attr]
+            gw6 = n.gateway_v6 if gw_ep.ipv6 else None                  # type: ignore[union-attr]
+        if replace:
+            default_route(ctx, ctr, gw4, gw6)
+        else:
+            sb = ctx.kernel.netns(ctr.netns)
+            for gw, fam in ((gw4, _s.AF_INET), (gw6, _s.AF_INET6)):
+                if gw:
+                    sb.add_route(gateway=gw, family=fam)
+        return gw_ep
+
+    # -- published ports ----------------------------------------------------------------
+    def _port_requests(self, spec: ContainerSpec) -> list:
+        from netkit.ports import PortRequest, parse_expose, parse_publish
+        reqs = [r for p in spec.publish for r in parse_publish(p)]
+        if spec.publish_all:
+            for e in spec.expose:
+                for port, proto in parse_expose(e):
+                    if not any(r.container_port == port and r.proto == proto for r in reqs):
+                        reqs.append(PortRequest(proto, "0.0.0.0", 0, port))
+        else:
+            for e in spec.expose:
+                parse_expose(e)                                            # validate only
+        return reqs
+
+    def _publish(self, tx: Tx, ctx: DriverContext, ctr: Container, gw_ep: Endpoint,
+                 reqs: list) -> list:
+        """Bind each requested host port (Docker's messages when taken) for the gateway endpoint."""
+        from netkit.model import PortMapping
+        out = []
+        for req in reqs:
+            port = req.host_port or self._free_port(tx, req.proto, req.host_ip)
+            holder = tx.port_holder(req.proto, req.host_ip, port)
+            if holder is not None:
+                raise Conflict(f"Bind for {req.host_ip}:{port} failed: port is already allocated")
+            self._probe_port(req.proto, req.host_ip, port)
+            pm = PortMapping(req.proto, req.host_ip, port, req.container_port,
+                             gw_ep.ipv4_address or "", gw_ep.network_id)
+            tx.insert_port(ctr.id, pm)
+            out.append(pm)
+        if out and gw_ep.host_ifname:
+            ctx.kernel.host.set_hairpin(gw_ep.host_ifname)
+        return out
+
+    def _probe_port(self, proto: str, host_ip: str, port: int, quiet: bool = False) -> bool:
+        """Is host_ip:port/proto free on the node? (a process may hold it outside netkit)"""
+        import errno
+        import socket as _s
+        kind = _s.SOCK_STREAM if proto == "tcp" else _s.SOCK_DGRAM
+        sock = kns.socket_in(self.node.netns, _s.AF_INET, kind)
+        try:
+            sock.bind((host_ip, port))
+            return True
+        except OSError as exc:
+            if quiet:
+                return False
+            if exc.errno == errno.EADDRINUSE:
+                raise Conflict(f"failed to bind host port {host_ip}:{port}/{proto}: address already in use") from None
+            raise InvalidArgument(f"failed to bind host port {host_ip}:{port}/{proto}: {exc.strerror.lower()}") from None
+        finally:
+            sock.close()
+
+    def _free_port(self, tx: Tx, proto: str, host_ip: str) -> int:
+        """The lowest free port of the node's ephemeral range (ip_local_port_range)."""
+        try:
+            lo, hi = map(int, kns.read_sysctl(self.node.netns, "ipv4/ip_local_port_range").split())
+        except (OSError, ValueError):
+            lo, hi = 49153, 65535
+        held = {pm.host_port for _, pm in tx.ports() if pm.proto == proto}
+        for port in range(lo, hi + 1):
+            if port not in held and self._probe_port(proto, host_ip, port, quiet=True):
+                return port
+        raise Exhausted(f"no free host port for {proto} in {lo}-{hi}")
+
+    def _retarget_ports(self, tx: Tx, ctx: DriverContext, ctr: Container,
+                        gw_ep: Endpoint | None) -> None:
+        """Published ports follow the gateway endpoint (Docker reprograms them on connect/disconnect)."""
+        if not ctr.ports:
+            return
+        tx.delete_ports(ctr.id)
+        if gw_ep is not None and gw_ep.ipv4_address:
+            from netkit.model import PortMapping
+            for pm in ctr.ports:
+                tx.insert_port(ctr.id, PortMapping(pm.proto, pm.host_ip, pm.host_port, pm.container_port,
+                                                   gw_ep.ipv4_address, gw_ep.network_id))
+            if gw_ep.host_ifname:
+                ctx.kernel.host.set_hairpin(gw_ep.host_ifname)
+        self._sync_firewall(tx, ctx)
+
+    def port(self, container: str) -> list:
+        """`docker port`: the container's published ports."""
+        return list(self.container(container).ports)
 
     # -- containers ---------------------------------------------------------------
     def _container(self, tx: Tx, ref: str) -> Container:
@@ -527,6 +618,9 @@ class Engine(DnsMixin, SystemMixin, NodesMixin):
                                         f'container "{cid}". You have to remove (or rename) that '
                                         'container to be able to reuse that name.')
             mode, net, shared = self._parse_mode(tx, spec)
+            reqs = self._port_requests(spec)
+            if reqs and shared is not None:
+                raise InvalidArgument("conflicting options: port publishing and the container type network mode")
             extra_nets = [(self._network(tx, es.network), es) for es in spec.extra_networks]
             cid = new_id()
             hostname = spec.hostname or (shared.hostname if shared else cid[:12])
@@ -547,6 +641,7 @@ class Engine(DnsMixin, SystemMixin, NodesMixin):
                                         uts=(os.path.join(d, "uts"), hostname))
             tx.insert_container(ctr)
             eps: list[Endpoint] = []
+            ports: list = []
             if net is not None and mode not in ("host", "none"):
                 first = EndpointSpec(net.name, aliases=tuple(spec.aliases), ipv4=spec.ipv4,
                                      ipv6=spec.ipv6, mac=spec.mac, links=tuple(spec.links))
@@ -554,13 +649,17 @@ class Engine(DnsMixin, SystemMixin, NodesMixin):
                     if any(e.network_id == n.id for e in eps):
                         raise AlreadyExists(f"endpoint with name {name} already exists in network {n.name}")
                     eps.append(self._join(tx, ctx, n, ctr, es, eps))
-                self._route(tx, ctx, ctr, eps, replace=False)
+                gw_ep = self._route(tx, ctx, ctr, eps, replace=False)
+                if reqs and gw_ep is not None:       # no ports on internal-only containers, as Docker
+                    ports = self._publish(tx, ctx, ctr, gw_ep, reqs)
             if shared is None:
                 # the run dir (journaled above) holds them: no undo of their own
                 self._write_files(ctx.kernel.journal, tx, ctr, eps,
                                   {n.id: n for n in [net, *(n for n, _ in extra_nets)] if n})
+            if eps and (ports or any(ep.network_name == "bridge" for ep in eps)):
+                self._sync_firewall(tx, ctx)         # ports, or the predefined bridge's first use
         self._after_change(ctr.id)
-        return Container(**{**_fields(ctr), "endpoints": tuple(eps)})
+        return Container(**{**_fields(ctr), "endpoints": tuple(eps), "ports": tuple(ports)})
 
     def _box(self, ctr: Container) -> spawn.Sandbox:
         """Where a container's processes run: its netns + UTS + files (or those it shares)."""
@@ -629,6 +728,15 @@ class Engine(DnsMixin, SystemMixin, NodesMixin):
             raise InvalidArgument("no command given")
         return spawn.run_foreground(self._box(ctr), list(command), self._env(ctr))
 
+    def exec_output(self, container: str, command: list[str]) -> tuple[int, str]:
+        """`exec` with the command's stdout captured: (exit code, output)."""
+        ctr = self.container(container)
+        if ctr.state is not State.RUNNING:
+            raise Conflict(f"container {ctr.id} is not running")
+        out: list[bytes] = []
+        code = spawn.run_foreground(self._box(ctr), list(command), self._env(ctr), capture=out)
+        return code, b"".join(out).decode(errors="replace")
+
     def remove_container(self, ref: str, *, force: bool = False) -> Container:
         """`docker rm [-f]`: kill, leave every network, delete the sandbox."""
         with self._action() as (tx, ctx):
@@ -644,6 +752,8 @@ class Engine(DnsMixin, SystemMixin, NodesMixin):
                 drivers.get(net.driver).leave(ctx, net, ep, ctr)
                 self._release(tx, net, ep)
             tx.delete_container(ctr.id)
+            if ctr.ports or any(ep.network_name == "bridge" for ep in ctr.endpoints):
+                self._sync_firewall(tx, ctx)
             spawn.kill(ctr.pid, ctr.options.get("pid_start"))            # type: ignore[arg-type]
             if own_netns:
                 for pid in spawn.netns_pids(own_netns):
@@ -680,7 +790,7 @@ class Engine(DnsMixin, SystemMixin, NodesMixin):
             ep = self._join(tx, ctx, net, ctr, EndpointSpec(net.name, tuple(aliases), ipv4, ipv6,
                                                             links=tuple(links)), eps)
             eps.append(ep)
-            self._route(tx, ctx, ctr, eps, replace=True)
+            self._retarget_ports(tx, ctx, ctr, self._route(tx, ctx, ctr, eps, replace=True))
             self._write_files(None, tx, ctr, eps)
         self._after_change(ctr.id)
         return ep
@@ -698,7 +808,7 @@ class Engine(DnsMixin, SystemMixin, NodesMixin):
             tx.delete_endpoint(ep.id)
             eps = [e for e in ctr.endpoints if e.id != ep.id]
             if ctr.netns:
-                self._route(tx, ctx, ctr, eps, replace=True)
+                self._retarget_ports(tx, ctx, ctr, self._route(tx, ctx, ctr, eps, replace=True))
             self._write_files(None, tx, ctr, eps)
         self._after_change(ctr.id)
 

@@ -69,6 +69,10 @@ def container_json(ctr: Container, networks: dict[str, Network]) -> dict[str, An
                                   "EndpointID": "", "Gateway": "", "IPAddress": "",
                                   "IPPrefixLen": 0, "MacAddress": "", "Aliases": None,
                                   "DNSNames": None}
+    ports: dict[str, list[dict[str, str]]] = {}
+    for pm in ctr.ports:
+        ports.setdefault(f"{pm.container_port}/{pm.proto}", []).append(
+            {"HostIp": pm.host_ip, "HostPort": str(pm.host_port)})
     return {
         "Id": ctr.id,
         "Created": ctr.created,
@@ -79,9 +83,10 @@ def container_json(ctr: Container, networks: dict[str, Network]) -> dict[str, An
         "Name": "/" + ctr.name,
         "Config": {"Hostname": ctr.hostname, "Cmd": list(ctr.command)},
         "HostConfig": {"NetworkMode": ctr.network_mode, "Dns": list(ctr.dns),
-                       "AutoRemove": ctr.auto_remove},
+                       "AutoRemove": ctr.auto_remove, "PortBindings": ports},
         "NetworkSettings": {
             "SandboxKey": f"/run/netns/{ctr.netns}" if ctr.netns else "",
+            "Ports": ports,
             "Networks": nets,
         },
     }

@@ -102,6 +102,18 @@ class Endpoint:
         return self.ipv6.split("/")[0] if self.ipv6 else None
 
 
+@dataclass(frozen=True, slots=True)
+class PortMapping:
+    """A published port: host ip:port/proto -> container port (`-p`)."""
+
+    proto: str
+    host_ip: str
+    host_port: int
+    container_port: int
+    container_ip: str = ""
+    network_id: str = ""
+
+
 class State(str, enum.Enum):
     CREATED = "created"
     RUNNING = "running"
@@ -126,6 +138,7 @@ class Container:
     dns: tuple[str, ...] = ()         # --dns upstreams
     options: dict[str, object] = field(default_factory=dict)
     endpoints: tuple[Endpoint, ...] = ()
+    ports: tuple[PortMapping, ...] = ()
 
     @property
     def short_id(self) -> str:

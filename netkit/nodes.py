@@ -195,7 +195,7 @@ class NodesMixin:
             shutil.rmtree(paths.run, ignore_errors=True)
             shutil.rmtree(paths.root, ignore_errors=True)
 
-    def node_exec(self: "Engine", name: str, command: list[str]) -> int:
+    def node_exec(self: "Engine", name: str, command: list[str], capture: list[bytes] | None = None) -> int:
         """`netkit node exec`: run a command on the simulated host itself."""
         node = self.host_store.read().node(name)
         if node is None:
@@ -208,4 +208,4 @@ class NodesMixin:
                                    (os.path.join(paths.run, "resolv.conf"), "/etc/resolv.conf")))
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": "/root",
                "HOSTNAME": name}
-        return spawn.run_foreground(box, list(command), env)
+        return spawn.run_foreground(box, list(command), env, capture=capture)

@@ -52,5 +52,8 @@ class ContainerSpec:
     dns: tuple[str, ...] = ()
     links: tuple[str, ...] = ()
     extra_networks: tuple[EndpointSpec, ...] = ()   # repeated --network
+    publish: tuple[str, ...] = ()      # -p [ip:][hostPort[-end]:]ctrPort[-end][/proto]
+    publish_all: bool = False          # -P: every --expose'd port to a random host port
+    expose: tuple[str, ...] = ()       # --expose port[-end][/proto]
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)

@@ -81,6 +81,7 @@ class SystemMixin:
                 if kind == "links" and name == "netkit0" and "netkit0" not in want[kind]:
                     pass
                 out.append(f"orphan {label} {name} (not in the store)")
+        out.extend(self.firewall_check())
         out.extend(self._check_extra())
         return out
 
@@ -103,6 +104,11 @@ class SystemMixin:
                 shutil.rmtree(d, ignore_errors=True)
                 removed.append(f"run dir {name}")
         removed.extend(self._prune_extra())
+        from netkit.fwsync import firewall_script
+        from netkit.kernel import nft
+        if self.firewall_check():                  # re-apply what the store implies
+            self._apply_script(firewall_script(self.store.read()))
+            removed.append("firewall: re-applied")
         return removed
 
     def _prune_extra(self: "Engine") -> list[str]:

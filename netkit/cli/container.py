@@ -25,13 +25,18 @@ from netkit.cli.parse import VerbatimCommand, env_vars, key_values, merge_first_
 @click.option("--mac-address", "mac", metavar="MAC", help="MAC address (first network).")
 @click.option("--dns", multiple=True, metavar="IP", help="Upstream DNS servers.")
 @click.option("--link", "links", multiple=True, metavar="CONTAINER[:ALIAS]", help="Link to another container.")
+@click.option("-p", "--publish", "publish", multiple=True, metavar="[IP:][HOST:]PORT[/PROTO]",
+              help="Publish a container port on the node.")
+@click.option("-P", "--publish-all", is_flag=True, help="Publish every --expose'd port to a random port.")
+@click.option("--expose", multiple=True, metavar="PORT[/PROTO]", help="Declare a port (for -P).")
 @click.option("-e", "--env", "env", multiple=True, metavar="KEY[=VALUE]", help="Environment variables.")
 @click.option("-l", "--label", "labels", multiple=True, metavar="KEY=VALUE",
               callback=key_values("--label", bare_ok=True), help="Metadata.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(detach: bool, auto_remove: bool, name: str | None, networks: tuple[str, ...],
         aliases: tuple[str, ...], ipv4: str | None, ipv6: str | None, hostname: str | None,
-        mac: str | None, dns: tuple[str, ...], links: tuple[str, ...], env: tuple[str, ...],
+        mac: str | None, dns: tuple[str, ...], links: tuple[str, ...], publish: tuple[str, ...],
+        publish_all: bool, expose: tuple[str, ...], env: tuple[str, ...],
         labels: dict[str, str], command: tuple[str, ...]) -> None:
     """Run COMMAND in a new container (no image: COMMAND runs from the host's filesystem).
 
@@ -43,7 +48,8 @@ def run(detach: bool, auto_remove: bool, name: str | None, networks: tuple[str, 
     spec = ContainerSpec(name=name, command=command, network=first.network, aliases=first.aliases,
                          ipv4=first.ipv4, ipv6=first.ipv6, mac=first.mac, hostname=hostname,
                          detach=detach, auto_remove=auto_remove, dns=dns, links=links,
-                         extra_networks=tuple(endpoints[1:]), env=env_vars(env), labels=labels)
+                         extra_networks=tuple(endpoints[1:]), env=env_vars(env), labels=labels,
+                         publish=publish, publish_all=publish_all, expose=expose)
     ctr, code = engine().run(spec)
     if code is None:
         click.echo(ctr.id)
@@ -92,3 +98,11 @@ def inspect(fmt: str | None, refs: tuple[str, ...]) -> None:
             click.echo(tmpl.render(item))
     else:
         click.echo(render.to_json(engine().inspect_containers(list(refs))))
+
+
+@click.command()
+@click.argument("container")
+def port(container: str) -> None:
+    """List a container's published ports (`80/tcp -> 0.0.0.0:8080`)."""
+    for pm in engine().port(container):
+        click.echo(f"{pm.container_port}/{pm.proto} -> {pm.host_ip}:{pm.host_port}")

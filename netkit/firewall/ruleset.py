@@ -43,9 +43,12 @@ rolling back means applying the previous text.
                     hook sees traffic between two ports of one bridge only
                     when br_netfilter is on (bridge-nf-call-iptables=1); the
                     bridge table below covers the other case;
-                 4. published ports: ``ip daddr <ctr> oifname br <proto> dport
-                    <port> accept``, from anywhere (as Docker, a container on
-                    another network may reach a published port directly).
+                 4. published ports: ``ct status dnat ip daddr <ctr> oifname br
+                    <proto> dport <port> accept``: connections that came in
+                    through the node's address:port (any source, other
+                    networks included); the container's own address stays
+                    unreachable from outside its network, as with Docker
+                    28's direct-routing protection.
                     They come after 2 and 3 so they cannot open a hole in an
                     internal network;
                  5. isolation: ``iifname != br oifname br drop`` for every
@@ -183,7 +186,10 @@ def _forward(nets: Sequence[FwNetwork], ports: Sequence[FwPort]) -> list[str]:
             rules += [f'iifname "{n.bridge}" oifname != "{n.bridge}" drop',
                       f'oifname "{n.bridge}" iifname != "{n.bridge}" drop']
     rules += [f'iifname "{n.bridge}" oifname "{n.bridge}" drop' for n in nets if not n.icc]
-    rules += [f'ip daddr {p.container_ip} oifname "{p.bridge}" '
+    # only connections that came through the port's DNAT: the container's own
+    # address stays unreachable from outside its network (Docker 28's raw-table
+    # "direct routing" protection), the host address:port is the way in
+    rules += [f'ct status dnat ip daddr {p.container_ip} oifname "{p.bridge}" '
               f'{p.proto} dport {p.container_port} accept' for p in ports]
     rules += [f'iifname != "{n.bridge}" oifname "{n.bridge}" drop'
               for n in nets if not n.internal]

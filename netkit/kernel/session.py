@@ -157,6 +157,11 @@ class NetnsHandle:
     def up(self, target: str | int) -> None:
         self.set_link(target, state="up")
 
+    def set_hairpin(self, ifname: str) -> None:
+        """Hairpin on a bridge port: a container may reach its own published port via the host."""
+        with self._op("set hairpin", ifname):
+            self.ipr.brport("set", index=self.link_index(ifname), mode=1)   # IFLA_BRPORT_MODE: hairpin
+
     def add_addr(self, index: int, address: str, prefixlen: int, label: str = "") -> None:
         extra = {"flags": IFA_F_NODAD} if ":" in address else {}   # usable at once, as Docker does
         with self._op("add address", f"{address}/{prefixlen}"):

@@ -87,24 +87,46 @@ def _status(st: int) -> int:
 
 
 def run_foreground(box: Sandbox, argv: list[str], env: dict[str, str] | None = None,
-                   on_start=None) -> int:
-    """Run argv in the sandbox, wait, and return its exit code (128+N if killed by N)."""
+                   on_start=None, capture: list[bytes] | None = None) -> int:
+    """Run argv in the sandbox, wait, and return its exit code (128+N if killed by N).
+
+    With `capture` (a list), the command's stdout is collected into it
+    instead of going to ours.
+    """
     if not argv:
         raise InvalidArgument("no command given")
     sys.stdout.flush()
     sys.stderr.flush()
+    r = w = -1
+    if capture is not None:
+        r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
+        if capture is not None:
+            os.close(r)
+            os.dup2(w, 1)
+            os.close(w)
         _child(box, argv, env)
     if on_start is not None:
         on_start(pid)
     # Ctrl-C goes to the whole foreground process group; wait for the child
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
     try:
+        if capture is not None:
+            os.close(w)
+            while chunk := os.read(r, 65536):
+                capture.append(chunk)
+            os.close(r)
         _, st = os.waitpid(pid, 0)
     finally:
-        signal.signal(signal.SIGINT, old)
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
     return _status(st)
+
+
+def _main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
 
 
 def spawn_detached(box: Sandbox, argv: list[str], *, log_path: str, exit_path: str,

@@ -38,4 +38,13 @@ MIGRATIONS: list[str] = [
         name TEXT PRIMARY KEY, netns TEXT NOT NULL, lan TEXT REFERENCES lans(name),
         ip TEXT, gateway TEXT, dns TEXT NOT NULL, created TEXT NOT NULL);
     """,
+    # 2: published ports (-p), one row per host binding
+    """
+    CREATE TABLE ports (
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        network_id TEXT NOT NULL, proto TEXT NOT NULL, host_ip TEXT NOT NULL,
+        host_port INTEGER NOT NULL, container_ip TEXT NOT NULL, container_port INTEGER NOT NULL,
+        PRIMARY KEY (proto, host_ip, host_port));
+    CREATE INDEX ports_by_container ON ports(container_id);
+    """,
 ]

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
 from netkit.errors import InternalError, NetkitError
-from netkit.model import Container, Endpoint, IPAMConfig, Lan, Network, Node, Scope, State
+from netkit.model import Container, Endpoint, IPAMConfig, Lan, Network, Node, PortMapping, Scope, State
 from netkit.store.schema import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 120_000
@@ -181,27 +181,59 @@ class Tx:
     _CTR = ("id,name,hostname,created,network_mode,netns,command,pid,pid_start,state,exit_code,"
             "auto_remove,dns,options")
 
-    def _container(self, r: tuple, endpoints: tuple[Endpoint, ...] = ()) -> Container:
+    def _container(self, r: tuple, endpoints: tuple[Endpoint, ...] = (),
+                   ports: tuple[PortMapping, ...] = ()) -> Container:
         opts = json.loads(r[13])
         opts["pid_start"] = r[8]
         return Container(id=r[0], name=r[1], hostname=r[2], created=r[3], network_mode=r[4],
                          netns=r[5], command=tuple(json.loads(r[6])), pid=r[7], state=State(r[9]),
                          exit_code=r[10], auto_remove=bool(r[11]), dns=tuple(json.loads(r[12])),
-                         options=opts, endpoints=endpoints)
+                         options=opts, endpoints=endpoints, ports=ports)
 
     def containers(self, with_endpoints: bool = True) -> list[Container]:
         eps: dict[str, list[Endpoint]] = {}
+        ports: dict[str, list[PortMapping]] = {}
         if with_endpoints:
             for ep in self.endpoints():
                 eps.setdefault(ep.container_id, []).append(ep)
-        return [self._container(r, tuple(eps.get(r[0], ())))
+            for cid, pm in self.ports():
+                ports.setdefault(cid, []).append(pm)
+        return [self._container(r, tuple(eps.get(r[0], ())), tuple(ports.get(r[0], ())))
                 for r in self.q(f"SELECT {self._CTR} FROM containers ORDER BY created DESC, name")]
 
     def container(self, container_id: str) -> Container | None:
         rows = self.q(f"SELECT {self._CTR} FROM containers WHERE id=?", (container_id,))
         if not rows:
             return None
-        return self._container(rows[0], tuple(self.endpoints(container_id=container_id)))
+        return self._container(rows[0], tuple(self.endpoints(container_id=container_id)),
+                               tuple(pm for _, pm in self.ports(container_id)))
+
+    # -- published ports --------------------------------------------------------
+    def ports(self, container_id: str | None = None) -> list[tuple[str, PortMapping]]:
+        sql = ("SELECT container_id,proto,host_ip,host_port,container_port,container_ip,network_id "
+               "FROM ports")
+        args: tuple = ()
+        if container_id:
+            sql += " WHERE container_id=?"
+            args = (container_id,)
+        return [(r[0], PortMapping(r[1], r[2], r[3], r[4], r[5], r[6]))
+                for r in self.q(sql + " ORDER BY proto, host_port, host_ip", args)]
+
+    def insert_port(self, container_id: str, pm: PortMapping) -> None:
+        self.x("INSERT INTO ports (container_id,network_id,proto,host_ip,host_port,container_ip,"
+               "container_port) VALUES (?,?,?,?,?,?,?)",
+               (container_id, pm.network_id, pm.proto, pm.host_ip, pm.host_port, pm.container_ip,
+                pm.container_port))
+
+    def delete_ports(self, container_id: str) -> None:
+        self.x("DELETE FROM ports WHERE container_id=?", (container_id,))
+
+    def port_holder(self, proto: str, host_ip: str, host_port: int) -> str | None:
+        """The container holding host_port/proto on host_ip (0.0.0.0 clashes with every address)."""
+        rows = self.q("SELECT container_id FROM ports WHERE proto=? AND host_port=? AND "
+                      "(host_ip=? OR host_ip='0.0.0.0' OR ?='0.0.0.0')",
+                      (proto, host_port, host_ip, host_ip))
+        return rows[0][0] if rows else None
 
     def container_refs(self) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self.q("SELECT id, name FROM containers")]
@@ -219,6 +251,7 @@ class Tx:
                (state.value, pid, pid_start, exit_code, container_id))
 
     def delete_container(self, container_id: str) -> None:
+        self.x("DELETE FROM ports WHERE container_id=?", (container_id,))
         self.x("DELETE FROM endpoints WHERE container_id=?", (container_id,))
         self.x("DELETE FROM containers WHERE id=?", (container_id,))
 

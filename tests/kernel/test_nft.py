@@ -249,9 +249,10 @@ def test_published_ports(world):
     assert web("node", (NODE_LAN, 18080)) == NODE_LAN
     # hairpin: the container reaches its own published port
     assert web("c11", (NODE_LAN, 18080)) == "10.91.1.1"
-    # another network reaches the published port, through the node or directly
+    # another network reaches the published port through the node, not at the container's
+    # own address (only connections that came through the port's DNAT are let in)
     assert web("c21", (NODE_LAN, 18080)) is not None
-    assert web("c21", ("10.91.1.11", 8080)) is not None
+    assert web("c21", ("10.91.1.11", 8080)) is None
     assert world.tcp_source("c21", "c11", ("0.0.0.0", 8081), ("10.91.1.11", 8081)) is None
 
     db = lambda src, dst: world.tcp_source(src, "c12", ("0.0.0.0", 5432), dst)

@@ -101,7 +101,7 @@ def test_forward_order_drops_before_published_accepts():
                           FwNetwork("q", "br-q", ("10.8.0.0/24",), icc=False)], ports)
     rules = _chain(text, "forward")
     assert rules[0] == "ct state established,related accept"
-    first_accept = next(i for i, r in enumerate(rules) if r.startswith("ip daddr"))
+    first_accept = next(i for i, r in enumerate(rules) if r.startswith("ct status dnat ip daddr"))
     internal = [i for i, r in enumerate(rules) if '"br-i"' in r]
     assert internal and max(internal) < first_accept
     assert rules.index('iifname "br-q" oifname "br-q" drop') < first_accept

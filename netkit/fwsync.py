@@ -1,0 +1,119 @@
+"""Keep the node's nftables table in step with the store (issue: firewall).
+
+Inside every action that can change reachability, after the kernel work and
+before the commit, the engine renders the whole ruleset from the store as
+the transaction sees it (netkit.firewall, pure) and applies it atomically
+(one `nft -f`), only when the text differs from what was applied last. The
+undo step re-renders from the rolled-back store and applies that, so a
+failed action leaves the previous ruleset in place.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from netkit.drivers.base import DriverContext
+
+if TYPE_CHECKING:
+    from netkit.engine import Engine
+    from netkit.store import Tx
+
+OPT_ICC = "com.docker.network.bridge.enable_icc"
+OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
+OPT_SNAT = "com.docker.network.host_ipv4"
+
+
+def _true(value: str | None, default: bool = True) -> bool:
+    return default if value is None else value.lower() in ("true", "1")
+
+
+def firewall_script(tx: "Tx") -> str:
+    """The node's whole ruleset, from the store as `tx` sees it."""
+    from netkit.drivers.bridge import bridge_name
+    from netkit.firewall import FwNetwork, FwPort, render, render_delete
+    nets, bridges = [], {}
+    in_use = {ep.network_id for ep in tx.endpoints()}
+    for net in tx.networks():
+        if net.driver != "bridge" or (net.predefined and net.id not in in_use):
+            continue       # the predefined bridge counts once it exists (first container)
+        br = bridge_name(net)
+        bridges[net.id] = br
+        nets.append(FwNetwork(name=net.name, bridge=br, subnets=tuple(c.subnet for c in net.ipam),
+                              internal=net.internal, icc=_true(net.options.get(OPT_ICC)),
+                              masquerade=_true(net.options.get(OPT_MASQ)),
+                              snat_ipv4=net.options.get(OPT_SNAT)))
+    ports = [FwPort(proto=pm.proto, host_ip=pm.host_ip, host_port=pm.host_port,
+                    container_ip=pm.container_ip, container_port=pm.container_port,
+                    bridge=bridges[pm.network_id])
+             for _, pm in tx.ports() if pm.network_id in bridges]
+    if not nets:
+        return render_delete()
+    return render(nets, ports)
+
+
+class FirewallMixin:
+    def _firewall_cache(self: "Engine") -> str:
+        return os.path.join(self.paths.run, "firewall.nft")
+
+    def _applied_script(self: "Engine") -> str | None:
+        try:
+            with open(self._firewall_cache()) as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def _apply_script(self: "Engine", script: str) -> None:
+        from netkit.firewall import needs_route_localnet, render_delete
+        from netkit.kernel import nft
+        nft.apply(self.node.netns, script)
+        os.makedirs(self.paths.run, exist_ok=True)
+        if script == render_delete():
+            for path in (self._firewall_cache(), self._firewall_cache() + ".list"):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+            return
+        with open(self._firewall_cache(), "w") as f:
+            f.write(script)
+        with open(self._firewall_cache() + ".list", "w") as f:     # what the kernel shows for it
+            f.write(nft.list_table(self.node.netns) or "")
+
+    def _sync_firewall(self: "Engine", tx: "Tx", ctx: DriverContext) -> None:
+        """Render from the store (inside the transaction) and apply if it changed."""
+        from netkit.firewall import render_delete
+        script = firewall_script(tx)
+        before = self._applied_script()
+        if script == (before or render_delete()):
+            return
+        ctx.kernel.tick("apply nftables ruleset")
+        if before is None:
+            # first ruleset of the node: routing between networks and the LAN, as Docker does
+            ctx.kernel.host.sysctl("ipv4/ip_forward", "1")
+        if "dnat ip to" in script:
+            ctx.kernel.host.sysctl("ipv4/conf/all/route_localnet", "1")
+        self._apply_script(script)
+        ctx.kernel.journal.push("restore the previous nftables ruleset",
+                                lambda: self._apply_script(firewall_script(self.store.read())))
+
+    def firewall_check(self: "Engine") -> list[str]:
+        """Drift between the applied table and what the store implies."""
+        from netkit.firewall import render_delete
+        from netkit.kernel import nft
+        want = firewall_script(self.store.read())
+        have = nft.list_table(self.node.netns)
+        if want == render_delete():
+            return [] if have is None else ["firewall: table inet netkit exists but no network needs it"]
+        if have is None:
+            return ["firewall: table inet netkit is missing"]
+        if want != self._applied_script():
+            return ["firewall: the applied ruleset is not what the store implies"]
+        try:
+            with open(self._firewall_cache() + ".list") as f:
+                listed = f.read()
+        except FileNotFoundError:
+            listed = None
+        if listed is not None and listed != have:
+            return ["firewall: table inet netkit was changed outside netkit"]
+        return []

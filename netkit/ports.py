@@ -1,0 +1,79 @@
+"""`-p/--publish` and `--expose` parsing (pure): Docker's
+``[hostIP:][hostPort[-end]:]containerPort[-end][/tcp|udp]`` syntax."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from netkit.errors import InvalidArgument
+
+PROTOS = ("tcp", "udp")
+
+
+@dataclass(frozen=True, slots=True)
+class PortRequest:
+    """One container port to publish; host_port 0 = pick a free ephemeral port."""
+
+    proto: str
+    host_ip: str            # "0.0.0.0" = every address of the node
+    host_port: int
+    container_port: int
+
+
+def _port(text: str, spec: str) -> tuple[int, int]:
+    lo, _, hi = text.partition("-")
+    try:
+        a, b = int(lo), int(hi or lo)
+    except ValueError:
+        raise InvalidArgument(f"invalid containerPort: {text}" if text else f"no port specified: {spec}") from None
+    if not (1 <= a <= 65535 and 1 <= b <= 65535) or b < a:
+        raise InvalidArgument(f"invalid range specified for port: {text}" if hi else f"invalid port: {text}")
+    return a, b
+
+
+def parse_publish(spec: str) -> list[PortRequest]:
+    """One -p value -> the port mappings it asks for (a range gives several)."""
+    rest, _, proto = spec.partition("/")
+    proto = (proto or "tcp").lower()
+    if proto not in PROTOS:
+        raise InvalidArgument(f"invalid proto: {proto}")
+    host_ip = "0.0.0.0"
+    if rest.startswith("["):
+        end = rest.find("]")
+        if end < 0:
+            raise InvalidArgument(f"invalid IP address: {rest}")
+        raise InvalidArgument(f"IPv6 host addresses are not supported for published ports: {spec}")
+    parts = rest.split(":")
+    if len(parts) == 3:
+        host_ip, host, ctr = parts
+        try:
+            if ipaddress.ip_address(host_ip).version != 4:
+                raise ValueError
+        except ValueError:
+            raise InvalidArgument(f"invalid IP address: {host_ip}") from None
+    elif len(parts) == 2:
+        host, ctr = parts
+    elif len(parts) == 1:
+        host, ctr = "", parts[0]
+    else:
+        raise InvalidArgument(f"invalid port format: {spec}")
+    c_lo, c_hi = _port(ctr, spec)
+    if host:
+        h_lo, h_hi = _port(host, spec)
+        if (h_hi - h_lo) != (c_hi - c_lo):
+            raise InvalidArgument(f"invalid ranges specified for container and host Ports: {ctr} and {host}")
+    else:
+        h_lo = h_hi = 0
+    return [PortRequest(proto, host_ip, (h_lo + i) if host else 0, c_lo + i)
+            for i in range(c_hi - c_lo + 1)]
+
+
+def parse_expose(spec: str) -> list[tuple[int, str]]:
+    """One --expose value -> (port, proto) pairs."""
+    port, _, proto = spec.partition("/")
+    proto = (proto or "tcp").lower()
+    if proto not in PROTOS:
+        raise InvalidArgument(f"invalid proto: {proto}")
+    lo, hi = _port(port, spec)
+    return [(p, proto) for p in range(lo, hi + 1)]

@@ -1,0 +1,1 @@
+"""Helpers for testing networks built with netkit (used by netkit's own tests too)."""

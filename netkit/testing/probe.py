@@ -1,0 +1,84 @@
+"""A tiny echo server and client for reachability checks inside containers.
+
+    python -m netkit.testing.probe serve tcp|udp PORT
+    python -m netkit.testing.probe probe tcp|udp HOST PORT [--timeout S]
+
+The server answers every message with the address it saw the client at,
+so a probe shows both that the path works and what source address arrived
+(masquerade visible). `probe` exits 0 and prints that address on success,
+1 on timeout or refusal. Traffic only goes where it is told: the caller
+picks an address inside its own namespaces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import threading
+
+
+def serve(proto: str, port: int) -> None:
+    if proto == "udp":
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("0.0.0.0", port))
+        while True:
+            data, peer = s.recvfrom(2048)
+            s.sendto(peer[0].encode(), peer)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(64)
+    while True:
+        conn, peer = s.accept()
+        threading.Thread(target=_answer, args=(conn, peer), daemon=True).start()
+
+
+def _answer(conn: socket.socket, peer: tuple) -> None:
+    with conn:
+        try:
+            conn.recv(64)
+            conn.sendall(peer[0].encode())
+        except OSError:
+            pass
+
+
+def probe(proto: str, host: str, port: int, timeout: float) -> int:
+    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.settimeout(timeout)
+        try:
+            if proto == "udp":
+                s.sendto(b"hi", (host, port))
+                data = s.recvfrom(2048)[0]
+            else:
+                s.connect((host, port))
+                s.sendall(b"hi")
+                data = s.recv(2048)
+        except OSError as exc:
+            print(f"unreachable: {exc}", file=sys.stderr)
+            return 1
+    print(data.decode())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m netkit.testing.probe")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve")
+    s.add_argument("proto", choices=("tcp", "udp"))
+    s.add_argument("port", type=int)
+    p = sub.add_parser("probe")
+    p.add_argument("proto", choices=("tcp", "udp"))
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("--timeout", type=float, default=1.0)
+    args = ap.parse_args(argv)
+    if args.cmd == "serve":
+        serve(args.proto, args.port)
+        return 0
+    return probe(args.proto, args.host, args.port, args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
