@@ -29,10 +29,18 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason="needs root"))
 
 
+MINE: set[str] = set()          # names this session generated (nodes, LANs, test netns)
+
+
 def _netkit_objects() -> set[str]:
+    """netkit-owned objects on the machine: namespaces this session named, and anything
+    in the real root netns (links, nft tables), where no test may put anything."""
     out = set()
     ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    out |= {f"netns {line.split()[0]}" for line in ns.splitlines() if line.startswith("nk")}
+    for line in ns.splitlines():
+        name = line.split()[0]
+        if name.startswith("nk") and any(token in name for token in MINE):
+            out.add(f"netns {name}")
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     for line in links.splitlines():
         name = line.split(": ")[1].split("@")[0]
@@ -72,7 +80,10 @@ def host(netkit_dirs):
 
 
 def unique(prefix: str = "t") -> str:
-    return f"{prefix}{secrets.token_hex(3)}"
+    """A fresh name for a node, LAN or namespace, remembered for the leak check."""
+    name = f"{prefix}{secrets.token_hex(3)}"
+    MINE.add(name)
+    return name
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 _BUILTIN = {
     "bridge": "netkit.drivers.bridge:BridgeDriver",
+    "macvlan": "netkit.drivers.macvlan:MacvlanDriver",
     "host": "netkit.drivers.null:HostDriver",
     "null": "netkit.drivers.null:NullDriver",
     "none": "netkit.drivers.null:NullDriver",

@@ -1,0 +1,1 @@
+"""pytest plugin: fixtures that build networks with netkit (registered as pytest11)."""
