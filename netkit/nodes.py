@@ -173,17 +173,25 @@ class NodesMixin:
         if node is None:
             raise NotFound(f"node {name} not found")
         inner = Engine(name, root=self.root, run=self.run_root)
+        failure: BaseException | None = None
         try:
             busy = [c.name for c in inner.containers(all=True)] + \
                    [n.name for n in inner.networks() if not n.predefined]
             if busy and not force:
                 raise Conflict(f"node {name} is in use ({', '.join(busy)}): use -f to remove it anyway")
             inner.system_reset()
+        except Conflict:
+            raise
+        except Exception as exc:          # -f: clean up by force below, then report
+            if not force:
+                raise
+            failure = exc
         finally:
             inner.close()
         paths = NodePaths.of(name, self.root, self.run_root)
         with self._action() as (tx, ctx):
             tx.delete_node(name)
+            _force_clean(name, paths)
             for pid in spawn.netns_pids(node.netns or ""):
                 spawn.kill(pid)
             if node.lan:
@@ -194,6 +202,8 @@ class NodesMixin:
             kns.remove_bind(os.path.join(paths.run, "uts"))
             shutil.rmtree(paths.run, ignore_errors=True)
             shutil.rmtree(paths.root, ignore_errors=True)
+        if failure is not None:
+            raise failure
 
     def node_exec(self: "Engine", name: str, command: list[str], capture: list[bytes] | None = None) -> int:
         """`netkit node exec`: run a command on the simulated host itself."""
@@ -209,3 +219,28 @@ class NodesMixin:
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": "/root",
                "HOSTNAME": name}
         return spawn.run_foreground(box, list(command), env, capture=capture)
+
+
+def _force_clean(node: str, paths: NodePaths) -> None:
+    """What a failed reset may leave of a node: its containers' namespaces, their UTS
+    binds and processes, and its resolver. Found by name, so nothing else is touched."""
+    from netkit.paths import container_netns_prefix
+    prefix = container_netns_prefix(node)
+    for ns_name in kns.list_netns():
+        if ns_name.startswith(prefix):
+            for pid in spawn.netns_pids(ns_name):
+                spawn.kill(pid)
+            kns.delete_netns(ns_name)
+    try:
+        for cid in os.listdir(os.path.join(paths.run, "containers")):
+            kns.remove_bind(os.path.join(paths.run, "containers", cid, "uts"))
+    except FileNotFoundError:
+        pass
+    try:
+        with open(os.path.join(paths.run, "dns", "resolver.pid")) as f:
+            pid = int(f.read().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if b"netkit.dns" in f.read():
+                spawn.kill(pid)
+    except (OSError, ValueError):
+        pass

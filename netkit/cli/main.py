@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from netkit import __version__
-from netkit.cli import container, debug, network, node, system
+from netkit.cli import container, debug, dns, network, node, system
+from netkit.cli import capture
 from netkit.errors import NetkitError
 
 
@@ -52,5 +53,7 @@ cli.add_command(container.rm)
 cli.add_command(container.inspect)
 cli.add_command(container.port)
 cli.add_command(system.system)
+cli.add_command(dns.dns)
 cli.add_command(node.node)
 cli.add_command(node.lan)
+cli.add_command(capture.capture)
