@@ -22,7 +22,7 @@ from netkit.errors import (AlreadyExists, Conflict, Exhausted, Forbidden, Intern
                            InvalidArgument, NetkitError, NotFound)
 from netkit.kernel import netns as kns
 from netkit.kernel import spawn
-from netkit.kernel.journal import UndoJournal
+from netkit.kernel.journal import UndoJournal, log
 from netkit.kernel.session import FaultPlan, KernelSession
 from netkit.dnssync import DnsMixin
 from netkit.fwsync import FirewallMixin
@@ -175,18 +175,23 @@ class Engine(DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
         with self._action() as (tx, ctx):
             if any(name == spec.name for _, name in tx.network_refs()):
                 raise AlreadyExists(f"network with name {spec.name} already exists")
-            taken = tx.all_subnets() + self._onlink_routes(ctx)
+            # macvlan: a given subnet is the parent's LAN, so the node's on-link route is no conflict
+            onlink = [] if getattr(driver, "onlink_subnets", False) and spec.subnets else self._onlink_routes(ctx)
+            taken = tx.all_subnets() + onlink
             cfgs = ipam.build_ipam(spec.subnets, spec.ip_ranges, spec.gateways, spec.aux_addresses,
                                    ipv4=spec.ipv4, ipv6=spec.ipv6, taken=taken,
                                    skip_gateway=not driver.allocates_gateway,
                                    v6_seed=f"{self.node_name}:{spec.name}",
                                    one_subnet_per_family=spec.driver == "bridge")
             net = Network(id=new_id(), name=spec.name, driver=driver.name, scope=driver.scope,
-                          created=now(), ipam=cfgs, internal=spec.internal,
+                          created=now(), ipam=cfgs,
+                          internal=spec.internal or getattr(driver, "forces_internal", lambda s: False)(spec),
                           attachable=spec.attachable, ipv4=any(c.family == 4 for c in cfgs),
                           ipv6=any(c.family == 6 for c in cfgs), options=dict(spec.options),
                           labels=dict(spec.labels))
             self._check_bridge_name(tx, net)
+            if hasattr(driver, "check_network"):       # cross-network rules (macvlan passthru)
+                driver.check_network(net, tx.networks())
             tx.insert_network(net)
             self._reserve(tx, net)
             driver.create_network(ctx, net)
@@ -246,6 +251,8 @@ class Engine(DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
                                f"endpoints {active}")
             tx.delete_network(net.id)
             drivers.get(net.driver).delete_network(ctx, net)
+            if hasattr(drivers.get(net.driver), "release_network"):   # shared parents (macvlan VLAN links)
+                drivers.get(net.driver).release_network(ctx, net, tx.networks())
             self._sync_firewall(tx, ctx)
         return net
 
@@ -650,7 +657,10 @@ class Engine(DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
                         raise AlreadyExists(f"endpoint with name {name} already exists in network {n.name}")
                     eps.append(self._join(tx, ctx, n, ctr, es, eps))
                 gw_ep = self._route(tx, ctx, ctr, eps, replace=False)
-                if reqs and gw_ep is not None:       # no ports on internal-only containers, as Docker
+                gw_net = tx.network(gw_ep.network_id) if gw_ep is not None else None
+                if reqs and gw_net is not None and not getattr(drivers.get(gw_net.driver), "maps_ports", True):
+                    log.warning("%s driver does not support port mappings", gw_net.driver)  # ignored, as Docker
+                elif reqs and gw_ep is not None:     # no ports on internal-only containers, as Docker
                     ports = self._publish(tx, ctx, ctr, gw_ep, reqs)
             if shared is None:
                 # the run dir (journaled above) holds them: no undo of their own

@@ -207,6 +207,73 @@ class NetnsHandle:
             self.journal.push(f"sysctl {key}={undo}",
                               lambda: self._quiet(lambda: ns.write_sysctl(self.name, key, undo)))
 
+    # -- macvlan / vlan (added for the macvlan driver) --------------------------
+    def link_info(self, ifname: str) -> dict[str, Any] | None:
+        """One link described as `links()` does (+ `link`: its lower device's index), or None."""
+        try:
+            msg = self.ipr.link("get", ifname=ifname)[0]
+        except NetlinkError as exc:
+            if is_missing(exc):
+                return None
+            raise
+        return {"index": msg["index"], "ifname": msg.get("ifname"), "alias": msg.get("ifalias"),
+                "master": msg.get("master"), "kind": _kind(msg), "state": msg.get("state"),
+                "mtu": msg.get("mtu"), "address": msg.get("address"), "link": msg.get("link")}
+
+    def add_device(self, name: str, kind: str, *, mtu: int | None = None) -> int:
+        """A stand-alone link of `kind` (dummy, bridge...) with kernel defaults (down).
+
+        Unlike add_bridge no MAC is set: a bridge given an address runs its port
+        state selection, which turns the carrier of a port-less bridge off.
+        A kind the kernel lacks raises Unsupported (EOPNOTSUPP).
+        """
+        kw: dict[str, Any] = {"mtu": mtu} if mtu else {}
+        with self._op(f"create {kind}", name):
+            self.ipr.link("add", ifname=name, kind=kind, **kw)
+        self.journal.push(f"delete {kind} {name}", lambda: self.delete_link(name))
+        index = self.link_index(name)
+        assert index is not None
+        return index
+
+    def add_macvlan(self, name: str, parent: int, *, mode: str, netns: str | None = None,
+                    mac: str | None = None, mtu: int | None = None) -> None:
+        """A macvlan child of `parent` (a link index in this netns), made directly inside
+        `netns` under its final name (IFLA_NET_NS_FD: no move or rename round-trips).
+
+        The kernel resolves the parent index in the requesting (this) namespace and
+        creates the device in the target one. The undo deletes it where it was made.
+        """
+        kw: dict[str, Any] = {"ifname": name, "kind": "macvlan", "link": parent,
+                              "macvlan_mode": mode}
+        if mac:
+            kw["address"] = mac
+        if mtu:
+            kw["mtu"] = mtu
+        fd = ns.open_fd(netns) if netns is not None and netns != self.name else None
+        try:
+            if fd is not None:
+                kw["net_ns_fd"] = fd
+            with self._op("create macvlan", name):
+                self.ipr.link("add", **kw)
+        finally:
+            if fd is not None:
+                import os
+                os.close(fd)
+        where = self if fd is None else self.session.netns(netns)
+        self.journal.push(f"delete macvlan {name}", lambda: where.delete_link(name))
+
+    def add_vlan(self, name: str, parent: int, vid: int) -> int:
+        """An 802.1q subinterface `name` of link `parent` with VLAN id `vid` (down).
+
+        A kernel without 802.1q support answers EOPNOTSUPP, raised as Unsupported.
+        """
+        with self._op("create vlan", name):
+            self.ipr.link("add", ifname=name, kind="vlan", link=parent, vlan_id=vid)
+        self.journal.push(f"delete vlan {name}", lambda: self.delete_link(name))
+        index = self.link_index(name)
+        assert index is not None
+        return index
+
     @staticmethod
     def _quiet(fn: Callable[[], Any]) -> None:
         try:
