@@ -1,0 +1,131 @@
+"""A normalized lab: the dataclasses `load_project` returns (pure data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from netkit.errors import InvalidArgument
+from netkit.labs.source import Where
+
+
+@dataclass(frozen=True)
+class Healthcheck:
+    """Docker's healthcheck; `test` is ("CMD", argv...) or ("CMD-SHELL", text)."""
+
+    test: tuple[str, ...]
+    interval: float = 30.0
+    timeout: float = 30.0
+    retries: int = 3
+    start_period: float = 0.0
+    start_interval: float = 5.0
+
+    def argv(self) -> list[str]:
+        if self.test[0] == "CMD-SHELL":
+            return ["sh", "-c", self.test[1]]
+        return list(self.test[1:])
+
+
+@dataclass(frozen=True)
+class ServiceNetwork:
+    network: str                        # key in Project.networks
+    aliases: tuple[str, ...] = ()
+    ipv4_address: str | None = None
+    ipv6_address: str | None = None
+    mac_address: str | None = None
+
+
+@dataclass(frozen=True)
+class Dependency:
+    service: str
+    condition: str = "service_started"
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    command: tuple[str, ...] = ()
+    container_name: str | None = None
+    hostname: str | None = None
+    networks: tuple[ServiceNetwork, ...] = ()   # Compose's order: by key (equal priority)
+    network_mode: str | None = None             # host | none | bridge | service:x | container:x
+    ports: tuple[str, ...] = ()                 # -p syntax
+    expose: tuple[str, ...] = ()
+    links: tuple[tuple[str, str], ...] = ()     # (service, alias)
+    dns: tuple[str, ...] = ()
+    depends_on: tuple[Dependency, ...] = ()
+    healthcheck: Healthcheck | None = None
+    replicas: int = 1
+    environment: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    node: str | None = None                     # node name (resolved from x-netkit.nodes keys)
+
+
+@dataclass(frozen=True)
+class IpamConfig:
+    subnet: str | None = None
+    ip_range: str | None = None
+    gateway: str | None = None
+    aux_addresses: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NetworkDef:
+    key: str
+    name: str
+    driver: str = "bridge"
+    driver_opts: dict[str, str] = field(default_factory=dict)
+    ipam: tuple[IpamConfig, ...] = ()
+    internal: bool = False
+    attachable: bool = False
+    enable_ipv6: bool = False
+    enable_ipv4: bool = True
+    labels: dict[str, str] = field(default_factory=dict)
+    external: bool = False
+
+
+@dataclass(frozen=True)
+class LanDef:
+    key: str
+    name: str
+    subnet: str
+    gateway: str | None = None
+    external: bool = False
+
+
+@dataclass(frozen=True)
+class NodeDef:
+    key: str
+    name: str
+    lan: str | None = None              # LAN name (resolved from x-netkit.lans keys)
+    ip: str | None = None
+    gateway: str | None = None
+    dns: tuple[str, ...] = ()
+    external: bool = False
+
+
+@dataclass
+class Project:
+    name: str
+    files: tuple[str, ...]
+    workdir: str
+    services: dict[str, Service]
+    networks: dict[str, NetworkDef]
+    lans: dict[str, LanDef] = field(default_factory=dict)
+    nodes: dict[str, NodeDef] = field(default_factory=dict)
+    swarm: dict[str, Any] = field(default_factory=dict)
+    checks: list = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    where: Where = field(default_factory=Where)
+
+    def service(self, name: str) -> Service:
+        try:
+            return self.services[name]
+        except KeyError:
+            raise InvalidArgument(f"no such service: {name}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The normalized file, as `lab config` prints it."""
+        from netkit.labs.render import project_dict
+        return project_dict(self)

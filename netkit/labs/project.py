@@ -1,0 +1,407 @@
+"""A lab file, normalized: the `Project` that planning and the runner use.
+
+`load_project(files, ...)` reads, interpolates, validates and normalizes;
+everything here is pure (files and the environment in, dataclasses out).
+Compose's rules applied here:
+
+- project name: ``-p`` > ``COMPOSE_PROJECT_NAME`` > ``name:`` > the first
+  file's directory (lower-cased, other characters than ``[a-z0-9_-]`` dropped);
+- networks are ``<project>_<key>`` unless ``name:`` is set (external ones
+  keep their name); services naming no network and no ``network_mode``
+  join ``default`` (``<project>_default``);
+- ``links`` and ``network_mode: service:x`` imply ``depends_on``;
+- several ``-f`` files merge: mappings key by key, lists replaced, except
+  ``ports``, ``expose``, ``dns``, ``links`` and checks, which are appended.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from typing import Any, Iterable, Mapping, Sequence
+
+from netkit.errors import InvalidArgument
+from netkit.labs import schema
+from netkit.labs.model import (Dependency, Healthcheck, IpamConfig, LanDef, NetworkDef, NodeDef,
+                               Project, Service, ServiceNetwork)
+from netkit.labs.source import Where, interpolate, load_env, parse_yaml
+
+__all__ = ["load_project", "find_files", "order", "Project", "Service", "NetworkDef", "Healthcheck",
+           "ServiceNetwork", "Dependency", "IpamConfig", "LanDef", "NodeDef", "DEFAULT_FILES"]
+
+DEFAULT_FILES = ("lab.yml", "lab.yaml", "compose.yaml", "compose.yml",
+                 "docker-compose.yaml", "docker-compose.yml")
+_PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+# -- loading ---------------------------------------------------------------------------
+
+def find_files(workdir: str | None = None) -> list[str]:
+    """The default lab file of a directory (``lab.yml``, then Compose's names)."""
+    workdir = workdir or os.getcwd()
+    for name in DEFAULT_FILES:
+        path = os.path.join(workdir, name)
+        if os.path.isfile(path):
+            return [path if workdir != os.getcwd() else name]
+    raise InvalidArgument(f"no lab file found in {workdir} (looked for {', '.join(DEFAULT_FILES)}); "
+                          "use -f FILE")
+
+
+def load_project(files: str | Sequence[str] | None = None, *, project: str | None = None,
+                 env_files: Iterable[str] = (), environ: Mapping[str, str] | None = None,
+                 scale: Mapping[str, int] | None = None) -> Project:
+    """Read, interpolate, validate and normalize lab files into a Project."""
+    if isinstance(files, str):
+        files = [files]
+    files = list(files or find_files())
+    workdir = os.path.dirname(os.path.abspath(files[0]))
+    env = load_env(workdir, env_files, environ)
+    warnings: list[str] = []
+    merged: dict[str, Any] = {}
+    where = Where(default_file=files[0])
+    ctx = schema.Ctx(where, warnings)
+    for path in files:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except FileNotFoundError:
+            raise InvalidArgument(f"lab file {path} not found") from None
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from None
+        raw, spots = parse_yaml(text, path)
+        if raw is None:
+            raw = {}
+        raw = interpolate(raw, env, spots, warnings)
+        one = schema.Ctx(spots, warnings)
+        one.ignored = ctx.ignored
+        checked = schema.TOP.check(raw, (), one)
+        _to_map_forms(checked, spots)
+        merged = _merge(merged, checked, ())
+        where.update(spots)
+    for key, paths in ctx.ignored.items():
+        warnings.append(f"{', '.join(paths)}: ignored ({_why_ignored(key)})")
+    return _normalize(merged, files, workdir, env, project, where, warnings, scale or {})
+
+
+def _why_ignored(key: str) -> str:
+    return schema.IMAGES
+
+
+_APPEND = {"ports", "expose", "dns", "links", "checks"}
+
+
+def _merge(base: Any, over: Any, path: tuple) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = _merge(base[k], v, path + (k,)) if k in base else v
+        return out
+    if isinstance(base, list) and isinstance(over, list) and path and path[-1] in _APPEND:
+        return base + [v for v in over if v not in base]
+    return over
+
+
+def _to_map_forms(data: dict, where: Where) -> None:
+    """List forms of networks / depends_on / environment / labels -> mappings (before merging)."""
+    for name, svc in (data.get("services") or {}).items():
+        base = ("services", name)
+        if isinstance(svc.get("networks"), list):
+            for i, net in enumerate(svc["networks"]):
+                where.move(base + ("networks", i), base + ("networks", net))
+            svc["networks"] = {net: None for net in svc["networks"]}
+        if isinstance(svc.get("depends_on"), list):
+            for i, dep in enumerate(svc["depends_on"]):
+                where.move(base + ("depends_on", i), base + ("depends_on", dep))
+            svc["depends_on"] = {dep: {"condition": "service_started"} for dep in svc["depends_on"]}
+        for key in ("environment", "labels"):
+            if isinstance(svc.get(key), list):
+                svc[key] = _kv_list(svc[key], base + (key,), where)
+    for name, net in (data.get("networks") or {}).items():
+        if net and isinstance(net.get("labels"), list):
+            net["labels"] = _kv_list(net["labels"], ("networks", name, "labels"), where)
+
+
+def _kv_list(items: list[str], path: tuple, where: Where) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for i, item in enumerate(items):
+        key, sep, value = item.partition("=")
+        if not key:
+            raise where.error(path + (i,), f'invalid entry "{item}": the name is empty')
+        where.move(path + (i,), path + (key,))
+        out[key] = value if sep else None
+    return out
+
+
+# -- normalization -----------------------------------------------------------------------
+
+def project_name_from_dir(workdir: str) -> str:
+    """Compose's NormalizeProjectName of a directory name."""
+    name = re.sub(r"[^a-z0-9_-]", "", os.path.basename(workdir.rstrip("/")).lower())
+    name = name.lstrip("_-")
+    return name or "default"
+
+
+def _project_name(given: str | None, data: dict, env: Mapping[str, str], workdir: str,
+                  where: Where) -> str:
+    for value, what in ((given, "-p"), (env.get("COMPOSE_PROJECT_NAME") or None, "COMPOSE_PROJECT_NAME")):
+        if value is not None:
+            if not _PROJECT_RE.match(value):
+                raise InvalidArgument(f'invalid project name "{value}" ({what}): it must contain only '
+                                      "characters from [a-z0-9_-] and start with [a-z0-9]")
+            return value
+    if data.get("name"):
+        return data["name"]
+    return project_name_from_dir(workdir)
+
+
+def _normalize(data: dict, files: list[str], workdir: str, env: Mapping[str, str],
+               given: str | None, where: Where, warnings: list[str],
+               scale: Mapping[str, int]) -> Project:
+    name = _project_name(given, data, env, workdir, where)
+    xn = data.get("x-netkit") or {}
+    lans = {k: LanDef(k, v.get("name") or k, v["subnet"], v.get("gateway"), bool(v.get("external")))
+            for k, v in (xn.get("lans") or {}).items()}
+    nodes = {}
+    for k, v in (xn.get("nodes") or {}).items():
+        lan = v.get("lan")
+        if lan is not None and lan in lans:
+            lan = lans[lan].name
+        if (v.get("ip") or v.get("gateway")) and not lan:
+            raise where.error(("x-netkit", "nodes", k), "ip and gateway need lan")
+        if lan and not v.get("ip") and not v.get("external"):
+            raise where.error(("x-netkit", "nodes", k, "lan"), "a node on a LAN needs ip")
+        dns = v.get("dns") or ()
+        nodes[k] = NodeDef(k, v.get("name") or k, lan, v.get("ip"), v.get("gateway"),
+                           tuple([dns] if isinstance(dns, str) else dns), bool(v.get("external")))
+
+    raw_services = data.get("services") or {}
+    raw_networks = dict(data.get("networks") or {})
+    uses_default = any(not s.get("networks") and not s.get("network_mode") for s in raw_services.values())
+    if uses_default and "default" not in raw_networks:
+        raw_networks["default"] = {}
+    networks = {k: _network(name, k, v or {}, where) for k, v in raw_networks.items()}
+
+    services: dict[str, Service] = {}
+    for sname, raw in raw_services.items():
+        services[sname] = _service(sname, raw, networks, nodes, env, where, scale)
+    for sname in scale:
+        if sname not in services:
+            raise InvalidArgument(f"no such service: {sname}")
+    _check_references(services, where)
+
+    checks = list(xn.get("checks") or [])
+    project = Project(name=name, files=tuple(files), workdir=workdir, services=services,
+                      networks=networks, lans=lans, nodes=nodes, swarm=dict(xn.get("swarm") or {}),
+                      checks=checks, warnings=warnings, where=where)
+    if project.swarm:
+        warnings.append("x-netkit.swarm: not used yet (it comes with the overlay driver)")
+    for check in checks:
+        check.validate(project)
+    return project
+
+
+def _network(project: str, key: str, raw: dict, where: Where) -> NetworkDef:
+    path = ("networks", key)
+    ext = raw.get("external")
+    ext_name = None
+    if isinstance(ext, dict):                         # legacy external: {name: x}
+        ext_name, ext = ext.get("name"), True
+    if ext:
+        for other in raw:
+            if other not in ("external", "name") and not other.startswith("x-"):
+                raise where.error(path + (other,), f'conflicting parameters "external" and "{other}" '
+                                                   f'specified for network "{key}"')
+        return NetworkDef(key, raw.get("name") or ext_name or key, external=True)
+    ipam = raw.get("ipam") or {}
+    cfgs = tuple(IpamConfig(c.get("subnet"), c.get("ip_range"), c.get("gateway"),
+                            dict(c.get("aux_addresses") or {})) for c in ipam.get("config") or ())
+    for i, c in enumerate(cfgs):
+        if (c.ip_range or c.gateway or c.aux_addresses) and not c.subnet:
+            raise where.error(path + ("ipam", "config", i), "ip_range, gateway and aux_addresses need subnet")
+    labels = {k: v or "" for k, v in (raw.get("labels") or {}).items()}
+    return NetworkDef(key, raw.get("name") or f"{project}_{key}", raw.get("driver") or "bridge",
+                      dict(raw.get("driver_opts") or {}), cfgs, bool(raw.get("internal")),
+                      bool(raw.get("attachable")), bool(raw.get("enable_ipv6")),
+                      raw.get("enable_ipv4", True), labels)
+
+
+def _command(value: Any, path: tuple, where: Where) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, list):
+        return tuple(value)
+    try:
+        return tuple(shlex.split(value))
+    except ValueError as exc:
+        raise where.error(path, f"invalid command line: {exc}") from None
+
+
+def _healthcheck(raw: dict | None, path: tuple, where: Where) -> Healthcheck | None:
+    if not raw:
+        return None
+    if raw.get("disable"):
+        return None
+    test = raw.get("test")
+    if test is None:
+        raise where.error(path, 'missing key "test"')
+    if isinstance(test, str):
+        argv: tuple[str, ...] = ("CMD-SHELL", test)
+    else:
+        if not test or test[0] not in ("CMD", "CMD-SHELL", "NONE"):
+            raise where.error(path + ("test",), 'the first element must be "CMD", "CMD-SHELL" or "NONE"')
+        if test[0] == "NONE":
+            return None
+        if len(test) < 2:
+            raise where.error(path + ("test",), f"{test[0]} needs a command")
+        argv = ("CMD-SHELL", " ".join(test[1:])) if test[0] == "CMD-SHELL" else tuple(test)
+    retries = raw.get("retries") or 3                 # Docker: 0 means the default
+    return Healthcheck(argv, raw.get("interval", 30.0) or 30.0, raw.get("timeout", 30.0) or 30.0,
+                       retries, raw.get("start_period", 0.0), raw.get("start_interval", 5.0) or 5.0)
+
+
+def _port(value: Any, path: tuple, where: Where) -> str:
+    from netkit.ports import parse_publish
+    if isinstance(value, dict):
+        if "target" not in value:
+            raise where.error(path, 'missing key "target"')
+        text = str(value["target"])
+        if value.get("published") not in (None, ""):
+            text = f"{value['published']}:{text}"
+            if value.get("host_ip"):
+                text = f"{value['host_ip']}:{text}"
+        elif value.get("host_ip"):
+            text = f"{value['host_ip']}::{text}"
+        text += f"/{value.get('protocol', 'tcp')}"
+    else:
+        text = str(value)
+    try:
+        parse_publish(text)
+    except InvalidArgument as exc:
+        raise where.error(path, str(exc)) from None
+    return text
+
+
+def _service(name: str, raw: dict, networks: dict[str, NetworkDef], nodes: dict[str, NodeDef],
+             env: Mapping[str, str], where: Where, scale: Mapping[str, int]) -> Service:
+    from netkit.ports import parse_expose
+    base = ("services", name)
+    replicas = raw.get("scale")
+    deploy = (raw.get("deploy") or {}).get("replicas")
+    if replicas is not None and deploy is not None and replicas != deploy:
+        raise where.error(base, "can't set distinct values on 'scale' and 'deploy.replicas'")
+    replicas = scale.get(name, replicas if replicas is not None else (deploy if deploy is not None else 1))
+    if raw.get("container_name") and replicas > 1:
+        raise where.error(base + ("container_name",), f'container_name "{raw["container_name"]}" is set, '
+                          "so the service can't be scaled beyond 1 container")
+
+    mode = raw.get("network_mode")
+    if mode is not None:
+        if raw.get("networks"):
+            raise where.error(base + ("network_mode",), f"service {name} declares mutually exclusive "
+                              "`network_mode` and `networks`")
+        kind, _, target = mode.partition(":")
+        if mode not in ("host", "none", "bridge") and not (kind in ("service", "container") and target):
+            raise where.error(base + ("network_mode",), f'invalid network mode "{mode}": use host, none, '
+                              "bridge, service:NAME or container:NAME")
+        if kind in ("service", "container") and target:
+            for key in ("hostname", "dns", "links", "ports", "expose"):
+                if raw.get(key):
+                    raise where.error(base + (key,), f"conflicting options: {key} and network_mode {mode}")
+    nets = []
+    for key in sorted(raw.get("networks") or ({"default": None} if mode is None else {})):
+        if key not in networks:
+            raise where.error(base + ("networks", key), f'service "{name}" refers to undefined network {key}')
+        cfg = (raw.get("networks") or {}).get(key) or {}
+        if (cfg.get("ipv4_address") or cfg.get("ipv6_address") or cfg.get("mac_address")) and replicas > 1:
+            raise where.error(base + ("networks", key), "a static address cannot be shared by "
+                              f"{replicas} replicas")
+        nets.append(ServiceNetwork(key, tuple(cfg.get("aliases") or ()), cfg.get("ipv4_address"),
+                                   cfg.get("ipv6_address"), cfg.get("mac_address")))
+    expose = []
+    for i, e in enumerate(raw.get("expose") or ()):
+        try:
+            parse_expose(str(e))
+        except InvalidArgument as exc:
+            raise where.error(base + ("expose", i), str(exc)) from None
+        expose.append(str(e))
+    links = []
+    for i, link in enumerate(raw.get("links") or ()):
+        target, _, alias = link.partition(":")
+        links.append((target, alias or target))
+    deps = [Dependency(svc, (d or {}).get("condition", "service_started"), (d or {}).get("required", True))
+            for svc, d in (raw.get("depends_on") or {}).items()]
+    have = {d.service for d in deps}
+    implied = [t for t, _ in links] + ([mode.split(":", 1)[1]] if mode and mode.startswith("service:") else [])
+    deps += [Dependency(t) for t in dict.fromkeys(implied) if t not in have]
+    dns = raw.get("dns") or ()
+    environment = {k: (v if v is not None else env.get(k)) for k, v in (raw.get("environment") or {}).items()}
+    node = (raw.get("x-netkit") or {}).get("node")
+    if node is not None:
+        node = nodes[node].name if node in nodes else node
+        if not re.match(schema.NODE_NAME, node):
+            raise where.error(base + ("x-netkit", "node"), f'invalid node name "{node}": {schema.NODE_HINT}')
+    return Service(
+        name=name, command=_command(raw.get("command"), base + ("command",), where),
+        container_name=raw.get("container_name"), hostname=raw.get("hostname"),
+        networks=tuple(nets), network_mode=mode,
+        ports=tuple(_port(p, base + ("ports", i), where) for i, p in enumerate(raw.get("ports") or ())),
+        expose=tuple(expose), links=tuple(links), dns=tuple([dns] if isinstance(dns, str) else dns),
+        depends_on=tuple(deps),
+        healthcheck=_healthcheck(raw.get("healthcheck"), base + ("healthcheck",), where),
+        replicas=replicas,
+        environment={k: v for k, v in environment.items() if v is not None},
+        labels={k: v or "" for k, v in (raw.get("labels") or {}).items()},
+        node=node)
+
+
+def _check_references(services: dict[str, Service], where: Where) -> None:
+    for s in services.values():
+        base = ("services", s.name)
+        for d in s.depends_on:
+            if d.service == s.name:
+                raise where.error(base + ("depends_on", d.service), f'service "{s.name}" depends on itself')
+            if d.service not in services:
+                if not d.required:
+                    continue
+                key = "depends_on"
+                if any(t == d.service for t, _ in s.links):
+                    key = "links"
+                elif s.network_mode == f"service:{d.service}":
+                    key = "network_mode"
+                raise where.error(base + ((key, d.service) if key == "depends_on" else (key,)),
+                                  f'service "{s.name}" depends on undefined service "{d.service}"')
+            dep = services[d.service]
+            if d.condition == "service_healthy" and dep.healthcheck is None:
+                raise where.error(base + ("depends_on", d.service),
+                                  f'condition service_healthy, but service "{d.service}" has no healthcheck')
+        if s.network_mode and s.network_mode.startswith("service:"):
+            other = services[s.network_mode.split(":", 1)[1]]
+            if (other.node or None) != (s.node or None):
+                raise where.error(base + ("network_mode",), f'service "{s.name}" and "{other.name}" run on '
+                                  "different nodes: they cannot share a network namespace")
+    order(services, where)
+
+
+def order(services: Mapping[str, Service], where: Where | None = None) -> list[str]:
+    """Start order: dependencies first, otherwise the file's order. A cycle is an error."""
+    done: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = trail[trail.index(name):] + [name]
+            err = f"dependency cycle detected: {' -> '.join(cycle)}"
+            raise where.error(("services", name, "depends_on"), err) if where else InvalidArgument(err)
+        state[name] = 1
+        for d in services[name].depends_on:
+            if d.service in services:
+                visit(d.service, trail + [name])
+        state[name] = 2
+        done.append(name)
+
+    for name in services:
+        visit(name, [])
+    return done

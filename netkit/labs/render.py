@@ -1,0 +1,78 @@
+"""A Project back to a Compose-shaped mapping (`lab config`), with defaults made explicit."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from netkit.labs.schema import format_duration
+
+if TYPE_CHECKING:
+    from netkit.labs.model import NetworkDef, Project, Service
+
+
+def _drop_empty(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v not in (None, (), [], {}, "")}
+
+
+def service_dict(s: "Service") -> dict[str, Any]:
+    nets = {}
+    for n in s.networks:
+        cfg = _drop_empty({"aliases": list(n.aliases), "ipv4_address": n.ipv4_address,
+                           "ipv6_address": n.ipv6_address, "mac_address": n.mac_address})
+        nets[n.network] = cfg or None
+    hc = None
+    if s.healthcheck is not None:
+        h = s.healthcheck
+        hc = {"test": list(h.test), "interval": format_duration(h.interval),
+              "timeout": format_duration(h.timeout), "retries": h.retries,
+              "start_period": format_duration(h.start_period),
+              "start_interval": format_duration(h.start_interval)}
+    out = _drop_empty({
+        "command": list(s.command), "container_name": s.container_name, "hostname": s.hostname,
+        "network_mode": s.network_mode, "networks": nets,
+        "ports": list(s.ports), "expose": list(s.expose),
+        "links": [t if a == t else f"{t}:{a}" for t, a in s.links], "dns": list(s.dns),
+        "depends_on": {d.service: {"condition": d.condition, "required": d.required} for d in s.depends_on},
+        "healthcheck": hc, "environment": dict(s.environment), "labels": dict(s.labels),
+    })
+    out["scale"] = s.replicas
+    if s.node:
+        out["x-netkit"] = {"node": s.node}
+    return out
+
+
+def network_dict(n: "NetworkDef") -> dict[str, Any]:
+    if n.external:
+        return {"name": n.name, "external": True}
+    ipam = [_drop_empty({"subnet": c.subnet, "ip_range": c.ip_range, "gateway": c.gateway,
+                         "aux_addresses": dict(c.aux_addresses)}) for c in n.ipam]
+    out = {"name": n.name, "driver": n.driver}
+    out.update(_drop_empty({"driver_opts": dict(n.driver_opts), "ipam": {"config": ipam} if ipam else None,
+                            "labels": dict(n.labels)}))
+    for flag in ("internal", "attachable", "enable_ipv6"):
+        if getattr(n, flag):
+            out[flag] = True
+    if not n.enable_ipv4:
+        out["enable_ipv4"] = False
+    return out
+
+
+def project_dict(p: "Project") -> dict[str, Any]:
+    out: dict[str, Any] = {"name": p.name,
+                           "services": {name: service_dict(s) for name, s in p.services.items()},
+                           "networks": {k: network_dict(n) for k, n in p.networks.items()}}
+    xn: dict[str, Any] = {}
+    if p.lans:
+        xn["lans"] = {k: _drop_empty({"name": l.name, "subnet": l.subnet, "gateway": l.gateway,
+                                      "external": l.external or None}) for k, l in p.lans.items()}
+    if p.nodes:
+        xn["nodes"] = {k: _drop_empty({"name": n.name, "lan": n.lan, "ip": n.ip, "gateway": n.gateway,
+                                       "dns": list(n.dns), "external": n.external or None})
+                       for k, n in p.nodes.items()}
+    if p.swarm:
+        xn["swarm"] = p.swarm
+    if p.checks:
+        xn["checks"] = [c.to_dict() for c in p.checks]
+    if xn:
+        out["x-netkit"] = xn
+    return out
