@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterator
@@ -28,6 +29,7 @@ from netkit.dnssync import DnsMixin
 from netkit.fwsync import FirewallMixin
 from netkit.nodes import NodesMixin
 from netkit.system import SystemMixin
+from netkit.swarm import SwarmMixin, mac_from_ip
 from netkit.model import Container, Endpoint, Lan, Network, Node, Scope, State
 from netkit.paths import NodePaths, container_netns, default_root, default_run
 from netkit.refs import resolve
@@ -48,7 +50,7 @@ def new_id() -> str:
     return secrets.token_hex(32)
 
 
-class Engine(DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
+class Engine(SwarmMixin, DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
     """Docker's networking verbs on one node ("" / None = the real machine)."""
 
     def __init__(self, node: str | None = None, *, root: str | None = None,
@@ -112,8 +114,11 @@ class Engine(DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
             self.faults.calls = 0
         try:
             with self.store.transaction() as tx:
+                self._swarm_begin(tx)            # swarm: mirror the cluster's networks
                 yield tx, DriverContext(self.node, kernel)
+                self._swarm_commit()             # swarm: commit the cluster transaction, if any
         except BaseException as exc:
+            self._swarm_abort()
             for failure in journal.rollback():
                 exc.add_note(f"rollback: {failure}")
             kernel.close()
@@ -122,6 +127,7 @@ class Engine(DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
             raise InternalError(f"{type(exc).__name__}: {exc}") from exc
         journal.discard()
         kernel.close()
+        self._swarm_after()                      # swarm: program the members after a cluster change
 
     def _file(self, journal: UndoJournal, path: str, text: str) -> None:
         sandbox.write_file(path, text)
@@ -170,6 +176,8 @@ class Engine(DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
             raise Forbidden(f"operation is not permitted on predefined {spec.name} network ")
         if not NAME_RE.match(spec.name or ""):
             raise InvalidArgument(f"invalid network name {spec.name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        if spec.driver == "overlay":
+            return self._create_overlay(spec)                   # swarm scope: netkit/swarm.py
         driver = drivers.get(spec.driver)
         driver.validate(spec)                                   # nothing made yet
         with self._action() as (tx, ctx):
@@ -216,9 +224,11 @@ class Engine(DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
 
     def networks(self) -> list[Network]:
         """`docker network ls` (unsorted; the CLI sorts and filters)."""
+        self._swarm_refresh()
         return self.store.read().networks()
 
     def network(self, ref: str) -> Network:
+        self._swarm_refresh()
         return self._network(self.store.read(), ref)
 
     def _network(self, tx: Tx, ref: str) -> Network:
@@ -242,6 +252,8 @@ class Engine(DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
             net = self._network(tx, ref)
             if net.predefined:
                 raise Forbidden(f"{net.name} is a pre-defined network and cannot be removed")
+            if net.scope is Scope.SWARM:
+                self._swarm_remove_network(net)       # managers only; no endpoint on any node
             eps = tx.endpoints(network_id=net.id)
             if eps:
                 names = dict(tx.container_refs())
@@ -274,6 +286,8 @@ class Engine(DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
                   owner: str) -> str | None:
         """An address for `owner` in `net` ("a.b.c.d/len"), static or lowest free."""
         from netkit import ipam
+        if net.scope is Scope.SWARM:
+            return self._swarm_allocate(net, family, static, owner)   # cluster-wide IPAM
         cfgs = [c for c in net.ipam if c.family == family]
         if static:
             cfg, value = ipam.check_static(net.ipam, static)
@@ -301,6 +315,8 @@ class Engine(DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
 
     def _release(self, tx: Tx, net: Network, ep: Endpoint) -> None:
         from netkit import ipam
+        if net.scope is Scope.SWARM:
+            return self._swarm_release(net, ep)
         for addr in (ep.ipv4, ep.ipv6):
             if not addr:
                 continue
@@ -327,6 +343,8 @@ class Engine(DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
         ipv4 = self._allocate(tx, net, 4, es.ipv4, ep_id) if net.ipv4 or es.ipv4 else None
         ipv6 = self._allocate(tx, net, 6, es.ipv6, ep_id) if net.ipv6 or es.ipv6 else None
         mac = ipam.validate_mac(es.mac) if es.mac else ipam.random_mac()
+        if net.scope is Scope.SWARM and not es.mac and ipv4:
+            mac = mac_from_ip(ipv4)           # Docker's overlay: peers' ARP caches stay right
         return Endpoint(id=ep_id, network_id=net.id, container_id=ctr.id, ifname=ifname, mac=mac,
                         ipv4=ipv4, ipv6=ipv6, aliases=tuple(dict.fromkeys(es.aliases)),
                         links=tuple(es.links), static_ipv4=bool(es.ipv4), static_ipv6=bool(es.ipv6),
@@ -343,6 +361,8 @@ class Engine(DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
         result = drivers.get(net.driver).join(ctx, net, ep, ctr)
         ep = Endpoint(**{**_fields(ep), "host_ifname": result.host_ifname, "mac": result.mac})
         tx.insert_endpoint(ep)
+        if net.scope is Scope.SWARM:
+            self._swarm_publish(net, ep, ctr)
         return ep
 
     def _gateway_endpoint(self, eps: list[Endpoint], nets: dict[str, Network]) -> Endpoint | None:
@@ -354,7 +374,7 @@ class Engine(DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
 
         for ep in sorted(eps, key=rank):
             n = nets[ep.network_id]
-            if not n.internal and (n.gateway_v4 or n.gateway_v6):
+            if not n.internal and n.scope is not Scope.SWARM and (n.gateway_v4 or n.gateway_v6):
                 return ep
         return None
 
@@ -474,11 +494,18 @@ class Engine(DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
         if spawn.pid_alive(c.pid, c.options.get("pid_start")):       # type: ignore[arg-type]
             return c
         code = c.exit_code
-        try:
-            with open(os.path.join(self.paths.container_dir(c.id), "exit")) as f:
-                code = int(f.read().strip() or 0)
-        except (OSError, ValueError):
-            pass
+        exit_file = os.path.join(self.paths.container_dir(c.id), "exit")
+        # the shim writes the exit file right after reaping the command: give it a moment,
+        # so a dead process is never reported as exited without its code
+        for _ in range(50):
+            try:
+                with open(exit_file) as f:
+                    code = int(f.read().strip() or 0)
+                break
+            except (OSError, ValueError):
+                if not os.path.isdir(os.path.dirname(exit_file)):
+                    break
+                time.sleep(0.01)
         return Container(**{**_fields(c), "state": State.EXITED, "exit_code": code})
 
     def containers(self, all: bool = False) -> list[Container]:
@@ -738,13 +765,18 @@ class Engine(DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
             raise InvalidArgument("no command given")
         return spawn.run_foreground(self._box(ctr), list(command), self._env(ctr))
 
-    def exec_output(self, container: str, command: list[str]) -> tuple[int, str]:
-        """`exec` with the command's stdout captured: (exit code, output)."""
+    def exec_output(self, container: str, command: list[str], *, stderr: bool = False,
+                    timeout: float | None = None) -> tuple[int, str]:
+        """`exec` with the command's output captured: (exit code, stdout [+ stderr]).
+
+        With `timeout` the command is killed when it runs longer (exit code 137).
+        """
         ctr = self.container(container)
         if ctr.state is not State.RUNNING:
             raise Conflict(f"container {ctr.id} is not running")
         out: list[bytes] = []
-        code = spawn.run_foreground(self._box(ctr), list(command), self._env(ctr), capture=out)
+        code = spawn.run_foreground(self._box(ctr), list(command), self._env(ctr), capture=out,
+                                    capture_stderr=stderr, timeout=timeout)
         return code, b"".join(out).decode(errors="replace")
 
     def remove_container(self, ref: str, *, force: bool = False) -> Container:

@@ -11,8 +11,10 @@ and writes its exit status, so `ps` can report it later.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
+import time
 from dataclasses import dataclass
 
 from netkit.errors import InvalidArgument, KernelError
@@ -87,11 +89,13 @@ def _status(st: int) -> int:
 
 
 def run_foreground(box: Sandbox, argv: list[str], env: dict[str, str] | None = None,
-                   on_start=None, capture: list[bytes] | None = None) -> int:
+                   on_start=None, capture: list[bytes] | None = None,
+                   capture_stderr: bool = False, timeout: float | None = None) -> int:
     """Run argv in the sandbox, wait, and return its exit code (128+N if killed by N).
 
-    With `capture` (a list), the command's stdout is collected into it
-    instead of going to ours.
+    With `capture` (a list), the command's stdout (and stderr if
+    `capture_stderr`) is collected into it instead of going to ours. With
+    `timeout`, the command is killed with SIGKILL when it runs longer.
     """
     if not argv:
         raise InvalidArgument("no command given")
@@ -105,6 +109,8 @@ def run_foreground(box: Sandbox, argv: list[str], env: dict[str, str] | None = N
         if capture is not None:
             os.close(r)
             os.dup2(w, 1)
+            if capture_stderr:
+                os.dup2(w, 2)
             os.close(w)
         _child(box, argv, env)
     if on_start is not None:
@@ -112,16 +118,41 @@ def run_foreground(box: Sandbox, argv: list[str], env: dict[str, str] | None = N
     # Ctrl-C goes to the whole foreground process group; wait for the child
     old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
     try:
+        deadline = None if timeout is None else time.monotonic() + timeout
         if capture is not None:
             os.close(w)
-            while chunk := os.read(r, 65536):
+            while True:
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not select.select([r], [], [], left)[0]:
+                        _kill_quiet(pid)
+                        break
+                chunk = os.read(r, 65536)
+                if not chunk:
+                    break
                 capture.append(chunk)
             os.close(r)
+        elif deadline is not None:
+            while True:
+                done, st = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    return _status(st)
+                if time.monotonic() > deadline:
+                    _kill_quiet(pid)
+                    break
+                time.sleep(0.01)
         _, st = os.waitpid(pid, 0)
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
     return _status(st)
+
+
+def _kill_quiet(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _main_thread() -> bool:

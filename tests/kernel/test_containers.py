@@ -198,3 +198,11 @@ def test_extra_networks_at_run(node, net):
                                   extra_networks=(EndpointSpec("n2", aliases=("m2",)),)))
     assert [(e.ifname, e.network_name) for e in c.endpoints] == [("eth0", "n1"), ("eth1", "n2")]
     assert addrs(c.netns, "eth1") == ["10.52.0.2/24"]
+
+
+def test_exec_output_stderr_and_timeout(node, net):
+    node.run(ContainerSpec(name="eo", network="n1", detach=True))
+    assert node.exec_output("eo", ["sh", "-c", "echo out; echo err >&2"], stderr=True) == (0, "out\nerr\n")
+    t = time.time()
+    code, _ = node.exec_output("eo", ["sleep", "30"], timeout=0.5)
+    assert code == 137 and time.time() - t < 5
