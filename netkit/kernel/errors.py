@@ -7,8 +7,6 @@ import os
 from contextlib import contextmanager
 from typing import Iterator
 
-from pyroute2.netlink.exceptions import NetlinkError
-
 from netkit.errors import AlreadyExists, KernelError, NetkitError, NotFound, Unsupported
 
 _BY_ERRNO: dict[int, type[NetkitError]] = {
@@ -24,13 +22,19 @@ def netlink_errors(op: str, target: str, netns: str | None) -> Iterator[None]:
     """Re-raise NetlinkError/OSError as a netkit error naming op, target and netns."""
     try:
         yield
-    except NetlinkError as exc:
-        cls = _BY_ERRNO.get(exc.code, KernelError)
-        raise cls(f"{op} {target} in netns {netns or 'host'}: {os.strerror(exc.code).lower()}") from exc
-    except OSError as exc:
-        cls = _BY_ERRNO.get(exc.errno or 0, KernelError)
-        raise cls(f"{op} {target} in netns {netns or 'host'}: {exc.strerror or exc}") from exc
+    except NetkitError:
+        raise
+    except Exception as exc:
+        # netkit's rtnl raises OSError subclasses; pyroute2's NetlinkError carries .code
+        code = exc.errno if isinstance(exc, OSError) else getattr(exc, "code", None)
+        if not isinstance(code, int):
+            raise
+        cls = _BY_ERRNO.get(code, KernelError)
+        raise cls(f"{op} {target} in netns {netns or 'host'}: {os.strerror(code).lower()}") from exc
 
 
 def is_missing(exc: BaseException) -> bool:
-    return isinstance(exc, NetlinkError) and exc.code in (errno.ENODEV, errno.ENOENT, errno.ESRCH)
+    code = getattr(exc, "code", None)
+    if not isinstance(code, int):
+        code = getattr(exc, "errno", None)
+    return code in (errno.ENODEV, errno.ENOENT, errno.ESRCH)

@@ -4,31 +4,43 @@ A `KernelSession` lives for one Engine action. `session.netns(name)` gives
 a `NetnsHandle` whose methods change the kernel and push their own undo
 onto the action's journal. The node's own namespace is `session.host`.
 
-Handles are pyroute2 `IPRoute` objects over a netlink socket created
-inside the target netns by the worker thread (see netns.py); pyroute2's
-own `netns=` forks a helper per handle and its sockets are thread-local,
-so a handle opened on one thread would silently talk to another netns
-from the next.
+Each handle speaks rtnetlink over a socket created inside the target netns
+by the worker thread (see netns.py): the hot path (veth, bridge, address,
+route, link state) through netkit's own small client (rtnl.py: no pyroute2
+import, one round-trip per change), everything else through a pyroute2
+`IPRoute` opened on first use over another socket of the same netns
+(`handle.ipr`). pyroute2's own `netns=` forks a helper per handle and its
+sockets are thread-local, so a handle opened on one thread would silently
+talk to another netns from the next; handing it a socket avoids both.
 """
 
 from __future__ import annotations
 
 import socket
-from typing import Any, Callable, Iterator
-
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from netkit.errors import KernelError, NotFound
 from netkit.kernel import netns as ns
 from netkit.kernel.errors import is_missing, netlink_errors
 from netkit.kernel.journal import UndoJournal
+from netkit.kernel.rtnl import Rtnl
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
 
 IFA_F_NODAD = 0x02
 TAG = "netkit"          # IFLA_IFALIAS of every link netkit makes on a host
 
 
-def open_ipr(netns: str | None) -> IPRoute:
+def open_rtnl(netns: str | None) -> Rtnl:
+    if netns is None:
+        return Rtnl()
+    return Rtnl(ns.socket_in(netns, socket.AF_NETLINK, socket.SOCK_DGRAM, 0))
+
+
+def open_ipr(netns: str | None) -> "IPRoute":
+    """A pyroute2 handle inside `netns` (imports pyroute2: not on the hot path)."""
+    from pyroute2 import IPRoute
     if netns is None:
         return IPRoute()
     sock = ns.socket_in(netns, socket.AF_NETLINK, socket.SOCK_DGRAM, 0)
@@ -67,10 +79,18 @@ class FaultPlan:
 
 
 class NetnsHandle:
-    def __init__(self, session: "KernelSession", name: str | None, ipr: IPRoute) -> None:
+    def __init__(self, session: "KernelSession", name: str | None, rt: Rtnl) -> None:
         self.session = session
         self.name = name
-        self.ipr = ipr
+        self.rt = rt
+        self._ipr: "IPRoute | None" = None
+
+    @property
+    def ipr(self) -> "IPRoute":
+        """pyroute2 for the less common requests (opened on first use)."""
+        if self._ipr is None:
+            self._ipr = open_ipr(self.name)
+        return self._ipr
 
     @property
     def journal(self) -> UndoJournal:
@@ -83,8 +103,8 @@ class NetnsHandle:
     # -- queries (not journaled, not counted) ---------------------------------
     def link_index(self, ifname: str) -> int | None:
         try:
-            return self.ipr.link("get", ifname=ifname)[0]["index"]
-        except NetlinkError as exc:
+            return self.rt.link_get(ifname)["index"]
+        except OSError as exc:
             if is_missing(exc):
                 return None
             raise
@@ -93,32 +113,18 @@ class NetnsHandle:
         return self.link_index(ifname) is not None
 
     def links(self) -> list[dict[str, Any]]:
-        out = []
-        for msg in self.ipr.get_links():
-            out.append({"index": msg["index"], "ifname": msg.get("ifname"),
-                        "alias": msg.get("ifalias"), "master": msg.get("master"),
-                        "kind": _kind(msg), "state": msg.get("state"),
-                        "mtu": msg.get("mtu"), "address": msg.get("address")})
-        return out
+        return self.rt.link_dump()
 
     def addresses(self, family: int = socket.AF_INET) -> list[tuple[str, str, int]]:
-        return [(a.get("label") or "", a.get("address"), a["prefixlen"])
-                for a in self.ipr.get_addr(family=family)]
+        return self.rt.addr_dump(family)
 
     def routes(self, family: int = socket.AF_INET) -> list[dict[str, Any]]:
-        out = []
-        for r in self.ipr.get_routes(family=family, table=254):
-            out.append({"dst": r.get("dst"), "dst_len": r["dst_len"], "gateway": r.get("gateway"),
-                        "oif": r.get("oif"), "scope": r["scope"], "proto": r["proto"]})
-        return out
+        return self.rt.route_dump(family)
 
     # -- changes (each journals its undo) -------------------------------------
     def add_bridge(self, name: str, *, mac: str, mtu: int | None = None) -> int:
-        kw: dict[str, Any] = {"address": mac}
-        if mtu:
-            kw["mtu"] = mtu
         with self._op("create bridge", name):
-            self.ipr.link("add", ifname=name, kind="bridge", **kw)
+            self.rt.link_add(name, "bridge", address=mac, mtu=mtu)
         self.journal.push(f"delete bridge {name}", lambda: self.delete_link(name))
         index = self.link_index(name)
         assert index is not None
@@ -132,27 +138,21 @@ class NetnsHandle:
         """
         fd = ns.open_fd(peer_netns)
         try:
-            peer_spec: dict[str, Any] = {"ifname": peer, "net_ns_fd": fd}
-            if peer_mac:
-                peer_spec["address"] = peer_mac
-            kw: dict[str, Any] = {}
-            if master is not None:
-                kw.update(master=master, state="up")
-            if mtu:
-                kw["mtu"] = mtu
-                peer_spec["mtu"] = mtu
             with self._op("create veth", name):
-                self.ipr.link("add", ifname=name, kind="veth", peer=peer_spec, **kw)
+                self.rt.veth_add(name, peer, fd, up=master is not None, master=master, mtu=mtu,
+                                 peer_address=peer_mac)
         finally:
             import os
             os.close(fd)
         self.journal.push(f"delete veth {name}", lambda: self.delete_link(name))
 
-    def set_link(self, target: str | int, **kw: Any) -> None:
-        """RTM_SETLINK by name or index: master, state, ifalias, mtu, address ..."""
+    def set_link(self, target: str | int, *, state: str | None = None, master: int | None = None,
+                 ifalias: str | None = None, mtu: int | None = None, address: str | None = None) -> None:
+        """RTM_NEWLINK on an existing link, by name or index: state, master, ifalias, mtu, MAC."""
         key = {"index": target} if isinstance(target, int) else {"ifname": target}
         with self._op("configure link", str(target)):
-            self.ipr.link("set", **key, **kw)
+            self.rt.link_set(**key, up=None if state is None else state == "up", master=master,
+                             ifalias=ifalias, mtu=mtu, address=address)
 
     def up(self, target: str | int) -> None:
         self.set_link(target, state="up")
@@ -160,38 +160,44 @@ class NetnsHandle:
     def set_hairpin(self, ifname: str) -> None:
         """Hairpin on a bridge port: a container may reach its own published port via the host."""
         with self._op("set hairpin", ifname):
-            self.ipr.brport("set", index=self.link_index(ifname), mode=1)   # IFLA_BRPORT_MODE: hairpin
+            index = self.link_index(ifname)
+            if index is None:
+                raise NotFound(f"link {ifname} not found in netns {self.name or 'host'}")
+            self.rt.brport_mode(index, True)
 
     def add_addr(self, index: int, address: str, prefixlen: int, label: str = "") -> None:
-        extra = {"flags": IFA_F_NODAD} if ":" in address else {}   # usable at once, as Docker does
+        flags = IFA_F_NODAD if ":" in address else 0     # usable at once, as Docker does
         with self._op("add address", f"{address}/{prefixlen}"):
-            self.ipr.addr("add", index=index, address=address, prefixlen=prefixlen, **extra)
+            self.rt.addr(True, index, address, prefixlen, flags)
         self.journal.push(f"delete address {address}",
-                          lambda: self._quiet(lambda: self.ipr.addr(
-                              "del", index=index, address=address, prefixlen=prefixlen)))
+                          lambda: self._quiet(lambda: self.rt.addr(False, index, address, prefixlen)))
+
+    @staticmethod
+    def _dst(dst: str, family: int) -> tuple[str | None, int]:
+        if dst == "default":
+            return None, 0
+        ip, _, plen = dst.partition("/")
+        return ip, int(plen or (32 if family == socket.AF_INET else 128))
 
     def add_route(self, *, gateway: str, dst: str = "default", oif: int | None = None,
                   family: int = socket.AF_INET) -> None:
-        spec: dict[str, Any] = {"gateway": gateway, "family": family}
-        spec["dst"] = dst if dst != "default" else ("0.0.0.0/0" if family == socket.AF_INET else "::/0")
-        if oif:
-            spec["oif"] = oif
+        d, dlen = self._dst(dst, family)
         with self._op("add route", f"{dst} via {gateway}"):
-            self.ipr.route("add", **spec)
-        self.journal.push(f"delete route {dst}",
-                          lambda: self._quiet(lambda: self.ipr.route("del", **spec)))
+            self.rt.route(True, family=family, dst=d, dst_len=dlen, gateway=gateway, oif=oif)
+        self.journal.push(f"delete route {dst}", lambda: self._quiet(
+            lambda: self.rt.route(False, family=family, dst=d, dst_len=dlen, gateway=gateway, oif=oif)))
 
     def del_route(self, *, dst: str = "default", family: int = socket.AF_INET) -> None:
-        d = dst if dst != "default" else ("0.0.0.0/0" if family == socket.AF_INET else "::/0")
-        self._quiet(lambda: self.ipr.route("del", dst=d, family=family))
+        d, dlen = self._dst(dst, family)
+        self._quiet(lambda: self.rt.route(False, family=family, dst=d, dst_len=dlen, gateway=None))
 
     def delete_link(self, target: str | int, missing_ok: bool = True) -> None:
         """Delete a link; succeeds if it is already gone (CNI DEL semantics)."""
         key = {"index": target} if isinstance(target, int) else {"ifname": target}
         try:
             self.session.tick(f"delete link {target}")
-            self.ipr.link("del", **key)
-        except NetlinkError as exc:
+            self.rt.link_del(**key)
+        except OSError as exc:
             if missing_ok and is_missing(exc):
                 return
             with netlink_errors("delete link", str(target), self.name):
@@ -211,14 +217,11 @@ class NetnsHandle:
     def link_info(self, ifname: str) -> dict[str, Any] | None:
         """One link described as `links()` does (+ `link`: its lower device's index), or None."""
         try:
-            msg = self.ipr.link("get", ifname=ifname)[0]
-        except NetlinkError as exc:
+            return self.rt.link_get(ifname)
+        except OSError as exc:
             if is_missing(exc):
                 return None
             raise
-        return {"index": msg["index"], "ifname": msg.get("ifname"), "alias": msg.get("ifalias"),
-                "master": msg.get("master"), "kind": _kind(msg), "state": msg.get("state"),
-                "mtu": msg.get("mtu"), "address": msg.get("address"), "link": msg.get("link")}
 
     def add_device(self, name: str, kind: str, *, mtu: int | None = None) -> int:
         """A stand-alone link of `kind` (dummy, bridge...) with kernel defaults (down).
@@ -276,16 +279,20 @@ class NetnsHandle:
 
     @staticmethod
     def _quiet(fn: Callable[[], Any]) -> None:
+        """Run an undo/cleanup step; an object already gone is not an error."""
         try:
             fn()
-        except NetlinkError as exc:
-            if not is_missing(exc) and exc.code != 99:  # EADDRNOTAVAIL: address already gone
-                raise
         except FileNotFoundError:
             pass
+        except Exception as exc:
+            code = getattr(exc, "code", None) or getattr(exc, "errno", None)
+            if not is_missing(exc) and code not in (99, 3):  # EADDRNOTAVAIL, ESRCH: already gone
+                raise
 
     def close(self) -> None:
-        self.ipr.close()
+        self.rt.close()
+        if self._ipr is not None:
+            self._ipr.close()
 
 
 def _kind(msg: Any) -> str | None:
@@ -304,7 +311,7 @@ class KernelSession:
     """
 
     def __init__(self, host_netns: str | None, journal: UndoJournal | None = None,
-                 cache: dict[str | None, IPRoute] | None = None,
+                 cache: dict[str | None, Rtnl] | None = None,
                  faults: FaultPlan | None = None) -> None:
         self.host_netns = host_netns
         self.journal = journal if journal is not None else UndoJournal()
@@ -324,12 +331,12 @@ class KernelSession:
         handle = self._owned.get(name)
         if handle is None:
             if shared:
-                ipr = self._cache.get(name)
-                if ipr is None:
-                    ipr = self._cache[name] = open_ipr(name)
+                rt = self._cache.get(name)
+                if rt is None:
+                    rt = self._cache[name] = open_rtnl(name)
             else:
-                ipr = open_ipr(name)
-            handle = self._owned[name] = NetnsHandle(self, name, ipr)
+                rt = open_rtnl(name)
+            handle = self._owned[name] = NetnsHandle(self, name, rt)
         return handle
 
     def create_netns(self, name: str, sysctls: dict[str, str] | None = None, *,
@@ -341,7 +348,7 @@ class KernelSession:
         if uts is not None:
             self.journal.push(f"remove {uts[0]}", lambda: ns.remove_bind(uts[0]))
         assert sock is not None
-        handle = self._owned[name] = NetnsHandle(self, name, IPRoute(fileno=sock.detach()))
+        handle = self._owned[name] = NetnsHandle(self, name, Rtnl(sock))
         return handle
 
     def delete_netns(self, name: str) -> None:
@@ -352,8 +359,10 @@ class KernelSession:
 
     def close(self) -> None:
         for name, handle in self._owned.items():
-            if self._cache.get(name) is not handle.ipr:
+            if self._cache.get(name) is not handle.rt:
                 handle.close()
+            elif handle._ipr is not None:
+                handle._ipr.close()
         self._owned.clear()
 
     def __iter__(self) -> Iterator[NetnsHandle]:
