@@ -26,6 +26,7 @@ from netkit.kernel import spawn
 from netkit.kernel.journal import UndoJournal, log
 from netkit.kernel.session import FaultPlan, KernelSession
 from netkit.dnssync import DnsMixin
+from netkit.capture.engine import CaptureMixin
 from netkit.fwsync import FirewallMixin
 from netkit.nodes import NodesMixin
 from netkit.system import SystemMixin
@@ -50,7 +51,7 @@ def new_id() -> str:
     return secrets.token_hex(32)
 
 
-class Engine(SwarmMixin, DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
+class Engine(SwarmMixin, DnsMixin, FirewallMixin, CaptureMixin, SystemMixin, NodesMixin):
     """Docker's networking verbs on one node ("" / None = the real machine)."""
 
     def __init__(self, node: str | None = None, *, root: str | None = None,
@@ -95,6 +96,8 @@ class Engine(SwarmMixin, DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
         for ipr in self._ipr_cache.values():
             ipr.close()
         self._ipr_cache.clear()
+        if getattr(self, "_cluster_store", None) is not None:    # swarm: netkit/swarm.py
+            self._cluster_store.close()
         self.store.close()
         if self._host_store is not None:
             self._host_store.close()
@@ -683,6 +686,7 @@ class Engine(SwarmMixin, DnsMixin, FirewallMixin, SystemMixin, NodesMixin):
                     if any(e.network_id == n.id for e in eps):
                         raise AlreadyExists(f"endpoint with name {name} already exists in network {n.name}")
                     eps.append(self._join(tx, ctx, n, ctr, es, eps))
+                self._swarm_gateway(tx, ctx, ctr, eps)    # overlays only: egress via netkit_gwbridge
                 gw_ep = self._route(tx, ctx, ctr, eps, replace=False)
                 gw_net = tx.network(gw_ep.network_id) if gw_ep is not None else None
                 if reqs and gw_net is not None and not getattr(drivers.get(gw_net.driver), "maps_ports", True):
@@ -868,7 +872,13 @@ def _unlink(path: str) -> None:
 
 
 def _rmtree(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+    # a killed container's shim may write its exit file while the directory is being
+    # removed (rmtree then fails on the last rmdir): remove again until it stays gone
+    for _ in range(20):
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.exists(path):
+            return
+        time.sleep(0.01)
 
 
 _ADJ = ("admiring", "brave", "calm", "eager", "festive", "gifted", "happy", "jolly", "keen",

@@ -7,6 +7,8 @@ import click
 from netkit import __version__
 from netkit.cli import container, debug, dns, network, node, system
 from netkit.cli import capture
+from netkit.cli import lab
+from netkit.cli import swarm
 from netkit.errors import NetkitError
 
 
@@ -57,3 +59,5 @@ cli.add_command(dns.dns)
 cli.add_command(node.node)
 cli.add_command(node.lan)
 cli.add_command(capture.capture)
+cli.add_command(lab.lab)
+cli.add_command(swarm.swarm)

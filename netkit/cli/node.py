@@ -37,7 +37,9 @@ def node_ls(quiet: bool) -> None:
         for n in nodes:
             click.echo(n.name)
         return
-    rows = [["NAME", "LAN", "IP"]] + [[n.name, n.lan or "", n.ip or ""] for n in nodes]
+    roles = engine(host=True).swarm_roles()
+    rows = [["NAME", "LAN", "IP", "ROLE"]] + [[n.name, n.lan or "", n.ip or "", roles.get(n.name, "")]
+                                              for n in nodes]
     for line in render.tabulate(rows):
         click.echo(line)
 

@@ -16,6 +16,7 @@ _BUILTIN = {
     "host": "netkit.drivers.null:HostDriver",
     "null": "netkit.drivers.null:NullDriver",
     "none": "netkit.drivers.null:NullDriver",
+    "overlay": "netkit.drivers.overlay:OverlayDriver",
 }
 _cache: dict[str, "Driver"] = {}
 

@@ -136,6 +136,19 @@ class FakeEngine:
         r = self._call("node_exec", name, command)
         return 0 if r is None else r
 
+    # swarm
+    def swarm_roles(self):
+        return self._call("swarm_roles") or {}
+
+    def swarm_init(self):
+        return self._call("swarm_init") or "c" * 25
+
+    def swarm_join(self, manager):
+        return self._call("swarm_join", manager) or "c" * 25
+
+    def swarm_leave(self, force=False):
+        return self._call("swarm_leave", force=force)
+
 
 def _engine_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     """The real netkit.engine if it imports, else a stand-in registered in sys.modules."""

@@ -531,9 +531,20 @@ def test_node_create(nk, fake):
 
 def test_node_ls(nk, fake):
     fake.results["nodes"] = [Node("h10", "nkn-h10", lan="l1", ip="192.168.1.10/24"), Node("h2", "nkn-h2")]
+    fake.results["swarm_roles"] = {"h10": "manager", "h2": ""}
     assert ok(nk("node", "ls")).stdout.splitlines() == [
-        "NAME      LAN       IP", "h2", "h10       l1        192.168.1.10/24"]
+        "NAME      LAN       IP                ROLE", "h2", "h10       l1        192.168.1.10/24   manager"]
     assert ok(nk("node", "list", "-q")).stdout == "h2\nh10\n"
+
+
+def test_swarm_commands(nk, fake):
+    assert ok(nk("--node", "h1", "swarm", "init")).stdout == \
+        f"Swarm initialized: current node is now a manager of cluster {'c' * 25}.\n"
+    ok(nk("--node", "h2", "swarm", "join", "--manager", "h1"))
+    assert fake.called("swarm_join") == [(("h1",), {})]
+    ok(nk("--node", "h2", "swarm", "leave", "-f"))
+    assert fake.called("swarm_leave") == [((), {"force": True})]
+    assert nk("--node", "h2", "swarm", "join").exit_code == 2          # --manager is required
 
 
 def test_node_rm(nk, fake):
