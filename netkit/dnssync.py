@@ -1,19 +1,27 @@
 """Keep the node's resolver in step with the store (ARCHITECTURE.md §5).
 
-After every committed change that can affect names, the engine calls
-`sync()`: it builds the resolver's snapshot (pure, from the store), writes
-it, and starts or signals the node's resident resolver, waiting until it
-serves the new version, so a name resolves as soon as `run` or `connect`
-returns. When no container needs DNS any more, the resolver is stopped.
+The resolver daemon reads the node's store itself (read-only). After every
+committed change to containers the engine calls ``_after_change(ids)``,
+which sends ``update <ids>`` over the daemon's control socket and waits for
+``ok``: the daemon re-reads exactly those containers and updates only
+their names, so a name resolves (or is gone) as soon as ``run``, ``rm``,
+``connect`` or ``disconnect`` returns, at a cost that does not grow with
+the number of containers. No daemon runs while no container needs DNS:
+the first one that does starts it (it builds everything from the store
+once), and the daemon exits by itself when an update leaves it nothing to
+serve.
+
+What a container contributes is :func:`container_entries`, used by the
+daemon (through :class:`StoreSource`) and by :func:`build_snapshot` (the
+full snapshot of the in-process ``Resolver`` and the tests).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
-from netkit import drivers
 from netkit.model import Container, Network, State
 from netkit.sandbox import dns_names, parse_resolv
 
@@ -21,50 +29,202 @@ if TYPE_CHECKING:
     from netkit.engine import Engine
     from netkit.store import Tx
 
+# has_dns of the built-in drivers, so that the resolver daemon need not import
+# them (and pyroute2 with them); checked against the drivers by a unit test
+BUILTIN_HAS_DNS = {"bridge": True, "macvlan": True, "overlay": True, "host": False,
+                   "null": False, "none": False}
+
 
 def _has_dns(net: Network) -> bool:
-    return net.user_defined and drivers.get(net.driver).has_dns
+    if not net.user_defined:
+        return False
+    known = BUILTIN_HAS_DNS.get(net.driver)
+    if known is None:
+        from netkit import drivers
+        known = drivers.get(net.driver).has_dns
+    return known
 
 
-def _order(nets: list[Network], eps_by_net: dict[str, object]) -> list[Network]:
+def _order(nets: list[Network]) -> list[Network]:
     """Docker's sandbox order for name lookups: non-internal, dual-stack, then name."""
     return sorted(nets, key=lambda n: (n.internal, not (n.ipv4 and n.ipv6), n.name))
 
 
+def network_entry(net: Network) -> dict:
+    """What the resolver knows of a network: {name, order}."""
+    return {"name": net.name, "order": net.options.get("netkit.dns.order", "rr")}
+
+
+class Networks(dict):
+    """Network id -> Network, read from the store on first use (networks never change)."""
+
+    def __init__(self, tx: "Tx | None" = None) -> None:
+        super().__init__()
+        self.tx = tx
+
+    def __missing__(self, network_id: str) -> Network:
+        net = self.tx.network(network_id) if self.tx is not None else None
+        if net is None:
+            raise KeyError(network_id)
+        self[network_id] = net
+        return net
+
+
+def container_entries(tx: "Tx", c: Container | None, nets: dict[str, Network],
+                      host_servers: list[str], names: dict[str, str] | None = None
+                      ) -> tuple[dict | None, list[dict]]:
+    """What container `c` gives the resolver: (its sandbox or None, its endpoints).
+
+    `c` None (not in the store) or stopped gives ``(None, [])``. `nets` maps
+    network ids to networks (a :class:`Networks` reads missing ones);
+    `names` maps container ids to names for ``--link`` targets given by id
+    (None: looked up in `tx`). Endpoints carry a ``rank`` (creation time,
+    id, position): a name's addresses are served in that order.
+    """
+    if c is None or c.state is State.EXITED:
+        return None, []                                  # stopped containers do not resolve
+    dns_eps = [ep for ep in c.endpoints if _has_dns(nets[ep.network_id])]
+    endpoints = [{"container_id": c.id, "container_name": c.name, "network_id": ep.network_id,
+                  "ipv4": ep.ipv4_address, "ipv6": ep.ipv6_address,
+                  "names": dns_names(c.name, ep.aliases, c.short_id, c.hostname),
+                  "rank": f"{c.created} {c.id} {i:03d}"}
+                 for i, ep in enumerate(dns_eps)]
+    if not dns_eps or not c.netns or c.shares_netns_of:
+        return None, endpoints
+    links: dict[str, str] = {}
+    for ep in dns_eps:
+        for link in ep.links:
+            target, _, alias = link.partition(":")
+            target = _link_target(tx, target, names).lstrip("/")
+            links[(alias or target).lower()] = target.lower()
+    ordered = _order([nets[ep.network_id] for ep in dns_eps])
+    external = any(not nets[ep.network_id].internal and (nets[ep.network_id].gateway_v4 or
+                                                        nets[ep.network_id].gateway_v6)
+                   for ep in c.endpoints)
+    sandbox = {"container_id": c.id, "netns": c.netns, "networks": [n.id for n in ordered],
+               "links": links, "upstreams": list(c.dns)[:3], "host_upstreams": host_servers[:3],
+               "external": external}
+    return sandbox, endpoints
+
+
+def _link_target(tx: "Tx", target: str, names: dict[str, str] | None) -> str:
+    """A --link target as a container name (targets may be stored as ids)."""
+    if names is not None:
+        return names.get(target, target)
+    if len(target) == 64 and all(ch in "0123456789abcdef" for ch in target):
+        other = tx.container(target)
+        if other is not None:
+            return other.name
+    return target
+
+
 def build_snapshot(tx: "Tx", containers: list[Container], host_servers: list[str]) -> dict:
-    """The resolver's input (netkit.dns.daemon's snapshot contract), from store rows."""
-    nets = {n.id: n for n in tx.networks()}
+    """The resolver's full input (netkit.dns.records' snapshot format), from store rows."""
+    nets = Networks(tx)
+    nets.update((n.id, n) for n in tx.networks())
     names = {c.id: c.name for c in containers}
     snap_nets: dict[str, dict] = {}
     sandboxes, endpoints = [], []
     for c in containers:
-        if c.state is State.EXITED:
-            continue                                     # stopped containers do not resolve
-        dns_eps = [ep for ep in c.endpoints if _has_dns(nets[ep.network_id])]
-        for ep in dns_eps:
-            net = nets[ep.network_id]
-            snap_nets[net.id] = {"name": net.name, "order": net.options.get("netkit.dns.order", "rr")}
-            endpoints.append({"container_id": c.id, "container_name": c.name, "network_id": net.id,
-                              "ipv4": ep.ipv4_address, "ipv6": ep.ipv6_address,
-                              "names": dns_names(c.name, ep.aliases, c.short_id, c.hostname)})
-        if not dns_eps or not c.netns or c.shares_netns_of:
-            continue
-        links: dict[str, str] = {}
-        for ep in dns_eps:
-            for link in ep.links:
-                target, _, alias = link.partition(":")
-                target = names.get(target, target).lstrip("/")
-                links[(alias or target).lower()] = target.lower()
-        ordered = _order([nets[ep.network_id] for ep in dns_eps], {})
-        external = any(not nets[ep.network_id].internal and (nets[ep.network_id].gateway_v4 or
-                                                            nets[ep.network_id].gateway_v6)
-                       for ep in c.endpoints)
-        sandboxes.append({"container_id": c.id, "netns": c.netns,
-                          "networks": [n.id for n in ordered], "links": links,
-                          "upstreams": list(c.dns)[:3], "host_upstreams": host_servers[:3],
-                          "external": external})
+        sandbox, eps = container_entries(tx, c, nets, host_servers, names)
+        for ep in eps:
+            nid = ep["network_id"]
+            if nid not in snap_nets:
+                snap_nets[nid] = network_entry(nets[nid])
+        endpoints.extend(eps)
+        if sandbox is not None:
+            sandboxes.append(sandbox)
     return {"version": time.time_ns(), "sandboxes": sandboxes, "networks": snap_nets,
             "endpoints": endpoints}
+
+
+def host_servers_of(text: str) -> list[str]:
+    """Upstream servers of a node's resolv.conf text (never our own 127.0.0.11)."""
+    servers, _, _ = parse_resolv(text)
+    return [s for s in servers if s != "127.0.0.11"]
+
+
+class StoreSource:
+    """The resolver daemon's read-only view of a node's store.
+
+    Every read is one read transaction (a consistent snapshot; in WAL mode
+    it never blocks or is blocked by the engine's writes). Networks are
+    cached: they never change once created.
+    """
+
+    def __init__(self, path: str) -> None:
+        from netkit.store import Store
+        self.store = Store(path)
+        self.nets = Networks()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (PRAGMA data_version)."""
+        return self.store.db.execute("PRAGMA data_version").fetchone()[0]
+
+    def _read(self, fn):
+        tx = self.store.read()
+        tx.db.execute("BEGIN")
+        try:
+            self.nets.tx = tx
+            return fn(tx)
+        finally:
+            self.nets.tx = None
+            tx.db.execute("COMMIT")
+
+    def read(self, ids: Iterable[str], host_servers: list[str]
+             ) -> tuple[dict[str, tuple[dict | None, list[dict]]], dict[str, dict]]:
+        """({container id: entries} for `ids` (absent: ``(None, [])``), their networks)."""
+        def read(tx: "Tx"):
+            changes = {cid: container_entries(tx, tx.container(cid), self.nets, host_servers)
+                       for cid in ids}
+            return changes, self._networks(changes)
+        return self._read(read)
+
+    def read_all(self, host_servers: list[str]
+                 ) -> tuple[dict[str, tuple[dict | None, list[dict]]], dict[str, dict]]:
+        """Entries of every container in the store (those contributing nothing left out)."""
+        def read(tx: "Tx"):
+            containers = tx.containers()
+            names = {c.id: c.name for c in containers}
+            changes = {}
+            for c in containers:
+                entries = container_entries(tx, c, self.nets, host_servers, names)
+                if entries[0] is not None or entries[1]:
+                    changes[c.id] = entries
+            return changes, self._networks(changes)
+        return self._read(read)
+
+    def _networks(self, changes: dict[str, tuple[dict | None, list[dict]]]) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for _, eps in changes.values():
+            for ep in eps:
+                nid = ep["network_id"]
+                if nid not in out:
+                    out[nid] = network_entry(self.nets[nid])
+        return out
+
+
+def host_resolv_path(simulated_run_dir: str | None) -> str:
+    """The resolv.conf whose nameservers the node's resolver forwards to.
+
+    A simulated node: ``<run_dir>/resolv.conf``. The real host:
+    /etc/resolv.conf, or systemd-resolved's upstream file when only its stub
+    is listed (as :func:`netkit.sandbox.host_resolv_text`).
+    """
+    if simulated_run_dir is not None:
+        return os.path.join(simulated_run_dir, "resolv.conf")
+    try:
+        with open("/etc/resolv.conf") as f:
+            servers, _, _ = parse_resolv(f.read())
+    except OSError:
+        servers = []
+    upstream = "/run/systemd/resolve/resolv.conf"
+    if servers == ["127.0.0.53"] and os.path.exists(upstream):
+        return upstream
+    return "/etc/resolv.conf"
 
 
 class DnsMixin:
@@ -72,22 +232,45 @@ class DnsMixin:
         return self.paths.run
 
     def _host_servers(self: "Engine") -> list[str]:
-        servers, _, _ = parse_resolv(self._node_resolv())
-        return [s for s in servers if s != "127.0.0.11"]
+        return host_servers_of(self._node_resolv())
+
+    def _host_resolv_path(self: "Engine") -> str:
+        return host_resolv_path(self.paths.run if self.node.simulated else None)
+
+    def _needs_dns(self: "Engine", container_ids: Iterable[str]) -> bool:
+        """Does any of these containers need the resolver (a sandbox on a DNS network)?"""
+        tx = self.store.read()
+        nets = Networks(tx)
+        return any(container_entries(tx, tx.container(cid), nets, [])[0] is not None
+                   for cid in container_ids)
 
     def _after_change(self: "Engine", *container_ids: str) -> None:
-        """Reload the resolver after a change to these containers (start it on demand,
-        stop it when unused)."""
+        """Bring the resolver up to date with these containers (start it on demand).
+
+        Returns once the resolver serves the change. The daemon stops by
+        itself when nothing needs it any more.
+        """
         from netkit.dns import daemon
-        tx = self.store.read()
-        snap = build_snapshot(tx, tx.containers(), self._host_servers())
+        from netkit.errors import InternalError
         run_dir = self._dns_run_dir()
-        if not snap["sandboxes"]:
-            if os.path.exists(os.path.join(run_dir, "dns", "resolver.pid")):
-                daemon.stop(run_dir)
+        if daemon.update(run_dir, container_ids) is not None:
             return
-        daemon.write_snapshot(run_dir, snap)
-        daemon.sync(run_dir, self.node.netns)
+        # no resolver answered: start one if these containers need it, or if
+        # one was killed (it served others); it builds everything from the store
+        needed = self._needs_dns(container_ids)
+        if not (needed or daemon.crashed(run_dir)):
+            return
+        try:
+            daemon.ensure_running(run_dir, self.node.netns, store=self.store.path,
+                                  host_resolv=self._host_resolv_path())
+        except InternalError:
+            if needed:
+                raise
+            return                  # best effort: `system check` reports it
+        # it may have read the store before our commit: tell it anyway
+        if daemon.update(run_dir, container_ids) is None and needed:
+            raise InternalError("dns resolver does not answer: see "
+                                f"{os.path.join(run_dir, 'dns', 'resolver.log')}")
 
     def dns_status(self: "Engine") -> dict:
         """`netkit dns status`: pid, running, served version and sandboxes."""
@@ -103,8 +286,12 @@ class DnsMixin:
             return ""
 
     def _dns_needed(self: "Engine") -> bool:
+        """Does any container of the node need the resolver? (reads them all)"""
         tx = self.store.read()
-        return bool(build_snapshot(tx, tx.containers(), [])["sandboxes"])
+        nets = Networks(tx)
+        containers = tx.containers()
+        names = {c.id: c.name for c in containers}
+        return any(container_entries(tx, c, nets, [], names)[0] is not None for c in containers)
 
     def _check_extra(self: "Engine") -> list[str]:
         if self._dns_needed() and not self.dns_status().get("running"):

@@ -1,18 +1,20 @@
 """Embedded DNS on 127.0.0.11, Docker style: one resolver for every sandbox of a node.
 
-    records   snapshot -> per-sandbox tables of precomputed replies (pure)
+    records   containers' names -> per-sandbox tables of precomputed replies (pure),
+              built in full or updated one container at a time
     wire      hand-written header/question parsing and reply building
     server    the asyncio loop: sockets inside each sandbox netns
     upstream  forwarding of unknown names
-    daemon    the resident process and ensure_running/notify/stop/status
+    daemon    the resident process (reads the node's store; `update <ids>` per change)
+              and update/ensure_running/notify/stop/status
 
 Importing this package is cheap: the names below load their module on use.
 """
 
 from __future__ import annotations
 
-__all__ = ["Resolver", "ensure_running", "notify", "stop", "status", "write_snapshot",
-           "load_snapshot", "build_tables"]
+__all__ = ["Resolver", "update", "ensure_running", "notify", "stop", "status",
+           "write_snapshot", "load_snapshot", "build_tables"]
 
 
 def __getattr__(name: str):

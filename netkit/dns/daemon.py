@@ -2,17 +2,46 @@
 
 Files under ``<run_dir>/dns/``:
 
-    snapshot.json   what to serve; written atomically by the engine (:func:`write_snapshot`)
-    resolver.pid    the daemon's pid, removed on a clean exit
-    ready           JSON {pid, version, sandboxes, started}: what the daemon serves now
-    resolver.log    one line per event (start, reload, bind failure, error)
+    control         unix stream socket, one command per line (below)
+    resolver.pid    the daemon's pid; removed when it stops or exits by itself,
+                    so one left behind by a dead process means it was killed
+    ready           JSON {pid, version, sandboxes, started}: what it served at its
+                    last full load (and, shortly after, at its last update)
+    resolver.log    one line per event (start, full load, bind failure, error, exit)
+    spawn.lock      held by a client while it checks for / starts a daemon
+    snapshot.json   snapshot mode only: what to serve (:func:`write_snapshot`)
 
-``python -m netkit.dns.daemon --run-dir DIR`` runs it in the foreground.
-It reloads on SIGHUP and, as a backstop, when the snapshot file changes
-(checked every 2 s); SIGTERM stops it. :func:`ensure_running` starts it
-detached (inside a node's netns if asked), :func:`notify` makes it reload,
-both waiting until it serves the current snapshot version.
+``python -m netkit.dns.daemon --run-dir DIR --store DB --host-resolv FILE``
+runs it in the foreground in *store mode*, the engine's: the daemon reads
+the node's SQLite store itself (read-only) and the node's resolv.conf
+(its servers are the upstreams of sandboxes without ``--dns``). It builds
+everything from the store once at start; afterwards the engine tells it
+which containers changed and it re-reads just those. It exits by itself
+when an ``update`` leaves no sandbox to serve.
 
+Without ``--store`` it runs in *snapshot mode* (tests, bench.dns_qps):
+it serves ``snapshot.json`` and every command reloads that file.
+
+Control protocol: one line per command, one line per reply, sent once the
+change is served (a sandbox's sockets are bound before ``ok``)::
+
+    update <cid> [<cid>...]   -> ok <version> <sandboxes>
+        re-read these containers from the store (absent = removed) and apply
+        the difference: their names, their sandboxes; nothing else changes
+    reload                    -> ok <version> <sandboxes>
+        full rebuild from the store (or the snapshot)
+    status                    -> ok <version> <sandboxes>
+    (other)                   -> err <reason>
+
+``version`` increases with every update or reload (snapshot mode: the
+snapshot's version); ``sandboxes`` is how many it serves. A daemon on its
+way out answers ``gone``. As a backstop it re-reads the whole store when
+the store changed but no update came for 2 s (applying only the
+difference), reloads when the node's resolv.conf servers change, and on
+SIGHUP; SIGTERM stops it.
+
+:func:`update` (the engine's call per change), :func:`ensure_running`,
+:func:`notify`, :func:`stop` and :func:`status` are the client side.
 :class:`Resolver` runs the same server in a thread of the caller's process.
 """
 
@@ -24,15 +53,19 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
+from contextlib import contextmanager
+from typing import Iterable, Iterator
 
 from netkit.errors import InternalError
 
 DNS_DIR = "dns"
 POLL = 2.0
 WAIT = 5.0
+READY_DELAY = 0.5       # seconds after an update before the ready file is rewritten
 MODULE = "netkit.dns.daemon"
 log = logging.getLogger("netkit.dns")
 
@@ -60,8 +93,15 @@ def _read_json(path: str) -> dict | None:
         return None
 
 
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def write_snapshot(run_dir: str, snapshot: dict) -> None:
-    """Atomically replace ``<run_dir>/dns/snapshot.json``."""
+    """Atomically replace ``<run_dir>/dns/snapshot.json`` (snapshot mode)."""
     os.makedirs(_dir(run_dir), exist_ok=True)
     _write_atomic(_path(run_dir, "snapshot.json"), json.dumps(snapshot, separators=(",", ":")))
 
@@ -77,7 +117,7 @@ def _snapshot_version(run_dir: str) -> int:
     return int(load_snapshot(run_dir).get("version") or 0)
 
 
-# -- the engine's side ----------------------------------------------------------------
+# -- the client's side ----------------------------------------------------------------
 
 def _pid(run_dir: str) -> int | None:
     """The daemon's pid if it is alive and really our resolver for `run_dir`."""
@@ -108,6 +148,11 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def crashed(run_dir: str) -> bool:
+    """A daemon died without stopping (killed): its pid file is left behind."""
+    return os.path.exists(_path(run_dir, "resolver.pid")) and _pid(run_dir) is None
+
+
 def _ready(run_dir: str, pid: int) -> dict | None:
     ready = _read_json(_path(run_dir, "ready"))
     if isinstance(ready, dict) and ready.get("pid") == pid:
@@ -127,10 +172,66 @@ def _wait_ready(run_dir: str, pid: int, timeout: float = WAIT) -> bool:
         time.sleep(0.01)
 
 
-def _spawn(run_dir: str, netns: str | None) -> None:
+def _control(run_dir: str, line: str, timeout: float = WAIT) -> tuple[int, int] | None:
+    """Send one command; (version, sandboxes) from its ``ok``, else None.
+
+    None also when no daemon listens or it is on its way out. A unix
+    stream socket answers in well under a millisecond.
+    """
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(_path(run_dir, "control"))
+            sock.sendall(line.encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(256)
+                if not chunk:
+                    return None
+                data += chunk
+    except OSError:
+        return None
+    parts = data.split()
+    if len(parts) < 2 or parts[0] != b"ok":
+        return None
+    try:
+        return int(parts[1]), int(parts[2]) if len(parts) > 2 else 0
+    except ValueError:
+        return None
+
+
+def update(run_dir: str, container_ids: Iterable[str],
+           timeout: float = WAIT) -> tuple[int, int] | None:
+    """Tell the running daemon these containers changed; (version, sandboxes) once served.
+
+    None when no daemon answered (none runs, or it is exiting): the caller
+    decides whether to start one (:func:`ensure_running`).
+    """
+    ids = list(container_ids)
+    if any(not cid or any(ch.isspace() for ch in cid) for cid in ids):
+        raise ValueError(f"bad container ids {ids!r}")
+    return _control(run_dir, " ".join(["update", *ids]), timeout)
+
+
+@contextmanager
+def _spawn_lock(run_dir: str) -> Iterator[None]:
+    import fcntl
+    fd = os.open(_path(run_dir, "spawn.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _spawn(run_dir: str, netns: str | None, store: str | None, host_resolv: str | None) -> None:
     """Double-fork a detached daemon (setsid, stdio to the log), in `netns` if given."""
     logfile = _path(run_dir, "resolver.log")
     argv = [sys.executable, "-m", MODULE, "--run-dir", os.path.abspath(run_dir)]
+    if store:
+        argv += ["--store", os.path.abspath(store)]
+    if host_resolv:
+        argv += ["--host-resolv", os.path.abspath(host_resolv)]
     env = dict(os.environ)
     pkg_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
@@ -163,85 +264,62 @@ def _spawn(run_dir: str, netns: str | None) -> None:
             os.close(ns_fd)
 
 
-def ensure_running(run_dir: str, netns: str | None = None) -> int:
-    """Start the resolver for `run_dir` unless it runs; wait until it serves; its pid.
+def ensure_running(run_dir: str, netns: str | None = None, *, store: str | None = None,
+                   host_resolv: str | None = None, timeout: float = WAIT) -> int:
+    """Start the resolver for `run_dir` unless it runs; wait until it answers; its pid.
 
-    `netns` is the node's netns name (None: the caller's netns). Raises
-    InternalError when it does not come up within 5 s.
+    `netns` is the node's netns name (None: the caller's netns). With
+    `store` (the node's database) and `host_resolv` (the node's
+    resolv.conf) it runs in store mode, else in snapshot mode, where this
+    also waits until it serves the current snapshot. Raises InternalError
+    when it does not come up within `timeout`.
     """
     os.makedirs(_dir(run_dir), exist_ok=True)
-    pid = _pid(run_dir)
-    if pid is None:
-        for stale in ("resolver.pid", "ready"):
-            try:
-                os.unlink(_path(run_dir, stale))
-            except FileNotFoundError:
-                pass
-        _spawn(run_dir, netns)
-        deadline = time.monotonic() + WAIT
-        while pid is None and time.monotonic() < deadline:
-            time.sleep(0.01)
+    deadline = time.monotonic() + timeout
+    while True:
+        with _spawn_lock(run_dir):          # one client starts it, the others wait for it
             pid = _pid(run_dir)
-        if pid is None:
-            raise InternalError(f"dns resolver did not start: see {_path(run_dir, 'resolver.log')}")
-    else:
-        ready = _ready(run_dir, pid)
-        if ready is None or int(ready.get("version") or 0) < _snapshot_version(run_dir):
-            try:
-                os.kill(pid, signal.SIGHUP)
-            except ProcessLookupError:
-                pass
-    if not _wait_ready(run_dir, pid):
-        raise InternalError(f"dns resolver (pid {pid}) did not load snapshot version "
-                            f"{_snapshot_version(run_dir)}: see {_path(run_dir, 'resolver.log')}")
-    return pid
-
-
-def _control(run_dir: str, timeout: float = WAIT) -> int | None:
-    """Ask the daemon over its control socket to reload; the version it serves, or None.
-
-    A unix stream socket answers in well under a millisecond once the daemon
-    has reloaded, where polling the ready file would cost sleep steps.
-    """
-    import socket
-    path = _path(run_dir, "control")
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(path)
-            sock.sendall(b"reload\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(64)
-                if not chunk:
-                    return None
-                data += chunk
-    except OSError:
-        return None
-    parts = data.split()
-    return int(parts[1]) if len(parts) == 2 and parts[0] == b"ok" else None
-
-
-def sync(run_dir: str, netns: str | None = None) -> int:
-    """Make the resolver serve the current snapshot, starting it if needed; the version served."""
-    want = _snapshot_version(run_dir)
-    version = _control(run_dir)
-    if version is not None and version >= want:
-        return version
-    ensure_running(run_dir, netns)
-    return _snapshot_version(run_dir)
+            if pid is None:
+                for stale in ("resolver.pid", "ready"):
+                    _unlink(_path(run_dir, stale))
+                _spawn(run_dir, netns, store, host_resolv)
+                while pid is None and time.monotonic() < deadline:
+                    time.sleep(0.002)
+                    pid = _pid(run_dir)
+                if pid is None:
+                    raise InternalError(f"dns resolver did not start: see "
+                                        f"{_path(run_dir, 'resolver.log')}")
+        # it answers once its first full load is served
+        while True:
+            left = max(0.05, deadline - time.monotonic())
+            reply = _control(run_dir, "status", left)
+            if reply is not None and store is None and reply[0] < _snapshot_version(run_dir):
+                reply = _control(run_dir, "reload", left)
+                if reply is not None and reply[0] < _snapshot_version(run_dir):
+                    reply = None
+            if reply is not None:
+                return pid
+            if _pid(run_dir) != pid:
+                break                       # it died or is exiting: start another
+            if time.monotonic() > deadline:
+                raise InternalError(f"dns resolver (pid {pid}) does not answer: see "
+                                    f"{_path(run_dir, 'resolver.log')}")
+            time.sleep(0.002)
+        if time.monotonic() > deadline:
+            raise InternalError(f"dns resolver did not start: see "
+                                f"{_path(run_dir, 'resolver.log')}")
 
 
 def notify(run_dir: str) -> bool:
-    """Make the running resolver reload; True once it serves the current snapshot.
+    """Make the running resolver reload fully; True once it serves the current snapshot.
 
     False when no resolver runs or it did not catch up within 5 s.
     """
     pid = _pid(run_dir)
     if pid is None:
         return False
-    version = _control(run_dir)
-    if version is not None and version >= _snapshot_version(run_dir):
+    reply = _control(run_dir, "reload")
+    if reply is not None and reply[0] >= _snapshot_version(run_dir):
         return True
     try:
         os.kill(pid, signal.SIGHUP)
@@ -269,19 +347,20 @@ def stop(run_dir: str, timeout: float = WAIT) -> None:
             while _alive(pid) and time.monotonic() < deadline + timeout:
                 time.sleep(0.01)
     for name in ("resolver.pid", "ready"):
-        try:
-            os.unlink(_path(run_dir, name))
-        except FileNotFoundError:
-            pass
+        _unlink(_path(run_dir, name))
 
 
 def status(run_dir: str) -> dict:
     """{pid, running, version, sandboxes, started} of the resolver for `run_dir`."""
     pid = _pid(run_dir)
-    ready = _ready(run_dir, pid) if pid is not None else None
-    ready = ready or {}
-    return {"pid": pid, "running": pid is not None, "version": ready.get("version"),
-            "sandboxes": ready.get("sandboxes", 0), "started": ready.get("started")}
+    ready = (_ready(run_dir, pid) if pid is not None else None) or {}
+    version, sandboxes = ready.get("version"), ready.get("sandboxes", 0)
+    if pid is not None:
+        live = _control(run_dir, "status", timeout=1.0)
+        if live is not None:
+            version, sandboxes = live
+    return {"pid": pid, "running": pid is not None, "version": version,
+            "sandboxes": sandboxes, "started": ready.get("started")}
 
 
 # -- in-process ---------------------------------------------------------------------
@@ -291,6 +370,7 @@ class Resolver:
 
         r = Resolver(snapshot).start()
         r.reload(new_snapshot)      # returns once it serves new_snapshot
+        r.update({cid: (sandbox, endpoints)}, networks)   # a few containers only
         r.stop()
 
     Usable as a context manager. `timeout` and `max_inflight` override the
@@ -341,6 +421,13 @@ class Resolver:
         assert self._loop is not None, "Resolver not started"
         asyncio.run_coroutine_threadsafe(self.server.apply(snapshot), self._loop).result()
 
+    def update(self, changes: dict[str, tuple[dict | None, list[dict]]],
+               networks: dict[str, dict] | None = None, version: int | None = None):
+        """Apply a few containers' new entries (``(None, [])``: removed); the Delta."""
+        assert self._loop is not None, "Resolver not started"
+        return asyncio.run_coroutine_threadsafe(
+            self.server.update(changes, networks, version), self._loop).result()
+
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
@@ -361,15 +448,30 @@ class Resolver:
 # -- the daemon -----------------------------------------------------------------------
 
 class _Daemon:
-    def __init__(self, run_dir: str) -> None:
+    def __init__(self, run_dir: str, store: str | None = None,
+                 host_resolv: str | None = None) -> None:
         from netkit.dns.server import Server
         self.run_dir = run_dir
         self.server = Server()
+        self.source = None
+        if store:
+            from netkit.dnssync import StoreSource
+            self.source = StoreSource(store)
+        self.host_resolv = host_resolv
+        self.host_servers: list[str] = []
+        self.resolv_stamp: tuple | None = None
         self.started = time.time()
-        self.stamp: tuple | None = None
-        self.pending = False
-        self.reloading = False
+        self.stamp: tuple | None = None         # snapshot mode: snapshot.json's stat
+        self.seen_dv: int | None = None         # store's data_version at the last full read
+        self.last_change = time.monotonic()
+        self.retired = False
+        self.lock: asyncio.Lock | None = None
         self.stopping: asyncio.Event | None = None
+        self.ctl: asyncio.AbstractServer | None = None
+        self.ctl_ino: int | None = None
+        self._ready_handle: asyncio.TimerHandle | None = None
+
+    # -- inputs --------------------------------------------------------------------
 
     def _stat(self) -> tuple | None:
         try:
@@ -378,90 +480,253 @@ class _Daemon:
         except FileNotFoundError:
             return None
 
-    async def reload(self, why: str) -> None:
-        if self.reloading:
-            self.pending = True
-            return
-        self.reloading = True
+    def _read_resolv(self) -> bool:
+        """Re-read the node's resolv.conf if it changed; True when its servers did."""
+        if not self.host_resolv:
+            return False
         try:
-            while True:
-                self.pending = False
-                self.stamp = self._stat()
-                snap = load_snapshot(self.run_dir)
-                if snap.get("version") != self.server.version or why == "start":
-                    log.info("reload (%s) to version %s", why, snap.get("version"))
-                    try:
-                        await self.server.apply(snap)
-                    except Exception:
-                        log.exception("reload to version %s failed", snap.get("version"))
-                self._write_ready()
-                if not self.pending:
-                    break
-                why = "signal"
-        finally:
-            self.reloading = False
+            st = os.stat(self.host_resolv)
+            stamp: tuple | None = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            stamp = None
+        if stamp == self.resolv_stamp:
+            return False
+        self.resolv_stamp = stamp
+        try:
+            with open(self.host_resolv) as f:
+                text = f.read()
+        except OSError:
+            text = ""
+        from netkit.dnssync import host_servers_of
+        servers = host_servers_of(text)
+        changed = servers != self.host_servers
+        self.host_servers = servers
+        return changed
+
+    def _next_version(self) -> int:
+        return (self.server.version or 0) + 1
+
+    # -- loads (all under self.lock) ------------------------------------------------
+
+    async def full(self, why: str) -> None:
+        """Rebuild everything from the store (or the snapshot file)."""
+        if self.source is None:
+            self.stamp = self._stat()
+            snap = load_snapshot(self.run_dir)
+            if snap.get("version") != self.server.version or why == "start":
+                log.info("reload (%s) to version %s", why, snap.get("version"))
+                await self.server.apply(snap)
+            self._write_ready()
+            return
+        from netkit.dns.records import Catalog
+        self._read_resolv()
+        source, servers = self.source, self.host_servers
+        self.seen_dv = source.data_version()
+
+        def build() -> Catalog:
+            return Catalog.build(*source.read_all(servers))
+
+        t0 = time.monotonic()
+        catalog = await asyncio.get_running_loop().run_in_executor(None, build)
+        await self.server.replace(catalog, self._next_version())
+        log.info("full load (%s) in %.0f ms: version %s", why, (time.monotonic() - t0) * 1000,
+                 self.server.version)
+        self._write_ready()
+
+    async def update(self, ids: list[str]) -> None:
+        """Re-read these containers and apply the difference."""
+        if self.source is None:
+            await self.full("control")
+            return
+        if self._read_resolv():
+            await self.full("resolv.conf servers changed")
+            return
+        changes, networks = self.source.read(ids, self.host_servers)
+        delta = await self.server.update(changes, networks, self._next_version())
+        log.debug("update %s: +%d ~%d -%d sandboxes, %d names, %d ptrs", " ".join(ids),
+                  len(delta.opened), len(delta.changed), len(delta.closed), delta.names,
+                  delta.ptrs)
+        self.last_change = time.monotonic()
+        self._ready_soon()
+
+    async def reconcile(self) -> None:
+        """Backstop: read every container, apply those that differ from what is served."""
+        source, servers = self.source, self.host_servers
+        assert source is not None
+        self.seen_dv = source.data_version()
+        full, networks = await asyncio.get_running_loop().run_in_executor(
+            None, source.read_all, servers)
+        changes = self.server.catalog.diff(full)
+        if changes:
+            log.warning("backstop: %d containers were not up to date", len(changes))
+            await self.server.update(changes, networks, self._next_version())
+            self._write_ready()
+
+    # -- ready file ---------------------------------------------------------------------
 
     def _write_ready(self) -> None:
+        if self._ready_handle is not None:
+            self._ready_handle.cancel()
+            self._ready_handle = None
+        if self.retired:
+            return
         _write_atomic(_path(self.run_dir, "ready"), json.dumps({
             "pid": os.getpid(), "version": self.server.version or 0,
             "sandboxes": len(self.server.states), "started": self.started}))
 
+    def _ready_soon(self) -> None:
+        if self._ready_handle is None:
+            self._ready_handle = asyncio.get_running_loop().call_later(
+                READY_DELAY, self._write_ready)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
     async def poll(self) -> None:
         while True:
             await asyncio.sleep(POLL)
-            if self._stat() != self.stamp:
-                await self.reload("poll")
+            try:
+                async with self.lock:
+                    if self.retired:
+                        return
+                    if self.source is None:
+                        if self._stat() != self.stamp:
+                            await self.full("poll")
+                    elif self._read_resolv():
+                        await self.full("resolv.conf servers changed")
+                    elif (time.monotonic() - self.last_change >= POLL
+                          and self.source.data_version() != self.seen_dv):
+                        await self.reconcile()
+            except Exception:
+                log.exception("backstop check failed")
+
+    async def _locked_full(self, why: str) -> None:
+        async with self.lock:
+            if not self.retired:
+                try:
+                    await self.full(why)
+                except Exception:
+                    log.exception("reload (%s) failed", why)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
         tasks: set[asyncio.Task] = set()
 
         def on_hup() -> None:
-            task = loop.create_task(self.reload("signal"))
+            task = loop.create_task(self._locked_full("signal"))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
-        await self.reload("start")
-        control = _path(self.run_dir, "control")
         try:
-            os.unlink(control)
-        except FileNotFoundError:
-            pass
-        ctl = await asyncio.start_unix_server(self._on_control, path=control)
-        poller = loop.create_task(self.poll())
-        await self.stopping.wait()
-        poller.cancel()
-        ctl.close()
-        try:
-            os.unlink(control)
-        except FileNotFoundError:
-            pass
-        await self.server.close()
+            async with self.lock:
+                # listen first: commands sent meanwhile wait for the lock (the first load)
+                control = _path(self.run_dir, "control")
+                _unlink(control)
+                self.ctl = await asyncio.start_unix_server(self._on_control, path=control)
+                self.ctl_ino = os.stat(control).st_ino
+                await self.full("start")
+            poller = loop.create_task(self.poll())
+            await self.stopping.wait()
+            poller.cancel()
+        finally:
+            if self.ctl is not None:
+                self.ctl.close()
+            self._unlink_control()
+            await self.server.close()
+            if self.source is not None:
+                self.source.close()
 
-    async def _on_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """`reload` -> reload now, answer `ok <version>` once it is served."""
+    def _unlink_control(self) -> None:
+        """Remove our control socket (never a successor's)."""
+        if self.ctl_ino is None:
+            return
+        path = _path(self.run_dir, "control")
+        try:
+            if os.stat(path).st_ino == self.ctl_ino:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+        self.ctl_ino = None
+
+    def _retire(self) -> None:
+        """Nothing left to serve: stop taking commands and exit.
+
+        The control socket and then the pid file go first, so a client that
+        arrives now starts a new daemon instead of talking to this one.
+        """
+        log.info("no sandbox left: exiting")
+        self.retired = True
+        if self.ctl is not None:
+            self.ctl.close()
+        self._unlink_control()
+        _remove_own_files(self.run_dir)
+        if self._ready_handle is not None:
+            self._ready_handle.cancel()
+            self._ready_handle = None
+        self.stopping.set()
+
+    async def _on_control(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
         try:
             while line := await reader.readline():
-                if line.strip() == b"reload":
-                    await self.reload("control")
-                    while self.reloading:          # a reload already running: wait for it
-                        await asyncio.sleep(0.001)
-                    writer.write(f"ok {self.server.version or 0}\n".encode())
-                    await writer.drain()
+                words = line.decode(errors="replace").split()
+                if not words:
+                    continue
+                cmd, args = words[0], words[1:]
+                async with self.lock:
+                    reply = await self._command(cmd, args)
+                writer.write(reply.encode())
+                await writer.drain()
+                if self.retired:
+                    break
         except (ConnectionError, OSError):
             pass
         finally:
             writer.close()
+
+    async def _command(self, cmd: str, args: list[str]) -> str:
+        if self.retired:
+            return "gone\n"
+        try:
+            if cmd == "update":
+                await self.update(args)
+            elif cmd == "reload":
+                await self.full("control")
+            elif cmd != "status":
+                return f"err unknown command {cmd!r}\n"
+        except Exception as exc:
+            log.exception("%s failed", cmd)
+            return f"err {type(exc).__name__}: {exc}\n".replace("\n", " ").rstrip() + "\n"
+        reply = f"ok {self.server.version or 0} {len(self.server.states)}\n"
+        if cmd == "update" and self.source is not None and not self.server.catalog.sandboxes:
+            self._retire()
+        return reply
+
+
+def _remove_own_files(run_dir: str) -> None:
+    """Remove resolver.pid and ready if they are this process's."""
+    for name in ("resolver.pid", "ready"):
+        path = _path(run_dir, name)
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+            owner = json.loads(text).get("pid") if name == "ready" else int(text)
+            if owner == os.getpid():
+                os.unlink(path)
+        except (OSError, ValueError, AttributeError):
+            pass
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m {MODULE}",
                                      description="netkit embedded DNS resolver")
     parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--store", help="the node's state database (store mode)")
+    parser.add_argument("--host-resolv", help="the node's resolv.conf (upstreams)")
     args = parser.parse_args(argv)
     run_dir = os.path.abspath(args.run_dir)
     os.makedirs(_dir(run_dir), exist_ok=True)
@@ -471,28 +736,19 @@ def main(argv: list[str] | None = None) -> int:
     log.setLevel(logging.INFO)
     log.propagate = False
     # a SIGHUP before the loop's handler is in place must not kill us: the
-    # first load reads the snapshot anyway
+    # first load reads everything anyway
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    pidfile = _path(run_dir, "resolver.pid")
-    _write_atomic(pidfile, f"{os.getpid()}\n")
-    log.info("start pid %d in %s", os.getpid(), run_dir)
-    daemon = _Daemon(run_dir)
+    _write_atomic(_path(run_dir, "resolver.pid"), f"{os.getpid()}\n")
+    log.info("start pid %d in %s (%s)", os.getpid(), run_dir,
+             f"store {args.store}" if args.store else "snapshot mode")
     try:
+        daemon = _Daemon(run_dir, args.store, args.host_resolv)
         asyncio.run(daemon.run())
     except Exception:
         log.exception("resolver failed")
         return 1
     finally:
-        for name in ("resolver.pid", "ready"):
-            path = _path(run_dir, name)
-            try:
-                with open(path) as f:
-                    text = f.read().strip()
-                owner = json.loads(text).get("pid") if name == "ready" else int(text)
-                if owner == os.getpid():
-                    os.unlink(path)
-            except (OSError, ValueError, AttributeError):
-                pass
+        _remove_own_files(run_dir)
         log.info("stop pid %d", os.getpid())
     return 0
 

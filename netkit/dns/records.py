@@ -1,7 +1,8 @@
-"""Resolver tables: the engine's snapshot in, per-sandbox answer tables out.
+"""Resolver tables: containers' names in, per-sandbox answer tables out.
 
-Pure: no sockets, no netns. The snapshot format (written by the engine to
-``<run_dir>/dns/snapshot.json``) is::
+Pure: no sockets, no netns. A full snapshot (written by tests and the
+in-process :class:`~netkit.dns.daemon.Resolver`; built from the store by
+``netkit.dnssync.build_snapshot``) looks like::
 
     {"version": 17,
      "sandboxes": [{"container_id", "netns", "networks": [ids in resolution order],
@@ -9,7 +10,11 @@ Pure: no sockets, no netns. The snapshot format (written by the engine to
                     "host_upstreams": [...], "external": bool}],
      "networks": {id: {"name": "mynet", "order": "rr" | "shuffle"}},
      "endpoints": [{"container_id", "container_name", "network_id", "ipv4", "ipv6",
-                    "names": [lower-case, first = PTR name]}]}
+                    "names": [lower-case, first = PTR name], "rank": optional str}]}
+
+The same sandbox and endpoint dicts, per container, are what
+:meth:`Catalog.update` takes for an incremental change (the daemon reads
+them from the store with ``netkit.dnssync.container_entries``).
 
 Lookup follows libnetwork's ``Sandbox.ResolveName``: candidates ``(name,
 any network)`` then ``(prefix, network=suffix)`` splitting at each dot from
@@ -20,17 +25,31 @@ can resolve is a registered name or alias, optionally followed by
 ``.<network name>``, the tables enumerate them all up front and store the
 reply bytes for A, AAAA, MX and PTR. Sandboxes with the same networks and
 links share one table; round-robin counters live with the sandbox.
+
+Incremental updates: a name's addresses on a network are kept sorted by
+the endpoints' ``rank`` (then arrival), so adding or removing one
+container touches only its own names (and PTRs) on its own networks; of
+each table whose networks include one of them, exactly the question
+names that can resolve through them (``name``, ``name.<net>``, and the
+link aliases pointing at ``name``) are looked up again, and only entries
+whose answer changed are rebuilt.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 from netkit.dns import wire
 
 ORDER_RR = "rr"
 ORDER_SHUFFLE = "shuffle"
+
+_TAIL_A, _TAIL_AAAA, _TAIL_MX, _TAIL_PTR = (
+    t.to_bytes(2, "big") + b"\x00\x01"
+    for t in (wire.QTYPE_A, wire.QTYPE_AAAA, wire.QTYPE_MX, wire.QTYPE_PTR))
+_EMPTY: tuple[bytes, ...] = ()
 
 
 class Answer(NamedTuple):
@@ -48,7 +67,7 @@ class Table:
     to its :class:`Answer`. ``fast`` maps the same key, for replies that fit
     512 bytes and need no random order, to reply bytes 4.. (see
     :func:`wire.fast_entry`): ``bytes`` for a fixed reply, a tuple of them
-    (one per rotation) for round robin.
+    (one per rotation) for round robin. Both are updated in place.
     """
 
     answers: dict[bytes, Answer] = field(default_factory=dict)
@@ -76,6 +95,12 @@ class Sandbox:
             return self.host_upstreams[:3], False
         return (), False
 
+    @property
+    def spec(self) -> tuple:
+        """Everything but the table: equal specs serve the same."""
+        return (self.netns, self.networks, self.links, self.upstreams, self.host_upstreams,
+                self.external)
+
 
 class Hit(NamedTuple):
     """A resolved name: the network it was found on and its addresses there."""
@@ -85,34 +110,197 @@ class Hit(NamedTuple):
     ipv6: tuple[str, ...]
 
 
-class Records:
-    """Names per network, from a snapshot; the pure lookup lives here."""
+class _Name:
+    """One name on one network: its endpoints (sorted) and derived addresses."""
 
-    def __init__(self, snapshot: dict) -> None:
-        self.networks: dict[str, dict] = dict(snapshot.get("networks") or {})
-        self.net_by_name = {n.get("name", nid): nid for nid, n in self.networks.items()}
-        # network id -> name -> ([ipv4...], [ipv6...]), in endpoint order
-        self.names: dict[str, dict[str, tuple[list[str], list[str]]]] = {}
-        # network id -> [(ip, ptr target)] in endpoint order
-        self.ptrs: dict[str, list[tuple[str, str]]] = {}
-        for ep in snapshot.get("endpoints") or ():
-            nid = ep["network_id"]
-            v4, v6 = ep.get("ipv4"), ep.get("ipv6")
-            if not v4 and not v6:
-                continue                # Docker: no address, not "found"
-            per_net = self.names.setdefault(nid, {})
-            for name in ep.get("names") or ():
-                name = name.lower().rstrip(".")
-                four, six = per_net.setdefault(name, ([], []))
-                if v4 and v4 not in four:
-                    four.append(v4)
-                if v6 and v6 not in six:
-                    six.append(v6)
-            netname = self.networks.get(nid, {}).get("name", nid)
-            target = f"{ep['container_name'].lower()}.{netname}"
-            for ip in (v4, v6):
+    __slots__ = ("entries", "four", "six", "_rrs")
+
+    def __init__(self) -> None:
+        self.entries: list[tuple] = []              # (rank, seq, cid, ipv4, ipv6)
+        self.four: tuple[str, ...] = ()
+        self.six: tuple[str, ...] = ()
+        self._rrs: tuple[tuple[bytes, ...], tuple[bytes, ...]] | None = None
+
+    def refresh(self) -> None:
+        self.four = tuple(dict.fromkeys(e[3] for e in self.entries if e[3]))
+        self.six = tuple(dict.fromkeys(e[4] for e in self.entries if e[4]))
+        self._rrs = None
+
+    def rrs(self) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+        """(A records, AAAA records); raises FormError on a bad address."""
+        if self._rrs is None:
+            self._rrs = (tuple(wire.rr_a(ip) for ip in self.four),
+                         tuple(wire.rr_aaaa(ip) for ip in self.six))
+        return self._rrs
+
+
+class _Ep(NamedTuple):
+    """An endpoint as registered (what removing it must undo)."""
+
+    network_id: str
+    rank: str
+    seq: int
+    ipv4: str | None
+    ipv6: str | None
+    names: tuple[str, ...]
+    target: str                                     # PTR target: container.network
+
+    def signature(self) -> tuple:
+        return (self.network_id, self.rank, self.ipv4, self.ipv6, self.names, self.target)
+
+
+Changes = tuple[set[tuple[str, str]], set[tuple[str, str]]]     # ((nid, name)...), ((nid, ip)...)
+
+
+class Records:
+    """Names and PTRs per network; the pure lookup lives here."""
+
+    def __init__(self, snapshot: dict | None = None) -> None:
+        self.networks: dict[str, dict] = {}
+        self.net_by_name: dict[str, str] = {}
+        # network id -> name -> _Name
+        self.names: dict[str, dict[str, _Name]] = {}
+        # network id -> ip -> [(rank, seq, ptr target)] sorted
+        self.ptrs: dict[str, dict[str, list[tuple[str, int, str]]]] = {}
+        # container id -> what it registered
+        self.endpoints: dict[str, tuple[_Ep, ...]] = {}
+        self._seq = 0
+        if snapshot:
+            self.load(snapshot.get("networks") or {}, snapshot.get("endpoints") or ())
+
+    def load(self, networks: dict[str, dict], endpoints: Iterable[dict]) -> None:
+        """Bulk-add endpoints of containers not registered yet (a full build).
+
+        A name's addresses keep the list's order (after ``rank``).
+        """
+        self.add_networks(networks)
+        touched: dict[int, _Name] = {}
+        for ep in endpoints:
+            e = self._register(ep)
+            if e is None:
+                continue
+            cid = ep["container_id"]
+            self.endpoints[cid] = self.endpoints.get(cid, ()) + (e,)
+            entry = (e.rank, e.seq, cid, e.ipv4, e.ipv6)
+            per_net = self.names.setdefault(e.network_id, {})
+            for name in e.names:
+                n = per_net.get(name)
+                if n is None:
+                    n = per_net[name] = _Name()
+                if n.entries and entry < n.entries[-1]:
+                    bisect.insort(n.entries, entry)
+                else:
+                    n.entries.append(entry)
+                touched[id(n)] = n
+            per_ip = self.ptrs.setdefault(e.network_id, {})
+            for ip in (e.ipv4, e.ipv6):
                 if ip:
-                    self.ptrs.setdefault(nid, []).append((ip, target))
+                    lst = per_ip.setdefault(ip, [])
+                    item = (e.rank, e.seq, e.target)
+                    if lst and item < lst[-1]:
+                        bisect.insort(lst, item)
+                    else:
+                        lst.append(item)
+        for n in touched.values():
+            n.refresh()
+
+    def add_networks(self, networks: dict[str, dict]) -> None:
+        """Learn networks (id -> {name, order}); a network never changes once made."""
+        for nid, info in networks.items():
+            self.networks[nid] = dict(info)
+            self.net_by_name[info.get("name", nid)] = nid
+
+    def _register(self, ep: dict) -> _Ep | None:
+        v4, v6 = ep.get("ipv4") or None, ep.get("ipv6") or None
+        if not v4 and not v6:
+            return None                     # Docker: no address, not "found"
+        nid = ep["network_id"]
+        self._seq += 1
+        seq = self._seq
+        names = tuple(dict.fromkeys(n.lower().rstrip(".") for n in ep.get("names") or ()))
+        target = f"{ep['container_name'].lower()}.{self.network_name(nid)}"
+        return _Ep(nid, str(ep.get("rank") or ""), seq, v4, v6, names, target)
+
+    def set_container(self, cid: str, endpoints: Iterable[dict]) -> Changes:
+        """Replace what container `cid` registers ([] = remove it).
+
+        Addresses of a name are ordered by the endpoints' ``rank``, then by
+        arrival. Returns the (network, name) pairs whose addresses changed
+        and the (network, ip) pairs whose PTR entry changed.
+        """
+        old = self.endpoints.get(cid, ())
+        new = tuple(e for e in map(self._register, endpoints) if e is not None)
+        if [e.signature() for e in old] == [e.signature() for e in new]:
+            return set(), set()
+        if new:
+            self.endpoints[cid] = new
+        else:
+            self.endpoints.pop(cid, None)
+        touched: dict[tuple[str, str], tuple] = {}      # (nid, name) -> addresses before
+        ptrs: dict[tuple[str, str], str | None] = {}    # (nid, ip) -> PTR winner before
+        for ep in old:
+            per_net = self.names.get(ep.network_id, {})
+            entry = (ep.rank, ep.seq, cid, ep.ipv4, ep.ipv6)
+            for name in ep.names:
+                n = per_net.get(name)
+                if n is None:
+                    continue
+                touched.setdefault((ep.network_id, name), (n.four, n.six))
+                try:
+                    n.entries.remove(entry)
+                except ValueError:
+                    pass
+            per_ip = self.ptrs.get(ep.network_id, {})
+            for ip in (ep.ipv4, ep.ipv6):
+                lst = per_ip.get(ip) if ip else None
+                if lst is None:
+                    continue
+                ptrs.setdefault((ep.network_id, ip), lst[0][2] if lst else None)
+                try:
+                    lst.remove((ep.rank, ep.seq, ep.target))
+                except ValueError:
+                    pass
+        for ep in new:
+            per_net = self.names.setdefault(ep.network_id, {})
+            entry = (ep.rank, ep.seq, cid, ep.ipv4, ep.ipv6)
+            for name in ep.names:
+                n = per_net.get(name)
+                if n is None:
+                    n = per_net[name] = _Name()
+                touched.setdefault((ep.network_id, name), (n.four, n.six))
+                bisect.insort(n.entries, entry)
+            per_ip = self.ptrs.setdefault(ep.network_id, {})
+            for ip in (ep.ipv4, ep.ipv6):
+                if not ip:
+                    continue
+                lst = per_ip.setdefault(ip, [])
+                ptrs.setdefault((ep.network_id, ip), lst[0][2] if lst else None)
+                bisect.insort(lst, (ep.rank, ep.seq, ep.target))
+        changed_names: set[tuple[str, str]] = set()
+        for (nid, name), before in touched.items():
+            per_net = self.names[nid]
+            n = per_net[name]
+            n.refresh()
+            if not n.entries:
+                del per_net[name]
+                if not per_net:
+                    del self.names[nid]
+            if (n.four, n.six) != before:
+                changed_names.add((nid, name))
+        changed_ptrs: set[tuple[str, str]] = set()
+        for (nid, ip), before in ptrs.items():
+            per_ip = self.ptrs[nid]
+            lst = per_ip[ip]
+            now = lst[0][2] if lst else None
+            if not lst:
+                del per_ip[ip]
+                if not per_ip:
+                    del self.ptrs[nid]
+            if now != before:
+                changed_ptrs.add((nid, ip))
+        return changed_names, changed_ptrs
+
+    # -- lookup --------------------------------------------------------------------
 
     def network_name(self, network_id: str) -> str:
         return self.networks.get(network_id, {}).get("name", network_id)
@@ -120,20 +308,18 @@ class Records:
     def order(self, network_id: str) -> str:
         return self.networks.get(network_id, {}).get("order", ORDER_RR)
 
-    def _find(self, name: str, netname: str | None, networks: tuple[str, ...]) -> Hit | None:
+    def _find(self, name: str, netname: str | None,
+              networks: tuple[str, ...]) -> tuple[str, _Name] | None:
         for nid in networks:
             if netname is not None and self.network_name(nid) != netname:
                 continue
             found = self.names.get(nid, {}).get(name)
             if found is not None:
-                return Hit(nid, tuple(found[0]), tuple(found[1]))
+                return nid, found
         return None
 
-    def resolve(self, qname: str, networks: tuple[str, ...] | list[str],
-                links: dict[str, str] | None = None) -> Hit | None:
-        """libnetwork's ``Sandbox.ResolveName`` for one sandbox, both families at once."""
-        networks = tuple(networks)
-        links = links or {}
+    def _resolve(self, qname: str, networks: tuple[str, ...],
+                 links: dict[str, str]) -> tuple[str, _Name] | None:
         name = qname.lower().rstrip(".")
         candidates: list[tuple[str, str | None]] = [(name, None)]
         rest = name
@@ -152,6 +338,20 @@ class Records:
                 return hit
         return None
 
+    def resolve(self, qname: str, networks: tuple[str, ...] | list[str],
+                links: dict[str, str] | None = None) -> Hit | None:
+        """libnetwork's ``Sandbox.ResolveName`` for one sandbox, both families at once."""
+        found = self._resolve(qname, tuple(networks), links or {})
+        return Hit(found[0], found[1].four, found[1].six) if found else None
+
+    def ptr(self, ip: str, networks: tuple[str, ...]) -> str | None:
+        """The PTR target of `ip`: the first network in sandbox order, first endpoint there."""
+        for nid in networks:
+            lst = self.ptrs.get(nid, {}).get(ip)
+            if lst:
+                return lst[0][2]
+        return None
+
     def resolvable(self, networks: tuple[str, ...], links: dict[str, str]) -> set[str]:
         """Every query name that may resolve in a sandbox on `networks`."""
         out: set[str] = set()
@@ -165,47 +365,73 @@ class Records:
                 out.add(f"{alias}.{netname}")
         return out
 
+    # -- tables ----------------------------------------------------------------------
+
     def build_table(self, networks: tuple[str, ...], links: dict[str, str]) -> Table:
         table = Table()
-        tail_a, tail_aaaa, tail_mx, tail_ptr = (
-            t.to_bytes(2, "big") + b"\x00\x01"
-            for t in (wire.QTYPE_A, wire.QTYPE_AAAA, wire.QTYPE_MX, wire.QTYPE_PTR))
-        rrs: dict[tuple[str, ...], tuple[bytes, ...]] = {}      # shared by equal address sets
-        empty: tuple[bytes, ...] = ()
         for qname in self.resolvable(networks, links):
-            hit = self.resolve(qname, networks, links)
-            if hit is None:
-                continue
-            try:
-                name_wire = wire.encode_name(qname)
-                four = rrs.get(hit.ipv4)
-                if four is None:
-                    four = rrs[hit.ipv4] = tuple(wire.rr_a(ip) for ip in hit.ipv4)
-                six = rrs.get(hit.ipv6)
-                if six is None:
-                    six = rrs[hit.ipv6] = tuple(wire.rr_aaaa(ip) for ip in hit.ipv6)
-            except wire.FormError:
-                continue                # not expressible as a DNS name / bad address
-            order = self.order(hit.network_id)
-            _add(table, name_wire + tail_a, four, order)
-            _add(table, name_wire + tail_aaaa, six, order)
-            _add(table, name_wire + tail_mx, empty, order)
-        seen: set[str] = set()
-        for nid in networks:
-            for ip, target in self.ptrs.get(nid, ()):
-                if ip in seen:
-                    continue            # the first network in sandbox order wins
-                seen.add(ip)
-                try:
-                    key = wire.encode_name(wire.reverse_name(ip)) + tail_ptr
-                    _add(table, key, (wire.rr_ptr(target),), ORDER_RR)
-                except (wire.FormError, ValueError):
-                    continue
+            self.set_qname(table, qname, networks, links, fresh=True)
+        for ip in {ip for nid in networks for ip in self.ptrs.get(nid, ())}:
+            self.set_ptr(table, ip, networks, fresh=True)
         return table
 
+    def set_qname(self, table: Table, qname: str, networks: tuple[str, ...],
+                  links: dict[str, str], fresh: bool = False) -> None:
+        """(Re)compute A, AAAA and MX of `qname` in `table`; drop them if it no longer resolves."""
+        try:
+            name_wire = wire.encode_name(qname)
+        except wire.FormError:
+            return                      # not expressible as a DNS name: never stored
+        keys = (name_wire + _TAIL_A, name_wire + _TAIL_AAAA, name_wire + _TAIL_MX)
+        found = self._resolve(qname, networks, links)
+        rrs = None
+        if found is not None:
+            try:
+                rrs = found[1].rrs()
+            except wire.FormError:
+                pass                    # bad address: not answered
+        if rrs is None:
+            if not fresh:
+                for key in keys:
+                    table.answers.pop(key, None)
+                    table.fast.pop(key, None)
+            return
+        order = self.order(found[0])
+        _put(table, keys[0], rrs[0], order, fresh)
+        _put(table, keys[1], rrs[1], order, fresh)
+        _put(table, keys[2], _EMPTY, order, fresh)
 
-def _add(table: Table, key: bytes, records: tuple[bytes, ...], order: str) -> None:
-    table.answers[key] = Answer(records, order)
+    def set_ptr(self, table: Table, ip: str, networks: tuple[str, ...],
+                fresh: bool = False) -> None:
+        """(Re)compute the PTR entry of `ip` in `table`."""
+        try:
+            key = wire.encode_name(wire.reverse_name(ip)) + _TAIL_PTR
+        except (wire.FormError, ValueError):
+            return
+        target = self.ptr(ip, networks)
+        rr = None
+        if target is not None:
+            try:
+                rr = (wire.rr_ptr(target),)
+            except wire.FormError:
+                pass
+        if rr is None:
+            if not fresh:
+                table.answers.pop(key, None)
+                table.fast.pop(key, None)
+            return
+        _put(table, key, rr, ORDER_RR, fresh)
+
+
+def _put(table: Table, key: bytes, records: tuple[bytes, ...], order: str,
+         fresh: bool = False) -> None:
+    """Set one answer and its fast entry, unless it is already exactly that."""
+    answer = Answer(records, order)
+    if not fresh:
+        if table.answers.get(key) == answer:
+            return                      # unchanged: keep the precomputed rotations
+        table.fast.pop(key, None)
+    table.answers[key] = answer
     if len(records) < 2:
         body = wire.fast_entry(key, records)
         if body is not None:
@@ -222,21 +448,183 @@ def _add(table: Table, key: bytes, records: tuple[bytes, ...], order: str) -> No
     table.fast[key] = tuple(variants)
 
 
+# -- sandboxes and their shared tables ---------------------------------------------------
+
+def _links(raw: dict | None) -> dict[str, str]:
+    return {k.lower(): v.lower() for k, v in (raw or {}).items()}
+
+
+class _Group:
+    """Sandboxes with equal (networks, links): one table, kept up to date in place."""
+
+    __slots__ = ("networks", "links", "by_target", "table", "members")
+
+    def __init__(self, networks: tuple[str, ...], links: dict[str, str], table: Table) -> None:
+        self.networks = networks
+        self.links = links
+        self.by_target: dict[str, list[str]] = {}
+        for alias, target in links.items():
+            self.by_target.setdefault(target, []).append(alias)
+        self.table = table
+        self.members: set[str] = set()
+
+
+@dataclass(slots=True)
+class Delta:
+    """What a :meth:`Catalog.update` changed in the set of served sandboxes."""
+
+    opened: list[Sandbox] = field(default_factory=list)     # new container ids
+    changed: list[Sandbox] = field(default_factory=list)    # same id, new Sandbox
+    closed: list[str] = field(default_factory=list)         # ids no longer served
+    names: int = 0                                          # (network, name) pairs changed
+    ptrs: int = 0
+
+
+class Catalog:
+    """Records + the sandboxes served from them, updatable one container at a time.
+
+    ``entries`` keeps, per container, the (sandbox dict, endpoint dicts) it
+    was last given, so a caller can tell which containers differ from a
+    fresh read.
+    """
+
+    def __init__(self) -> None:
+        self.records = Records()
+        self.sandboxes: dict[str, Sandbox] = {}
+        self.entries: dict[str, tuple[dict | None, list[dict]]] = {}
+        self.groups: dict[tuple, _Group] = {}
+        self.net_groups: dict[str, set[tuple]] = {}
+
+    @classmethod
+    def from_snapshot(cls, snapshot: dict) -> "Catalog":
+        """A catalog serving a full snapshot (endpoints in list order)."""
+        changes: dict[str, tuple[dict | None, list[dict]]] = {}
+        for ep in snapshot.get("endpoints") or ():
+            changes.setdefault(ep["container_id"], (None, []))[1].append(ep)
+        for sb in snapshot.get("sandboxes") or ():
+            cid = sb["container_id"]
+            changes[cid] = (sb, changes.get(cid, (None, []))[1])
+        cat = cls()
+        # records in the snapshot's endpoint order, then the sandboxes
+        cat.records.load(snapshot.get("networks") or {}, snapshot.get("endpoints") or ())
+        cat._update(changes, records_done=True)
+        return cat
+
+    @classmethod
+    def build(cls, changes: dict[str, tuple[dict | None, list[dict]]],
+              networks: dict[str, dict]) -> "Catalog":
+        """A catalog serving these containers' entries (a full build)."""
+        cat = cls()
+        cat.records.load(networks, (ep for _, eps in changes.values() for ep in eps))
+        cat._update(changes, records_done=True)
+        return cat
+
+    def diff(self, full: dict[str, tuple[dict | None, list[dict]]]
+             ) -> dict[str, tuple[dict | None, list[dict]]]:
+        """The changes that make this catalog serve `full` (every container's entries)."""
+        out = {cid: e for cid, e in full.items() if self.entries.get(cid) != e}
+        for cid in self.entries:
+            if cid not in full:
+                out[cid] = (None, [])
+        return out
+
+    def update(self, changes: dict[str, tuple[dict | None, list[dict]]],
+               networks: dict[str, dict] | None = None) -> Delta:
+        """Apply new (sandbox dict | None, endpoint dicts) for these containers.
+
+        A container absent from the store is ``(None, [])``. Only the names
+        of these containers (on their old and new networks) are recomputed,
+        in the tables of groups on those networks.
+        """
+        return self._update(changes, networks)
+
+    def _update(self, changes: dict[str, tuple[dict | None, list[dict]]],
+                networks: dict[str, dict] | None = None, records_done: bool = False) -> Delta:
+        rec = self.records
+        if networks:
+            rec.add_networks(networks)
+        delta = Delta()
+        names: set[tuple[str, str]] = set()
+        ptrs: set[tuple[str, str]] = set()
+        for cid, (sbd, eps) in changes.items():
+            if not records_done:
+                n, p = rec.set_container(cid, eps)
+                names |= n
+                ptrs |= p
+            if sbd is None and not eps:
+                self.entries.pop(cid, None)
+            else:
+                self.entries[cid] = (sbd, list(eps))
+        delta.names, delta.ptrs = len(names), len(ptrs)
+        fresh: set[tuple] = set()
+        emptied: list[tuple] = []
+        for cid, (sbd, _) in changes.items():
+            old = self.sandboxes.get(cid)
+            if sbd is None:
+                if old is not None:
+                    emptied.append(self._leave(cid, old))
+                    del self.sandboxes[cid]
+                    delta.closed.append(cid)
+                continue
+            networks_ = tuple(sbd.get("networks") or ())
+            links = _links(sbd.get("links"))
+            gkey = (networks_, tuple(sorted(links.items())))
+            spec = (sbd["netns"], networks_, gkey[1], tuple(sbd.get("upstreams") or ()),
+                    tuple(sbd.get("host_upstreams") or ()), bool(sbd.get("external", True)))
+            if old is not None and old.spec == spec:
+                continue
+            if old is not None:
+                emptied.append(self._leave(cid, old))
+            group = self.groups.get(gkey)
+            if group is None:
+                group = self.groups[gkey] = _Group(networks_, links,
+                                                   rec.build_table(networks_, links))
+                fresh.add(gkey)
+                for nid in networks_:
+                    self.net_groups.setdefault(nid, set()).add(gkey)
+            group.members.add(cid)
+            sb = Sandbox(container_id=cid, netns=spec[0], networks=networks_, links=gkey[1],
+                         upstreams=spec[3], host_upstreams=spec[4], external=spec[5],
+                         table=group.table)
+            self.sandboxes[cid] = sb
+            (delta.opened if old is None else delta.changed).append(sb)
+        for gkey in emptied:
+            group = self.groups.get(gkey)
+            if group is not None and not group.members:
+                del self.groups[gkey]
+                for nid in group.networks:
+                    keys = self.net_groups.get(nid)
+                    if keys is not None:
+                        keys.discard(gkey)
+                        if not keys:
+                            del self.net_groups[nid]
+        for nid, name in names:
+            netname = rec.network_name(nid)
+            for gkey in self.net_groups.get(nid, ()):
+                if gkey in fresh:
+                    continue                # built after the records changed
+                g = self.groups[gkey]
+                qnames = {name, f"{name}.{netname}"}
+                for alias in g.by_target.get(name, ()):
+                    qnames.add(alias)
+                    qnames.add(f"{alias}.{netname}")
+                for qname in qnames:
+                    rec.set_qname(g.table, qname, g.networks, g.links)
+        for nid, ip in ptrs:
+            for gkey in self.net_groups.get(nid, ()):
+                if gkey not in fresh:
+                    g = self.groups[gkey]
+                    rec.set_ptr(g.table, ip, g.networks)
+        return delta
+
+    def _leave(self, cid: str, sb: Sandbox) -> tuple:
+        gkey = (sb.networks, sb.links)
+        group = self.groups.get(gkey)
+        if group is not None:
+            group.members.discard(cid)
+        return gkey
+
+
 def build(snapshot: dict) -> dict[str, Sandbox]:
     """Snapshot -> {container_id: Sandbox}; equal (networks, links) share a table."""
-    records = Records(snapshot)
-    tables: dict[tuple, Table] = {}
-    out: dict[str, Sandbox] = {}
-    for sb in snapshot.get("sandboxes") or ():
-        networks = tuple(sb.get("networks") or ())
-        links = {k.lower(): v.lower() for k, v in (sb.get("links") or {}).items()}
-        group = (networks, tuple(sorted(links.items())))
-        table = tables.get(group)
-        if table is None:
-            table = tables[group] = records.build_table(networks, links)
-        out[sb["container_id"]] = Sandbox(
-            container_id=sb["container_id"], netns=sb["netns"], networks=networks,
-            links=group[1], upstreams=tuple(sb.get("upstreams") or ()),
-            host_upstreams=tuple(sb.get("host_upstreams") or ()),
-            external=bool(sb.get("external", True)), table=table)
-    return out
+    return Catalog.from_snapshot(snapshot).sandboxes

@@ -13,6 +13,14 @@ truncation, shuffled order, NOTIMP, unusual shapes) goes through
 :meth:`Server.handle`, which parses by hand and falls back on dnslib;
 unknown names are forwarded by :class:`upstream.Forwarder` in tasks, so
 they never hold up the names we know.
+
+What is served is a :class:`records.Catalog`. :meth:`Server.update` applies
+a few containers' changes to it in place, on the loop (no query sees a
+half-made change): sandboxes of new containers get their sockets, those
+of gone ones are closed, every other sandbox keeps its sockets, its table
+object and its round-robin counters, and only the changed names' entries
+of the tables are rewritten. :meth:`Server.apply` / :meth:`Server.replace`
+serve a full rebuild (built off the loop), swapping the tables.
 """
 
 from __future__ import annotations
@@ -54,9 +62,20 @@ class _State:
 
 def bind_sockets(netns: str, address: tuple[str, int] = ADDRESS
                  ) -> tuple[socket.socket, socket.socket]:
-    """UDP and TCP sockets bound to `address` inside `netns` (non-blocking)."""
-    udp = knetns.socket_in(netns, socket.AF_INET, socket.SOCK_DGRAM)
-    tcp = None
+    """UDP and TCP sockets bound to `address` inside `netns` (non-blocking).
+
+    Both are made in one trip into the netns (a socket stays in the netns it
+    was created in); options, bind and listen need not be done there.
+    """
+    def make() -> tuple[socket.socket, socket.socket]:
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            return udp, socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        except BaseException:
+            udp.close()
+            raise
+
+    udp, tcp = knetns.run_in(netns, make)
     try:
         udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -65,62 +84,111 @@ def bind_sockets(netns: str, address: tuple[str, int] = ADDRESS
             udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         udp.bind(address)
         udp.setblocking(False)
-        tcp = knetns.socket_in(netns, socket.AF_INET, socket.SOCK_STREAM)
         tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         tcp.bind(address)
         tcp.listen(128)
         tcp.setblocking(False)
     except BaseException:
         udp.close()
-        if tcp is not None:
-            tcp.close()
+        tcp.close()
         raise
     return udp, tcp
 
 
 class Server:
-    """All sandboxes of one snapshot, served on the running asyncio loop."""
+    """All sandboxes of a catalog, served on the running asyncio loop."""
 
     def __init__(self, *, timeout: float | None = None, max_inflight: int | None = None,
                  address: tuple[str, int] = ADDRESS) -> None:
         self.forwarder = Forwarder(timeout, max_inflight)
         self.address = address
         self.states: dict[str, _State] = {}
+        self.catalog = records.Catalog()
         self.version: int | None = None
         self._lock: asyncio.Lock | None = None
         self._tasks: set[asyncio.Task] = set()
 
     # -- lifecycle -------------------------------------------------------------
 
-    async def apply(self, snapshot: dict) -> None:
-        """Serve `snapshot`: open new sandboxes, close gone ones, swap the rest's tables."""
+    @property
+    def lock(self) -> asyncio.Lock:
         if self._lock is None:
             self._lock = asyncio.Lock()
-        async with self._lock:
+        return self._lock
+
+    async def apply(self, snapshot: dict) -> None:
+        """Serve `snapshot`: open new sandboxes, close gone ones, swap the rest's tables."""
+        async with self.lock:
             loop = asyncio.get_running_loop()
-            built = await loop.run_in_executor(None, records.build, snapshot)
-            for cid in list(self.states):
-                st = self.states[cid]
-                new = built.get(cid)
-                if new is None or new.netns != st.sandbox.netns:
-                    self._close(cid)
-            opened = failed = 0
-            for cid, sb in built.items():
-                st = self.states.get(cid)
-                if st is not None:      # unchanged sandbox: keep sockets, new table
-                    st.sandbox, st.fast = sb, sb.table.fast
-                    if st.counters:
-                        st.counters = {k: v for k, v in st.counters.items()
-                                       if k in sb.table.answers}
-                    continue
-                if await self._open(sb):
-                    opened += 1
-                else:
-                    failed += 1
-            self.version = snapshot.get("version")
-            log.info("loaded version %s: %d sandboxes (%d opened, %d failed), %d endpoints",
-                     self.version, len(self.states), opened, failed,
-                     len(snapshot.get("endpoints") or ()))
+            catalog = await loop.run_in_executor(None, records.Catalog.from_snapshot, snapshot)
+            await self._replace(catalog, snapshot.get("version"))
+
+    async def replace(self, catalog: records.Catalog, version: int | None) -> None:
+        """Serve a freshly built `catalog` (a full reload), as :meth:`apply`."""
+        async with self.lock:
+            await self._replace(catalog, version)
+
+    async def _replace(self, catalog: records.Catalog, version: int | None) -> None:
+        built = catalog.sandboxes
+        for cid in list(self.states):
+            st = self.states[cid]
+            new = built.get(cid)
+            if new is None or new.netns != st.sandbox.netns:
+                self._close(cid)
+        opened = failed = 0
+        for cid, sb in built.items():
+            st = self.states.get(cid)
+            if st is not None:      # unchanged sandbox: keep sockets, new table
+                st.sandbox, st.fast = sb, sb.table.fast
+                if st.counters:
+                    st.counters = {k: v for k, v in st.counters.items()
+                                   if k in sb.table.answers}
+                continue
+            if await self._open(sb):
+                opened += 1
+            else:
+                failed += 1
+        self.catalog = catalog
+        self.version = version
+        log.info("loaded version %s: %d sandboxes (%d opened, %d failed), %d containers "
+                 "with names", self.version, len(self.states), opened, failed,
+                 len(catalog.records.endpoints))
+
+    async def update(self, changes: dict[str, tuple[dict | None, list[dict]]],
+                     networks: dict[str, dict] | None = None,
+                     version: int | None = None) -> records.Delta:
+        """Apply the new entries of a few containers (``(None, [])``: gone) in place.
+
+        Only their names are recomputed; sandboxes not among them keep their
+        sockets, tables and round-robin counters.
+        """
+        async with self.lock:
+            return await self._update(changes, networks, version)
+
+    async def _update(self, changes: dict[str, tuple[dict | None, list[dict]]],
+                      networks: dict[str, dict] | None, version: int | None) -> records.Delta:
+        delta = self.catalog.update(changes, networks)
+        for cid in delta.closed:
+            if cid in self.states:
+                self._close(cid)
+        todo = list(delta.opened)
+        for sb in delta.changed:
+            st = self.states.get(sb.container_id)
+            if st is None or st.sandbox.netns != sb.netns:
+                if st is not None:
+                    self._close(sb.container_id)
+                todo.append(sb)
+            else:
+                st.sandbox, st.fast = sb, sb.table.fast
+        for cid in changes:             # served by the catalog but not listening yet: retry
+            sb = self.catalog.sandboxes.get(cid)
+            if sb is not None and cid not in self.states and sb not in todo:
+                todo.append(sb)
+        for sb in todo:
+            await self._open(sb)
+        if version is not None:
+            self.version = version
+        return delta
 
     async def _open(self, sb: records.Sandbox) -> bool:
         try:

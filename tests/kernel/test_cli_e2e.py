@@ -96,3 +96,15 @@ def test_kill9_mid_run_then_prune(node, netkit_dirs, hang_at):
     assert node.system_check() == []
     assert not any(x.startswith(prefix) for x in os.listdir("/run/netns"))
     node.run(__import__("netkit.specs", fromlist=["x"]).ContainerSpec(name="kk", network="k9", detach=True))
+
+
+def test_dns_status_and_logs(node, cli):
+    n = node.node_name
+    assert cli("dns", "status", node=n).stdout.strip() == "resolver: not running"
+    cli("network", "create", "dnsnet", node=n)
+    cli("run", "-d", "--name", "d1", "--network", "dnsnet", node=n)
+    st = cli("dns", "status", node=n).stdout
+    assert "resolver: running (pid" in st and "containers served: 1" in st
+    assert "start" in cli("dns", "logs", node=n).stdout
+    cli("rm", "-f", "d1", node=n)
+    assert cli("dns", "status", node=n).stdout.strip() == "resolver: not running"

@@ -276,6 +276,44 @@ def test_reload_adds_and_removes_names_and_sandboxes(resolver, c1, c2):
     assert r.version == 3
 
 
+def test_incremental_update_opens_closes_and_keeps_the_rest(resolver, c1, c2):
+    r = resolver(snapshot([sb(C1, c1)], BASE_EPS))
+    st = r.server.states[C1]
+    udp, tcp_sock, table = st.udp, st.tcp, st.sandbox.table
+    ips = ["172.18.0.10", "172.18.0.11", "172.18.0.12"]
+    rotations = [ips[k:] + ips[:k] for k in range(3)]
+    assert a(query(c1, "svc")) == rotations[0]
+    late = ep("late", "n1", "172.18.0.99")
+    delta = r.update({C2: (sb(C2, c2), []), late["container_id"]: (None, [late])}, version=7)
+    assert [s.container_id for s in delta.opened] == [C2] and r.version == 7
+    assert a(query(c1, "late")) == ["172.18.0.99"]
+    assert a(query(c2, "late")) == ["172.18.0.99"]          # new sandbox bound at once
+    st = r.server.states[C1]
+    assert (st.udp, st.tcp, st.sandbox.table) == (udp, tcp_sock, table)     # untouched
+    assert a(query(c1, "svc")) == rotations[1]              # counter kept
+    r.update({C2: (None, []), late["container_id"]: (None, [])})
+    with pytest.raises(OSError):                            # c2's sockets are closed
+        query(c2, "web1", timeout=1)
+    assert query(c1, "late").header.rcode == RCODE.SERVFAIL
+    assert a(query(c1, "svc")) == rotations[2]
+    assert set(r.server.states) == {C1}
+
+
+def test_sandbox_that_could_not_bind_is_retried_on_its_next_update(resolver, c1):
+    r = resolver(snapshot([sb(C1, c1)], BASE_EPS))
+    name = f"nkt-dns-{secrets.token_hex(4)}"
+    r.update({C2: (sb(C2, name), [])})                     # netns not there (yet)
+    assert C2 in r.server.catalog.sandboxes and C2 not in r.server.states
+    netns.create_netns(name)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        r.update({C2: (sb(C2, name), [])})
+        assert a(query(name, "web1")) == ["172.18.0.2"]
+        r.update({C2: (None, [])})
+    finally:
+        netns.delete_netns(name)
+
+
 def test_vanished_netns_is_skipped(resolver, c1, caplog):
     r = resolver(snapshot([sb(C2, "nkt-dns-gone"), sb(C1, c1)], BASE_EPS))
     assert set(r.server.states) == {C1}
