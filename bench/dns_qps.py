@@ -4,7 +4,8 @@
 
 Same method as /work/shared/bench/peers/dns_qps.sh (path "lo"): dnsperf runs
 inside the sandbox netns against 127.0.0.11:53, where the resolver daemon
-listens. Per record count and mix: a max-rate run (1 thread, 1 socket, 100
+listens (in snapshot mode: it serves a generated snapshot.json, no store).
+Per record count and mix: a max-rate run (1 thread, 1 socket, 100
 outstanding) gives qps and server CPU us/query (utime+stime of the daemon
 from /proc/PID/stat over the run); a fixed-rate run (-Q RATE -v) gives the
 latency avg/p50/p99. mix=hit asks only existing names; mix=nx50 half of them
