@@ -26,3 +26,6 @@ if ! .venv/bin/python -c "import netkit, pyroute2, netaddr, dnslib, scapy, click
     .venv/bin/pip install -q -e '.[test]'
     touch .venv/.netkit-installed
 fi
+# byte-compile once: the CLI's start-up is part of every command's cost, and an
+# environment with PYTHONDONTWRITEBYTECODE would otherwise recompile on each run
+.venv/bin/python -m compileall -q netkit >/dev/null
