@@ -43,6 +43,12 @@ def snapshot(ns: str, n: int) -> dict:
             "endpoints": eps}
 
 
+def rss_kib(pid: int) -> int:
+    """The resolver's resident memory (VmRSS) after serving the runs."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
 def cpu_ticks(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -103,6 +109,7 @@ def main() -> int:
                             f.write(f"nx{i} A\n")
                 print(run_case(ns, pid, qfile, args.seconds, args.rate,
                                f"path=lo records={n} mix={mix}"), flush=True)
+            print(f"RESULT peer=dns-netkit records={n} rss_kib={rss_kib(pid)}", flush=True)
             daemon.stop(run_dir)
     finally:
         daemon.stop(run_dir)
