@@ -237,6 +237,16 @@ class DnsMixin:
     def _host_resolv_path(self: "Engine") -> str:
         return host_resolv_path(self.paths.run if self.node.simulated else None)
 
+    def _agent_args(self: "Engine") -> tuple[str, str, str] | None:
+        """(node, root, run) for the daemon of a simulated node: it is the node's agent too."""
+        return (self.node_name, self.root, self.run_root) if self.node_name else None
+
+    def _start_resolver(self: "Engine") -> int:
+        from netkit.dns import daemon
+        return daemon.ensure_running(self._dns_run_dir(), self.node.netns, store=self.store.path,
+                                     host_resolv=self._host_resolv_path(),
+                                     agent=self._agent_args())
+
     def _needs_dns(self: "Engine", container_ids: Iterable[str]) -> bool:
         """Does any of these containers need the resolver (a sandbox on a DNS network)?"""
         tx = self.store.read()
@@ -261,8 +271,7 @@ class DnsMixin:
         if not (needed or daemon.crashed(run_dir)):
             return
         try:
-            daemon.ensure_running(run_dir, self.node.netns, store=self.store.path,
-                                  host_resolv=self._host_resolv_path())
+            self._start_resolver()
         except InternalError:
             if needed:
                 raise
@@ -294,10 +303,20 @@ class DnsMixin:
         return any(container_entries(tx, c, nets, [], names)[0] is not None for c in containers)
 
     def _check_extra(self: "Engine") -> list[str]:
-        if self._dns_needed() and not self.dns_status().get("running"):
-            return ["resolver: not running (containers on DNS networks need it; "
-                    "the next netkit action restarts it)"]
-        return []
+        running = None
+        out = []
+        if self._dns_needed():
+            running = bool(self.dns_status().get("running"))
+            if not running:
+                out.append("resolver: not running (containers on DNS networks need it; "
+                           "the next netkit action restarts it)")
+        if self._cluster() is not None:
+            if running is None:
+                running = bool(self.dns_status().get("running"))
+            if not running:
+                out.append("agent: not running (this swarm node's peers and cluster-wide names "
+                           "are not kept up to date; the next netkit action restarts it)")
+        return out
 
     def _reset_extra(self: "Engine") -> list[str]:
         from netkit.dns import daemon

@@ -14,9 +14,11 @@ overlay endpoint is published there for the other nodes' peer tables.
 
 One action = one node-store transaction + at most one cluster-store
 transaction, opened on first use and committed just before the node store
-(a failed action rolls back both). After a committed cluster change every
-member node is re-programmed (netkit.agent.watch.sync_cluster), until the
-node agent does it by watching `ClusterStore.version()`.
+(a failed action rolls back both). After a committed cluster change the
+acting engine programs its own node (netkit.agent.watch.sync_node) and
+pokes the other members' agents; each node's agent (its resident resolver
+process, netkit/agent/README.md) watches `ClusterStore.version()` and
+programs its node itself. An engine never touches another node's kernel.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import os
 import secrets
 from typing import TYPE_CHECKING
 
-from netkit.errors import AlreadyExists, Conflict, Forbidden, InvalidArgument, NotFound
+from netkit.errors import (AlreadyExists, Conflict, Forbidden, InvalidArgument, NetkitError,
+                           NotFound)
 from netkit.kernel.journal import log
 from netkit.model import Endpoint, Network, Scope
 from netkit.paths import NodePaths
@@ -140,12 +143,48 @@ class SwarmMixin:
             open_tx[0].rollback()
 
     def _swarm_after(self: "Engine") -> None:
-        """After a committed cluster change: program every member (the agent's job, later)."""
+        """After every action: on a committed cluster change program this node and poke the
+        other members' agents (they program their own nodes); keep this node's agent running."""
         store = getattr(self, "_cluster_dirty", None)
         self._cluster_dirty = None
+        if getattr(self, "_in_agent", False):
+            return                              # the agent's own sync: nothing more to do
         if store is not None:
-            from netkit.agent.watch import sync_cluster
-            sync_cluster(self, store)
+            from netkit.agent.watch import poke_members, sync_node
+            if self._cluster() is not None:
+                sync_node(self)                 # this node is in step when the action returns
+            poke_members(self, store)
+        self._ensure_agent()
+
+    def _ensure_agent(self: "Engine") -> None:
+        """A swarm member's agent runs: (re)start it if it is not (cheap when it runs)."""
+        if getattr(self, "_in_agent", False) or not self.node_name \
+                or read_cluster_id(self.paths.root) is None:
+            return
+        from netkit.dns import daemon
+        if daemon._pid(self._dns_run_dir()) is not None:
+            return
+        try:
+            self._start_resolver()
+        except NetkitError as exc:                # best effort: `system check` reports it
+            log.warning("node %s: agent did not start: %s", self.node_name, exc)
+
+    def _stop_agent(self: "Engine") -> None:
+        """After leaving the swarm: stop the agent, unless it still serves DNS sandboxes
+        (then it drops the other nodes' names itself on its next look)."""
+        from netkit.dns import daemon
+        run_dir = self._dns_run_dir()
+        if self._dns_needed():
+            daemon.poke(run_dir)
+        else:
+            daemon.stop(run_dir)
+
+    def swarm_agents(self: "Engine") -> dict[str, str]:
+        """Each simulated node's agent (its resident process): "running" or "stopped"."""
+        from netkit.dns import daemon
+        return {node.name: "running" if daemon._pid(
+                    NodePaths.of(node.name, self.root, self.run_root).run) is not None
+                else "stopped" for node in self.host_store.read().nodes()}
 
     def _swarm_refresh(self: "Engine") -> None:
         """Mirror the cluster's networks before a read (network ls / inspect)."""
@@ -188,6 +227,7 @@ class SwarmMixin:
             store.destroy()
             raise
         self._cluster_store = store
+        self._ensure_agent()
         return cid
 
     def swarm_join(self: "Engine", manager: str) -> str:
@@ -219,8 +259,10 @@ class SwarmMixin:
                 c.remove_member(self.node_name)
             raise
         self._cluster_store = store
-        from netkit.agent.watch import sync_cluster
-        sync_cluster(self, store)
+        from netkit.agent.watch import poke_members, sync_node
+        sync_node(self)                         # mirrors the cluster's networks here
+        poke_members(self, store)
+        self._ensure_agent()
         return cid
 
     def _write_membership(self: "Engine", cid: str) -> None:
@@ -265,6 +307,7 @@ class SwarmMixin:
             store.destroy()
         else:
             store.close()
+        self._stop_agent()
 
     def swarm_roles(self: "Engine") -> dict[str, str]:
         """Each simulated node's role: "manager", "worker" or "" (not in a swarm)."""

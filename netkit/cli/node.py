@@ -37,9 +37,11 @@ def node_ls(quiet: bool) -> None:
         for n in nodes:
             click.echo(n.name)
         return
-    roles = engine(host=True).swarm_roles()
-    rows = [["NAME", "LAN", "IP", "ROLE"]] + [[n.name, n.lan or "", n.ip or "", roles.get(n.name, "")]
-                                              for n in nodes]
+    eng = engine(host=True)
+    roles, agents = eng.swarm_roles(), eng.swarm_agents()
+    rows = [["NAME", "LAN", "IP", "ROLE", "AGENT"]] + [
+        [n.name, n.lan or "", n.ip or "", roles.get(n.name, ""), agents.get(n.name, "")]
+        for n in nodes]
     for line in render.tabulate(rows):
         click.echo(line)
 

@@ -17,7 +17,16 @@ the node's SQLite store itself (read-only) and the node's resolv.conf
 (its servers are the upstreams of sandboxes without ``--dns``). It builds
 everything from the store once at start; afterwards the engine tells it
 which containers changed and it re-reads just those. It exits by itself
-when an ``update`` leaves no sandbox to serve.
+when an ``update`` leaves no sandbox to serve, unless it is a swarm agent.
+
+With ``--node NAME --root ROOT --run RUN`` (engines always pass them for a
+simulated node) it is also the node's *agent* (netkit/agent/README.md):
+while ``<node state root>/swarm.json`` names a cluster it polls the
+cluster store's ``version()`` every 50 ms (or at once on a ``cluster``
+poke) and on a change programs the node's VXLAN peers on a thread of its
+own (``netkit.agent.watch.Agent``) and serves the overlay endpoints of the
+other nodes' containers as names. It then runs even with no sandbox, and
+exits once the node is neither a member nor has a sandbox.
 
 Without ``--store`` it runs in *snapshot mode* (tests, bench.dns_qps):
 it serves ``snapshot.json`` and every command reloads that file.
@@ -30,8 +39,15 @@ change is served (a sandbox's sockets are bound before ``ok``)::
         the difference: their names, their sandboxes; nothing else changes
     reload                    -> ok <version> <sandboxes>
         full rebuild from the store (or the snapshot)
-    status                    -> ok <version> <sandboxes>
+    status                    -> ok <version> <sandboxes> <applied>
+    cluster                   -> ok <version> <sandboxes> <applied>
+        (a poke, answered at once) the cluster store changed: the agent
+        re-reads it now instead of at its next poll
     (other)                   -> err <reason>
+
+Every ``ok`` carries a third number, ``applied``: the cluster version the
+node agent has applied, ``-`` when the node is not a swarm member (or the
+daemon is not an agent).
 
 ``version`` increases with every update or reload (snapshot mode: the
 snapshot's version); ``sandboxes`` is how many it serves. A daemon on its
@@ -65,6 +81,7 @@ from netkit.errors import InternalError
 DNS_DIR = "dns"
 POLL = 2.0
 WAIT = 5.0
+AGENT_POLL = 0.05       # seconds between two looks at the cluster store's version
 READY_DELAY = 0.5       # seconds after an update before the ready file is rewritten
 MODULE = "netkit.dns.daemon"
 log = logging.getLogger("netkit.dns")
@@ -200,6 +217,25 @@ def _control(run_dir: str, line: str, timeout: float = WAIT) -> tuple[int, int] 
         return None
 
 
+def _control_words(run_dir: str, line: str, timeout: float = WAIT) -> list[str] | None:
+    """Send one command; the words of its ``ok`` reply, else None."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(_path(run_dir, "control"))
+            sock.sendall(line.encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(256)
+                if not chunk:
+                    return None
+                data += chunk
+    except OSError:
+        return None
+    words = data.decode(errors="replace").split()
+    return words if words and words[0] == "ok" else None
+
+
 def update(run_dir: str, container_ids: Iterable[str],
            timeout: float = WAIT) -> tuple[int, int] | None:
     """Tell the running daemon these containers changed; (version, sandboxes) once served.
@@ -224,7 +260,8 @@ def _spawn_lock(run_dir: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _spawn(run_dir: str, netns: str | None, store: str | None, host_resolv: str | None) -> None:
+def _spawn(run_dir: str, netns: str | None, store: str | None, host_resolv: str | None,
+           agent: tuple[str, str, str] | None = None) -> None:
     """Double-fork a detached daemon (setsid, stdio to the log), in `netns` if given."""
     logfile = _path(run_dir, "resolver.log")
     argv = [sys.executable, "-m", MODULE, "--run-dir", os.path.abspath(run_dir)]
@@ -232,7 +269,11 @@ def _spawn(run_dir: str, netns: str | None, store: str | None, host_resolv: str 
         argv += ["--store", os.path.abspath(store)]
     if host_resolv:
         argv += ["--host-resolv", os.path.abspath(host_resolv)]
+    if agent is not None:
+        node, root, run = agent
+        argv += ["--node", node, "--root", os.path.abspath(root), "--run", os.path.abspath(run)]
     env = dict(os.environ)
+    env.pop("NETKIT_TEST_FAULT", None)          # a test's fault plan targets the action, not us
     pkg_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
     ns_fd = None
@@ -265,13 +306,17 @@ def _spawn(run_dir: str, netns: str | None, store: str | None, host_resolv: str 
 
 
 def ensure_running(run_dir: str, netns: str | None = None, *, store: str | None = None,
-                   host_resolv: str | None = None, timeout: float = WAIT) -> int:
+                   host_resolv: str | None = None, agent: tuple[str, str, str] | None = None,
+                   timeout: float = WAIT) -> int:
     """Start the resolver for `run_dir` unless it runs; wait until it answers; its pid.
 
     `netns` is the node's netns name (None: the caller's netns). With
     `store` (the node's database) and `host_resolv` (the node's
     resolv.conf) it runs in store mode, else in snapshot mode, where this
-    also waits until it serves the current snapshot. Raises InternalError
+    also waits until it serves the current snapshot. `agent` (node name,
+    state root, run root; store mode) makes it the node's agent too: it
+    programs the node's overlay peers whenever the node is a swarm member
+    (netkit/agent/README.md). Raises InternalError
     when it does not come up within `timeout`.
     """
     os.makedirs(_dir(run_dir), exist_ok=True)
@@ -282,7 +327,7 @@ def ensure_running(run_dir: str, netns: str | None = None, *, store: str | None 
             if pid is None:
                 for stale in ("resolver.pid", "ready"):
                     _unlink(_path(run_dir, stale))
-                _spawn(run_dir, netns, store, host_resolv)
+                _spawn(run_dir, netns, store, host_resolv, agent)
                 while pid is None and time.monotonic() < deadline:
                     time.sleep(0.002)
                     pid = _pid(run_dir)
@@ -351,16 +396,41 @@ def stop(run_dir: str, timeout: float = WAIT) -> None:
 
 
 def status(run_dir: str) -> dict:
-    """{pid, running, version, sandboxes, started} of the resolver for `run_dir`."""
+    """{pid, running, version, sandboxes, started, applied} of the resolver for `run_dir`
+    (`applied`: the cluster version its agent applied, None off swarm or not known)."""
     pid = _pid(run_dir)
     ready = (_ready(run_dir, pid) if pid is not None else None) or {}
     version, sandboxes = ready.get("version"), ready.get("sandboxes", 0)
+    applied = None
     if pid is not None:
-        live = _control(run_dir, "status", timeout=1.0)
-        if live is not None:
-            version, sandboxes = live
+        live = _control_words(run_dir, "status", timeout=1.0)
+        if live is not None and len(live) >= 3:
+            try:
+                version, sandboxes = int(live[1]), int(live[2])
+                applied = int(live[3]) if len(live) > 3 and live[3] != "-" else None
+            except ValueError:
+                pass
     return {"pid": pid, "running": pid is not None, "version": version,
-            "sandboxes": sandboxes, "started": ready.get("started")}
+            "sandboxes": sandboxes, "started": ready.get("started"), "applied": applied}
+
+
+def agent_status(run_dir: str, timeout: float = 1.0) -> dict:
+    """{running, applied}: is the node's resident process up, and which cluster version its
+    agent has applied (None: not a swarm member, or not answering)."""
+    words = _control_words(run_dir, "status", timeout)
+    applied = None
+    if words is not None and len(words) > 3 and words[3] != "-":
+        try:
+            applied = int(words[3])
+        except ValueError:
+            pass
+    return {"running": words is not None, "applied": applied}
+
+
+def poke(run_dir: str, timeout: float = 0.5) -> bool:
+    """Tell the node's agent that the cluster changed (it re-reads at once instead of at its
+    next poll); does not wait for it. False when none answered."""
+    return _control_words(run_dir, "cluster", timeout) is not None
 
 
 # -- in-process ---------------------------------------------------------------------
@@ -449,9 +519,19 @@ class Resolver:
 
 class _Daemon:
     def __init__(self, run_dir: str, store: str | None = None,
-                 host_resolv: str | None = None) -> None:
+                 host_resolv: str | None = None,
+                 agent: tuple[str, str, str] | None = None) -> None:
         from netkit.dns.server import Server
         self.run_dir = run_dir
+        self.agent_args = agent if store else None   # (node, root, run): the node's agent too
+        self.agent = None                            # netkit.agent.watch.Agent, on first use
+        self.agent_pool = None                       # its one thread (kernel + stores)
+        self.member = False                          # the node is a swarm member (last tick)
+        self.applied: int | None = None              # cluster version applied (None: not a member)
+        self.remote: dict[str, tuple[dict | None, list[dict]]] = {}   # other nodes' endpoints
+        self.remote_nets: dict[str, dict] = {}
+        self.poked: asyncio.Event | None = None
+        self.agent_error: str | None = None
         self.server = Server()
         self.source = None
         if store:
@@ -524,7 +604,10 @@ class _Daemon:
         self.seen_dv = source.data_version()
 
         def build() -> Catalog:
-            return Catalog.build(*source.read_all(servers))
+            changes, networks = source.read_all(servers)
+            changes.update(self.remote)             # other nodes' overlay endpoints (agent)
+            networks.update(self.remote_nets)
+            return Catalog.build(changes, networks)
 
         t0 = time.monotonic()
         catalog = await asyncio.get_running_loop().run_in_executor(None, build)
@@ -556,6 +639,8 @@ class _Daemon:
         self.seen_dv = source.data_version()
         full, networks = await asyncio.get_running_loop().run_in_executor(
             None, source.read_all, servers)
+        full.update(self.remote)
+        networks.update(self.remote_nets)
         changes = self.server.catalog.diff(full)
         if changes:
             log.warning("backstop: %d containers were not up to date", len(changes))
@@ -599,6 +684,77 @@ class _Daemon:
             except Exception:
                 log.exception("backstop check failed")
 
+    # -- the node agent (netkit/agent/README.md) -------------------------------------
+
+    async def agent_loop(self) -> None:
+        """Watch the node's membership and the cluster's version; on a change sync the
+        node's peers (on the agent's own thread) and serve the other nodes' names."""
+        from concurrent.futures import ThreadPoolExecutor
+        from netkit.agent.watch import Agent
+        loop = asyncio.get_running_loop()
+        assert self.agent_args is not None and self.poked is not None
+        self.agent_pool = ThreadPoolExecutor(1, thread_name_prefix="netkit-agent")
+        node, root, run = self.agent_args
+
+        def make() -> Agent:
+            return Agent(node, root, run)
+
+        self.agent = agent = await loop.run_in_executor(self.agent_pool, make)
+        while not self.retired:
+            try:
+                await asyncio.wait_for(self.poked.wait(), AGENT_POLL)
+            except asyncio.TimeoutError:
+                pass
+            self.poked.clear()
+            if self.retired:
+                return
+            try:
+                member = await loop.run_in_executor(self.agent_pool, agent.member)
+                if not member:
+                    if self.member or self.remote:
+                        log.info("agent: not a swarm member any more")
+                        await self._set_remote({}, {})
+                        self.applied = None
+                    self.member = False
+                    async with self.lock:
+                        if not self.retired and not self.server.catalog.sandboxes:
+                            self._retire("no sandbox left and not a swarm member")
+                    continue
+                if not self.member:
+                    log.info("agent: swarm member: watching the cluster store")
+                self.member = True
+                result = await loop.run_in_executor(self.agent_pool, agent.tick, self.applied)
+                if result is None:
+                    continue
+                version, changes, remote, nets = result
+                await self._set_remote(remote, nets)
+                if changes or self.applied is None:
+                    log.info("agent: cluster version %s applied: %d kernel changes, %d remote "
+                             "containers", version, changes, len(remote))
+                self.applied = version
+                self.agent_error = None
+            except Exception as exc:
+                text = f"{type(exc).__name__}: {exc}"
+                if text != self.agent_error:        # once per distinct failure; retried each tick
+                    log.exception("agent: sync failed (retrying)")
+                self.agent_error = text
+
+    async def _set_remote(self, remote: dict, nets: dict) -> None:
+        """Serve exactly `remote` as the other nodes' endpoints (only the difference)."""
+        changes = {cid: e for cid, e in remote.items() if self.remote.get(cid) != e}
+        for cid in self.remote:
+            if cid not in remote:
+                changes[cid] = (None, [])
+        if not changes:
+            self.remote_nets = nets
+            return
+        async with self.lock:
+            if self.retired:
+                return
+            self.remote, self.remote_nets = remote, nets
+            await self.server.update(changes, nets, self._next_version())
+            self._ready_soon()
+
     async def _locked_full(self, why: str) -> None:
         async with self.lock:
             if not self.retired:
@@ -611,6 +767,7 @@ class _Daemon:
         loop = asyncio.get_running_loop()
         self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
+        self.poked = asyncio.Event()
         tasks: set[asyncio.Task] = set()
 
         def on_hup() -> None:
@@ -630,9 +787,19 @@ class _Daemon:
                 self.ctl_ino = os.stat(control).st_ino
                 await self.full("start")
             poller = loop.create_task(self.poll())
+            agent = loop.create_task(self.agent_loop()) if self.agent_args else None
             await self.stopping.wait()
             poller.cancel()
+            if agent is not None:
+                agent.cancel()
         finally:
+            if self.agent is not None and self.agent_pool is not None:
+                try:
+                    await loop.run_in_executor(self.agent_pool, self.agent.close)
+                except Exception:
+                    log.exception("agent: close failed")
+            if self.agent_pool is not None:
+                self.agent_pool.shutdown(wait=False)
             if self.ctl is not None:
                 self.ctl.close()
             self._unlink_control()
@@ -652,13 +819,13 @@ class _Daemon:
             pass
         self.ctl_ino = None
 
-    def _retire(self) -> None:
+    def _retire(self, why: str = "no sandbox left") -> None:
         """Nothing left to serve: stop taking commands and exit.
 
         The control socket and then the pid file go first, so a client that
         arrives now starts a new daemon instead of talking to this one.
         """
-        log.info("no sandbox left: exiting")
+        log.info("%s: exiting", why)
         self.retired = True
         if self.ctl is not None:
             self.ctl.close()
@@ -677,8 +844,13 @@ class _Daemon:
                 if not words:
                     continue
                 cmd, args = words[0], words[1:]
-                async with self.lock:
-                    reply = await self._command(cmd, args)
+                if cmd == "cluster":            # a poke: answered at once, no lock
+                    if self.poked is not None:
+                        self.poked.set()
+                    reply = "gone\n" if self.retired else self._ok()
+                else:
+                    async with self.lock:
+                        reply = await self._command(cmd, args)
                 writer.write(reply.encode())
                 await writer.drain()
                 if self.retired:
@@ -701,10 +873,25 @@ class _Daemon:
         except Exception as exc:
             log.exception("%s failed", cmd)
             return f"err {type(exc).__name__}: {exc}\n".replace("\n", " ").rstrip() + "\n"
-        reply = f"ok {self.server.version or 0} {len(self.server.states)}\n"
-        if cmd == "update" and self.source is not None and not self.server.catalog.sandboxes:
+        reply = self._ok()
+        if cmd == "update" and self.source is not None and not self.server.catalog.sandboxes \
+                and not self._member_now():
             self._retire()
         return reply
+
+    def _member_now(self) -> bool:
+        """Is the node a swarm member right now (its swarm.json names a cluster)?"""
+        if self.agent_args is None:
+            return False
+        from netkit.paths import NodePaths
+        from netkit.swarm import read_cluster_id
+        node, root, run = self.agent_args
+        return read_cluster_id(NodePaths.of(node, root, run).root) is not None
+
+    def _ok(self) -> str:
+        """``ok <version> <sandboxes> <cluster version applied | ->``"""
+        applied = "-" if self.applied is None else str(self.applied)
+        return f"ok {self.server.version or 0} {len(self.server.states)} {applied}\n"
 
 
 def _remove_own_files(run_dir: str) -> None:
@@ -727,7 +914,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--store", help="the node's state database (store mode)")
     parser.add_argument("--host-resolv", help="the node's resolv.conf (upstreams)")
+    parser.add_argument("--node", help="the simulated node: be its swarm agent too")
+    parser.add_argument("--root", help="NETKIT_ROOT (with --node)")
+    parser.add_argument("--run", help="the run root (with --node)")
     args = parser.parse_args(argv)
+    agent = (args.node, args.root, args.run) if args.node and args.root and args.run else None
     run_dir = os.path.abspath(args.run_dir)
     os.makedirs(_dir(run_dir), exist_ok=True)
     handler = logging.FileHandler(_path(run_dir, "resolver.log"))
@@ -742,7 +933,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("start pid %d in %s (%s)", os.getpid(), run_dir,
              f"store {args.store}" if args.store else "snapshot mode")
     try:
-        daemon = _Daemon(run_dir, args.store, args.host_resolv)
+        daemon = _Daemon(run_dir, args.store, args.host_resolv, agent)
         asyncio.run(daemon.run())
     except Exception:
         log.exception("resolver failed")

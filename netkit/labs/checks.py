@@ -71,6 +71,10 @@ class CheckContext(Protocol):
 
     def disconnect(self, network: str, ref: str, index: int | None, force: bool) -> str: ...
 
+    def capture_target(self, ref: str, index: int | None, iface: str | None = None) -> Any:
+        """A netkit.capture Target: a service/container (on its node), ``node:``, ``lan:``
+        or ``network:`` with keys of the file resolved to names."""
+
 
 @dataclass
 class CheckResult:

@@ -18,16 +18,39 @@ class RunnerContext:
         self.lab = lab
         self.project = lab.project
 
+    def node_name(self, ref: str) -> str:
+        """``node:KEY`` (a key of x-netkit.nodes) or ``node:NAME`` -> the node's name."""
+        name = ref[5:] if ref.startswith("node:") else ref
+        nodes = self.project.nodes if self.project else {}
+        return nodes[name].name if name in nodes else name
+
     def run_in(self, ref: str, index: int | None, argv: list[str], timeout: float) -> tuple[int, str]:
         if ref.startswith("node:"):
             out: list[bytes] = []
-            code = self.lab.target.node_exec(ref[5:], wrap(argv, timeout), capture=out)
+            code = self.lab.target.node_exec(self.node_name(ref), wrap(argv, timeout), capture=out)
             return code, b"".join(out).decode(errors="replace")
         return self.lab.exec_output(ref, argv, index=index, timeout=timeout)
 
+    def capture_target(self, ref: str, index: int | None, iface: str | None = None):
+        """A netkit.capture Target for a lab reference: a service or container (on its
+        node), ``node:KEY|NAME``, ``lan:KEY|NAME``, ``network:KEY|NAME`` (on the target)."""
+        from netkit.capture.targets import resolve, split
+        kind, name = split(ref)
+        p = self.project
+        if kind == "container":
+            m = self.lab.locate(ref, index)
+            return resolve(self.lab.engine(m.node), m.name, iface)
+        if kind == "node":
+            name = self.node_name(ref)
+        elif kind == "lan" and p and name in p.lans:
+            name = p.lans[name].name
+        elif kind == "network":
+            name = self._network(name)
+        return resolve(self.lab.target, f"{kind}:{name}", iface)
+
     def label(self, ref: str, index: int | None) -> str:
         if ref.startswith("node:"):
-            return ref
+            return "node:" + self.node_name(ref)
         return self.lab.locate(ref, index).name
 
     def addresses(self, name: str, seen_from: str, index: int | None) -> list[set[str]]:

@@ -83,6 +83,18 @@ class NetworkDef:
     enable_ipv4: bool = True
     labels: dict[str, str] = field(default_factory=dict)
     external: bool = False
+    # x-netkit.nodes: node name -> {"ipam": (IpamConfig, ...), "driver_opts": {...}}; the
+    # network is made on each of these nodes with its overrides (a per-node network)
+    per_node: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def on(self, node: str | None) -> "NetworkDef":
+        """This network as made on `node` (its per-node overrides applied)."""
+        from dataclasses import replace
+        o = self.per_node.get(node or "")
+        if not o:
+            return self
+        return replace(self, ipam=o.get("ipam") or self.ipam,
+                       driver_opts={**self.driver_opts, **(o.get("driver_opts") or {})}, per_node={})
 
 
 @dataclass(frozen=True)

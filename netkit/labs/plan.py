@@ -47,11 +47,20 @@ def node_of(service: "Service", target: str | None) -> str | None:
 
 
 def network_nodes(project: "Project", target: str | None) -> dict[str, list[str | None]]:
-    """Where each network must exist: every node with a service on it (bridge networks
-    are per node), or the target when no service uses it (it may be connected later)."""
+    """Where each network must be created: every node with a service on it (bridge networks
+    are per node) and every node of its `x-netkit.nodes`, or the target when no service uses
+    it (it may be connected later). An overlay network is created once, on the swarm's
+    manager (every member then sees it)."""
     out: dict[str, list[str | None]] = {k: [] for k in project.networks}
+    manager = (project.swarm or {}).get("manager")
+    for k, net in project.networks.items():
+        if net.driver == "overlay" and manager:
+            out[k].append(manager)
+        out[k] += [n for n in net.per_node if n not in out[k]]
     for s in project.services.values():
         for n in s.networks:
+            if project.networks[n.network].driver == "overlay" and manager:
+                continue
             where = node_of(s, target)
             if where not in out[n.network]:
                 out[n.network].append(where)
@@ -61,7 +70,9 @@ def network_nodes(project: "Project", target: str | None) -> dict[str, list[str 
     return out
 
 
-def network_spec(project: "Project", net: "NetworkDef") -> NetworkSpec:
+def network_spec(project: "Project", net: "NetworkDef", node: str | None = None) -> NetworkSpec:
+    """The `network create` of `net` on `node` (its per-node overrides applied)."""
+    net = net.on(node)
     subnets = tuple(c.subnet for c in net.ipam if c.subnet)
     aux: dict[str, str] = {}
     for c in net.ipam:
@@ -79,7 +90,7 @@ def config_hash(project: "Project", service: "Service") -> str:
     """What the containers of a service were made from; `up` recreates them when it changes."""
     body = service_dict(service)
     body.pop("scale", None)
-    body["networks_resolved"] = {n.network: network_dict(project.networks[n.network])
+    body["networks_resolved"] = {n.network: network_dict(project.networks[n.network].on(service.node))
                                  for n in service.networks}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 

@@ -180,7 +180,7 @@ def _normalize(data: dict, files: list[str], workdir: str, env: Mapping[str, str
     uses_default = any(not s.get("networks") and not s.get("network_mode") for s in raw_services.values())
     if uses_default and "default" not in raw_networks:
         raw_networks["default"] = {}
-    networks = {k: _network(name, k, v or {}, where) for k, v in raw_networks.items()}
+    networks = {k: _network(name, k, v or {}, where, nodes) for k, v in raw_networks.items()}
 
     services: dict[str, Service] = {}
     for sname, raw in raw_services.items():
@@ -191,17 +191,53 @@ def _normalize(data: dict, files: list[str], workdir: str, env: Mapping[str, str
     _check_references(services, where)
 
     checks = list(xn.get("checks") or [])
+    swarm = _swarm(xn.get("swarm"), nodes, where)
+    for k, net in networks.items():
+        if net.driver == "overlay" and not net.external:
+            if net.per_node:
+                raise where.error(("networks", k, "x-netkit", "nodes"), "an overlay network spans the "
+                                  "swarm: it has no per-node settings")
     project = Project(name=name, files=tuple(files), workdir=workdir, services=services,
-                      networks=networks, lans=lans, nodes=nodes, swarm=dict(xn.get("swarm") or {}),
+                      networks=networks, lans=lans, nodes=nodes, swarm=swarm,
                       checks=checks, warnings=warnings, where=where)
-    if project.swarm:
-        warnings.append("x-netkit.swarm: not used yet (it comes with the overlay driver)")
     for check in checks:
         check.validate(project)
     return project
 
 
-def _network(project: str, key: str, raw: dict, where: Where) -> NetworkDef:
+def _node_ref(ref: str, nodes: dict[str, NodeDef], path: tuple, where: Where) -> str:
+    """A node reference (a key of x-netkit.nodes, or a node's name) -> the node name."""
+    name = nodes[ref].name if ref in nodes else ref
+    if not re.match(schema.NODE_NAME, name):
+        raise where.error(path, f'invalid node name "{name}": {schema.NODE_HINT}')
+    return name
+
+
+def _swarm(raw: dict | None, nodes: dict[str, NodeDef], where: Where) -> dict[str, Any]:
+    """x-netkit.swarm {manager, workers} with node names (keys resolved); {} without one."""
+    if not raw:
+        return {}
+    base = ("x-netkit", "swarm")
+    manager = _node_ref(raw["manager"], nodes, base + ("manager",), where)
+    workers = raw.get("workers") or []
+    if isinstance(workers, str):
+        workers = [workers]
+    names = []
+    for i, w in enumerate(workers):
+        name = _node_ref(w, nodes, base + ("workers", i), where)
+        if name == manager or name in names:
+            raise where.error(base + ("workers", i), f"node {name} is listed twice in the swarm")
+        names.append(name)
+    return {"manager": manager, "workers": names}
+
+
+def _ipam(configs: Any) -> tuple[IpamConfig, ...]:
+    return tuple(IpamConfig(c.get("subnet"), c.get("ip_range"), c.get("gateway"),
+                            dict(c.get("aux_addresses") or {})) for c in configs or ())
+
+
+def _network(project: str, key: str, raw: dict, where: Where,
+             nodes: dict[str, NodeDef] | None = None) -> NetworkDef:
     path = ("networks", key)
     ext = raw.get("external")
     ext_name = None
@@ -220,10 +256,32 @@ def _network(project: str, key: str, raw: dict, where: Where) -> NetworkDef:
         if (c.ip_range or c.gateway or c.aux_addresses) and not c.subnet:
             raise where.error(path + ("ipam", "config", i), "ip_range, gateway and aux_addresses need subnet")
     labels = {k: v or "" for k, v in (raw.get("labels") or {}).items()}
+    per_node: dict[str, dict[str, Any]] = {}
+    for ref, over in ((raw.get("x-netkit") or {}).get("nodes") or {}).items():
+        npath = path + ("x-netkit", "nodes", ref)
+        name = _node_ref(ref, nodes or {}, npath, where)
+        over = over or {}
+        entry: dict[str, Any] = {}
+        if "ipam" in over:
+            extra = list((over["ipam"] or {}).get("config") or ())
+            merged = [dict(c.__dict__) for c in cfgs]
+            for i, c in enumerate(extra):
+                if i < len(merged):
+                    merged[i].update({k: v for k, v in c.items() if v is not None})
+                else:
+                    merged.append(c)
+            entry["ipam"] = _ipam(merged)
+            for i, c in enumerate(entry["ipam"]):
+                if (c.ip_range or c.gateway or c.aux_addresses) and not c.subnet:
+                    raise where.error(npath + ("ipam", "config", i),
+                                      "ip_range, gateway and aux_addresses need subnet")
+        if over.get("driver_opts"):
+            entry["driver_opts"] = {k: str(v) for k, v in over["driver_opts"].items()}
+        per_node[name] = entry
     return NetworkDef(key, raw.get("name") or f"{project}_{key}", raw.get("driver") or "bridge",
                       dict(raw.get("driver_opts") or {}), cfgs, bool(raw.get("internal")),
                       bool(raw.get("attachable")), bool(raw.get("enable_ipv6")),
-                      raw.get("enable_ipv4", True), labels)
+                      raw.get("enable_ipv4", True), labels, per_node=per_node)
 
 
 def _command(value: Any, path: tuple, where: Where) -> tuple[str, ...]:

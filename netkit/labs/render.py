@@ -54,6 +54,19 @@ def network_dict(n: "NetworkDef") -> dict[str, Any]:
             out[flag] = True
     if not n.enable_ipv4:
         out["enable_ipv4"] = False
+    if n.per_node:
+        nodes = {}
+        for node, o in n.per_node.items():
+            entry: dict[str, Any] = {}
+            if o.get("ipam"):
+                entry["ipam"] = {"config": [_drop_empty({"subnet": c.subnet, "ip_range": c.ip_range,
+                                                         "gateway": c.gateway,
+                                                         "aux_addresses": dict(c.aux_addresses)})
+                                            for c in o["ipam"]]}
+            if o.get("driver_opts"):
+                entry["driver_opts"] = dict(o["driver_opts"])
+            nodes[node] = entry
+        out["x-netkit"] = {"nodes": nodes}
     return out
 
 

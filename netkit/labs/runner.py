@@ -60,6 +60,11 @@ class Member:
         return self.container.name
 
 
+def _scope(net: Any) -> str:
+    scope = getattr(net, "scope", "local")
+    return getattr(scope, "value", scope) or "local"
+
+
 class ServiceHandle:
     """`lab.service("web")`: the containers of one service."""
 
@@ -169,6 +174,7 @@ class Lab:
         rec.setdefault("nodes", [])
         rec.setdefault("lans", [])
         rec.setdefault("engines", [])
+        rec.setdefault("swarm", [])          # nodes this lab put in a swarm, manager first
         return rec
 
     def _save_record(self, rec: dict[str, Any]) -> None:
@@ -220,6 +226,7 @@ class Lab:
         rec["compatibility"] = self.compatibility
         self._up_lans(rec)
         self._up_nodes(rec)
+        self._up_swarm(rec)
         placement = plan.network_nodes(p, self.target_node)
         for node in [plan.node_of(s, self.target_node) for s in p.services.values()] + \
                 [n for nodes in placement.values() for n in nodes]:
@@ -293,6 +300,58 @@ class Lab:
             self._save_record(rec)
             self._emit("Node", node.name, "Created", node.ip or "")
 
+    def _up_swarm(self, rec: dict[str, Any]) -> None:
+        """x-netkit.swarm: `swarm init` on the manager, `swarm join` on each worker (nodes
+        already in the swarm are kept; one in another role or cluster is an error)."""
+        p = self._require_project()
+        if not p.swarm:
+            return
+        manager, workers = p.swarm["manager"], p.swarm["workers"]
+        roles = self.target.swarm_roles()
+        for node, want in [(manager, "manager")] + [(w, "worker") for w in workers]:
+            if node not in roles:
+                raise NotFound(f"x-netkit.swarm: node {node} not found")
+            have = roles[node]
+            if have:
+                if have != want:
+                    raise Conflict(f"x-netkit.swarm: node {node} is already a swarm {have}, "
+                                   f"not a {want}: `netkit --node {node} swarm leave -f` first")
+                if want == "worker" and not self._same_cluster(node, manager):
+                    raise Conflict(f"x-netkit.swarm: node {node} is in another swarm than {manager}")
+                self._emit("Swarm", node, "Running", want)
+                continue
+            self._emit("Swarm", node, "Joining" if want == "worker" else "Initializing", done=False)
+            eng = self.engine(node)
+            if want == "manager":
+                eng.swarm_init()
+            else:
+                eng.swarm_join(manager)
+            rec["swarm"].append(node)
+            self._save_record(rec)
+            self._emit("Swarm", node, "Joined" if want == "worker" else "Initialized", want)
+
+    def _same_cluster(self, a: str, b: str) -> bool:
+        from netkit.paths import NodePaths
+        from netkit.swarm import read_cluster_id
+        ids = {read_cluster_id(NodePaths.of(n, self.target.root, self.target.run_root).root) for n in (a, b)}
+        return len(ids) == 1
+
+    def _down_swarm(self, rec: dict[str, Any]) -> None:
+        """Workers this lab joined leave, then the manager it made (the last member to leave
+        deletes the cluster's files)."""
+        if not rec["swarm"]:
+            return
+        existing = self._node_names()
+        roles = self.target.swarm_roles()
+        for name in reversed(rec["swarm"]):
+            if name not in existing or not roles.get(name):
+                continue
+            self._emit("Swarm", name, "Leaving", done=False)
+            self.engine(name).swarm_leave(force=True)
+            self._emit("Swarm", name, "Left")
+        rec["swarm"] = []
+        self._save_record(rec)
+
     def _where(self, node: str | None) -> str:
         return "" if node == self.target_node else f"on {node or 'the host'}"
 
@@ -313,7 +372,7 @@ class Lab:
                                    "not created by this lab; set `external: true` to use an existing network")
                     continue
                 self._emit("Network", net.name, "Creating", self._where(node), done=False)
-                created = eng.create_network(plan.network_spec(p, net))
+                created = eng.create_network(plan.network_spec(p, net, node))
                 subnets = ", ".join(c.subnet for c in created.ipam)
                 self._emit("Network", net.name, "Created", " ".join(x for x in (subnets, self._where(node)) if x))
 
@@ -406,13 +465,17 @@ class Lab:
                                     -m.number))
         for m in members:
             self._remove(self.engine(m.node), m.container)
-        for node in nodes:
+        roles = self.target.swarm_roles() if any(n for n in nodes) else {}
+        for node in sorted(nodes, key=lambda n: roles.get(n or "") != "manager"):   # managers first
             eng = self.engine(node)
             for net in eng.networks():
                 if net.labels.get(plan.PROJECT) == self.name:
+                    if _scope(net) == "swarm" and roles.get(node or "") != "manager":
+                        continue              # a swarm network: only a manager removes it
                     self._emit("Network", net.name, "Removing", self._where(node), done=False)
                     eng.remove_network(net.id)
                     self._emit("Network", net.name, "Removed", self._where(node))
+        self._down_swarm(rec)
         existing = self._node_names()
         for name in reversed(rec["nodes"]):
             eng = self._engines.pop(name, None)

@@ -419,6 +419,11 @@ NETWORK = Obj({
     "ipam": Obj({"driver": Enum("default"), "config": List(IPAM_CONFIG), "options": Map(Scalar())}),
     "internal": Bool(), "attachable": Bool(), "enable_ipv6": Bool(), "enable_ipv4": Bool(),
     "labels": KV, "name": Str(), "external": Either(Bool(), Obj({"name": Str()})),
+    # per-node networks: made on each node listed (and each node running a service on it),
+    # with that node's overrides of ipam.config (entry by entry) and driver_opts
+    "x-netkit": Obj({"nodes": Map(Obj({
+        "ipam": Obj({"config": List(IPAM_CONFIG)}, extensions=False),
+        "driver_opts": Map(Scalar())}, extensions=False, null_ok=True))}, extensions=False),
 }, null_ok=True)
 
 NODE_NAME = r"^[a-z0-9][a-z0-9-]{0,12}$"
@@ -440,7 +445,8 @@ def _check_list(value: Any, path: Path, ctx: Ctx) -> Any:
 X_NETKIT = Obj({
     "lans": Map(LAN, NODE_NAME, NODE_HINT),
     "nodes": Map(NODE, NODE_NAME, NODE_HINT),
-    "swarm": Map(Anything()),
+    "swarm": Obj({"manager": Str(), "workers": Either(Str(), List(Str(), unique=True))},
+                 required=("manager",), extensions=False),
     "checks": Custom("a list of checks", _check_list),
 }, extensions=False)
 

@@ -140,6 +140,9 @@ class FakeEngine:
     def swarm_roles(self):
         return self._call("swarm_roles") or {}
 
+    def swarm_agents(self):
+        return self._call("swarm_agents") or {}
+
     def swarm_init(self):
         return self._call("swarm_init") or "c" * 25
 

@@ -532,8 +532,11 @@ def test_node_create(nk, fake):
 def test_node_ls(nk, fake):
     fake.results["nodes"] = [Node("h10", "nkn-h10", lan="l1", ip="192.168.1.10/24"), Node("h2", "nkn-h2")]
     fake.results["swarm_roles"] = {"h10": "manager", "h2": ""}
+    fake.results["swarm_agents"] = {"h10": "running", "h2": "stopped"}
     assert ok(nk("node", "ls")).stdout.splitlines() == [
-        "NAME      LAN       IP                ROLE", "h2", "h10       l1        192.168.1.10/24   manager"]
+        "NAME      LAN       IP                ROLE      AGENT",
+        "h2                                              stopped",
+        "h10       l1        192.168.1.10/24   manager   running"]
     assert ok(nk("node", "list", "-q")).stdout == "h2\nh10\n"
 
 

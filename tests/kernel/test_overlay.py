@@ -56,6 +56,23 @@ def sw(host, netkit_dirs):
     assert not left, f"cluster files left behind: {left}"
 
 
+def wait_converged(engines, timeout: float = 5) -> None:
+    """Until every engine's node agent has applied its cluster's current version."""
+    from netkit.agent.watch import converged
+    engines = list(engines)
+    deadline = time.monotonic() + timeout
+    while True:
+        late = [e.node_name for e in engines if not converged(e)]
+        if not late:
+            return
+        assert time.monotonic() < deadline, f"agents of {late} did not converge in {timeout} s"
+        time.sleep(0.01)
+
+
+def converge(sw) -> None:
+    wait_converged(sw[k] for k in IPS)
+
+
 def node_ns(sw, k: str) -> str:
     return sw[k].node.netns
 
@@ -94,9 +111,9 @@ def test_roles(sw, cli):
     n = sw["names"]
     assert (roles[n["a"]], roles[n["b"]], roles[n["c"]]) == ("manager", "worker", "worker")
     out = cli("node", "ls").stdout.splitlines()
-    assert out[0].split() == ["NAME", "LAN", "IP", "ROLE"]
+    assert out[0].split() == ["NAME", "LAN", "IP", "ROLE", "AGENT"]
     row = next(line for line in out if line.startswith(n["b"]))
-    assert row.split()[-1] == "worker"
+    assert row.split()[-2:] == ["worker", "running"]
 
 
 def test_swarm_errors(sw, host):
@@ -153,6 +170,7 @@ def myoverlay(sw):
                                        attachable=True))
     ctrs = {k: sw[k].run(ContainerSpec(name=f"c{k}", network="myoverlay", detach=True,
                                        command=SLEEP))[0] for k in IPS}
+    converge(sw)
     yield ctrs
     for k in IPS:
         if any(c.name == f"c{k}" for c in sw[k].containers(all=True)):
@@ -285,12 +303,14 @@ def test_rollback_of_overlay_run_at_every_kernel_call(sw, myoverlay):
         calls = plan.calls
         sw["c"].remove_container("r1", force=True)
         assert calls >= 6
+        converge(sw)
         before = world(sw)
         for n in range(1, calls + 1):
             sw["c"].faults = FaultPlan(fail_at=n)
             with pytest.raises(KernelError, match=f"injected fault at kernel call {n}"):
                 sw["c"].create_container(spec())
             sw["c"].faults = None
+            converge(sw)
             assert world(sw) == before, f"kernel call {n} left something behind"
     finally:
         sw["c"].faults = None
@@ -301,10 +321,12 @@ def test_rollback_of_overlay_run_at_every_kernel_call(sw, myoverlay):
 def test_leaving_container_disappears_everywhere(sw, myoverlay):
     gone = sw["b"].run(ContainerSpec(name="tmp", network="myoverlay", detach=True, command=SLEEP))[0]
     mac, ip4 = gone.endpoints[0].mac, addr(gone)
+    converge(sw)
     for k in ("a", "c"):
         assert mac in fdb(sw, k, "vx-001000") and ip4 in neigh(sw, k, "vx-001000")
     assert ping(sw["a"], "ca", ip4)
     sw["b"].remove_container("tmp", force=True)
+    converge(sw)
     for k in IPS:
         assert mac not in fdb(sw, k, "vx-001000"), k
         assert f"{ip4} " not in neigh(sw, k, "vx-001000"), k
@@ -315,9 +337,11 @@ def test_leaving_container_disappears_everywhere(sw, myoverlay):
         ep = sw["b"].connect("myoverlay", "tmp2")
         assert ep.ipv4_address == ip4          # the address "tmp" had: ca's ARP cache holds it
         assert ep.mac == mac == "02:42:" + ":".join(f"{int(x):02x}" for x in ip4.split("."))
+        converge(sw)
         assert ep.mac in fdb(sw, "a", "vx-001000")
         assert ping(sw["b"], "tmp2", addr(myoverlay["a"]))
         sw["b"].disconnect("myoverlay", "tmp2")
+        converge(sw)
         assert ep.mac not in fdb(sw, "a", "vx-001000")
         assert f"{ep.ipv4_address} " not in neigh(sw, "c", "vx-001000")
     finally:
@@ -329,6 +353,7 @@ def test_leaving_container_disappears_everywhere(sw, myoverlay):
 def test_sync_is_idempotent(sw, myoverlay):
     from netkit.agent import peers
     from netkit.agent.watch import sync_node
+    converge(sw)
     assert [sync_node(sw[k]) for k in IPS] == [0, 0, 0]
     want = peers.desired(sw["a"]._cluster().read(), sw["names"]["a"])
     assert {p.ip for p in want} == {addr(myoverlay["b"]), addr(myoverlay["c"])}
@@ -343,7 +368,9 @@ def test_worker_leave_and_rejoin(sw, myoverlay, cli):
     sw["c"].remove_container("cc", force=True)
     assert "vx-001000" not in ip("link", netns=node_ns(sw, "c"))
     cli("swarm", "leave", node=nc)
+    converge(sw)
     assert sw["host"].swarm_roles()[nc] == ""
+    assert sw["host"].swarm_agents()[nc] == "stopped"
     assert "myoverlay" not in {n.name for n in sw["c"].networks()}
     assert addr(myoverlay["c"]) not in neigh(sw, "a", "vx-001000")
     proc = cli("network", "create", "-d", "overlay", "x", node=nc, check=False)
@@ -353,6 +380,7 @@ def test_worker_leave_and_rejoin(sw, myoverlay, cli):
     assert "myoverlay" in {n.name for n in sw["c"].networks()}
     myoverlay["c"] = sw["c"].run(ContainerSpec(name="cc", network="myoverlay", detach=True,
                                                command=SLEEP))[0]
+    converge(sw)
     assert ping(sw["c"], "cc", addr(myoverlay["a"]))
 
 
@@ -378,6 +406,9 @@ def test_cli_swarm_init_on_fresh_nodes(host, lan, cli, netkit_dirs):
         ["bridge", "-n", f"nkn-{m}", "fdb", "show", "dev", "vx-001000"], capture_output=True,
         text=True).stdout
     host.remove_node(w, force=True)
+    from netkit.engine import Engine
+    with Engine(m, root=netkit_dirs[0], run=netkit_dirs[1]) as em:
+        wait_converged([em])
     from netkit.store.cluster import SqliteClusterStore
     store = SqliteClusterStore(netkit_dirs[0], cid)
     try:
@@ -412,6 +443,7 @@ def test_rollback_of_first_overlay_run_on_a_node(host, lan, netkit_dirs):
         spec = lambda: ContainerSpec(name="r1", network="ov", detach=True)
 
         def state() -> dict:
+            wait_converged([em, ew])
             nft = subprocess.run(["ip", "netns", "exec", ew.node.netns, "nft", "list", "ruleset"],
                                  capture_output=True, text=True).stdout
             db = em._cluster().db

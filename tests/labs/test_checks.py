@@ -42,9 +42,11 @@ def test_check_errors_name_file_line_and_key(write, item, line, message):
     assert str(e.value).endswith(f"lab.yml:{line}: {message}")
 
 
-def test_capture_kind_is_reserved_until_netkit_capture_provides_it(write):
-    if checks.get("capture") is not None:
-        pytest.skip("netkit.capture provides the capture check")
+def test_capture_kind_comes_from_netkit_capture(write, monkeypatch):
+    from netkit.capture.check import CaptureCheck
+    assert checks.get("capture") is CaptureCheck
+    monkeypatch.delitem(checks._registered, "capture")            # as if the module were missing
+    monkeypatch.setitem(checks._BUILTIN, "capture", "netkit.capture.check:Missing")
     with pytest.raises(LabFileError, match=r'checks\[0\].capture: check kind "capture" is not available '
                                            r"\(netkit.capture.check is not installed\)"):
         lab_with(write, "    - capture: {on: web}\n")
