@@ -99,7 +99,7 @@ class BridgeDriver:
     def create_network(self, ctx: DriverContext, net: Network) -> None:
         host = ctx.kernel.host
         name = bridge_name(net)
-        index = host.add_bridge(name, mac=random_mac(), mtu=mtu_of(net))
+        index = host.add_bridge(name, mac=random_mac(), mtu=mtu_of(net), netfilter=True)
         # No IPv6 autoconfiguration, RS or DAD unless the network has IPv6:
         # captures must show only what containers send.
         host.sysctl(f"ipv6/conf/{name}/disable_ipv6", "0" if net.ipv6 else "1")

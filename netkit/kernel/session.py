@@ -122,9 +122,17 @@ class NetnsHandle:
         return self.rt.route_dump(family)
 
     # -- changes (each journals its undo) -------------------------------------
-    def add_bridge(self, name: str, *, mac: str, mtu: int | None = None) -> int:
+    def add_bridge(self, name: str, *, mac: str, mtu: int | None = None,
+                   netfilter: bool = False) -> int:
+        """A bridge; `netfilter`: its bridged IPv4/IPv6 traffic goes through the node's
+        nftables (br_netfilter, per bridge), as Docker's bridges need for NAT between
+        two ports of one bridge. Off for LAN and overlay bridges: it costs every frame."""
+        data = None
+        if netfilter:
+            from netkit.kernel.rtnl import IFLA_BR_NF_CALL_IP6TABLES, IFLA_BR_NF_CALL_IPTABLES, attr
+            data = [attr(IFLA_BR_NF_CALL_IPTABLES, b"\x01"), attr(IFLA_BR_NF_CALL_IP6TABLES, b"\x01")]
         with self._op("create bridge", name):
-            self.rt.link_add(name, "bridge", address=mac, mtu=mtu)
+            self.rt.link_add(name, "bridge", address=mac, mtu=mtu, data=data)
         self.journal.push(f"delete bridge {name}", lambda: self.delete_link(name))
         index = self.link_index(name)
         assert index is not None
@@ -202,6 +210,14 @@ class NetnsHandle:
                 return
             with netlink_errors("delete link", str(target), self.name):
                 raise
+
+    def sysctl_if_present(self, key: str, value: str) -> bool:
+        """Write a sysctl that exists only with some module loaded (e.g. br_netfilter)."""
+        try:
+            ns.write_sysctl(self.name, key, value)
+            return True
+        except FileNotFoundError:
+            return False
 
     def sysctl(self, key: str, value: str, *, undo: str | None = None) -> None:
         self.session.tick(f"sysctl {key}")

@@ -147,3 +147,16 @@ def test_refs_by_id_and_prefix(node):
     assert node.network(net.id[:5]).name == "n1"
     with pytest.raises(NotFound, match="network nosuch not found"):
         node.network("nosuch")
+
+
+def test_br_netfilter_only_on_bridge_networks(node):
+    """Docker's bridges see bridged traffic in nftables (NAT between two ports of one bridge);
+    the node's other bridges (overlay) do not, so their frames skip nftables and conntrack."""
+    import os
+    from tests.kernel.helpers import ip
+    net = node.create_network(NetworkSpec("n1"))
+    detail = ip("-d", "link", "show", f"br-{net.id[:12]}", netns=node.node.netns)
+    assert "nf_call_iptables 1" in detail and "nf_call_ip6tables 1" in detail
+    if os.path.exists("/proc/sys/net/bridge/bridge-nf-call-iptables"):
+        from netkit.kernel import netns
+        assert netns.read_sysctl(node.node.netns, "bridge/bridge-nf-call-iptables") == "0"
