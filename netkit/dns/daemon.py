@@ -195,24 +195,11 @@ def _control(run_dir: str, line: str, timeout: float = WAIT) -> tuple[int, int] 
     None also when no daemon listens or it is on its way out. A unix
     stream socket answers in well under a millisecond.
     """
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(_path(run_dir, "control"))
-            sock.sendall(line.encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(256)
-                if not chunk:
-                    return None
-                data += chunk
-    except OSError:
-        return None
-    parts = data.split()
-    if len(parts) < 2 or parts[0] != b"ok":
+    words = _control_words(run_dir, line, timeout)
+    if words is None or len(words) < 2:
         return None
     try:
-        return int(parts[1]), int(parts[2]) if len(parts) > 2 else 0
+        return int(words[1]), int(words[2]) if len(words) > 2 and words[2].isdigit() else 0
     except ValueError:
         return None
 

@@ -29,6 +29,7 @@ from typing import Iterator, Protocol
 
 from netkit.errors import InternalError, NetkitError
 from netkit.model import IPAMConfig, Network, Scope
+from netkit.store.sqlite import AddressRows
 
 BUSY_TIMEOUT_MS = 120_000
 MANAGER, WORKER = "manager", "worker"
@@ -209,7 +210,7 @@ class SqliteClusterStore:
                 pass
 
 
-class SqliteClusterTx:
+class SqliteClusterTx(AddressRows):
     """Row <-> model mapping of the cluster store. All its SQL lives here."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
@@ -286,25 +287,7 @@ class SqliteClusterTx:
     def all_subnets(self) -> list[str]:
         return [c.subnet for n in self.networks() for c in n.ipam]
 
-    # -- addresses (same keys as the node store: fixed-width hex) ---------------
-    def taken_from(self, network_id: str, family: int, start_key: str) -> Iterator[str]:
-        cur = self.db.execute("SELECT addr FROM addresses WHERE network_id=? AND family=? AND addr>=? "
-                              "ORDER BY addr", (network_id, family, start_key))
-        for (key,) in cur:
-            yield key
-
-    def address_owner(self, network_id: str, family: int, key: str) -> str | None:
-        rows = self.q("SELECT owner FROM addresses WHERE network_id=? AND family=? AND addr=?",
-                      (network_id, family, key))
-        return rows[0][0] if rows else None
-
-    def hold_address(self, network_id: str, family: int, key: str, owner: str) -> None:
-        self.x("INSERT INTO addresses (network_id,family,addr,owner) VALUES (?,?,?,?)",
-               (network_id, family, key, owner))
-
-    def release_address(self, network_id: str, family: int, key: str) -> None:
-        self.x("DELETE FROM addresses WHERE network_id=? AND family=? AND addr=?",
-               (network_id, family, key))
+    # addresses: AddressRows (the node store's table and keys, netkit/store/sqlite.py)
 
     # -- endpoints published by nodes ------------------------------------------
     _EP = "id,network_id,node,container_id,container_name,ipv4,ipv6,mac,vtep,names"

@@ -88,7 +88,36 @@ def _j(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-class Tx:
+class AddressRows:
+    """The `addresses` table, shared by the node store and the cluster store.
+
+    Keys are fixed-width hex (netkit.ipam.to_key), so text order is numeric
+    order and `taken_from` walks the index from the allocator's hint.
+    """
+
+    db: sqlite3.Connection       # the subclass provides it, and q() / x()
+
+    def taken_from(self, network_id: str, family: int, start_key: str) -> Iterator[str]:
+        cur = self.db.execute("SELECT addr FROM addresses WHERE network_id=? AND family=? AND addr>=? "
+                              "ORDER BY addr", (network_id, family, start_key))
+        for (key,) in cur:
+            yield key
+
+    def address_owner(self, network_id: str, family: int, key: str) -> str | None:
+        rows = self.q("SELECT owner FROM addresses WHERE network_id=? AND family=? AND addr=?",
+                      (network_id, family, key))
+        return rows[0][0] if rows else None
+
+    def hold_address(self, network_id: str, family: int, key: str, owner: str) -> None:
+        self.x("INSERT INTO addresses (network_id,family,addr,owner) VALUES (?,?,?,?)",
+               (network_id, family, key, owner))
+
+    def release_address(self, network_id: str, family: int, key: str) -> None:
+        self.x("DELETE FROM addresses WHERE network_id=? AND family=? AND addr=?",
+               (network_id, family, key))
+
+
+class Tx(AddressRows):
     """Row <-> model mapping. All SQL of netkit lives here."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
@@ -153,25 +182,6 @@ class Tx:
 
     def set_pool_hint(self, network_id: str, seq: int, hint: str | None) -> None:
         self.x("UPDATE pools SET hint=? WHERE network_id=? AND seq=?", (hint, network_id, seq))
-
-    def taken_from(self, network_id: str, family: int, start_key: str) -> Iterator[str]:
-        cur = self.db.execute("SELECT addr FROM addresses WHERE network_id=? AND family=? AND addr>=? "
-                              "ORDER BY addr", (network_id, family, start_key))
-        for (key,) in cur:
-            yield key
-
-    def address_owner(self, network_id: str, family: int, key: str) -> str | None:
-        rows = self.q("SELECT owner FROM addresses WHERE network_id=? AND family=? AND addr=?",
-                      (network_id, family, key))
-        return rows[0][0] if rows else None
-
-    def hold_address(self, network_id: str, family: int, key: str, owner: str) -> None:
-        self.x("INSERT INTO addresses (network_id,family,addr,owner) VALUES (?,?,?,?)",
-               (network_id, family, key, owner))
-
-    def release_address(self, network_id: str, family: int, key: str) -> None:
-        self.x("DELETE FROM addresses WHERE network_id=? AND family=? AND addr=?",
-               (network_id, family, key))
 
     def count_addresses(self, network_id: str, family: int) -> int:
         return self.q("SELECT count(*) FROM addresses WHERE network_id=? AND family=?",
