@@ -488,7 +488,8 @@ class SwarmMixin:
 
     def _swarm_publish(self: "Engine", net: Network, ep: Endpoint, ctr: "Container") -> None:
         """Tell the cluster about a new endpoint: the other nodes program it as a peer."""
-        names = tuple(dict.fromkeys((ctr.name, *ep.aliases, ctr.id[:12])))
+        from netkit.sandbox import dns_names
+        names = tuple(dns_names(ctr.name, ep.aliases, ctr.short_id, ctr.hostname))
         self._cluster_write().publish_endpoint(ClusterEndpoint(
             id=ep.id, network_id=net.id, node=self.node_name, container_id=ctr.id,
             container_name=ctr.name, ipv4=ep.ipv4, ipv6=ep.ipv6, mac=ep.mac, vtep=self._vtep(),

@@ -129,8 +129,8 @@ def test_agents_run_on_every_member_without_sandboxes(sw):
 
 def test_run_on_a_is_reachable_by_name_from_b_and_c(sw, peers, capsys):
     t0 = time.monotonic()
-    x = sw["a"].run(ContainerSpec(name="x1", network=NET, aliases=("web",), detach=True,
-                                  command=SLEEP))[0]
+    x = sw["a"].run(ContainerSpec(name="x1", network=NET, aliases=("web",), hostname="xhost",
+                                  detach=True, command=SLEEP))[0]
     t1 = time.monotonic()
     returned = t1 - t0
     ip4 = x.endpoints[0].ipv4_address
@@ -142,7 +142,7 @@ def test_run_on_a_is_reachable_by_name_from_b_and_c(sw, peers, capsys):
         until(lambda: ping(sw[k], f"p{k}", ip4), step=0)
         timings[f"reachable on {k}"] = time.monotonic() - t1
         assert query(ns, "web") == [ip4] and query(ns, f"x1.{NET}") == [ip4]
-        assert query(ns, x.id[:12]) == [ip4]
+        assert query(ns, x.id[:12]) == [ip4] and query(ns, "xhost") == [ip4]   # short id, hostname
         code, out = sw[k].exec_output(f"p{k}", ["getent", "hosts", "x1"])
         assert code == 0 and out.split()[0] == ip4
         assert ping(sw[k], f"p{k}", "web")
