@@ -288,33 +288,9 @@ class Engine(SwarmMixin, DnsMixin, FirewallMixin, CaptureMixin, SystemMixin, Nod
     def _allocate(self, tx: Tx, net: Network, family: int, static: str | None,
                   owner: str) -> str | None:
         """An address for `owner` in `net` ("a.b.c.d/len"), static or lowest free."""
-        from netkit import ipam
         if net.scope is Scope.SWARM:
             return self._swarm_allocate(net, family, static, owner)   # cluster-wide IPAM
-        cfgs = [c for c in net.ipam if c.family == family]
-        if static:
-            cfg, value = ipam.check_static(net.ipam, static)
-            if cfg.family != family:
-                raise InvalidArgument(f"invalid IPv{family} address: {static}")
-            key = ipam.to_key(value, family)
-            if tx.address_owner(net.id, family, key) is not None:
-                raise Conflict("failed to set up container networking: Address already in use")
-            tx.hold_address(net.id, family, key, owner)
-            return f"{ipam.int_to_ip(value, family)}/{cfg.subnet.split('/')[1]}"
-        if not cfgs:
-            return None
-        cfg = cfgs[0]
-        seq = net.ipam.index(cfg)
-        pool = ipam.pool_of(cfg)
-        hint_key = tx.pool_hint(net.id, seq)
-        hint = ipam.from_key(hint_key) if hint_key else None
-        value = ipam.first_free(
-            pool, lambda start: map(ipam.from_key, tx.taken_from(net.id, family, ipam.to_key(start, family))),
-            hint, label=f"{net.name} ({net.id})")
-        key = ipam.to_key(value, family)
-        tx.hold_address(net.id, family, key, owner)
-        tx.set_pool_hint(net.id, seq, ipam.to_key(value + 1, family) if value < pool.last else key)
-        return f"{ipam.int_to_ip(value, family)}/{cfg.subnet.split('/')[1]}"
+        return allocate(tx, net, family, static, owner, hints=True)
 
     def _release(self, tx: Tx, net: Network, ep: Endpoint) -> None:
         from netkit import ipam
@@ -858,6 +834,39 @@ class Engine(SwarmMixin, DnsMixin, FirewallMixin, CaptureMixin, SystemMixin, Nod
             self._write_files(None, tx, ctr, eps)
         self._after_change(ctr.id)
 
+
+
+def allocate(rows: Any, net: Network, family: int, static: str | None, owner: str, *,
+             hints: bool) -> str | None:
+    """Hold an address for `owner` in `net` in `rows` (a node or cluster store
+    transaction, see store.sqlite.AddressRows): the static one, or the lowest free.
+    With `hints` the pool's first-free hint is read and moved (node stores keep one)."""
+    from netkit import ipam
+    if static:
+        cfg, value = ipam.check_static(net.ipam, static)
+        if cfg.family != family:
+            raise InvalidArgument(f"invalid IPv{family} address: {static}")
+        key = ipam.to_key(value, family)
+        if rows.address_owner(net.id, family, key) is not None:
+            raise Conflict("failed to set up container networking: Address already in use")
+        rows.hold_address(net.id, family, key, owner)
+        return f"{ipam.int_to_ip(value, family)}/{cfg.subnet.split('/')[1]}"
+    cfg = net.config(family)
+    if cfg is None:
+        return None
+    seq = net.ipam.index(cfg)
+    pool = ipam.pool_of(cfg)
+    hint = None
+    if hints and (hint_key := rows.pool_hint(net.id, seq)):
+        hint = ipam.from_key(hint_key)
+    value = ipam.first_free(
+        pool, lambda start: map(ipam.from_key, rows.taken_from(net.id, family, ipam.to_key(start, family))),
+        hint, label=f"{net.name} ({net.id})")
+    key = ipam.to_key(value, family)
+    rows.hold_address(net.id, family, key, owner)
+    if hints:
+        rows.set_pool_hint(net.id, seq, ipam.to_key(value + 1, family) if value < pool.last else key)
+    return f"{ipam.int_to_ip(value, family)}/{cfg.subnet.split('/')[1]}"
 
 
 def _fields(obj: Any) -> dict[str, Any]:

@@ -451,26 +451,8 @@ class SwarmMixin:
     def _swarm_allocate(self: "Engine", net: Network, family: int, static: str | None,
                         owner: str) -> str | None:
         """Engine._allocate for swarm networks: the address is held in the cluster store."""
-        from netkit import ipam
-        c = self._cluster_write()
-        if static:
-            cfg, value = ipam.check_static(net.ipam, static)
-            if cfg.family != family:
-                raise InvalidArgument(f"invalid IPv{family} address: {static}")
-            key = ipam.to_key(value, family)
-            if c.address_owner(net.id, family, key) is not None:
-                raise Conflict("failed to set up container networking: Address already in use")
-            c.hold_address(net.id, family, key, owner)
-            return f"{ipam.int_to_ip(value, family)}/{cfg.subnet.split('/')[1]}"
-        cfg = net.config(family)
-        if cfg is None:
-            return None
-        pool = ipam.pool_of(cfg)
-        value = ipam.first_free(
-            pool, lambda start: map(ipam.from_key, c.taken_from(net.id, family, ipam.to_key(start, family))),
-            None, label=f"{net.name} ({net.id})")
-        c.hold_address(net.id, family, ipam.to_key(value, family), owner)
-        return f"{ipam.int_to_ip(value, family)}/{cfg.subnet.split('/')[1]}"
+        from netkit.engine import allocate
+        return allocate(self._cluster_write(), net, family, static, owner, hints=False)
 
     def _cluster_release(self: "Engine", c: "SqliteClusterTx", network_id: str,
                          *addrs: str | None) -> None:

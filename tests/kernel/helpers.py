@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -65,3 +66,45 @@ def in_ctr(engine, name: str, *cmd: str) -> int:
 
 def ping(engine, name: str, target: str) -> bool:
     return engine.exec(name, ["ping", "-c", "1", "-W", "1", "-q", target]) == 0
+
+
+def count_kernel_calls(engine, action) -> int:
+    """How many kernel calls `action` makes (FaultPlan that never fires)."""
+    from netkit.kernel.session import FaultPlan
+    plan = FaultPlan(fail_at=0)
+    engine.faults = plan
+    try:
+        action()
+    finally:
+        engine.faults = None
+    return plan.calls
+
+
+@contextlib.contextmanager
+def swarm_of_three(host, netkit_dirs, subnet: str, ips: dict[str, str]):
+    """A LAN, three nodes a, b, c (a manager; b, c workers) and their engines;
+    all removed afterwards, also on failure. Yields (engines, names, lan, cluster id)."""
+    from netkit.engine import Engine
+    from tests.conftest import unique
+    root, run = netkit_dirs
+    lan = unique("l")
+    names = {k: unique(k) for k in ips}
+    engines: dict = {}
+    import ipaddress
+    try:
+        host.create_lan(lan, subnet, gateway=str(ipaddress.ip_network(subnet)[1]))
+        for k, addr in ips.items():
+            host.create_node(names[k], lan=lan, ip=f"{addr}/24")
+            engines[k] = Engine(names[k], root=root, run=run)
+        cid = engines["a"].swarm_init()
+        engines["b"].swarm_join(names["a"])
+        engines["c"].swarm_join(names["a"])
+        yield engines, names, lan, cid
+    finally:
+        for e in engines.values():
+            e.close()
+        for n in names.values():
+            if host.host_store.read().node(n) is not None:
+                host.remove_node(n, force=True)
+        if host.host_store.read().lan(lan) is not None:
+            host.remove_lan(lan)

@@ -22,6 +22,7 @@ from dnslib import DNSRecord
 from netkit.dns import daemon
 from netkit.kernel import netns
 from netkit.specs import ContainerSpec, NetworkSpec
+from tests.kernel.helpers import swarm_of_three
 from tests.kernel.test_overlay import wait_converged
 
 pytestmark = pytest.mark.root
@@ -32,31 +33,11 @@ NET = "agov"
 
 @pytest.fixture(scope="module")
 def sw(host, netkit_dirs):
-    from netkit.engine import Engine
-    from tests.conftest import unique
     root, run = netkit_dirs
-    lan = unique("l")
-    names = {k: unique(k) for k in IPS}
-    engines: dict = {}
-    try:
-        host.create_lan(lan, "192.168.78.0/24", gateway="192.168.78.1")
-        for k, addr in IPS.items():
-            host.create_node(names[k], lan=lan, ip=f"{addr}/24")
-            engines[k] = Engine(names[k], root=root, run=run)
-        engines["a"].swarm_init()
-        engines["b"].swarm_join(names["a"])
-        engines["c"].swarm_join(names["a"])
+    with swarm_of_three(host, netkit_dirs, "192.168.78.0/24", IPS) as (engines, names, lan, cid):
         engines["a"].create_network(NetworkSpec(NET, driver="overlay", subnets=("10.0.19.0/24",),
                                                 attachable=True))
         yield {"host": host, "names": names, "root": root, "run": run, **engines}
-    finally:
-        for e in engines.values():
-            e.close()
-        for n in names.values():
-            if host.host_store.read().node(n) is not None:
-                host.remove_node(n, force=True)
-        if host.host_store.read().lan(lan) is not None:
-            host.remove_lan(lan)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from netkit.errors import Conflict, InvalidArgument, KernelError, NetkitError, N
 from netkit.kernel.session import FaultPlan
 from netkit.specs import ContainerSpec, EndpointSpec, NetworkSpec
 from tests.conftest import unique
-from tests.kernel.helpers import ip, ip_json, links, snapshot
+from tests.kernel.helpers import count_kernel_calls, ip, ip_json, links, snapshot
 
 pytestmark = pytest.mark.root
 ROUTER = "192.168.0.1"
@@ -389,18 +389,10 @@ def test_second_passthru_child_fails_cleanly(lan1):
 
 
 # -- rollback: every kernel call of an action fails in turn ---------------------------------------
-def _count_calls(engine, action) -> int:
-    plan = FaultPlan(fail_at=0)
-    engine.faults = plan
-    try:
-        action()
-    finally:
-        engine.faults = None
-    return plan.calls
 
 
 def _fail_each(engine, action, undo, at_least: int) -> None:
-    calls = _count_calls(engine, action)
+    calls = count_kernel_calls(engine, action)
     undo()
     assert calls >= at_least
     before = snapshot(engine)

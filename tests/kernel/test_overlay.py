@@ -17,7 +17,7 @@ from netkit.errors import AlreadyExists, Conflict, Forbidden, KernelError, Netki
 from netkit.kernel.session import FaultPlan
 from netkit.specs import ContainerSpec, NetworkSpec
 from netkit.swarm import LAST_MANAGER, NOT_MANAGER
-from tests.kernel.helpers import ip, ip_json, snapshot
+from tests.kernel.helpers import ip, ip_json, snapshot, swarm_of_three
 
 pytestmark = pytest.mark.root
 IPS = {"a": "192.168.77.10", "b": "192.168.77.11", "c": "192.168.77.12"}
@@ -28,29 +28,9 @@ SLEEP = ["sleep", "600"]
 def sw(host, netkit_dirs):
     """A LAN, three nodes, a swarm (a manager; b, c workers); all removed afterwards,
     the cluster's files included."""
-    from netkit.engine import Engine
-    from tests.conftest import unique
-    root, run = netkit_dirs
-    lan = unique("l")
-    names = {k: unique(k) for k in IPS}
-    engines: dict = {}
-    try:
-        host.create_lan(lan, "192.168.77.0/24", gateway="192.168.77.1")
-        for k, addr in IPS.items():
-            host.create_node(names[k], lan=lan, ip=f"{addr}/24")
-            engines[k] = Engine(names[k], root=root, run=run)
-        cid = engines["a"].swarm_init()
-        engines["b"].swarm_join(names["a"])
-        engines["c"].swarm_join(names["a"])
+    root = netkit_dirs[0]
+    with swarm_of_three(host, netkit_dirs, "192.168.77.0/24", IPS) as (engines, names, lan, cid):
         yield {"host": host, "lan": lan, "names": names, "cid": cid, "root": root, **engines}
-    finally:
-        for e in engines.values():
-            e.close()
-        for n in names.values():
-            if host.host_store.read().node(n) is not None:
-                host.remove_node(n, force=True)
-        if host.host_store.read().lan(lan) is not None:
-            host.remove_lan(lan)
     cluster_dir = os.path.join(root, "cluster")
     left = [f for f in os.listdir(cluster_dir) if f.startswith(cid)] if os.path.isdir(cluster_dir) else []
     assert not left, f"cluster files left behind: {left}"

@@ -7,19 +7,11 @@ import pytest
 from netkit.errors import KernelError, NetkitError
 from netkit.kernel.session import FaultPlan
 from netkit.specs import ContainerSpec, NetworkSpec
-from tests.kernel.helpers import snapshot
+from tests.kernel.helpers import count_kernel_calls, snapshot
 
 pytestmark = pytest.mark.root
 
 
-def _count_calls(node, action) -> int:
-    plan = FaultPlan(fail_at=0)
-    node.faults = plan
-    try:
-        action()
-    finally:
-        node.faults = None
-    return plan.calls
 
 
 def test_every_failure_point_of_run(node):
@@ -27,7 +19,7 @@ def test_every_failure_point_of_run(node):
     node.create_network(NetworkSpec("n2"))
     from netkit.specs import EndpointSpec
     spec = lambda: ContainerSpec(name="c1", network="n1", extra_networks=(EndpointSpec("n2"),))
-    calls = _count_calls(node, lambda: node.create_container(spec()))
+    calls = count_kernel_calls(node, lambda: node.create_container(spec()))
     node.remove_container("c1", force=True)
     assert calls >= 10
     before = snapshot(node)
@@ -40,7 +32,7 @@ def test_every_failure_point_of_run(node):
 
 
 def test_every_failure_point_of_network_create(node):
-    calls = _count_calls(node, lambda: node.create_network(NetworkSpec("n1", ipv6=True)))
+    calls = count_kernel_calls(node, lambda: node.create_network(NetworkSpec("n1", ipv6=True)))
     node.remove_network("n1")
     before = snapshot(node)
     for n in range(1, calls + 1):
@@ -55,7 +47,7 @@ def test_every_failure_point_of_connect(node):
     node.create_network(NetworkSpec("n1"))
     node.create_network(NetworkSpec("n2"))
     node.run(ContainerSpec(name="c1", network="n1", detach=True))
-    calls = _count_calls(node, lambda: node.connect("n2", "c1", aliases=("a",)))
+    calls = count_kernel_calls(node, lambda: node.connect("n2", "c1", aliases=("a",)))
     node.disconnect("n2", "c1")
     before = snapshot(node)
     for n in range(1, calls + 1):
