@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=0
-for cmd in ip nft ping dig tcpdump ps python3 dnsperf; do
+for cmd in ip nft ping dig tcpdump ps python3 dnsperf dot nsenter; do
     command -v "$cmd" >/dev/null 2>&1 || need_apt=1
 done
 python3 -c "import venv, ensurepip" 2>/dev/null || need_apt=1
@@ -14,7 +14,7 @@ if [ "$need_apt" = 1 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends \
         iproute2 nftables iputils-ping dnsutils tcpdump procps psmisc \
-        python3 python3-venv python3-pip graphviz dnsperf >/dev/null
+        python3 python3-venv python3-pip graphviz dnsperf util-linux >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then
