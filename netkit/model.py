@@ -115,9 +115,34 @@ class PortMapping:
 
 
 class State(str, enum.Enum):
+    """``State.Status`` as Docker spells it."""
+
     CREATED = "created"
     RUNNING = "running"
+    RESTARTING = "restarting"
     EXITED = "exited"
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    """A network a container joins whenever it starts, with its per-network settings
+    (Docker's ``EndpointSettings`` as configured: kept while the container is stopped)."""
+
+    network_id: str
+    aliases: tuple[str, ...] = ()
+    ipv4: str | None = None           # --ip (requested; held only while running)
+    ipv6: str | None = None
+    mac: str | None = None
+    links: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        return {"network_id": self.network_id, "aliases": list(self.aliases), "ipv4": self.ipv4,
+                "ipv6": self.ipv6, "mac": self.mac, "links": list(self.links)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "EndpointConfig":
+        return cls(d["network_id"], tuple(d.get("aliases") or ()), d.get("ipv4"), d.get("ipv6"),
+                   d.get("mac"), tuple(d.get("links") or ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +164,11 @@ class Container:
     options: dict[str, object] = field(default_factory=dict)
     endpoints: tuple[Endpoint, ...] = ()
     ports: tuple[PortMapping, ...] = ()
+    started_at: str | None = None     # RFC 3339, last start
+    finished_at: str | None = None    # RFC 3339, last exit
+    restart_count: int = 0            # restarts by the restart policy
+    error: str = ""                   # State.Error: why the last start or run failed
+    netconfig: tuple[EndpointConfig, ...] = ()   # networks joined at each start, in order
 
     @property
     def short_id(self) -> str:

@@ -47,4 +47,13 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (proto, host_ip, host_port));
     CREATE INDEX ports_by_container ON ports(container_id);
     """,
+    # 3: Docker's container lifecycle: start/finish times, restarts, the last error, and the
+    # networks a container joins when it starts (kept while it is created or stopped)
+    """
+    ALTER TABLE containers ADD COLUMN started_at TEXT;
+    ALTER TABLE containers ADD COLUMN finished_at TEXT;
+    ALTER TABLE containers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE containers ADD COLUMN error TEXT NOT NULL DEFAULT '';
+    ALTER TABLE containers ADD COLUMN netconfig TEXT NOT NULL DEFAULT '[]';
+    """,
 ]

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
 from netkit.errors import InternalError, NetkitError
-from netkit.model import Container, Endpoint, IPAMConfig, Lan, Network, Node, PortMapping, Scope, State
+from netkit.model import Container, Endpoint, EndpointConfig, IPAMConfig, Lan, Network, Node, PortMapping, Scope, State
 from netkit.store.schema import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 120_000
@@ -189,7 +189,7 @@ class Tx(AddressRows):
 
     # -- containers -----------------------------------------------------------
     _CTR = ("id,name,hostname,created,network_mode,netns,command,pid,pid_start,state,exit_code,"
-            "auto_remove,dns,options")
+            "auto_remove,dns,options,started_at,finished_at,restart_count,error,netconfig")
 
     def _container(self, r: tuple, endpoints: tuple[Endpoint, ...] = (),
                    ports: tuple[PortMapping, ...] = ()) -> Container:
@@ -198,7 +198,9 @@ class Tx(AddressRows):
         return Container(id=r[0], name=r[1], hostname=r[2], created=r[3], network_mode=r[4],
                          netns=r[5], command=tuple(json.loads(r[6])), pid=r[7], state=State(r[9]),
                          exit_code=r[10], auto_remove=bool(r[11]), dns=tuple(json.loads(r[12])),
-                         options=opts, endpoints=endpoints, ports=ports)
+                         options=opts, endpoints=endpoints, ports=ports, started_at=r[14],
+                         finished_at=r[15], restart_count=r[16], error=r[17],
+                         netconfig=tuple(EndpointConfig.from_json(d) for d in json.loads(r[18])))
 
     def containers(self, with_endpoints: bool = True) -> list[Container]:
         eps: dict[str, list[Endpoint]] = {}
@@ -250,15 +252,31 @@ class Tx(AddressRows):
 
     def insert_container(self, c: Container) -> None:
         opts = {k: v for k, v in c.options.items() if k != "pid_start"}
-        self.x(f"INSERT INTO containers ({self._CTR}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        self.x(f"INSERT INTO containers ({self._CTR}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                (c.id, c.name, c.hostname, c.created, c.network_mode, c.netns, _j(list(c.command)),
                 c.pid, c.options.get("pid_start"), c.state.value, c.exit_code, int(c.auto_remove),
-                _j(list(c.dns)), _j(opts)))
+                _j(list(c.dns)), _j(opts), c.started_at, c.finished_at, c.restart_count, c.error,
+                _j([e.to_json() for e in c.netconfig])))
 
     def set_container_state(self, container_id: str, state: State, *, pid: int | None = None,
                             pid_start: int | None = None, exit_code: int | None = None) -> None:
         self.x("UPDATE containers SET state=?, pid=?, pid_start=?, exit_code=? WHERE id=?",
                (state.value, pid, pid_start, exit_code, container_id))
+
+    _STATE_FIELDS = frozenset({"started_at", "finished_at", "restart_count", "error", "name"})
+
+    def update_container(self, container_id: str, **fields: Any) -> None:
+        """Set lifecycle fields (started_at, finished_at, restart_count, error, name)."""
+        bad = set(fields) - self._STATE_FIELDS
+        if bad:
+            raise InternalError(f"update_container: unknown fields {sorted(bad)}")
+        if fields:
+            cols = ", ".join(f"{k}=?" for k in fields)
+            self.x(f"UPDATE containers SET {cols} WHERE id=?", (*fields.values(), container_id))
+
+    def set_netconfig(self, container_id: str, netconfig: Iterable[EndpointConfig]) -> None:
+        self.x("UPDATE containers SET netconfig=? WHERE id=?",
+               (_j([e.to_json() for e in netconfig]), container_id))
 
     def delete_container(self, container_id: str) -> None:
         self.x("DELETE FROM ports WHERE container_id=?", (container_id,))
