@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from netkit.model import Container, Endpoint, Network, State
+from netkit.model import Container, Endpoint, EndpointConfig, Network, State
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
 from netkit.sandbox import dns_names
 
 
@@ -63,6 +65,10 @@ def container_json(ctr: Container, networks: dict[str, Network]) -> dict[str, An
     for ep in ctr.endpoints:
         net = networks[ep.network_id]
         nets[net.name] = endpoint_json(ctr, ep, net)
+    for cfg in ctr.netconfig:                       # configured, not joined (created or stopped)
+        net = networks.get(cfg.network_id)
+        if net is not None and net.name not in nets:
+            nets[net.name] = configured_endpoint_json(cfg, net)
     if ctr.network_mode in ("host", "none") and not nets:
         nets[ctr.network_mode] = {"NetworkID": next((n.id for n in networks.values()
                                                       if n.name == ctr.network_mode), ""),
@@ -78,15 +84,54 @@ def container_json(ctr: Container, networks: dict[str, Network]) -> dict[str, An
         "Created": ctr.created,
         "Path": ctr.command[0] if ctr.command else "",
         "Args": list(ctr.command[1:]),
-        "State": {"Status": ctr.state.value, "Running": ctr.state is State.RUNNING,
-                  "Pid": ctr.pid or 0, "ExitCode": ctr.exit_code or 0},
+        "State": state_json(ctr),
         "Name": "/" + ctr.name,
-        "Config": {"Hostname": ctr.hostname, "Cmd": list(ctr.command)},
+        "RestartCount": ctr.restart_count,
+        "LogPath": str(ctr.options.get("log_path") or ""),
+        "Config": config_json(ctr),
         "HostConfig": {"NetworkMode": ctr.network_mode, "Dns": list(ctr.dns),
-                       "AutoRemove": ctr.auto_remove, "PortBindings": ports},
+                       "AutoRemove": ctr.auto_remove, "PortBindings": ports,
+                       "RestartPolicy": _restart_policy(ctr),
+                       "LogConfig": {"Type": "json-file",
+                                     "Config": dict(ctr.options.get("log_opts") or {})}},
         "NetworkSettings": {
             "SandboxKey": f"/run/netns/{ctr.netns}" if ctr.netns else "",
             "Ports": ports,
             "Networks": nets,
         },
+    }
+
+
+def state_json(ctr: Container) -> dict[str, Any]:
+    """``State`` as Docker has it (lower-case Status; zero times for never)."""
+    return {"Status": ctr.state.value, "Running": ctr.state in (State.RUNNING, State.RESTARTING),
+            "Paused": False, "Restarting": ctr.state is State.RESTARTING, "OOMKilled": False,
+            "Dead": False, "Pid": (ctr.pid or 0) if ctr.state is State.RUNNING else 0,
+            "ExitCode": ctr.exit_code or 0, "Error": ctr.error,
+            "StartedAt": ctr.started_at or ZERO_TIME, "FinishedAt": ctr.finished_at or ZERO_TIME}
+
+
+def config_json(ctr: Container) -> dict[str, Any]:
+    out: dict[str, Any] = {"Hostname": ctr.hostname, "Cmd": list(ctr.command)}
+    if ctr.options.get("stop_signal"):
+        out["StopSignal"] = ctr.options["stop_signal"]
+    if ctr.options.get("stop_timeout") is not None:
+        out["StopTimeout"] = ctr.options["stop_timeout"]
+    return out
+
+
+def _restart_policy(ctr: Container) -> dict[str, Any]:
+    policy = dict(ctr.options.get("restart") or {})            # type: ignore[call-overload]
+    return {"Name": policy.get("Name") or "no", "MaximumRetryCount": policy.get("MaximumRetryCount", 0)}
+
+
+def configured_endpoint_json(cfg: EndpointConfig, net: Network) -> dict[str, Any]:
+    """A network the container joins when it starts: its settings, no address yet."""
+    return {
+        "IPAMConfig": ({"IPv4Address": cfg.ipv4 or "", "IPv6Address": cfg.ipv6 or ""}
+                       if (cfg.ipv4 or cfg.ipv6) else None),
+        "Links": list(cfg.links) or None, "Aliases": list(cfg.aliases) or None,
+        "MacAddress": cfg.mac or "", "NetworkID": net.id, "EndpointID": "", "Gateway": "",
+        "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0, "DNSNames": None,
     }

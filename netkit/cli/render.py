@@ -125,12 +125,11 @@ def network_row(net: Any, trunc: bool = True) -> dict[str, str]:
 
 
 def container_status(ctr: Any) -> str:
-    state = getattr(ctr.state, "value", ctr.state)
-    if state == "running":
-        return "Running"
-    if state == "exited":
-        return f"Exited ({ctr.exit_code if ctr.exit_code is not None else 0})"
-    return state.capitalize()
+    """``docker ps`` STATUS: ``Up 3 minutes``, ``Exited (0) 2 seconds ago``, ``Created``..."""
+    from netkit.lifecycle import status_text
+    return status_text(getattr(ctr.state, "value", ctr.state), exit_code=ctr.exit_code,
+                       started=getattr(ctr, "started_at", None),
+                       finished=getattr(ctr, "finished_at", None))
 
 
 def container_networks(ctr: Any) -> str:

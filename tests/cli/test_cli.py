@@ -437,7 +437,7 @@ def test_ps_table(nk, fake):
     fake.results["containers"] = CONTAINERS
     assert ok(nk("ps", "-a")).stdout.splitlines() == [
         "CONTAINER ID   NAME      COMMAND                  STATUS       NETWORKS",
-        'eeeeeeeeeeee   web       "python3 -m http.ser…"   Running      back,front',
+        'eeeeeeeeeeee   web       "python3 -m http.ser…"   Up           back,front',
         'ffffffffffff   job       "false"                  Exited (1)   none',
     ]
     assert fake.called("containers") == [((), {"all": True})]

@@ -112,13 +112,14 @@ def test_container_row():
     row = render.container_row(c)
     assert row["ID"] == "c" * 12
     assert row["Command"] == '"sleep infinity --wi…"'
-    assert row["Status"] == "Running"
+    assert row["Status"] == "Up"
     assert row["Networks"] == "alpha,zeta"
     assert render.container_row(c, trunc=False)["Command"] == '"sleep infinity --with args"'
 
 
 @pytest.mark.parametrize("state, code, text", [
-    (State.RUNNING, None, "Running"), (State.EXITED, 3, "Exited (3)"), (State.CREATED, None, "Created")])
+    (State.RUNNING, None, "Up"), (State.EXITED, 3, "Exited (3)"), (State.CREATED, None, "Created"),
+    (State.RESTARTING, 1, "Restarting (1)")])
 def test_container_status(state, code, text):
     c = Container(id="c" * 64, name="x", hostname="h", state=state, exit_code=code)
     assert render.container_status(c) == text
