@@ -57,3 +57,7 @@ class ContainerSpec:
     expose: tuple[str, ...] = ()       # --expose port[-end][/proto]
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    restart: str = "no"                # --restart no|on-failure[:N]|always|unless-stopped
+    stop_signal: str | None = None     # --stop-signal (default SIGTERM)
+    stop_timeout: int | None = None    # --stop-timeout seconds (default 10)
+    log_opts: dict[str, str] = field(default_factory=dict)   # --log-opt max-size=10m,max-file=2
