@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+from netkit.dns import daemon, records
 from netkit.dns.entries import (ORDER_SHUFFLE, ContainerEntries, EndpointEntry, NetworkEntry,
                                 SandboxEntry, Snapshot)
 
@@ -45,6 +46,14 @@ def test_from_json_takes_missing_keys_as_defaults():
     assert Snapshot.from_json({}) == Snapshot()
 
 
+def test_snapshot_file_round_trip(tmp_path):
+    run_dir = str(tmp_path)
+    assert daemon.load_snapshot(run_dir) == Snapshot()  # none yet: empty, version 0
+    daemon.write_snapshot(run_dir, SNAP)
+    assert daemon.load_snapshot(run_dir) == SNAP
+    assert daemon._snapshot_version(run_dir) == 7
+
+
 def test_snapshot_containers_groups_per_container_in_list_order():
     lone = SandboxEntry("d" * 64, "nkc-lone")
     more = EndpointEntry("a" * 64, "web", "n2", "10.0.1.2", None, ("web",))
@@ -57,6 +66,15 @@ def test_snapshot_containers_groups_per_container_in_list_order():
     assert ContainerEntries().empty and not ContainerEntries(lone).empty
     sandbox, endpoints = ContainerEntries(None, EPS)     # still reads as a pair
     assert sandbox is None and endpoints == EPS
+
+
+def test_entries_compare_by_value_so_unchanged_containers_are_not_rebuilt():
+    cat = records.Catalog.from_snapshot(SNAP)
+    again = Snapshot.from_json(json.loads(json.dumps(SNAP.to_json())))
+    assert cat.diff(again.containers()) == {}
+    moved = EndpointEntry("b" * 64, "db", "n2", "10.0.1.4", None, ("db",))
+    assert cat.diff({**again.containers(), "b" * 64: ContainerEntries(None, (moved,))}) == \
+        {"b" * 64: ContainerEntries(None, (moved,))}
 
 
 def test_resolver_core_imports_nothing_of_engine_agent_swarm_or_drivers():
