@@ -120,8 +120,8 @@ class Agent:
         cluster = self._engine()._cluster()
         return cluster.version() if cluster is not None else None
 
-    def tick(self, applied: int | None
-             ) -> tuple[int, int, dict[str, "ContainerEntries"], dict[str, "NetworkEntry"]] | None:
+    def tick(self, applied: int | None) -> tuple[int, int, dict[str, "ContainerEntries"],
+                                                 dict[str, "NetworkEntry"]] | None:
         """When the cluster moved past `applied`: sync the node; (version, kernel changes,
         remote DNS entries, their networks). None when there is nothing to do."""
         version = self.version()
