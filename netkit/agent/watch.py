@@ -21,6 +21,7 @@ from netkit.agent import peers
 from netkit.kernel.journal import log
 
 if TYPE_CHECKING:
+    from netkit.dns.entries import ContainerEntries, NetworkEntry
     from netkit.engine import Engine
     from netkit.store.cluster import SqliteClusterStore
 
@@ -37,28 +38,27 @@ def sync_node(engine: "Engine") -> int:
         engine.faults = saved
 
 
-def remote_entries(cluster_tx, node: str) -> tuple[dict[str, tuple[None, list[dict]]],
-                                                   dict[str, dict]]:
+def remote_entries(cluster_tx, node: str
+                   ) -> tuple[dict[str, "ContainerEntries"], dict[str, "NetworkEntry"]]:
     """The resolver's entries for the overlay endpoints of nodes other than `node` (pure):
-    ({container id: (None, [endpoint dicts])}, {network id: network entry})."""
+    ({container id: its endpoints, no sandbox}, {network id: network entry})."""
+    from netkit.dns.entries import ContainerEntries, EndpointEntry
     from netkit.dnssync import network_entry
     nets = {n.id: n for n in cluster_tx.networks()}
-    changes: dict[str, tuple[None, list[dict]]] = {}
-    used: dict[str, dict] = {}
+    eps: dict[str, list[EndpointEntry]] = {}
+    used: dict[str, NetworkEntry] = {}
     for ep in sorted(cluster_tx.endpoints(), key=lambda e: (e.container_id, e.network_id, e.id)):
         net = nets.get(ep.network_id)
         if ep.node == node or net is None or not (ep.ipv4 or ep.ipv6):
             continue
-        names = list(dict.fromkeys(n.lower().rstrip(".") for n in ep.names if n))
-        entry = {"container_id": ep.container_id, "container_name": ep.container_name,
-                 "network_id": ep.network_id,
-                 "ipv4": ep.ipv4.split("/")[0] if ep.ipv4 else None,
-                 "ipv6": ep.ipv6.split("/")[0] if ep.ipv6 else None,
-                 "names": names or [ep.container_name.lower()],
-                 "rank": f"~{ep.node} {ep.container_id} {ep.id}"}
-        changes.setdefault(ep.container_id, (None, []))[1].append(entry)
+        names = tuple(dict.fromkeys(n.lower().rstrip(".") for n in ep.names if n))
+        eps.setdefault(ep.container_id, []).append(EndpointEntry(
+            ep.container_id, ep.container_name, ep.network_id,
+            ep.ipv4.split("/")[0] if ep.ipv4 else None,
+            ep.ipv6.split("/")[0] if ep.ipv6 else None,
+            names or (ep.container_name.lower(),), f"~{ep.node} {ep.container_id} {ep.id}"))
         used[ep.network_id] = network_entry(net)
-    return changes, used
+    return {cid: ContainerEntries(None, tuple(lst)) for cid, lst in eps.items()}, used
 
 
 def run_dir_of(node: str, root: str, run: str) -> str:
@@ -120,7 +120,8 @@ class Agent:
         cluster = self._engine()._cluster()
         return cluster.version() if cluster is not None else None
 
-    def tick(self, applied: int | None) -> tuple[int, int, dict, dict] | None:
+    def tick(self, applied: int | None) -> tuple[int, int, dict[str, "ContainerEntries"],
+                                                 dict[str, "NetworkEntry"]] | None:
         """When the cluster moved past `applied`: sync the node; (version, kernel changes,
         remote DNS entries, their networks). None when there is nothing to do."""
         version = self.version()

@@ -1,5 +1,7 @@
 """Embedded DNS on 127.0.0.11, Docker style: one resolver for every sandbox of a node.
 
+    entries   what the resolver is told: typed records (SandboxEntry, EndpointEntry,
+              NetworkEntry, per container ContainerEntries, Snapshot) and their JSON form
     records   containers' names -> per-sandbox tables of precomputed replies (pure),
               built in full or updated one container at a time
     wire      hand-written header/question parsing and reply building

@@ -76,6 +76,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
+from netkit.dns.entries import ContainerEntries, NetworkEntry, Snapshot
 from netkit.errors import InternalError
 
 DNS_DIR = "dns"
@@ -117,21 +118,22 @@ def _unlink(path: str) -> None:
         pass
 
 
-def write_snapshot(run_dir: str, snapshot: dict) -> None:
-    """Atomically replace ``<run_dir>/dns/snapshot.json`` (snapshot mode)."""
+def write_snapshot(run_dir: str, snapshot: Snapshot) -> None:
+    """Atomically replace ``<run_dir>/dns/snapshot.json`` (snapshot mode), in its JSON form."""
     os.makedirs(_dir(run_dir), exist_ok=True)
-    _write_atomic(_path(run_dir, "snapshot.json"), json.dumps(snapshot, separators=(",", ":")))
+    _write_atomic(_path(run_dir, "snapshot.json"),
+                  json.dumps(snapshot.to_json(), separators=(",", ":")))
 
 
-def load_snapshot(run_dir: str) -> dict:
+def load_snapshot(run_dir: str) -> Snapshot:
     """The current snapshot; an empty one (version 0) when there is none yet."""
     snap = _read_json(_path(run_dir, "snapshot.json"))
-    return snap if isinstance(snap, dict) else {"version": 0, "sandboxes": [],
-                                               "networks": {}, "endpoints": []}
+    return Snapshot.from_json(snap) if isinstance(snap, dict) else Snapshot()
 
 
 def _snapshot_version(run_dir: str) -> int:
-    return int(load_snapshot(run_dir).get("version") or 0)
+    snap = _read_json(_path(run_dir, "snapshot.json"))     # the version only: no records built
+    return int(snap.get("version") or 0) if isinstance(snap, dict) else 0
 
 
 # -- the client's side ----------------------------------------------------------------
@@ -425,18 +427,18 @@ def poke(run_dir: str, timeout: float = 0.5) -> bool:
 class Resolver:
     """The resolver on a background thread of this process (no daemon).
 
-        r = Resolver(snapshot).start()
-        r.reload(new_snapshot)      # returns once it serves new_snapshot
-        r.update({cid: (sandbox, endpoints)}, networks)   # a few containers only
+        r = Resolver(snapshot).start()      # a netkit.dns.entries.Snapshot
+        r.reload(new_snapshot)              # returns once it serves new_snapshot
+        r.update({cid: ContainerEntries(sandbox, endpoints)}, networks)   # a few containers
         r.stop()
 
     Usable as a context manager. `timeout` and `max_inflight` override the
     forwarding defaults (4 s, 1024).
     """
 
-    def __init__(self, snapshot: dict | None = None, *, timeout: float | None = None,
+    def __init__(self, snapshot: Snapshot | None = None, *, timeout: float | None = None,
                  max_inflight: int | None = None) -> None:
-        self._snapshot = snapshot or {"version": 0}
+        self._snapshot = snapshot if snapshot is not None else Snapshot()
         self._kwargs = {"timeout": timeout, "max_inflight": max_inflight}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -473,14 +475,14 @@ class Resolver:
             raise failure[0]
         return self
 
-    def reload(self, snapshot: dict) -> None:
+    def reload(self, snapshot: Snapshot) -> None:
         """Serve `snapshot` (sockets of unchanged sandboxes stay open)."""
         assert self._loop is not None, "Resolver not started"
         asyncio.run_coroutine_threadsafe(self.server.apply(snapshot), self._loop).result()
 
-    def update(self, changes: dict[str, tuple[dict | None, list[dict]]],
-               networks: dict[str, dict] | None = None, version: int | None = None):
-        """Apply a few containers' new entries (``(None, [])``: removed); the Delta."""
+    def update(self, changes: dict[str, ContainerEntries],
+               networks: dict[str, NetworkEntry] | None = None, version: int | None = None):
+        """Apply a few containers' new entries (``ContainerEntries()``: removed); the Delta."""
         assert self._loop is not None, "Resolver not started"
         return asyncio.run_coroutine_threadsafe(
             self.server.update(changes, networks, version), self._loop).result()
@@ -515,8 +517,8 @@ class _Daemon:
         self.agent_pool = None                       # its one thread (kernel + stores)
         self.member = False                          # the node is a swarm member (last tick)
         self.applied: int | None = None              # cluster version applied (None: not a member)
-        self.remote: dict[str, tuple[dict | None, list[dict]]] = {}   # other nodes' endpoints
-        self.remote_nets: dict[str, dict] = {}
+        self.remote: dict[str, ContainerEntries] = {}       # other nodes' endpoints
+        self.remote_nets: dict[str, NetworkEntry] = {}
         self.poked: asyncio.Event | None = None
         self.agent_error: str | None = None
         self.server = Server()
@@ -580,8 +582,8 @@ class _Daemon:
         if self.source is None:
             self.stamp = self._stat()
             snap = load_snapshot(self.run_dir)
-            if snap.get("version") != self.server.version or why == "start":
-                log.info("reload (%s) to version %s", why, snap.get("version"))
+            if snap.version != self.server.version or why == "start":
+                log.info("reload (%s) to version %s", why, snap.version)
                 await self.server.apply(snap)
             self._write_ready()
             return
@@ -726,12 +728,13 @@ class _Daemon:
                     log.exception("agent: sync failed (retrying)")
                 self.agent_error = text
 
-    async def _set_remote(self, remote: dict, nets: dict) -> None:
+    async def _set_remote(self, remote: dict[str, ContainerEntries],
+                          nets: dict[str, NetworkEntry]) -> None:
         """Serve exactly `remote` as the other nodes' endpoints (only the difference)."""
         changes = {cid: e for cid, e in remote.items() if self.remote.get(cid) != e}
         for cid in self.remote:
             if cid not in remote:
-                changes[cid] = (None, [])
+                changes[cid] = ContainerEntries()
         if not changes:
             self.remote_nets = nets
             return
