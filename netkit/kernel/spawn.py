@@ -300,6 +300,9 @@ def start_init(box: Sandbox, argv: list[str], env: dict[str, str] | None = None,
         helper = os.fork()
         if helper == 0:
             _init_helper(box, argv, env, (stdin, stdout, stderr), w, proc)
+    except BaseException:
+        os.close(r)
+        raise
     finally:
         os.close(w)
         os.close(proc)
@@ -402,6 +405,11 @@ def exec_in(box: Sandbox, init_pid: int, init_start: int, argv: list[str],
         helper = os.fork()
         if helper == 0:
             _exec_helper(fds, argv, env, w, cw, capture_stderr, timeout)
+    except BaseException:
+        for fd in (r, cr):
+            if fd >= 0:
+                os.close(fd)
+        raise
     finally:
         for fd in (w, cw, *(fd for fd, _ in fds)):
             if fd >= 0:
@@ -445,8 +453,7 @@ def _exec_helper(fds: list[tuple[int, int]], argv: list[str], env: dict[str, str
             os._exit(code)
         if child == 0:
             _exec_child(argv, env, w, cw, capture_stderr)
-        _record(w, "P", f"{child} 0")
-        os.close(w)
+        os.close(w)                     # EOF for the caller once the command has exec'd
         if cw >= 0:
             os.close(cw)
         code = _wait_child(child, timeout)
