@@ -17,9 +17,10 @@ talk to another netns from the next; handing it a socket avoids both.
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from netkit.errors import KernelError, NotFound
+from netkit.kernel import mntns
 from netkit.kernel import netns as ns
 from netkit.kernel.errors import is_missing, netlink_errors
 from netkit.kernel.journal import UndoJournal
@@ -366,6 +367,12 @@ class KernelSession:
         assert sock is not None
         handle = self._owned[name] = NetnsHandle(self, name, Rtnl(sock))
         return handle
+
+    def create_mntns(self, path: str, *, template: str, netns: str | None,
+                     binds: Iterable[tuple[str, str]] = ()) -> None:
+        """A container's persisted mount namespace (mntns.create); its removal journaled."""
+        self.tick(f"create mount namespace {path}")
+        mntns.create(path, template=template, netns=netns, binds=binds, journal=self.journal)
 
     def delete_netns(self, name: str) -> None:
         handle = self._owned.pop(name, None)
