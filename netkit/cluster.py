@@ -1,5 +1,8 @@
 """The cluster scope of one node: swarm networks and their IPAM in the cluster store (`ClusterScope`).
 
+`ClusterScope` implements netkit/scope.py's interface for swarm-scoped
+drivers (overlay) and owns the node's side of the cluster.
+
 A cluster is a `ClusterStore` (netkit.store.cluster) shared by its member
 nodes; a node's membership is the file `<node state root>/swarm.json`
 naming the cluster (netkit/swarm.py joins and leaves). Managers create and
@@ -29,14 +32,15 @@ from typing import TYPE_CHECKING
 from netkit.actions import Hooks
 from netkit.errors import (AlreadyExists, Conflict, Forbidden, InvalidArgument, NetkitError,
                            NotFound)
-from netkit.ids import new_id, now
 from netkit.kernel.journal import log
 from netkit.model import Endpoint, Network, Scope
 from netkit.paths import NodePaths
+from netkit.scope import NetworkPlan, name_taken
 from netkit.store.cluster import MANAGER, ClusterEndpoint, SqliteClusterStore, read_cluster_id
 
 if TYPE_CHECKING:
     from netkit.actions import Actions, KernelSessions
+    from netkit.drivers.base import Driver, DriverContext
     from netkit.model import Container, Node
     from netkit.resolver import ResolverClient
     from netkit.specs import NetworkSpec
@@ -57,6 +61,8 @@ def mac_from_ip(ipv4: str) -> str:
 class ClusterScope:
     """Swarm-scoped state of one node's engine: its cluster store and the action's
     cluster transaction. On the real host (no node name) it is never a member."""
+
+    local_gateway = False     # no default route through a swarm network: egress is netkit_gwbridge
 
     def __init__(self, store: "Store", root: str, run_root: str, node: "Node", actions: "Actions",
                  kernel: "KernelSessions", resolver: "ResolverClient", *, in_agent: bool) -> None:
@@ -236,43 +242,48 @@ class ClusterScope:
             if not tx.count_endpoints(network_id):
                 tx.delete_network(network_id)
 
-    # -- overlay networks ----------------------------------------------------------------
-    def create_overlay(self, spec: "NetworkSpec") -> Network:
-        """`docker network create -d overlay` (managers only)."""
-        from netkit import drivers, ipam
-        from netkit.agent.peers import VNI_OPTION
-        driver = drivers.get("overlay")
-        driver.validate(spec)
-        with self.actions() as (tx, ctx):
-            c = self.write()
-            self.require_manager(c)
-            if any(n.name == spec.name for n in c.networks()) or \
-                    any(name == spec.name for _, name in tx.network_refs()):
-                raise AlreadyExists(f"network with name {spec.name} already exists")
-            cfgs = ipam.build_ipam(spec.subnets, spec.ip_ranges, spec.gateways, spec.aux_addresses,
-                                   ipv4=True, ipv6=False, taken=c.all_subnets(),
-                                   pools=ipam.DEFAULT_GLOBAL_POOLS)
-            used = set(c.vnis().values())
-            if VNI_OPTION in spec.options:
-                vni = int(spec.options[VNI_OPTION])
-                if vni in used:
-                    raise Conflict(f"VXLAN id {vni} is already in use")
-            else:
-                vni = next(v for v in range(FIRST_VNI, 1 << 24) if v not in used)
-            net = Network(id=new_id(), name=spec.name, driver="overlay", scope=Scope.SWARM,
-                          created=now(), ipam=cfgs, internal=spec.internal,
-                          attachable=spec.attachable, ipv4=True, ipv6=False,
-                          options={**spec.options, VNI_OPTION: str(vni)}, labels=dict(spec.labels))
-            c.insert_network(net, vni)
-            for cfg in net.ipam:
-                for value, owner in ipam.reserved(cfg).items():
-                    c.hold_address(net.id, cfg.family, ipam.to_key(value, cfg.family), owner)
-            tx.insert_network(net)
-            driver.create_network(ctx, net)
-        return net
+    # -- the scope interface (netkit/scope.py) -------------------------------------------
+    def check_create(self, tx: "Tx", name: str) -> None:
+        """Managers only; the name is free in the cluster and on this node."""
+        c = self.write()
+        self.require_manager(c)
+        if any(n.name == name for n in c.networks()) or name_taken(tx, name):
+            raise AlreadyExists(f"network with name {name} already exists")
 
-    def remove_network(self, net: Network) -> None:
-        """Checks and cluster rows of `network rm` on a swarm network (inside the action)."""
+    def plan(self, tx: "Tx", ctx: "DriverContext", spec: "NetworkSpec",
+             driver: "Driver") -> NetworkPlan:
+        """IPv4 only, from the global pools, apart from every subnet of the cluster; a VXLAN
+        id (the cluster store keys its networks by VNI, as Docker's manager allocates them)."""
+        from netkit import ipam
+        from netkit.agent.peers import VNI_OPTION
+        c = self.write()
+        cfgs = ipam.build_ipam(spec.subnets, spec.ip_ranges, spec.gateways, spec.aux_addresses,
+                               ipv4=True, ipv6=False, taken=c.all_subnets(),
+                               skip_gateway=not driver.allocates_gateway,
+                               pools=ipam.DEFAULT_GLOBAL_POOLS)
+        used = set(c.vnis().values())
+        if VNI_OPTION in spec.options:
+            vni = int(spec.options[VNI_OPTION])
+            if vni in used:
+                raise Conflict(f"VXLAN id {vni} is already in use")
+        else:
+            vni = next(v for v in range(FIRST_VNI, 1 << 24) if v not in used)
+        return NetworkPlan(ipam=cfgs, ipv4=True, ipv6=False,
+                           options={**spec.options, VNI_OPTION: str(vni)})
+
+    def reserve(self, tx: "Tx", net: Network) -> None:
+        """The network and its reserved addresses in the cluster store; mirrored here."""
+        from netkit import ipam
+        from netkit.agent.peers import VNI_OPTION
+        c = self.write()
+        c.insert_network(net, int(net.options[VNI_OPTION]))
+        for cfg in net.ipam:
+            for value, owner in ipam.reserved(cfg).items():
+                c.hold_address(net.id, cfg.family, ipam.to_key(value, cfg.family), owner)
+        tx.insert_network(net)
+
+    def unreserve(self, tx: "Tx", net: Network) -> None:
+        """Managers only, and no endpoint on any node; the cluster's row goes."""
         c = self.write()
         self.require_manager(c)
         eps = c.endpoints(network_id=net.id)
@@ -283,9 +294,9 @@ class ClusterScope:
                            f"endpoints {active}")
         c.delete_network(net.id)
 
-    # -- endpoints: cluster-wide IPAM and publishing ---------------------------------------
-    def allocate(self, net: Network, family: int, static: str | None, owner: str) -> str | None:
-        """An address of a swarm network: held in the cluster store."""
+    def allocate(self, tx: "Tx", net: Network, family: int, static: str | None,
+                 owner: str) -> str | None:
+        """An address of a swarm network: held in the cluster store (no two nodes share one)."""
         from netkit.ipam import allocate
         return allocate(self.write(), net, family, static, owner, hints=False)
 
@@ -296,13 +307,10 @@ class ClusterScope:
                 family, value = ipam.ip_to_int(addr.split("/")[0])
                 c.release_address(network_id, family, ipam.to_key(value, family))
 
-    def release(self, net: Network, ep: Endpoint) -> None:
-        """Free the endpoint's addresses, withdraw the endpoint."""
-        c = self.write()
-        self.release_addresses(c, net.id, ep.ipv4, ep.ipv6)
-        c.withdraw_endpoint(ep.id)
+    def release(self, tx: "Tx", net: Network, ep: Endpoint) -> None:
+        self.release_addresses(self.write(), net.id, ep.ipv4, ep.ipv6)
 
-    def publish(self, net: Network, ep: Endpoint, ctr: "Container") -> None:
+    def publish(self, tx: "Tx", net: Network, ep: Endpoint, ctr: "Container") -> None:
         """Tell the cluster about a new endpoint: the other nodes program it as a peer."""
         from netkit.sandbox import dns_names
         names = tuple(dns_names(ctr.name, ep.aliases, ctr.short_id, ctr.hostname))
@@ -310,3 +318,11 @@ class ClusterScope:
             id=ep.id, network_id=net.id, node=self.node_name, container_id=ctr.id,
             container_name=ctr.name, ipv4=ep.ipv4, ipv6=ep.ipv6, mac=ep.mac, vtep=self.vtep(),
             names=names))
+
+    def withdraw(self, tx: "Tx", net: Network, ep: Endpoint) -> None:
+        self.write().withdraw_endpoint(ep.id)
+
+    def new_mac(self, ipv4: str | None) -> str:
+        """Docker's overlay: the MAC follows the address, so peers' ARP caches stay right."""
+        from netkit import ipam
+        return mac_from_ip(ipv4) if ipv4 else ipam.random_mac()

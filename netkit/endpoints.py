@@ -17,14 +17,14 @@ from netkit import drivers
 from netkit.errors import Conflict, Exhausted, InvalidArgument
 from netkit.ids import new_id, now
 from netkit.kernel import netns as kns
-from netkit.model import Endpoint, Network, Scope
-from netkit.networks import onlink_routes, reserve
+from netkit.model import Endpoint, Network
+from netkit.scope import onlink_routes
 
 if TYPE_CHECKING:
-    from netkit.cluster import ClusterScope
     from netkit.drivers.base import DriverContext
     from netkit.fwsync import FirewallSync
     from netkit.model import Container, Node
+    from netkit.scope import Scopes
     from netkit.specs import ContainerSpec, EndpointSpec
     from netkit.store import Tx
 
@@ -34,55 +34,26 @@ GWBRIDGE = "netkit_gwbridge"         # docker_gwbridge: egress of containers on 
 class Endpoints:
     """Attachments of containers to networks on one node, and their published ports."""
 
-    def __init__(self, node: "Node", cluster: "ClusterScope", firewall: "FirewallSync") -> None:
+    def __init__(self, node: "Node", scopes: "Scopes", firewall: "FirewallSync") -> None:
         self.node = node
-        self.cluster = cluster
+        self.scopes = scopes
         self.firewall = firewall
-
-    # -- addresses ------------------------------------------------------------
-    def _allocate(self, tx: "Tx", net: Network, family: int, static: str | None,
-                  owner: str) -> str | None:
-        """An address for `owner` in `net` ("a.b.c.d/len"), static or lowest free."""
-        from netkit.ipam import allocate
-        if net.scope is Scope.SWARM:
-            return self.cluster.allocate(net, family, static, owner)   # cluster-wide IPAM
-        return allocate(tx, net, family, static, owner, hints=True)
-
-    def release(self, tx: "Tx", net: Network, ep: Endpoint) -> None:
-        """Free `ep`'s addresses in `net` (swarm: and withdraw it from the cluster)."""
-        from netkit import ipam
-        if net.scope is Scope.SWARM:
-            return self.cluster.release(net, ep)
-        for addr in (ep.ipv4, ep.ipv6):
-            if not addr:
-                continue
-            family, value = ipam.ip_to_int(addr.split("/")[0])
-            key = ipam.to_key(value, family)
-            tx.release_address(net.id, family, key)
-            for seq, cfg in enumerate(net.ipam):
-                if cfg.family == family:
-                    hint = tx.pool_hint(net.id, seq)
-                    if hint is None or key < hint:
-                        tx.set_pool_hint(net.id, seq, key)
-                    break
 
     # -- planning and joining ---------------------------------------------------
     def _plan(self, tx: "Tx", net: Network, ctr: "Container", es: "EndpointSpec",
               ifname: str) -> Endpoint:
         from netkit import ipam
-        from netkit.cluster import mac_from_ip
         if es.aliases and not net.user_defined:
             raise InvalidArgument("network-scoped aliases are only supported for user-defined networks")
         if (es.ipv4 or es.ipv6) and not net.user_defined:
             raise InvalidArgument("user specified IP address is supported on user defined networks only")
         if es.links and net.name != "bridge" and not net.user_defined:
             raise InvalidArgument(f"links are not supported on network {net.name}")
+        scope = self.scopes.of(net.scope)   # where the network's addresses are held
         ep_id = new_id()
-        ipv4 = self._allocate(tx, net, 4, es.ipv4, ep_id) if net.ipv4 or es.ipv4 else None
-        ipv6 = self._allocate(tx, net, 6, es.ipv6, ep_id) if net.ipv6 or es.ipv6 else None
-        mac = ipam.validate_mac(es.mac) if es.mac else ipam.random_mac()
-        if net.scope is Scope.SWARM and not es.mac and ipv4:
-            mac = mac_from_ip(ipv4)           # Docker's overlay: peers' ARP caches stay right
+        ipv4 = scope.allocate(tx, net, 4, es.ipv4, ep_id) if net.ipv4 or es.ipv4 else None
+        ipv6 = scope.allocate(tx, net, 6, es.ipv6, ep_id) if net.ipv6 or es.ipv6 else None
+        mac = ipam.validate_mac(es.mac) if es.mac else scope.new_mac(ipv4)
         return Endpoint(id=ep_id, network_id=net.id, container_id=ctr.id, ifname=ifname, mac=mac,
                         ipv4=ipv4, ipv6=ipv6, aliases=tuple(dict.fromkeys(es.aliases)),
                         links=tuple(es.links), static_ipv4=bool(es.ipv4), static_ipv6=bool(es.ipv6),
@@ -100,15 +71,16 @@ class Endpoints:
         result = drivers.get(net.driver).join(ctx, net, ep, ctr)
         ep = dataclasses.replace(ep, host_ifname=result.host_ifname, mac=result.mac)
         tx.insert_endpoint(ep)
-        if net.scope is Scope.SWARM:
-            self.cluster.publish(net, ep, ctr)
+        self.scopes.of(net.scope).publish(tx, net, ep, ctr)
         return ep
 
     def leave(self, tx: "Tx", ctx: "DriverContext", net: Network, ep: Endpoint,
               ctr: "Container") -> None:
-        """The driver's leave, then the endpoint's addresses are freed."""
+        """The driver's leave; then the scope frees the endpoint's addresses and withdraws it."""
         drivers.get(net.driver).leave(ctx, net, ep, ctr)
-        self.release(tx, net, ep)
+        scope = self.scopes.of(net.scope)
+        scope.release(tx, net, ep)
+        scope.withdraw(tx, net, ep)
 
     # -- the default route --------------------------------------------------------
     def _gateway_endpoint(self, eps: list[Endpoint], nets: dict[str, Network]) -> Endpoint | None:
@@ -120,7 +92,9 @@ class Endpoints:
 
         for ep in sorted(eps, key=rank):
             n = nets[ep.network_id]
-            if not n.internal and n.scope is not Scope.SWARM and (n.gateway_v4 or n.gateway_v6):
+            if n.internal or not self.scopes.of(n.scope).local_gateway:
+                continue                    # swarm networks: egress is netkit_gwbridge
+            if n.gateway_v4 or n.gateway_v6:
                 return ep
         return None
 
@@ -148,8 +122,9 @@ class Endpoints:
     # -- egress: netkit_gwbridge (Docker's docker_gwbridge) ---------------------------------
     def egress(self, tx: "Tx", ctx: "DriverContext", ctr: "Container",
                eps: list[Endpoint]) -> None:
-        """A container whose networks are all overlays, not all internal, gets one more
-        endpoint on the node's local bridge `netkit_gwbridge` and its default route there.
+        """A container whose networks all have no gateway on this node (overlays), not all
+        internal, gets one more endpoint on the node's local bridge `netkit_gwbridge` and
+        its default route there.
 
         The endpoint is not added to `eps`: it is not one of the container's networks for
         /etc/hosts or port publishing, as docker_gwbridge is not in Docker.
@@ -157,7 +132,7 @@ class Endpoints:
         from netkit.drivers.bridge import default_route
         from netkit.specs import EndpointSpec
         nets = [tx.network(ep.network_id) for ep in eps]
-        if not nets or any(n is None or n.scope is not Scope.SWARM for n in nets) \
+        if not nets or any(n is None or self.scopes.of(n.scope).local_gateway for n in nets) \
                 or all(n.internal for n in nets):
             return
         gw_net = self._ensure_gwbridge(tx, ctx)
@@ -179,8 +154,7 @@ class Endpoints:
         net = Network(id=new_id(), name=GWBRIDGE, driver="bridge", created=now(), ipam=cfgs,
                       options={bridge.OPT_NAME: GWBRIDGE, bridge.OPT_ICC: "false",
                                bridge.OPT_MASQ: "true"})
-        tx.insert_network(net)
-        reserve(tx, net)
+        self.scopes.local.reserve(tx, net)
         drivers.get("bridge").create_network(ctx, net)
         return net
 

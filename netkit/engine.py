@@ -10,6 +10,7 @@ the one that owns the noun:
     _firewall     FirewallSync    the node's nftables table, rendered from the store (fwsync.py)
     _resolver     ResolverClient  the node's resolver daemon: start, update, status (resolver.py)
     cluster       ClusterScope    swarm networks, cluster IPAM, the cluster's action hooks (cluster.py)
+    _scopes       Scopes          LocalScope | ClusterScope by the driver's declared scope (scope.py)
     _networks     Networks        network create / ls / inspect / rm / prune (networks.py)
     _endpoints    Endpoints       join / leave, default route, published ports (endpoints.py)
     _processes    Processes       a container's processes: sandbox, env, live state (processes.py)
@@ -43,6 +44,7 @@ from netkit.nodes import NodeRegistry
 from netkit.paths import NodePaths, default_root, default_run
 from netkit.processes import Processes
 from netkit.resolver import ResolverClient
+from netkit.scope import LocalScope, Scopes
 from netkit.specs import ContainerSpec, NetworkSpec
 from netkit.store import Store
 from netkit.swarm import Swarm
@@ -88,9 +90,9 @@ class Engine:
             agent=(self.node_name, self.root, self.run_root) if self.node_name else None)
         self.cluster = ClusterScope(self.store, self.root, self.run_root, self.node, self._actions,
                                     self._kernel, self._resolver, in_agent=in_agent)
-        self._networks = Networks(self.store, self._actions, self._firewall, self.cluster,
-                                  self.node_name)
-        self._endpoints = Endpoints(self.node, self.cluster, self._firewall)
+        self._scopes = Scopes(LocalScope(self.node_name), self.cluster)
+        self._networks = Networks(self.store, self._actions, self._firewall, self._scopes)
+        self._endpoints = Endpoints(self.node, self._scopes, self._firewall)
         self._processes = Processes(self.store, self.paths, self.node)
         self._containers = Containers(self.store, self._actions, self.paths, self.node,
                                       self._networks, self._endpoints, self._processes,

@@ -1,10 +1,10 @@
 """Networks of one node: `docker network create / ls / inspect / rm / prune` (`Networks`).
 
 Owns the network noun on a node: name rules, the predefined `bridge`,
-`host` and `none` networks, choosing a new network's subnets (IPAM config),
-and calling its driver's create_network / delete_network inside the action.
-A swarm-scoped network is created in the cluster store (netkit/cluster.py)
-and mirrored into the node's store, so everything else sees one list.
+`host` and `none` networks, and one path for every driver: the driver
+validates, the network's scope (its driver's declared scope, netkit/scope.py)
+plans and records its IPAM and state (the node's store, or the cluster
+store for swarm-scoped drivers), the driver makes its kernel objects.
 """
 
 from __future__ import annotations
@@ -12,49 +12,31 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from netkit import drivers
-from netkit.errors import AlreadyExists, Conflict, Forbidden, InvalidArgument
+from netkit.errors import Conflict, Forbidden, InvalidArgument
 from netkit.ids import NAME_RE, new_id, now
-from netkit.model import Endpoint, Network, Scope
+from netkit.model import Endpoint, Network
 from netkit.refs import resolve
+from netkit.scope import onlink_routes
 
 if TYPE_CHECKING:
     from netkit.actions import Actions
-    from netkit.cluster import ClusterScope
-    from netkit.drivers.base import DriverContext
     from netkit.fwsync import FirewallSync
+    from netkit.scope import Scopes
     from netkit.specs import NetworkSpec
     from netkit.store import Store, Tx
 
 PREDEFINED = ("bridge", "host", "none")
 
 
-def onlink_routes(ctx: "DriverContext") -> list[str]:
-    """On-link (scope link) IPv4 routes of the node: pools overlapping them are skipped."""
-    out = []
-    for r in ctx.kernel.host.routes():
-        if r["scope"] == 253 and r["dst"] and r["dst_len"]:
-            out.append(f"{r['dst']}/{r['dst_len']}")
-    return out
-
-
-def reserve(tx: "Tx", net: Network) -> None:
-    """Hold the addresses a local network's IPAM reserves (gateway, aux) in the node's store."""
-    from netkit import ipam
-    for cfg in net.ipam:
-        for value, owner in ipam.reserved(cfg).items():
-            tx.hold_address(net.id, cfg.family, ipam.to_key(value, cfg.family), owner)
-
-
 class Networks:
     """The networks of one node, as Docker's `network` verbs see them."""
 
     def __init__(self, store: "Store", actions: "Actions", firewall: "FirewallSync",
-                 cluster: "ClusterScope", node_name: str) -> None:
+                 scopes: "Scopes") -> None:
         self.store = store
         self.actions = actions
         self.firewall = firewall
-        self.cluster = cluster
-        self.node_name = node_name
+        self.scopes = scopes
 
     # -- predefined networks --------------------------------------------------
     def ensure_predefined(self) -> None:
@@ -80,42 +62,29 @@ class Networks:
                             "com.docker.network.driver.mtu": "1500"}
                 net = Network(id=new_id(), name=name, driver=driver, created=now(), ipam=cfgs,
                               options=opts)
-                tx.insert_network(net)
-                reserve(tx, net)
+                self.scopes.local.reserve(tx, net)
 
     # -- create ---------------------------------------------------------------
     def create(self, spec: "NetworkSpec") -> Network:
-        from netkit import ipam
         if spec.name in PREDEFINED:
             raise Forbidden(f"operation is not permitted on predefined {spec.name} network ")
         if not NAME_RE.match(spec.name or ""):
             raise InvalidArgument(f"invalid network name {spec.name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-        if spec.driver == "overlay":
-            return self.cluster.create_overlay(spec)            # swarm scope: netkit/cluster.py
         driver = drivers.get(spec.driver)
         driver.validate(spec)                                   # nothing made yet
+        scope = self.scopes.of(driver.scope)
         with self.actions() as (tx, ctx):
-            if any(name == spec.name for _, name in tx.network_refs()):
-                raise AlreadyExists(f"network with name {spec.name} already exists")
-            # macvlan: a given subnet is the parent's LAN, so the node's on-link route is no conflict
-            onlink = [] if getattr(driver, "onlink_subnets", False) and spec.subnets else onlink_routes(ctx)
-            taken = tx.all_subnets() + onlink
-            cfgs = ipam.build_ipam(spec.subnets, spec.ip_ranges, spec.gateways, spec.aux_addresses,
-                                   ipv4=spec.ipv4, ipv6=spec.ipv6, taken=taken,
-                                   skip_gateway=not driver.allocates_gateway,
-                                   v6_seed=f"{self.node_name}:{spec.name}",
-                                   one_subnet_per_family=spec.driver == "bridge")
+            scope.check_create(tx, spec.name)
+            plan = scope.plan(tx, ctx, spec, driver)
             net = Network(id=new_id(), name=spec.name, driver=driver.name, scope=driver.scope,
-                          created=now(), ipam=cfgs,
+                          created=now(), ipam=plan.ipam,
                           internal=spec.internal or getattr(driver, "forces_internal", lambda s: False)(spec),
-                          attachable=spec.attachable, ipv4=any(c.family == 4 for c in cfgs),
-                          ipv6=any(c.family == 6 for c in cfgs), options=dict(spec.options),
-                          labels=dict(spec.labels))
+                          attachable=spec.attachable, ipv4=plan.ipv4, ipv6=plan.ipv6,
+                          options=plan.options, labels=dict(spec.labels))
             self._check_bridge_name(tx, net)
             if hasattr(driver, "check_network"):       # cross-network rules (macvlan passthru)
                 driver.check_network(net, tx.networks())
-            tx.insert_network(net)
-            reserve(tx, net)
+            scope.reserve(tx, net)
             driver.create_network(ctx, net)
             self.firewall.sync(tx, ctx)
         return net
@@ -132,11 +101,11 @@ class Networks:
 
     # -- read -----------------------------------------------------------------
     def ls(self) -> list[Network]:
-        self.cluster.refresh()
+        self.scopes.refresh()
         return self.store.read().networks()
 
     def get(self, ref: str) -> Network:
-        self.cluster.refresh()
+        self.scopes.refresh()
         return self.lookup(self.store.read(), ref)
 
     def lookup(self, tx: "Tx", ref: str) -> Network:
@@ -160,8 +129,7 @@ class Networks:
             net = self.lookup(tx, ref)
             if net.predefined:
                 raise Forbidden(f"{net.name} is a pre-defined network and cannot be removed")
-            if net.scope is Scope.SWARM:
-                self.cluster.remove_network(net)       # managers only; no endpoint on any node
+            self.scopes.of(net.scope).unreserve(tx, net)   # swarm: managers only, no endpoint anywhere
             eps = tx.endpoints(network_id=net.id)
             if eps:
                 names = dict(tx.container_refs())
