@@ -1,8 +1,9 @@
 """Program a node from the cluster store: what the node agent runs on every change.
 
 `sync_node(engine)` mirrors the cluster's networks into the node's store and
-makes the node's VXLAN peer entries match `peers.desired()`. It is
-idempotent: a second run finds nothing to change.
+makes the node's VXLAN peer entries match `peers.desired()` (the engine's
+cluster scope does it, netkit/cluster.py). It is idempotent: a second run
+finds nothing to change.
 
 `Agent` is the loop's state, run by the node's resident process (the DNS
 resolver daemon, netkit/dns/daemon.py) on a thread of its own: each
