@@ -65,6 +65,7 @@ class Containers:
         self.resolver = resolver
         self._resolv_cache: tuple[tuple[str, int], str] | None = None
 
+    # -- queries -------------------------------------------------------------------------------
     def lookup(self, tx: "Tx", ref: str) -> Container:
         """The container `ref` (name, id or unique id prefix) names in `tx`, with its live state."""
         c = tx.container(resolve("container", tx.container_refs(), ref))
@@ -87,22 +88,7 @@ class Containers:
     def ports(self, container: str) -> list:
         return list(self.get(container).ports)
 
-    def _validate_spec(self, spec: "ContainerSpec") -> None:
-        from netkit import ipam
-        if spec.name is not None and not CONTAINER_NAME_RE.match(spec.name.lstrip("/")):
-            raise InvalidArgument(f'Invalid container name ({spec.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
-        if spec.hostname is not None and not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9.-]{0,62}$", spec.hostname):
-            raise InvalidArgument(f"invalid hostname format: {spec.hostname}")
-        if spec.mac:
-            ipam.validate_mac(spec.mac)
-        for server in spec.dns:
-            try:
-                ipam.ip_to_int(server)
-            except Exception:
-                raise InvalidArgument(f"{server} is not an ip address") from None
-        if spec.links and not spec.network:
-            pass
-
+    # -- the sandbox: create, remove -----------------------------------------------------------
     def create(self, spec: "ContainerSpec") -> Container:
         self._validate_spec(spec)
         with self.actions() as (tx, ctx):
@@ -160,6 +146,33 @@ class Containers:
         self.resolver.after_change(ctr.id)
         return dataclasses.replace(ctr, endpoints=tuple(eps), ports=tuple(ports))
 
+    def remove(self, ref: str, *, force: bool = False) -> Container:
+        with self.actions() as (tx, ctx):
+            ctr = self.lookup(tx, ref)
+            if ctr.state is State.RUNNING and ctr.pid and not force:
+                raise Conflict(f'cannot remove container "/{ctr.name}": container is running: stop the '
+                               'container before removing or force remove')
+            own_netns = ctr.netns if not ctr.shares_netns_of and ctr.network_mode != "host" else None
+            ctx = DriverContext(ctx.node, ctx.kernel, sandbox_removed=own_netns is not None)
+            for ep in ctr.endpoints:
+                net = tx.network(ep.network_id)
+                assert net is not None
+                self.endpoints.leave(tx, ctx, net, ep, ctr)
+            tx.delete_container(ctr.id)
+            if ctr.ports or any(ep.network_name == "bridge" for ep in ctr.endpoints):
+                self.firewall.sync(tx, ctx)
+            spawn.kill(ctr.pid, ctr.options.get("pid_start"))            # type: ignore[arg-type]
+            if own_netns:
+                for pid in spawn.netns_pids(own_netns):
+                    spawn.kill(pid)
+                ctx.kernel.delete_netns(own_netns)
+            d = self.paths.container_dir(ctr.id)
+            kns.remove_bind(os.path.join(d, "uts"))
+            _rmtree(d)
+        self.resolver.after_change(ctr.id)
+        return ctr
+
+    # -- processes: run, exec (start, stop, restart and the other lifecycle verbs go here) -----
     def run(self, spec: "ContainerSpec") -> tuple[Container, int | None]:
         """Create the sandbox, then start the command (foreground or -d)."""
         if not spec.command and not spec.detach and spec.auto_remove:
@@ -207,32 +220,7 @@ class Containers:
                                     capture=out, capture_stderr=stderr, timeout=timeout)
         return code, b"".join(out).decode(errors="replace")
 
-    def remove(self, ref: str, *, force: bool = False) -> Container:
-        with self.actions() as (tx, ctx):
-            ctr = self.lookup(tx, ref)
-            if ctr.state is State.RUNNING and ctr.pid and not force:
-                raise Conflict(f'cannot remove container "/{ctr.name}": container is running: stop the '
-                               'container before removing or force remove')
-            own_netns = ctr.netns if not ctr.shares_netns_of and ctr.network_mode != "host" else None
-            ctx = DriverContext(ctx.node, ctx.kernel, sandbox_removed=own_netns is not None)
-            for ep in ctr.endpoints:
-                net = tx.network(ep.network_id)
-                assert net is not None
-                self.endpoints.leave(tx, ctx, net, ep, ctr)
-            tx.delete_container(ctr.id)
-            if ctr.ports or any(ep.network_name == "bridge" for ep in ctr.endpoints):
-                self.firewall.sync(tx, ctx)
-            spawn.kill(ctr.pid, ctr.options.get("pid_start"))            # type: ignore[arg-type]
-            if own_netns:
-                for pid in spawn.netns_pids(own_netns):
-                    spawn.kill(pid)
-                ctx.kernel.delete_netns(own_netns)
-            d = self.paths.container_dir(ctr.id)
-            kns.remove_bind(os.path.join(d, "uts"))
-            _rmtree(d)
-        self.resolver.after_change(ctr.id)
-        return ctr
-
+    # -- networks of a live container: connect, disconnect -------------------------------------
     def connect(self, network: str, container: str, *, aliases: tuple[str, ...] = (),
                 ipv4: str | None = None, ipv6: str | None = None,
                 links: tuple[str, ...] = ()) -> Endpoint:
@@ -277,6 +265,23 @@ class Containers:
                 self.endpoints.retarget_ports(tx, ctx, ctr, gw_ep)
             self._write_files(None, tx, ctr, eps)
         self.resolver.after_change(ctr.id)
+
+    # -- Docker's rules and the sandbox's files ------------------------------------------------
+    def _validate_spec(self, spec: "ContainerSpec") -> None:
+        from netkit import ipam
+        if spec.name is not None and not CONTAINER_NAME_RE.match(spec.name.lstrip("/")):
+            raise InvalidArgument(f'Invalid container name ({spec.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
+        if spec.hostname is not None and not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9.-]{0,62}$", spec.hostname):
+            raise InvalidArgument(f"invalid hostname format: {spec.hostname}")
+        if spec.mac:
+            ipam.validate_mac(spec.mac)
+        for server in spec.dns:
+            try:
+                ipam.ip_to_int(server)
+            except Exception:
+                raise InvalidArgument(f"{server} is not an ip address") from None
+        if spec.links and not spec.network:
+            pass
 
     def _parse_mode(self, tx: "Tx", spec: "ContainerSpec") -> tuple[str, Network | None, Container | None]:
         mode = spec.network or "bridge"
