@@ -1,7 +1,7 @@
 """Keep the node's resolver in step with the store (ARCHITECTURE.md §5).
 
 The resolver daemon reads the node's store itself (read-only). After every
-committed change to containers the engine calls ``_after_change(ids)``,
+committed change to containers the engine's ResolverClient calls ``after_change(ids)``,
 which sends ``update <ids>`` over the daemon's control socket and waits for
 ``ok``: the daemon re-reads exactly those containers and updates only
 their names, so a name resolves (or is gone) as soon as ``run``, ``rm``,
@@ -29,7 +29,6 @@ from netkit.sandbox import dns_names, parse_resolv
 if TYPE_CHECKING:
     # imported where used: the engine imports this module, the entries cost ~3 ms to define
     from netkit.dns.entries import ContainerEntries, NetworkEntry, Snapshot
-    from netkit.engine import Engine
     from netkit.store import Tx
 
 # has_dns of the built-in drivers, so that the resolver daemon need not import
@@ -229,102 +228,3 @@ def host_resolv_path(simulated_run_dir: str | None) -> str:
     if servers == ["127.0.0.53"] and os.path.exists(upstream):
         return upstream
     return "/etc/resolv.conf"
-
-
-class DnsMixin:
-    def _dns_run_dir(self: "Engine") -> str:
-        return self.paths.run
-
-    def _host_servers(self: "Engine") -> list[str]:
-        return host_servers_of(self._node_resolv())
-
-    def _host_resolv_path(self: "Engine") -> str:
-        return host_resolv_path(self.paths.run if self.node.simulated else None)
-
-    def _agent_args(self: "Engine") -> tuple[str, str, str] | None:
-        """(node, root, run) for the daemon of a simulated node: it is the node's agent too."""
-        return (self.node_name, self.root, self.run_root) if self.node_name else None
-
-    def _start_resolver(self: "Engine") -> int:
-        from netkit.dns import daemon
-        return daemon.ensure_running(self._dns_run_dir(), self.node.netns, store=self.store.path,
-                                     host_resolv=self._host_resolv_path(),
-                                     agent=self._agent_args())
-
-    def _needs_dns(self: "Engine", container_ids: Iterable[str]) -> bool:
-        """Does any of these containers need the resolver (a sandbox on a DNS network)?"""
-        tx = self.store.read()
-        nets = Networks(tx)
-        return any(container_entries(tx, tx.container(cid), nets, [])[0] is not None
-                   for cid in container_ids)
-
-    def _after_change(self: "Engine", *container_ids: str) -> None:
-        """Bring the resolver up to date with these containers (start it on demand).
-
-        Returns once the resolver serves the change. The daemon stops by
-        itself when nothing needs it any more.
-        """
-        from netkit.dns import daemon
-        from netkit.errors import InternalError
-        run_dir = self._dns_run_dir()
-        if daemon.update(run_dir, container_ids) is not None:
-            return
-        # no resolver answered: start one if these containers need it, or if
-        # one was killed (it served others); it builds everything from the store
-        needed = self._needs_dns(container_ids)
-        if not (needed or daemon.crashed(run_dir)):
-            return
-        try:
-            self._start_resolver()
-        except InternalError:
-            if needed:
-                raise
-            return                  # best effort: `system check` reports it
-        # it may have read the store before our commit: tell it anyway
-        if daemon.update(run_dir, container_ids) is None and needed:
-            raise InternalError("dns resolver does not answer: see "
-                                f"{os.path.join(run_dir, 'dns', 'resolver.log')}")
-
-    def dns_status(self: "Engine") -> dict:
-        """`netkit dns status`: pid, running, served version and sandboxes."""
-        from netkit.dns import daemon
-        return daemon.status(self._dns_run_dir())
-
-    def dns_log(self: "Engine") -> str:
-        """`netkit dns logs`: the resolver's log file."""
-        try:
-            with open(os.path.join(self._dns_run_dir(), "dns", "resolver.log")) as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
-    def _dns_needed(self: "Engine") -> bool:
-        """Does any container of the node need the resolver? (reads them all)"""
-        tx = self.store.read()
-        nets = Networks(tx)
-        containers = tx.containers()
-        names = {c.id: c.name for c in containers}
-        return any(container_entries(tx, c, nets, [], names)[0] is not None for c in containers)
-
-    def _check_extra(self: "Engine") -> list[str]:
-        running = None
-        out = []
-        if self._dns_needed():
-            running = bool(self.dns_status().get("running"))
-            if not running:
-                out.append("resolver: not running (containers on DNS networks need it; "
-                           "the next netkit action restarts it)")
-        if self._cluster() is not None:
-            if running is None:
-                running = bool(self.dns_status().get("running"))
-            if not running:
-                out.append("agent: not running (this swarm node's peers and cluster-wide names "
-                           "are not kept up to date; the next netkit action restarts it)")
-        return out
-
-    def _reset_extra(self: "Engine") -> list[str]:
-        from netkit.dns import daemon
-        if os.path.exists(os.path.join(self._dns_run_dir(), "dns", "resolver.pid")):
-            daemon.stop(self._dns_run_dir())
-            return ["resolver"]
-        return []

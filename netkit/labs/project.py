@@ -22,7 +22,7 @@ import shlex
 from typing import Any, Iterable, Mapping, Sequence
 
 from netkit.errors import InvalidArgument
-from netkit.labs import schema
+from netkit.labs import document, schema
 from netkit.labs.model import (Dependency, Healthcheck, IpamConfig, LanDef, NetworkDef, NodeDef,
                                Project, Service, ServiceNetwork)
 from netkit.labs.source import Where, interpolate, load_env, parse_yaml
@@ -75,7 +75,7 @@ def load_project(files: str | Sequence[str] | None = None, *, project: str | Non
         raw = interpolate(raw, env, spots, warnings)
         one = schema.Ctx(spots, warnings)
         one.ignored = ctx.ignored
-        checked = schema.TOP.check(raw, (), one)
+        checked = document.TOP.check(raw, (), one)
         _to_map_forms(checked, spots)
         merged = _merge(merged, checked, ())
         where.update(spots)

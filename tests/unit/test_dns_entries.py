@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from netkit.dns import daemon, records
+from netkit.dns import client, daemon, records
 from netkit.dns.entries import (ORDER_SHUFFLE, ContainerEntries, EndpointEntry, NetworkEntry,
                                 SandboxEntry, Snapshot)
 
@@ -51,7 +51,7 @@ def test_snapshot_file_round_trip(tmp_path):
     assert daemon.load_snapshot(run_dir) == Snapshot()  # none yet: empty, version 0
     daemon.write_snapshot(run_dir, SNAP)
     assert daemon.load_snapshot(run_dir) == SNAP
-    assert daemon._snapshot_version(run_dir) == 7
+    assert client._snapshot_version(run_dir) == 7
 
 
 def test_snapshot_containers_groups_per_container_in_list_order():
