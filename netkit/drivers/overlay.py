@@ -85,14 +85,10 @@ class OverlayDriver:
             raise InvalidArgument(f"node {ctx.node.name} has no eth0")
         index = host.add_bridge(br, mac=random_mac(), mtu=MTU)
         vx = vxlan_name(vni)
-        with host._op("create vxlan", vx):
-            host.ipr.link("add", ifname=vx, kind="vxlan", vxlan_id=vni, vxlan_port=VXLAN_PORT,
-                          vxlan_local=ctx.node.ip.split("/")[0], vxlan_link=eth0,
-                          vxlan_learning=0, vxlan_proxy=1, mtu=MTU)
-        host.journal.push(f"delete vxlan {vx}", lambda: host.delete_link(vx))
-        host.set_link(vx, master=index, state="up")
-        with host._op("configure bridge port", vx):     # remote MACs come from the cluster, not traffic
-            host.ipr.brport("set", index=host.link_index(vx), learning=0)
+        vx_index = host.add_vxlan(vx, vni, local=ctx.node.ip.split("/")[0], link=eth0,
+                                  port=VXLAN_PORT, mtu=MTU)
+        host.set_link(vx_index, master=index, state="up")
+        host.set_port_learning(vx_index, False)      # remote MACs come from the cluster, not traffic
         host.set_link(index, state="up", ifalias=TAG)   # netkit's: `system check` knows its ports
         return index
 
