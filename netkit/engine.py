@@ -179,45 +179,33 @@ class Engine(SwarmMixin, DnsMixin, FirewallMixin, CaptureMixin, SystemMixin, Nod
             raise Forbidden(f"operation is not permitted on predefined {spec.name} network ")
         if not NAME_RE.match(spec.name or ""):
             raise InvalidArgument(f"invalid network name {spec.name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-        if spec.driver == "overlay":
-            return self._create_overlay(spec)                   # swarm scope: netkit/swarm.py
         driver = drivers.get(spec.driver)
+        if driver.scope is Scope.SWARM:
+            return self._create_overlay(spec)                   # swarm scope: netkit/swarm.py
         driver.validate(spec)                                   # nothing made yet
         with self._action() as (tx, ctx):
             if any(name == spec.name for _, name in tx.network_refs()):
                 raise AlreadyExists(f"network with name {spec.name} already exists")
             # macvlan: a given subnet is the parent's LAN, so the node's on-link route is no conflict
-            onlink = [] if getattr(driver, "onlink_subnets", False) and spec.subnets else self._onlink_routes(ctx)
+            onlink = [] if driver.onlink_subnets and spec.subnets else self._onlink_routes(ctx)
             taken = tx.all_subnets() + onlink
             cfgs = ipam.build_ipam(spec.subnets, spec.ip_ranges, spec.gateways, spec.aux_addresses,
                                    ipv4=spec.ipv4, ipv6=spec.ipv6, taken=taken,
                                    skip_gateway=not driver.allocates_gateway,
                                    v6_seed=f"{self.node_name}:{spec.name}",
-                                   one_subnet_per_family=spec.driver == "bridge")
+                                   one_subnet_per_family=driver.one_subnet_per_family)
             net = Network(id=new_id(), name=spec.name, driver=driver.name, scope=driver.scope,
                           created=now(), ipam=cfgs,
-                          internal=spec.internal or getattr(driver, "forces_internal", lambda s: False)(spec),
+                          internal=spec.internal or driver.forces_internal(spec),
                           attachable=spec.attachable, ipv4=any(c.family == 4 for c in cfgs),
                           ipv6=any(c.family == 6 for c in cfgs), options=dict(spec.options),
                           labels=dict(spec.labels))
-            self._check_bridge_name(tx, net)
-            if hasattr(driver, "check_network"):       # cross-network rules (macvlan passthru)
-                driver.check_network(net, tx.networks())
+            driver.check_network(net, tx.networks())    # cross-network rules (bridge name, passthru)
             tx.insert_network(net)
             self._reserve(tx, net)
             driver.create_network(ctx, net)
             self._sync_firewall(tx, ctx)
         return net
-
-    def _check_bridge_name(self, tx: Tx, net: Network) -> None:
-        if net.driver != "bridge":
-            return
-        from netkit.drivers.bridge import bridge_name
-        mine = bridge_name(net)
-        for other in tx.networks():
-            if other.driver == "bridge" and bridge_name(other) == mine:
-                raise Conflict(f"cannot create network {net.id} ({mine}): conflicts with network "
-                               f"{other.id} ({bridge_name(other)}): networks have same bridge name")
 
     def _reserve(self, tx: Tx, net: Network) -> None:
         from netkit import ipam
@@ -265,9 +253,9 @@ class Engine(SwarmMixin, DnsMixin, FirewallMixin, CaptureMixin, SystemMixin, Nod
                 raise Conflict(f"error while removing network: network {net.name} has active "
                                f"endpoints {active}")
             tx.delete_network(net.id)
-            drivers.get(net.driver).delete_network(ctx, net)
-            if hasattr(drivers.get(net.driver), "release_network"):   # shared parents (macvlan VLAN links)
-                drivers.get(net.driver).release_network(ctx, net, tx.networks())
+            driver = drivers.get(net.driver)
+            driver.delete_network(ctx, net)
+            driver.release_network(ctx, net, tx.networks())    # shared parents (macvlan VLAN links)
             self._sync_firewall(tx, ctx)
         return net
 
@@ -331,13 +319,14 @@ class Engine(SwarmMixin, DnsMixin, FirewallMixin, CaptureMixin, SystemMixin, Nod
 
     def _join(self, tx: Tx, ctx: DriverContext, net: Network, ctr: Container,
               es: EndpointSpec, existing: list[Endpoint]) -> Endpoint:
-        if net.driver in ("host", "null"):
+        driver = drivers.get(net.driver)
+        if driver.network_mode is not None:                    # host, none
             raise InvalidArgument(f"container cannot be connected to network {net.name}")
         prefix = net.options.get("com.docker.network.container_iface_prefix", "eth")
         used = {e.ifname for e in existing}
         ifname = next(f"{prefix}{i}" for i in range(len(used) + 1) if f"{prefix}{i}" not in used)
         ep = self._plan_endpoint(tx, net, ctr, es, ifname)
-        result = drivers.get(net.driver).join(ctx, net, ep, ctr)
+        result = driver.join(ctx, net, ep, ctr)
         ep = Endpoint(**{**_fields(ep), "host_ifname": result.host_ifname, "mac": result.mac})
         tx.insert_endpoint(ep)
         if net.scope is Scope.SWARM:
@@ -526,8 +515,8 @@ class Engine(SwarmMixin, DnsMixin, FirewallMixin, CaptureMixin, SystemMixin, Nod
                 other = self._container(tx, other.shares_netns_of)
             return "container:" + other.id, None, other
         net = self._network(tx, mode)
-        if net.name in ("host", "none") or net.driver in ("host", "null"):
-            kind = "host" if net.driver == "host" else "none"
+        kind = drivers.get(net.driver).network_mode           # the host / none networks
+        if kind is not None:
             if spec.ipv4 or spec.ipv6:
                 raise InvalidArgument("user specified IP address is supported on user defined networks only")
             if spec.aliases:
@@ -665,7 +654,7 @@ class Engine(SwarmMixin, DnsMixin, FirewallMixin, CaptureMixin, SystemMixin, Nod
                 self._swarm_gateway(tx, ctx, ctr, eps)    # overlays only: egress via netkit_gwbridge
                 gw_ep = self._route(tx, ctx, ctr, eps, replace=False)
                 gw_net = tx.network(gw_ep.network_id) if gw_ep is not None else None
-                if reqs and gw_net is not None and not getattr(drivers.get(gw_net.driver), "maps_ports", True):
+                if reqs and gw_net is not None and not drivers.get(gw_net.driver).maps_ports:
                     log.warning("%s driver does not support port mappings", gw_net.driver)  # ignored, as Docker
                 elif reqs and gw_ep is not None:     # no ports on internal-only containers, as Docker
                     ports = self._publish(tx, ctx, ctr, gw_ep, reqs)
@@ -795,13 +784,14 @@ class Engine(SwarmMixin, DnsMixin, FirewallMixin, CaptureMixin, SystemMixin, Nod
         with self._action() as (tx, ctx):
             net = self._network(tx, network)
             ctr = self._container(tx, container)
-            if net.driver == "host":
+            mode = drivers.get(net.driver).network_mode
+            if mode == "host":
                 raise Forbidden("cannot connect container to host network - container must be "
                                 "created in host network mode")
             if ctr.shares_netns_of or ctr.network_mode == "host":
                 raise Forbidden("container sharing network namespace with another container or host "
                                 "cannot be connected to any other network")
-            if ctr.network_mode == "none" or net.driver == "null":
+            if ctr.network_mode == "none" or mode == "none":
                 raise Forbidden("container cannot be connected to multiple networks with one of the "
                                 "networks in private (none) mode")
             if net.scope is Scope.SWARM and not net.attachable:

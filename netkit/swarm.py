@@ -340,17 +340,6 @@ class SwarmMixin:
             raise Conflict(NOT_IN_SWARM)
         return store.read().members()
 
-    def _owned_objects(self: "Engine") -> dict[str, set[str]]:
-        """+ the `ov-` bridge of each overlay network with an endpoint on this node."""
-        from netkit.agent.peers import bridge_name
-        from netkit.drivers.overlay import vni_of
-        out = super()._owned_objects()                    # type: ignore[misc]
-        tx = self.store.read()
-        for net in tx.networks():
-            if net.driver == "overlay" and tx.count_endpoints(net.id):
-                out["links"].add(bridge_name(vni_of(net)))
-        return out
-
     def system_reset(self: "Engine") -> list[str]:
         """`system reset` on a swarm node leaves the swarm first (-f), then resets."""
         removed = []
@@ -365,7 +354,7 @@ class SwarmMixin:
         from netkit import drivers, ipam
         from netkit.agent.peers import VNI_OPTION
         from netkit.engine import new_id, now
-        driver = drivers.get("overlay")
+        driver = drivers.get(spec.driver)
         driver.validate(spec)
         with self._action() as (tx, ctx):
             c = self._cluster_write()
@@ -383,7 +372,7 @@ class SwarmMixin:
                     raise Conflict(f"VXLAN id {vni} is already in use")
             else:
                 vni = next(v for v in range(FIRST_VNI, 1 << 24) if v not in used)
-            net = Network(id=new_id(), name=spec.name, driver="overlay", scope=Scope.SWARM,
+            net = Network(id=new_id(), name=spec.name, driver=driver.name, scope=Scope.SWARM,
                           created=now(), ipam=cfgs, internal=spec.internal,
                           attachable=spec.attachable, ipv4=True, ipv6=False,
                           options={**spec.options, VNI_OPTION: str(vni)}, labels=dict(spec.labels))

@@ -14,6 +14,7 @@ import shutil
 from typing import TYPE_CHECKING
 
 from netkit import drivers
+from netkit.drivers.base import DriverContext
 from netkit.kernel import netns as kns
 from netkit.kernel import spawn
 from netkit.kernel.session import TAG, KernelSession
@@ -25,13 +26,10 @@ if TYPE_CHECKING:
 
 class SystemMixin:
     def _owned_objects(self: "Engine") -> dict[str, set[str]]:
-        """What the store implies should exist in the kernel."""
-        from netkit.drivers.bridge import bridge_name
+        """What the store implies should exist in the kernel (network links: as the drivers say)."""
+        from netkit.drivers.checks import owned_links
         tx = self.store.read()
-        netns, links, dirs = set(), set(), set()
-        for net in tx.networks():
-            if net.driver == "bridge":
-                links.add(bridge_name(net))
+        netns, links, dirs = set(), owned_links(tx), set()
         for ctr in tx.containers():
             dirs.add(ctr.id)
             if ctr.netns and not ctr.shares_netns_of:
@@ -61,14 +59,14 @@ class SystemMixin:
 
     def system_check(self: "Engine") -> list[str]:
         """Drift between the store and the kernel, one line each ([] = none)."""
+        from netkit.drivers.checks import network_drift
         want, have = self._owned_objects(), self._kernel_objects()
-        out = []
         tx = self.store.read()
-        from netkit.drivers.bridge import bridge_name
-        for net in tx.networks():
-            if net.driver == "bridge" and bridge_name(net) not in have["links"]:
-                if net.name != "bridge" or tx.count_endpoints(net.id):
-                    out.append(f"network {net.name}: bridge {bridge_name(net)} is missing")
+        session = KernelSession(self.node.netns, cache=self._ipr_cache)
+        try:
+            out = network_drift(DriverContext(self.node, session), tx)     # drivers' CNI CHECK
+        finally:
+            session.close()
         for ctr in tx.containers():
             if ctr.netns and not ctr.shares_netns_of and ctr.netns not in have["netns"]:
                 out.append(f"container {ctr.name}: netns {ctr.netns} is missing")
@@ -126,8 +124,8 @@ class SystemMixin:
                 removed.append(f"network {net.name}")
         with self._action() as (tx, ctx):
             for net in tx.networks():
-                if net.predefined and net.driver == "bridge":
-                    drivers.get("bridge").delete_network(ctx, net)
+                if net.predefined:
+                    drivers.get(net.driver).delete_network(ctx, net)
         removed.extend(self._reset_extra())
         removed.extend(self.system_prune())
         return removed

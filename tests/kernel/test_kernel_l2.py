@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import pytest
 
+from netkit import drivers
 from netkit.agent import peers
-from netkit.agent.peers import Peer
+from netkit.agent.peers import VNI_OPTION, Peer
+from netkit.drivers.base import Checkable, DriverContext
 from netkit.errors import KernelError, NetkitError, NotFound
 from netkit.kernel.session import FaultPlan, KernelSession
-from tests.kernel.helpers import ip_json
+from netkit.model import Network, Scope
+from tests.kernel.helpers import ip, ip_json
 
 pytestmark = pytest.mark.root
 DEV = "vx-0000aa"
@@ -106,5 +109,29 @@ def test_errors_are_netkit_errors(vx):
         h.del_fdb("vx-nothere", A.mac, A.vtep)               # gone already: fine (CNI DEL)
         h.del_neighbour(DEV, "10.9.9.9", A.mac)
         assert len(session.journal) == 0                     # nothing made, nothing to undo
+    finally:
+        session.close()
+
+
+def test_the_overlay_driver_checks_its_segment(vx, node):
+    """What `system check` asks of the overlay driver, on a segment like its own (VNI 170)."""
+    driver = drivers.get("overlay")
+    net = Network(id="f" * 64, name="ov", driver="overlay", scope=Scope.SWARM,
+                  options={VNI_OPTION: "170"})
+    assert isinstance(driver, Checkable)
+    assert driver.owned_links(net, True) == {"ov-0000aa", DEV}
+    assert driver.owned_links(net, False) == set()     # no endpoint here: leave removed it
+    session = KernelSession(vx)
+    ctx = DriverContext(node.node, session)
+    try:
+        assert driver.check(ctx, net, True) == ["bridge ov-0000aa is down", f"vxlan {DEV} is down"]
+        ip("link", "set", "ov-0000aa", "up", netns=vx)
+        ip("link", "set", DEV, "up", netns=vx)
+        assert driver.check(ctx, net, True) == []
+        ip("link", "set", DEV, "nomaster", netns=vx)
+        assert driver.check(ctx, net, True) == [f"vxlan {DEV} is not a port of ov-0000aa"]
+        ip("link", "del", DEV, netns=vx)
+        assert driver.check(ctx, net, True) == [f"vxlan {DEV} is missing"]
+        assert driver.check(ctx, net, False) == []
     finally:
         session.close()
