@@ -133,7 +133,7 @@ class Containers:
                 self.endpoints.egress(tx, ctx, ctr, eps)   # overlays only: egress via netkit_gwbridge
                 gw_ep = self.endpoints.route(tx, ctx, ctr, eps, replace=False)
                 gw_net = tx.network(gw_ep.network_id) if gw_ep is not None else None
-                if reqs and gw_net is not None and not getattr(drivers.get(gw_net.driver), "maps_ports", True):
+                if reqs and gw_net is not None and not drivers.get(gw_net.driver).maps_ports:
                     log.warning("%s driver does not support port mappings", gw_net.driver)  # ignored, as Docker
                 elif reqs and gw_ep is not None:     # no ports on internal-only containers, as Docker
                     ports = self.endpoints.publish_ports(tx, ctx, ctr, gw_ep, reqs)
@@ -227,13 +227,14 @@ class Containers:
         with self.actions() as (tx, ctx):
             net = self.networks.lookup(tx, network)
             ctr = self.lookup(tx, container)
-            if net.driver == "host":
+            mode = drivers.get(net.driver).network_mode
+            if mode == "host":
                 raise Forbidden("cannot connect container to host network - container must be "
                                 "created in host network mode")
             if ctr.shares_netns_of or ctr.network_mode == "host":
                 raise Forbidden("container sharing network namespace with another container or host "
                                 "cannot be connected to any other network")
-            if ctr.network_mode == "none" or net.driver == "null":
+            if ctr.network_mode == "none" or mode == "none":
                 raise Forbidden("container cannot be connected to multiple networks with one of the "
                                 "networks in private (none) mode")
             if net.scope is Scope.SWARM and not net.attachable:
@@ -307,8 +308,8 @@ class Containers:
                 other = self.lookup(tx, other.shares_netns_of)
             return "container:" + other.id, None, other
         net = self.networks.lookup(tx, mode)
-        if net.name in ("host", "none") or net.driver in ("host", "null"):
-            kind = "host" if net.driver == "host" else "none"
+        kind = drivers.get(net.driver).network_mode           # the host / none networks
+        if kind is not None:
             if spec.ipv4 or spec.ipv6:
                 raise InvalidArgument("user specified IP address is supported on user defined networks only")
             if spec.aliases:

@@ -62,7 +62,7 @@ class Endpoints:
     def join(self, tx: "Tx", ctx: "DriverContext", net: Network, ctr: "Container",
              es: "EndpointSpec", existing: list[Endpoint]) -> Endpoint:
         """Plan an endpoint of `ctr` on `net`, have the driver make it, record it."""
-        if net.driver in ("host", "null"):
+        if drivers.get(net.driver).network_mode is not None:     # host, none
             raise InvalidArgument(f"container cannot be connected to network {net.name}")
         prefix = net.options.get("com.docker.network.container_iface_prefix", "eth")
         used = {e.ifname for e in existing}

@@ -32,14 +32,14 @@ def _true(value: str | None, default: bool = True) -> bool:
 
 def firewall_script(tx: "Tx") -> str:
     """The node's whole ruleset, from the store as `tx` sees it."""
-    from netkit.drivers.bridge import bridge_name
+    from netkit import drivers
     from netkit.firewall import FwNetwork, FwPort, render, render_delete
     nets, bridges = [], {}
     in_use = {ep.network_id for ep in tx.endpoints()}
     for net in tx.networks():
-        if net.driver != "bridge" or (net.predefined and net.id not in in_use):
+        br = drivers.get(net.driver).node_bridge(net)    # bridge networks, whatever the driver's name
+        if br is None or (net.predefined and net.id not in in_use):
             continue       # the predefined bridge counts once it exists (first container)
-        br = bridge_name(net)
         bridges[net.id] = br
         nets.append(FwNetwork(name=net.name, bridge=br, subnets=tuple(c.subnet for c in net.ipam),
                               internal=net.internal, icc=_true(net.options.get(OPT_ICC)),

@@ -78,26 +78,14 @@ class Networks:
             plan = scope.plan(tx, ctx, spec, driver)
             net = Network(id=new_id(), name=spec.name, driver=driver.name, scope=driver.scope,
                           created=now(), ipam=plan.ipam,
-                          internal=spec.internal or getattr(driver, "forces_internal", lambda s: False)(spec),
+                          internal=spec.internal or driver.forces_internal(spec),
                           attachable=spec.attachable, ipv4=plan.ipv4, ipv6=plan.ipv6,
                           options=plan.options, labels=dict(spec.labels))
-            self._check_bridge_name(tx, net)
-            if hasattr(driver, "check_network"):       # cross-network rules (macvlan passthru)
-                driver.check_network(net, tx.networks())
+            driver.check_network(net, tx.networks())     # cross-network rules (bridge names, passthru)
             scope.reserve(tx, net)
             driver.create_network(ctx, net)
             self.firewall.sync(tx, ctx)
         return net
-
-    def _check_bridge_name(self, tx: "Tx", net: Network) -> None:
-        if net.driver != "bridge":
-            return
-        from netkit.drivers.bridge import bridge_name
-        mine = bridge_name(net)
-        for other in tx.networks():
-            if other.driver == "bridge" and bridge_name(other) == mine:
-                raise Conflict(f"cannot create network {net.id} ({mine}): conflicts with network "
-                               f"{other.id} ({bridge_name(other)}): networks have same bridge name")
 
     # -- read -----------------------------------------------------------------
     def ls(self) -> list[Network]:
@@ -138,9 +126,9 @@ class Networks:
                 raise Conflict(f"error while removing network: network {net.name} has active "
                                f"endpoints {active}")
             tx.delete_network(net.id)
-            drivers.get(net.driver).delete_network(ctx, net)
-            if hasattr(drivers.get(net.driver), "release_network"):   # shared parents (macvlan VLAN links)
-                drivers.get(net.driver).release_network(ctx, net, tx.networks())
+            driver = drivers.get(net.driver)
+            driver.delete_network(ctx, net)
+            driver.release_network(ctx, net, tx.networks())     # shared parents (macvlan VLAN links)
             self.firewall.sync(tx, ctx)
         return net
 

@@ -21,6 +21,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
 
+from netkit import drivers
 from netkit.errors import AlreadyExists, Conflict, Forbidden, InvalidArgument, NotFound
 from netkit.model import Container, Endpoint, Network, Scope, State
 from netkit.paths import container_netns
@@ -257,8 +258,8 @@ def parse_mode(view: StoreView, spec: ContainerSpec, *,
             other = find_container(view, other.shares_netns_of)
         return "container:" + other.id, None, other
     net = find_network(view, mode)
-    if net.name in ("host", "none") or net.driver in ("host", "null"):
-        kind = "host" if net.driver == "host" else "none"
+    kind = drivers.get(net.driver).network_mode           # the host / none networks
+    if kind is not None:
         if spec.ipv4 or spec.ipv6:
             raise InvalidArgument("user specified IP address is supported on user defined networks only")
         if spec.aliases:
@@ -338,7 +339,7 @@ def next_ifname(net: Network, existing: Iterable[_Attached]) -> str:
 def plan_endpoint(net: Network, es: EndpointSpec, existing: Sequence[_Attached] = ()) -> EndpointPlan:
     """One endpoint on `net` beside the container's `existing` ones (Endpoints or plans)."""
     from netkit import ipam
-    if net.driver in ("host", "null"):
+    if drivers.get(net.driver).network_mode is not None:     # host, none
         raise InvalidArgument(f"container cannot be connected to network {net.name}")
     ifname = next_ifname(net, existing)
     if es.aliases and not net.user_defined:
@@ -381,13 +382,14 @@ def plan_connect(view: StoreView, network: str, container: str, *, aliases: tupl
     """`docker network connect [--alias] [--ip] [--ip6] [--link] NETWORK CONTAINER`."""
     net = find_network(view, network)
     ctr = find_container(view, container)
-    if net.driver == "host":
+    mode = drivers.get(net.driver).network_mode
+    if mode == "host":
         raise Forbidden("cannot connect container to host network - container must be "
                         "created in host network mode")
     if ctr.shares_netns_of or ctr.network_mode == "host":
         raise Forbidden("container sharing network namespace with another container or host "
                         "cannot be connected to any other network")
-    if ctr.network_mode == "none" or net.driver == "null":
+    if ctr.network_mode == "none" or mode == "none":
         raise Forbidden("container cannot be connected to multiple networks with one of the "
                         "networks in private (none) mode")
     if net.scope is Scope.SWARM and not net.attachable:

@@ -98,13 +98,13 @@ class LocalScope:
              driver: "Driver") -> NetworkPlan:
         from netkit import ipam
         # macvlan: a given subnet is the parent's LAN, so the node's on-link route is no conflict
-        onlink = [] if getattr(driver, "onlink_subnets", False) and spec.subnets else onlink_routes(ctx)
+        onlink = [] if driver.onlink_subnets and spec.subnets else onlink_routes(ctx)
         taken = tx.all_subnets() + onlink
         cfgs = ipam.build_ipam(spec.subnets, spec.ip_ranges, spec.gateways, spec.aux_addresses,
                                ipv4=spec.ipv4, ipv6=spec.ipv6, taken=taken,
                                skip_gateway=not driver.allocates_gateway,
                                v6_seed=f"{self.node_name}:{spec.name}",
-                               one_subnet_per_family=spec.driver == "bridge")
+                               one_subnet_per_family=driver.one_subnet_per_family)
         return NetworkPlan(ipam=cfgs, ipv4=any(c.family == 4 for c in cfgs),
                            ipv6=any(c.family == 6 for c in cfgs), options=dict(spec.options))
 

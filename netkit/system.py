@@ -15,6 +15,7 @@ import shutil
 from typing import TYPE_CHECKING
 
 from netkit import drivers
+from netkit.drivers.base import DriverContext
 from netkit.kernel import netns as kns
 from netkit.kernel import spawn
 from netkit.kernel.session import TAG
@@ -52,15 +53,10 @@ class System:
         self.containers = containers
 
     def _owned_objects(self) -> dict[str, set[str]]:
-        """What the store implies should exist in the kernel."""
-        from netkit.agent.peers import bridge_name as overlay_bridge
-        from netkit.drivers.bridge import bridge_name
-        from netkit.drivers.overlay import vni_of
+        """What the store implies should exist in the kernel (network links: as the drivers say)."""
+        from netkit.drivers.checks import owned_links
         tx = self.store.read()
-        netns, links, dirs = set(), set(), set()
-        for net in tx.networks():
-            if net.driver == "bridge":
-                links.add(bridge_name(net))
+        netns, links, dirs = set(), owned_links(tx), set()
         for ctr in tx.containers():
             dirs.add(ctr.id)
             if ctr.netns and not ctr.shares_netns_of:
@@ -68,10 +64,6 @@ class System:
             for ep in ctr.endpoints:
                 if ep.host_ifname:
                     links.add(ep.host_ifname)
-        # + the `ov-` bridge of each overlay network with an endpoint on this node
-        for net in tx.networks():
-            if net.driver == "overlay" and tx.count_endpoints(net.id):
-                links.add(overlay_bridge(vni_of(net)))
         return {"netns": netns, "links": links, "dirs": dirs}
 
     def _kernel_objects(self) -> dict[str, set[str]]:
@@ -94,14 +86,14 @@ class System:
 
     def check(self) -> list[str]:
         """Drift between the store and the kernel, one line each ([] = none)."""
+        from netkit.drivers.checks import network_drift
         want, have = self._owned_objects(), self._kernel_objects()
-        out = []
         tx = self.store.read()
-        from netkit.drivers.bridge import bridge_name
-        for net in tx.networks():
-            if net.driver == "bridge" and bridge_name(net) not in have["links"]:
-                if net.name != "bridge" or tx.count_endpoints(net.id):
-                    out.append(f"network {net.name}: bridge {bridge_name(net)} is missing")
+        session = self.kernel.for_queries()
+        try:
+            out = network_drift(DriverContext(self.actions.node, session), tx)   # drivers' CNI CHECK
+        finally:
+            session.close()
         for ctr in tx.containers():
             if ctr.netns and not ctr.shares_netns_of and ctr.netns not in have["netns"]:
                 out.append(f"container {ctr.name}: netns {ctr.netns} is missing")
@@ -175,8 +167,8 @@ class System:
                 removed.append(f"network {net.name}")
         with self.actions() as (tx, ctx):
             for net in tx.networks():
-                if net.predefined and net.driver == "bridge":
-                    drivers.get("bridge").delete_network(ctx, net)
+                if net.predefined:
+                    drivers.get(net.driver).delete_network(ctx, net)
         removed.extend(self.resolver.reset())
         removed.extend(self.prune())
         return removed

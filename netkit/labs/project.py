@@ -193,7 +193,7 @@ def _normalize(data: dict, files: list[str], workdir: str, env: Mapping[str, str
     checks = list(xn.get("checks") or [])
     swarm = _swarm(xn.get("swarm"), nodes, where)
     for k, net in networks.items():
-        if net.driver == "overlay" and not net.external:
+        if net.spans_swarm and not net.external:
             if net.per_node:
                 raise where.error(("networks", k, "x-netkit", "nodes"), "an overlay network spans the "
                                   "swarm: it has no per-node settings")
