@@ -28,19 +28,17 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from netkit.dns import daemon  # noqa: E402
+from netkit.dns.entries import EndpointEntry, NetworkEntry, SandboxEntry, Snapshot  # noqa: E402
 from netkit.kernel import netns  # noqa: E402
 
 
-def snapshot(ns: str, n: int) -> dict:
+def snapshot(ns: str, n: int) -> Snapshot:
     eps = []
     for i in range(1, n + 1):
         ip = f"10.{90 + i // 65536}.{i // 256 % 256}.{i % 256}"
-        eps.append({"container_id": f"{i:064x}", "container_name": f"c{i}", "network_id": "net1",
-                    "ipv4": ip, "ipv6": None, "names": [f"c{i}", f"{i:012x}"]})
-    return {"version": 1, "networks": {"net1": {"name": "benchnet", "order": "rr"}},
-            "sandboxes": [{"container_id": "f" * 64, "netns": ns, "networks": ["net1"],
-                           "links": {}, "upstreams": [], "host_upstreams": [], "external": False}],
-            "endpoints": eps}
+        eps.append(EndpointEntry(f"{i:064x}", f"c{i}", "net1", ip, None, (f"c{i}", f"{i:012x}")))
+    return Snapshot(1, (SandboxEntry("f" * 64, ns, ("net1",), external=False),),
+                    {"net1": NetworkEntry("benchnet", "rr")}, tuple(eps))
 
 
 def rss_kib(pid: int) -> int:

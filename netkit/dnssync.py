@@ -1,7 +1,7 @@
 """Keep the node's resolver in step with the store (ARCHITECTURE.md §5).
 
 The resolver daemon reads the node's store itself (read-only). After every
-committed change to containers the engine calls ``_after_change(ids)``,
+committed change to containers the engine's ResolverClient calls ``after_change(ids)``,
 which sends ``update <ids>`` over the daemon's control socket and waits for
 ``ok``: the daemon re-reads exactly those containers and updates only
 their names, so a name resolves (or is gone) as soon as ``run``, ``rm``,
@@ -13,7 +13,8 @@ serve.
 
 What a container contributes is :func:`container_entries`, used by the
 daemon (through :class:`StoreSource`) and by :func:`build_snapshot` (the
-full snapshot of the in-process ``Resolver`` and the tests).
+full snapshot of the in-process ``Resolver`` and the tests): typed records
+of :mod:`netkit.dns.entries`, made from the store's rows here.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from netkit.model import Container, Network, State
 from netkit.sandbox import dns_names, parse_resolv
 
 if TYPE_CHECKING:
-    from netkit.engine import Engine
+    # imported where used: the engine imports this module, the entries cost ~3 ms to define
+    from netkit.dns.entries import ContainerEntries, NetworkEntry, Snapshot
     from netkit.store import Tx
 
 # has_dns of the built-in drivers, so that the resolver daemon need not import
@@ -50,9 +52,10 @@ def _order(nets: list[Network]) -> list[Network]:
     return sorted(nets, key=lambda n: (n.internal, not (n.ipv4 and n.ipv6), n.name))
 
 
-def network_entry(net: Network) -> dict:
-    """What the resolver knows of a network: {name, order}."""
-    return {"name": net.name, "order": net.options.get("netkit.dns.order", "rr")}
+def network_entry(net: Network) -> NetworkEntry:
+    """What the resolver knows of a network: its name and answer order."""
+    from netkit.dns.entries import ORDER_RR, NetworkEntry
+    return NetworkEntry(net.name, net.options.get("netkit.dns.order", ORDER_RR))
 
 
 class Networks(dict):
@@ -72,25 +75,26 @@ class Networks(dict):
 
 def container_entries(tx: "Tx", c: Container | None, nets: dict[str, Network],
                       host_servers: list[str], names: dict[str, str] | None = None
-                      ) -> tuple[dict | None, list[dict]]:
-    """What container `c` gives the resolver: (its sandbox or None, its endpoints).
+                      ) -> ContainerEntries:
+    """What container `c` gives the resolver: its sandbox (or None) and its endpoints.
 
-    `c` None (not in the store) or stopped gives ``(None, [])``. `nets` maps
+    `c` None (not in the store) or stopped gives ``ContainerEntries()``. `nets` maps
     network ids to networks (a :class:`Networks` reads missing ones);
     `names` maps container ids to names for ``--link`` targets given by id
     (None: looked up in `tx`). Endpoints carry a ``rank`` (creation time,
     id, position): a name's addresses are served in that order.
     """
+    from netkit.dns.entries import ContainerEntries, EndpointEntry, SandboxEntry
     if c is None or c.state is State.EXITED:
-        return None, []                                  # stopped containers do not resolve
+        return ContainerEntries()                        # stopped containers do not resolve
     dns_eps = [ep for ep in c.endpoints if _has_dns(nets[ep.network_id])]
-    endpoints = [{"container_id": c.id, "container_name": c.name, "network_id": ep.network_id,
-                  "ipv4": ep.ipv4_address, "ipv6": ep.ipv6_address,
-                  "names": dns_names(c.name, ep.aliases, c.short_id, c.hostname),
-                  "rank": f"{c.created} {c.id} {i:03d}"}
-                 for i, ep in enumerate(dns_eps)]
+    endpoints = tuple(EndpointEntry(c.id, c.name, ep.network_id, ep.ipv4_address,
+                                    ep.ipv6_address,
+                                    tuple(dns_names(c.name, ep.aliases, c.short_id, c.hostname)),
+                                    f"{c.created} {c.id} {i:03d}")
+                      for i, ep in enumerate(dns_eps))
     if not dns_eps or not c.netns or c.shares_netns_of:
-        return None, endpoints
+        return ContainerEntries(None, endpoints)
     links: dict[str, str] = {}
     for ep in dns_eps:
         for link in ep.links:
@@ -101,10 +105,10 @@ def container_entries(tx: "Tx", c: Container | None, nets: dict[str, Network],
     external = any(not nets[ep.network_id].internal and (nets[ep.network_id].gateway_v4 or
                                                         nets[ep.network_id].gateway_v6)
                    for ep in c.endpoints)
-    sandbox = {"container_id": c.id, "netns": c.netns, "networks": [n.id for n in ordered],
-               "links": links, "upstreams": list(c.dns)[:3], "host_upstreams": host_servers[:3],
-               "external": external}
-    return sandbox, endpoints
+    sandbox = SandboxEntry(c.id, c.netns, tuple(n.id for n in ordered),
+                           tuple(sorted(links.items())), tuple(c.dns)[:3],
+                           tuple(host_servers[:3]), external)
+    return ContainerEntries(sandbox, endpoints)
 
 
 def _link_target(tx: "Tx", target: str, names: dict[str, str] | None) -> str:
@@ -118,24 +122,24 @@ def _link_target(tx: "Tx", target: str, names: dict[str, str] | None) -> str:
     return target
 
 
-def build_snapshot(tx: "Tx", containers: list[Container], host_servers: list[str]) -> dict:
-    """The resolver's full input (netkit.dns.records' snapshot format), from store rows."""
+def build_snapshot(tx: "Tx", containers: list[Container], host_servers: list[str]) -> Snapshot:
+    """The resolver's full input, from store rows."""
+    from netkit.dns.entries import EndpointEntry, NetworkEntry, SandboxEntry, Snapshot
     nets = Networks(tx)
     nets.update((n.id, n) for n in tx.networks())
     names = {c.id: c.name for c in containers}
-    snap_nets: dict[str, dict] = {}
-    sandboxes, endpoints = [], []
+    snap_nets: dict[str, NetworkEntry] = {}
+    sandboxes: list[SandboxEntry] = []
+    endpoints: list[EndpointEntry] = []
     for c in containers:
         sandbox, eps = container_entries(tx, c, nets, host_servers, names)
         for ep in eps:
-            nid = ep["network_id"]
-            if nid not in snap_nets:
-                snap_nets[nid] = network_entry(nets[nid])
+            if ep.network_id not in snap_nets:
+                snap_nets[ep.network_id] = network_entry(nets[ep.network_id])
         endpoints.extend(eps)
         if sandbox is not None:
             sandboxes.append(sandbox)
-    return {"version": time.time_ns(), "sandboxes": sandboxes, "networks": snap_nets,
-            "endpoints": endpoints}
+    return Snapshot(time.time_ns(), tuple(sandboxes), snap_nets, tuple(endpoints))
 
 
 def host_servers_of(text: str) -> list[str]:
@@ -175,8 +179,8 @@ class StoreSource:
             tx.db.execute("COMMIT")
 
     def read(self, ids: Iterable[str], host_servers: list[str]
-             ) -> tuple[dict[str, tuple[dict | None, list[dict]]], dict[str, dict]]:
-        """({container id: entries} for `ids` (absent: ``(None, [])``), their networks)."""
+             ) -> tuple[dict[str, ContainerEntries], dict[str, NetworkEntry]]:
+        """({container id: entries} for `ids` (absent: ``ContainerEntries()``), their networks)."""
         def read(tx: "Tx"):
             changes = {cid: container_entries(tx, tx.container(cid), self.nets, host_servers)
                        for cid in ids}
@@ -184,7 +188,7 @@ class StoreSource:
         return self._read(read)
 
     def read_all(self, host_servers: list[str]
-                 ) -> tuple[dict[str, tuple[dict | None, list[dict]]], dict[str, dict]]:
+                 ) -> tuple[dict[str, ContainerEntries], dict[str, NetworkEntry]]:
         """Entries of every container in the store (those contributing nothing left out)."""
         def read(tx: "Tx"):
             containers = tx.containers()
@@ -192,18 +196,17 @@ class StoreSource:
             changes = {}
             for c in containers:
                 entries = container_entries(tx, c, self.nets, host_servers, names)
-                if entries[0] is not None or entries[1]:
+                if not entries.empty:
                     changes[c.id] = entries
             return changes, self._networks(changes)
         return self._read(read)
 
-    def _networks(self, changes: dict[str, tuple[dict | None, list[dict]]]) -> dict[str, dict]:
-        out: dict[str, dict] = {}
+    def _networks(self, changes: dict[str, ContainerEntries]) -> dict[str, NetworkEntry]:
+        out: dict[str, NetworkEntry] = {}
         for _, eps in changes.values():
             for ep in eps:
-                nid = ep["network_id"]
-                if nid not in out:
-                    out[nid] = network_entry(self.nets[nid])
+                if ep.network_id not in out:
+                    out[ep.network_id] = network_entry(self.nets[ep.network_id])
         return out
 
 
@@ -225,102 +228,3 @@ def host_resolv_path(simulated_run_dir: str | None) -> str:
     if servers == ["127.0.0.53"] and os.path.exists(upstream):
         return upstream
     return "/etc/resolv.conf"
-
-
-class DnsMixin:
-    def _dns_run_dir(self: "Engine") -> str:
-        return self.paths.run
-
-    def _host_servers(self: "Engine") -> list[str]:
-        return host_servers_of(self._node_resolv())
-
-    def _host_resolv_path(self: "Engine") -> str:
-        return host_resolv_path(self.paths.run if self.node.simulated else None)
-
-    def _agent_args(self: "Engine") -> tuple[str, str, str] | None:
-        """(node, root, run) for the daemon of a simulated node: it is the node's agent too."""
-        return (self.node_name, self.root, self.run_root) if self.node_name else None
-
-    def _start_resolver(self: "Engine") -> int:
-        from netkit.dns import daemon
-        return daemon.ensure_running(self._dns_run_dir(), self.node.netns, store=self.store.path,
-                                     host_resolv=self._host_resolv_path(),
-                                     agent=self._agent_args())
-
-    def _needs_dns(self: "Engine", container_ids: Iterable[str]) -> bool:
-        """Does any of these containers need the resolver (a sandbox on a DNS network)?"""
-        tx = self.store.read()
-        nets = Networks(tx)
-        return any(container_entries(tx, tx.container(cid), nets, [])[0] is not None
-                   for cid in container_ids)
-
-    def _after_change(self: "Engine", *container_ids: str) -> None:
-        """Bring the resolver up to date with these containers (start it on demand).
-
-        Returns once the resolver serves the change. The daemon stops by
-        itself when nothing needs it any more.
-        """
-        from netkit.dns import daemon
-        from netkit.errors import InternalError
-        run_dir = self._dns_run_dir()
-        if daemon.update(run_dir, container_ids) is not None:
-            return
-        # no resolver answered: start one if these containers need it, or if
-        # one was killed (it served others); it builds everything from the store
-        needed = self._needs_dns(container_ids)
-        if not (needed or daemon.crashed(run_dir)):
-            return
-        try:
-            self._start_resolver()
-        except InternalError:
-            if needed:
-                raise
-            return                  # best effort: `system check` reports it
-        # it may have read the store before our commit: tell it anyway
-        if daemon.update(run_dir, container_ids) is None and needed:
-            raise InternalError("dns resolver does not answer: see "
-                                f"{os.path.join(run_dir, 'dns', 'resolver.log')}")
-
-    def dns_status(self: "Engine") -> dict:
-        """`netkit dns status`: pid, running, served version and sandboxes."""
-        from netkit.dns import daemon
-        return daemon.status(self._dns_run_dir())
-
-    def dns_log(self: "Engine") -> str:
-        """`netkit dns logs`: the resolver's log file."""
-        try:
-            with open(os.path.join(self._dns_run_dir(), "dns", "resolver.log")) as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
-    def _dns_needed(self: "Engine") -> bool:
-        """Does any container of the node need the resolver? (reads them all)"""
-        tx = self.store.read()
-        nets = Networks(tx)
-        containers = tx.containers()
-        names = {c.id: c.name for c in containers}
-        return any(container_entries(tx, c, nets, [], names)[0] is not None for c in containers)
-
-    def _check_extra(self: "Engine") -> list[str]:
-        running = None
-        out = []
-        if self._dns_needed():
-            running = bool(self.dns_status().get("running"))
-            if not running:
-                out.append("resolver: not running (containers on DNS networks need it; "
-                           "the next netkit action restarts it)")
-        if self._cluster() is not None:
-            if running is None:
-                running = bool(self.dns_status().get("running"))
-            if not running:
-                out.append("agent: not running (this swarm node's peers and cluster-wide names "
-                           "are not kept up to date; the next netkit action restarts it)")
-        return out
-
-    def _reset_extra(self: "Engine") -> list[str]:
-        from netkit.dns import daemon
-        if os.path.exists(os.path.join(self._dns_run_dir(), "dns", "resolver.pid")):
-            daemon.stop(self._dns_run_dir())
-            return ["resolver"]
-        return []

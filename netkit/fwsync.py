@@ -5,7 +5,8 @@ before the commit, the engine renders the whole ruleset from the store as
 the transaction sees it (netkit.firewall, pure) and applies it atomically
 (one `nft -f`), only when the text differs from what was applied last. The
 undo step re-renders from the rolled-back store and applies that, so a
-failed action leaves the previous ruleset in place.
+failed action leaves the previous ruleset in place. `FirewallSync` is the
+engine's collaborator that does this; `firewall_script` the rendering input.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import TYPE_CHECKING
 from netkit.drivers.base import DriverContext
 
 if TYPE_CHECKING:
-    from netkit.engine import Engine
-    from netkit.store import Tx
+    from netkit.model import Node
+    from netkit.paths import NodePaths
+    from netkit.store import Store, Tx
 
 OPT_ICC = "com.docker.network.bridge.enable_icc"
 OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
@@ -30,14 +32,14 @@ def _true(value: str | None, default: bool = True) -> bool:
 
 def firewall_script(tx: "Tx") -> str:
     """The node's whole ruleset, from the store as `tx` sees it."""
-    from netkit.drivers.bridge import bridge_name
+    from netkit import drivers
     from netkit.firewall import FwNetwork, FwPort, render, render_delete
     nets, bridges = [], {}
     in_use = {ep.network_id for ep in tx.endpoints()}
     for net in tx.networks():
-        if net.driver != "bridge" or (net.predefined and net.id not in in_use):
+        br = drivers.get(net.driver).node_bridge(net)    # bridge networks, whatever the driver's name
+        if br is None or (net.predefined and net.id not in in_use):
             continue       # the predefined bridge counts once it exists (first container)
-        br = bridge_name(net)
         bridges[net.id] = br
         nets.append(FwNetwork(name=net.name, bridge=br, subnets=tuple(c.subnet for c in net.ipam),
                               internal=net.internal, icc=_true(net.options.get(OPT_ICC)),
@@ -52,39 +54,48 @@ def firewall_script(tx: "Tx") -> str:
     return render(nets, ports)
 
 
-class FirewallMixin:
-    def _firewall_cache(self: "Engine") -> str:
+class FirewallSync:
+    """The node's nftables table, kept equal to what the node's store implies."""
+
+    def __init__(self, store: "Store", paths: "NodePaths", node: "Node") -> None:
+        self.store = store
+        self.paths = paths
+        self.node = node
+
+    def _cache(self) -> str:
         return os.path.join(self.paths.run, "firewall.nft")
 
-    def _applied_script(self: "Engine") -> str | None:
+    def applied(self) -> str | None:
+        """The ruleset netkit applied last (None: none applied)."""
         try:
-            with open(self._firewall_cache()) as f:
+            with open(self._cache()) as f:
                 return f.read()
         except FileNotFoundError:
             return None
 
-    def _apply_script(self: "Engine", script: str) -> None:
+    def apply(self, script: str) -> None:
+        """Apply `script` (one `nft -f`) and remember it and what the kernel lists for it."""
         from netkit.firewall import needs_route_localnet, render_delete
         from netkit.kernel import nft
         nft.apply(self.node.netns, script)
         os.makedirs(self.paths.run, exist_ok=True)
         if script == render_delete():
-            for path in (self._firewall_cache(), self._firewall_cache() + ".list"):
+            for path in (self._cache(), self._cache() + ".list"):
                 try:
                     os.unlink(path)
                 except FileNotFoundError:
                     pass
             return
-        with open(self._firewall_cache(), "w") as f:
+        with open(self._cache(), "w") as f:
             f.write(script)
-        with open(self._firewall_cache() + ".list", "w") as f:     # what the kernel shows for it
+        with open(self._cache() + ".list", "w") as f:     # what the kernel shows for it
             f.write(nft.list_table(self.node.netns) or "")
 
-    def _sync_firewall(self: "Engine", tx: "Tx", ctx: DriverContext) -> None:
+    def sync(self, tx: "Tx", ctx: DriverContext) -> None:
         """Render from the store (inside the transaction) and apply if it changed."""
         from netkit.firewall import render_delete
         script = firewall_script(tx)
-        before = self._applied_script()
+        before = self.applied()
         if script == (before or render_delete()):
             return
         ctx.kernel.tick("apply nftables ruleset")
@@ -93,11 +104,11 @@ class FirewallMixin:
             ctx.kernel.host.sysctl("ipv4/ip_forward", "1")
         if "dnat ip to" in script:
             ctx.kernel.host.sysctl("ipv4/conf/all/route_localnet", "1")
-        self._apply_script(script)
+        self.apply(script)
         ctx.kernel.journal.push("restore the previous nftables ruleset",
-                                lambda: self._apply_script(firewall_script(self.store.read())))
+                                lambda: self.apply(firewall_script(self.store.read())))
 
-    def firewall_check(self: "Engine") -> list[str]:
+    def check(self) -> list[str]:
         """Drift between the applied table and what the store implies."""
         from netkit.firewall import render_delete
         from netkit.kernel import nft
@@ -107,10 +118,10 @@ class FirewallMixin:
             return [] if have is None else ["firewall: table inet netkit exists but no network needs it"]
         if have is None:
             return ["firewall: table inet netkit is missing"]
-        if want != self._applied_script():
+        if want != self.applied():
             return ["firewall: the applied ruleset is not what the store implies"]
         try:
-            with open(self._firewall_cache() + ".list") as f:
+            with open(self._cache() + ".list") as f:
                 listed = f.read()
         except FileNotFoundError:
             listed = None

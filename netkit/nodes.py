@@ -6,17 +6,20 @@ bridge carries that address and plays the LAN's router. A node is a netns
 with `--lan` its `eth0` is a veth whose peer `n-<node>` is a port of the
 LAN bridge. Nothing here touches the real host's interfaces: a LAN has no
 uplink, so packets of simulated hosts cannot leave the machine.
+`NodeRegistry` owns the node and LAN nouns; a node's own engine hands these
+verbs to the registry of the real host.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from netkit import sandbox
 from netkit.drivers.bridge import random_mac
 from netkit.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from netkit.ids import NODE_NAME_RE, now
 from netkit.kernel import netns as kns
 from netkit.kernel import spawn
 from netkit.kernel.session import TAG
@@ -24,7 +27,9 @@ from netkit.model import Lan, Node
 from netkit.paths import NodePaths, lan_netns, node_netns
 
 if TYPE_CHECKING:
+    from netkit.actions import Actions
     from netkit.engine import Engine
+    from netkit.store import Store
 
 LAN_BRIDGE = "lan0"
 NODE_SYSCTLS = {"ipv6/conf/default/disable_ipv6": "1", "ipv4/ip_forward": "1"}
@@ -43,23 +48,26 @@ def _cidr(value: str, what: str) -> "object":
         raise InvalidArgument(f"invalid {what}: invalid CIDR address: {value}") from None
 
 
-class NodesMixin:
-    def _on_host(self: "Engine") -> "Engine | None":
-        """Nodes and LANs live on the real host: a node's engine hands the call over."""
-        if not self.node_name:
-            return None
-        if getattr(self, "_host_engine", None) is None:
-            from netkit.engine import Engine
-            self._host_engine = Engine(root=self.root, run=self.run_root)
-        return self._host_engine
+class NodeRegistry:
+    """The registry of simulated nodes and LANs: it lives on the real host.
+
+    `store` and `actions` are the real host's (a node's engine passes the
+    host's store and a runner of its own for it); `open_engine(name)` makes
+    the engine of a node (to reset it before it is removed).
+    """
+
+    def __init__(self, store: "Store", actions: "Actions", root: str, run_root: str,
+                 open_engine: "Callable[[str], Engine]") -> None:
+        self.store = store
+        self.actions = actions
+        self.root = root
+        self.run_root = run_root
+        self.open_engine = open_engine
 
     # -- LANs -------------------------------------------------------------------
-    def create_lan(self: "Engine", name: str, subnet: str, gateway: str | None = None) -> Lan:
-        """`netkit lan create`: a simulated LAN switch (+ router address)."""
-        if (host := self._on_host()) is not None:
-            return host.create_lan(name, subnet, gateway)
+    def create_lan(self, name: str, subnet: str, gateway: str | None = None) -> Lan:
+        """A simulated LAN switch (+ router address)."""
         import netaddr
-        from netkit.engine import NODE_NAME_RE
         if not NODE_NAME_RE.match(name):
             raise InvalidArgument(f"invalid LAN name {name!r}: use 1-13 of [a-z0-9-]")
         net = _cidr(subnet, "subnet")
@@ -73,7 +81,7 @@ class NodesMixin:
             if gw not in net or gw in (net.network, net.broadcast):
                 raise InvalidArgument(f"invalid gateway {gateway}: parent subnet {subnet} doesn't contain this address")
         lan = Lan(name=name, subnet=str(net), gateway=gateway, netns=lan_netns(name))
-        with self._action() as (tx, ctx):
+        with self.actions() as (tx, ctx):
             if tx.lan(name):
                 raise AlreadyExists(f"lan with name {name} already exists")
             h = ctx.kernel.create_netns(lan.netns, {"ipv6/conf/default/disable_ipv6": "1"})
@@ -86,13 +94,11 @@ class NodesMixin:
             tx.insert_lan(lan)
         return lan
 
-    def lans(self: "Engine") -> list[Lan]:
-        return self.host_store.read().lans()
+    def lans(self) -> list[Lan]:
+        return self.store.read().lans()
 
-    def remove_lan(self: "Engine", name: str) -> None:
-        if (host := self._on_host()) is not None:
-            return host.remove_lan(name)
-        with self._action() as (tx, ctx):
+    def remove_lan(self, name: str) -> None:
+        with self.actions() as (tx, ctx):
             lan = tx.lan(name)
             if lan is None:
                 raise NotFound(f"lan {name} not found")
@@ -103,14 +109,11 @@ class NodesMixin:
             ctx.kernel.delete_netns(lan.netns)
 
     # -- nodes ------------------------------------------------------------------
-    def create_node(self: "Engine", name: str, *, lan: str | None = None, ip: str | None = None,
+    def create_node(self, name: str, *, lan: str | None = None, ip: str | None = None,
                     gateway: str | None = None, dns: tuple[str, ...] = ()) -> Node:
-        """`netkit node create`: a simulated host, optionally plugged into a LAN."""
-        if (host := self._on_host()) is not None:
-            return host.create_node(name, lan=lan, ip=ip, gateway=gateway, dns=dns)
+        """A simulated host, optionally plugged into a LAN."""
         import netaddr
         from netkit import ipam
-        from netkit.engine import NODE_NAME_RE, now
         if not NODE_NAME_RE.match(name):
             raise InvalidArgument(f"invalid node name {name!r}: use 1-13 of [a-z0-9-]")
         for server in dns:
@@ -121,7 +124,7 @@ class NodesMixin:
         if (ip or gateway) and not lan:
             raise InvalidArgument("--ip and --gateway need --lan")
         paths = NodePaths.of(name, self.root, self.run_root)
-        with self._action() as (tx, ctx):
+        with self.actions() as (tx, ctx):
             if tx.node(name):
                 raise AlreadyExists(f"node with name {name} already exists")
             the_lan = None
@@ -170,18 +173,15 @@ class NodesMixin:
             tx.insert_node(node)
         return node
 
-    def nodes(self: "Engine") -> list[Node]:
-        return self.host_store.read().nodes()
+    def nodes(self) -> list[Node]:
+        return self.store.read().nodes()
 
-    def remove_node(self: "Engine", name: str, *, force: bool = False) -> None:
-        """`netkit node rm [-f]`: refused while the node has containers or user networks."""
-        if (host := self._on_host()) is not None:
-            return host.remove_node(name, force=force)
-        from netkit.engine import Engine
-        node = self.host_store.read().node(name)
+    def remove_node(self, name: str, *, force: bool = False) -> None:
+        """Refused while the node has containers or user networks (unless `force`)."""
+        node = self.store.read().node(name)
         if node is None:
             raise NotFound(f"node {name} not found")
-        inner = Engine(name, root=self.root, run=self.run_root)
+        inner = self.open_engine(name)
         failure: BaseException | None = None
         try:
             busy = [c.name for c in inner.containers(all=True)] + \
@@ -198,7 +198,7 @@ class NodesMixin:
         finally:
             inner.close()
         paths = NodePaths.of(name, self.root, self.run_root)
-        with self._action() as (tx, ctx):
+        with self.actions() as (tx, ctx):
             tx.delete_node(name)
             _force_clean(name, paths)
             for pid in spawn.netns_pids(node.netns or ""):
@@ -214,9 +214,9 @@ class NodesMixin:
         if failure is not None:
             raise failure
 
-    def node_exec(self: "Engine", name: str, command: list[str], capture: list[bytes] | None = None) -> int:
-        """`netkit node exec`: run a command on the simulated host itself."""
-        node = self.host_store.read().node(name)
+    def node_exec(self, name: str, command: list[str], capture: list[bytes] | None = None) -> int:
+        """Run a command on the simulated host itself."""
+        node = self.store.read().node(name)
         if node is None:
             raise NotFound(f"node {name} not found")
         if not command:

@@ -1,10 +1,11 @@
-"""`netkit system check|prune|reset`: compare what the store says with the kernel.
+"""`netkit system check|prune|reset`: compare what the store says with the kernel (`System`).
 
 Kernel objects netkit owns on a node are found by name and tag, never by
 guessing: container namespaces `nkc-<node>-<id12>`, links whose ifalias is
 "netkit" in the node's namespace, container run directories. Anything
 netkit owns that the store does not describe is drift; prune removes it,
-and nothing else.
+and nothing else. Reset removes every container and user network first
+(and leaves the swarm, on a member node).
 """
 
 from __future__ import annotations
@@ -14,24 +15,48 @@ import shutil
 from typing import TYPE_CHECKING
 
 from netkit import drivers
+from netkit.drivers.base import DriverContext
 from netkit.kernel import netns as kns
 from netkit.kernel import spawn
-from netkit.kernel.session import TAG, KernelSession
+from netkit.kernel.session import TAG
 from netkit.paths import container_netns_prefix
 
 if TYPE_CHECKING:
-    from netkit.engine import Engine
+    from netkit.actions import Actions, KernelSessions
+    from netkit.cluster import ClusterScope
+    from netkit.containers import Containers
+    from netkit.fwsync import FirewallSync
+    from netkit.networks import Networks
+    from netkit.paths import NodePaths
+    from netkit.resolver import ResolverClient
+    from netkit.store import Store
+    from netkit.swarm import Swarm
 
 
-class SystemMixin:
-    def _owned_objects(self: "Engine") -> dict[str, set[str]]:
-        """What the store implies should exist in the kernel."""
-        from netkit.drivers.bridge import bridge_name
+class System:
+    """Drift between one node's store and its kernel, and the removal of what netkit made."""
+
+    def __init__(self, store: "Store", paths: "NodePaths", node_name: str,
+                 kernel: "KernelSessions", actions: "Actions", firewall: "FirewallSync",
+                 resolver: "ResolverClient", cluster: "ClusterScope", swarm: "Swarm",
+                 networks: "Networks", containers: "Containers") -> None:
+        self.store = store
+        self.paths = paths
+        self.node_name = node_name
+        self.kernel = kernel
+        self.actions = actions
+        self.firewall = firewall
+        self.resolver = resolver
+        self.cluster = cluster
+        self.swarm = swarm
+        self.networks = networks
+        self.containers = containers
+
+    def _owned_objects(self) -> dict[str, set[str]]:
+        """What the store implies should exist in the kernel (network links: as the drivers say)."""
+        from netkit.drivers.checks import owned_links
         tx = self.store.read()
-        netns, links, dirs = set(), set(), set()
-        for net in tx.networks():
-            if net.driver == "bridge":
-                links.add(bridge_name(net))
+        netns, links, dirs = set(), owned_links(tx), set()
         for ctr in tx.containers():
             dirs.add(ctr.id)
             if ctr.netns and not ctr.shares_netns_of:
@@ -41,10 +66,10 @@ class SystemMixin:
                     links.add(ep.host_ifname)
         return {"netns": netns, "links": links, "dirs": dirs}
 
-    def _kernel_objects(self: "Engine") -> dict[str, set[str]]:
+    def _kernel_objects(self) -> dict[str, set[str]]:
         prefix = container_netns_prefix(self.node_name)
         netns = {n for n in kns.list_netns() if n.startswith(prefix)}
-        session = KernelSession(self.node.netns, cache=self._ipr_cache)
+        session = self.kernel.for_queries()
         try:
             all_links = session.host.links()
             # bridges (and LAN ports) carry the tag; veths are found as ports of those bridges
@@ -59,16 +84,16 @@ class SystemMixin:
             dirs = set()
         return {"netns": netns, "links": links, "dirs": dirs}
 
-    def system_check(self: "Engine") -> list[str]:
+    def check(self) -> list[str]:
         """Drift between the store and the kernel, one line each ([] = none)."""
+        from netkit.drivers.checks import network_drift
         want, have = self._owned_objects(), self._kernel_objects()
-        out = []
         tx = self.store.read()
-        from netkit.drivers.bridge import bridge_name
-        for net in tx.networks():
-            if net.driver == "bridge" and bridge_name(net) not in have["links"]:
-                if net.name != "bridge" or tx.count_endpoints(net.id):
-                    out.append(f"network {net.name}: bridge {bridge_name(net)} is missing")
+        session = self.kernel.for_queries()
+        try:
+            out = network_drift(DriverContext(self.actions.node, session), tx)   # drivers' CNI CHECK
+        finally:
+            session.close()
         for ctr in tx.containers():
             if ctr.netns and not ctr.shares_netns_of and ctr.netns not in have["netns"]:
                 out.append(f"container {ctr.name}: netns {ctr.netns} is missing")
@@ -81,14 +106,31 @@ class SystemMixin:
                 if kind == "links" and name == "netkit0" and "netkit0" not in want[kind]:
                     pass
                 out.append(f"orphan {label} {name} (not in the store)")
-        out.extend(self.firewall_check())
-        out.extend(self._check_extra())
+        out.extend(self.firewall.check())
+        out.extend(self._check_processes())
         return out
 
-    def system_prune(self: "Engine") -> list[str]:
+    def _check_processes(self) -> list[str]:
+        """The node's resident process: needed for DNS sandboxes and, on a swarm member, as its agent."""
+        running = None
+        out = []
+        if self.resolver.needed():
+            running = bool(self.resolver.status().get("running"))
+            if not running:
+                out.append("resolver: not running (containers on DNS networks need it; "
+                           "the next netkit action restarts it)")
+        if self.cluster.store() is not None:
+            if running is None:
+                running = bool(self.resolver.status().get("running"))
+            if not running:
+                out.append("agent: not running (this swarm node's peers and cluster-wide names "
+                           "are not kept up to date; the next netkit action restarts it)")
+        return out
+
+    def prune(self) -> list[str]:
         """Remove what netkit owns on this node that the store no longer describes."""
         removed = []
-        with self._action() as (tx, ctx):        # holds the write lock: no action is half-way
+        with self.actions() as (tx, ctx):        # holds the write lock: no action is half-way
             want, have = self._owned_objects(), self._kernel_objects()
             for name in sorted(have["netns"] - want["netns"]):
                 for pid in spawn.netns_pids(name):
@@ -103,32 +145,30 @@ class SystemMixin:
                 kns.remove_bind(os.path.join(d, "uts"))
                 shutil.rmtree(d, ignore_errors=True)
                 removed.append(f"run dir {name}")
-        removed.extend(self._prune_extra())
         from netkit.fwsync import firewall_script
-        from netkit.kernel import nft
-        if self.firewall_check():                  # re-apply what the store implies
-            self._apply_script(firewall_script(self.store.read()))
+        if self.firewall.check():                  # re-apply what the store implies
+            self.firewall.apply(firewall_script(self.store.read()))
             removed.append("firewall: re-applied")
         return removed
 
-    def _prune_extra(self: "Engine") -> list[str]:
-        return []
-
-    def system_reset(self: "Engine") -> list[str]:
-        """Remove every container and user network, and everything netkit made on this node."""
+    def reset(self) -> list[str]:
+        """Remove every container and user network, and everything netkit made on this node
+        (a swarm node leaves the swarm first, -f)."""
         removed = []
-        for ctr in self.containers(all=True):
-            self.remove_container(ctr.id, force=True)
+        if self.cluster.store() is not None:
+            self.swarm.leave(force=True)
+            removed.append("swarm membership")
+        for ctr in self.containers.ps(all=True):
+            self.containers.remove(ctr.id, force=True)
             removed.append(f"container {ctr.name}")
-        for net in self.networks():
+        for net in self.networks.ls():
             if not net.predefined:
-                self.remove_network(net.id)
+                self.networks.remove(net.id)
                 removed.append(f"network {net.name}")
-        with self._action() as (tx, ctx):
+        with self.actions() as (tx, ctx):
             for net in tx.networks():
-                if net.predefined and net.driver == "bridge":
-                    drivers.get("bridge").delete_network(ctx, net)
-        removed.extend(self._reset_extra())
-        removed.extend(self.system_prune())
+                if net.predefined:
+                    drivers.get(net.driver).delete_network(ctx, net)
+        removed.extend(self.resolver.reset())
+        removed.extend(self.prune())
         return removed
-

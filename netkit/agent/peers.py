@@ -18,10 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from netkit.kernel.errors import is_missing
-
-NUD_PERMANENT = 0x80
-NTF_SELF = 0x02
 VNI_OPTION = "com.docker.network.driver.overlay.vxlanid_list"
 
 
@@ -83,14 +79,8 @@ def current(handle) -> Current:
         name = link["ifname"] or ""
         if link["kind"] != "vxlan" or not name.startswith("vx-"):
             continue
-        for m in handle.ipr.fdb("dump", ifindex=link["index"]):
-            dst = m.get_attr("NDA_DST")
-            if m["ifindex"] == link["index"] and dst and m["flags"] & NTF_SELF \
-                    and m["state"] & NUD_PERMANENT:
-                fdb.add((name, m.get_attr("NDA_LLADDR"), dst))
-        for m in handle.ipr.get_neighbours(ifindex=link["index"]):
-            if m["ifindex"] == link["index"] and m["state"] & NUD_PERMANENT:
-                neigh.add((name, m.get_attr("NDA_DST"), m.get_attr("NDA_LLADDR")))
+        fdb.update((name, mac, dst) for mac, dst in handle.fdb_entries(link["index"]))
+        neigh.update((name, ip, mac) for ip, mac in handle.neighbours(link["index"]))
     return Current(frozenset(fdb), frozenset(neigh))
 
 
@@ -108,46 +98,21 @@ def plan(want: Iterable[Peer], have: Current, devices: set[str] | None = None
 
 def apply(handle, want: Iterable[Peer], have: Current | None = None) -> int:
     """Make the handle's netns hold exactly `want`'s static entries; returns the number of
-    changes (0 when already in step). Additions are journaled on the handle's session."""
+    changes (0 when already in step). Each change is a kernel call of the handle's session:
+    counted, journaled (a failed action puts the entries back as they were)."""
     if have is None:
         have = current(handle)
-    devices = {l["ifname"]: l["index"] for l in handle.links() if l["kind"] == "vxlan"}
-    add_fdb, del_fdb, add_neigh, del_neigh = plan(want, have, set(devices))
+    devices = {l["ifname"] for l in handle.links() if l["kind"] == "vxlan"}
+    add_fdb, del_fdb, add_neigh, del_neigh = plan(want, have, devices)
     for dev, ip, mac in del_neigh:
-        _quiet(lambda: handle.ipr.neigh("del", dst=ip, lladdr=mac, ifindex=devices[dev]))
+        handle.del_neighbour(dev, ip, mac)
     for dev, mac, vtep in del_fdb:
-        _quiet(lambda: handle.ipr.fdb("del", ifindex=devices[dev], lladdr=mac, dst=vtep))
+        handle.del_fdb(dev, mac, vtep)
     for dev, mac, vtep in add_fdb:
-        add_fdb_entry(handle, devices[dev], dev, mac, vtep)
+        handle.add_fdb(dev, mac, vtep)
     for dev, ip, mac in add_neigh:
-        add_neighbour(handle, devices[dev], dev, ip, mac)
+        handle.set_neighbour(dev, ip, mac)
     return len(add_fdb) + len(del_fdb) + len(add_neigh) + len(del_neigh)
-
-
-def add_fdb_entry(handle, index: int, dev: str, mac: str, vtep: str) -> None:
-    """`bridge fdb append <mac> dev <dev> dst <vtep> self permanent`, journaled."""
-    with handle._op("add fdb entry", f"{mac} dst {vtep} dev {dev}"):
-        handle.ipr.fdb("append", ifindex=index, lladdr=mac, dst=vtep, state=NUD_PERMANENT,
-                       flags=NTF_SELF)
-    handle.journal.push(f"delete fdb entry {mac} dev {dev}", lambda: _quiet(
-        lambda: handle.ipr.fdb("del", ifindex=index, lladdr=mac, dst=vtep)))
-
-
-def add_neighbour(handle, index: int, dev: str, ip: str, mac: str) -> None:
-    """`ip neigh replace <ip> lladdr <mac> dev <dev> nud permanent`, journaled."""
-    with handle._op("add neighbour", f"{ip} dev {dev}"):
-        handle.ipr.neigh("replace", dst=ip, lladdr=mac, ifindex=index, state=NUD_PERMANENT)
-    handle.journal.push(f"delete neighbour {ip} dev {dev}", lambda: _quiet(
-        lambda: handle.ipr.neigh("del", dst=ip, lladdr=mac, ifindex=index)))
-
-
-def _quiet(fn) -> None:
-    from pyroute2.netlink.exceptions import NetlinkError
-    try:
-        fn()
-    except NetlinkError as exc:
-        if not is_missing(exc):
-            raise
 
 
 __all__ = ["Current", "Peer", "apply", "current", "desired", "plan", "vxlan_name", "bridge_name"]

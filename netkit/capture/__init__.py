@@ -13,27 +13,25 @@ simulated host) or ``lan:NAME`` (a simulated LAN's switch). Modules:
     live.py       the packet socket, made inside the target netns (no scapy)
     session.py    Capture: reader thread, pcap, waits, assertions
     analysis.py   DNS messages, flows, tcpdump-like lines       (pure, scapy)
-    engine.py     CaptureMixin: Engine.capture()
 
-Importing this package (or ``netkit.capture.engine``) does not import
-scapy: that happens when a capture starts.
+``Engine.capture()`` calls :func:`capture` with the engine. Importing this
+package does not import scapy: that happens when a capture starts.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["capture", "Capture", "CaptureMixin", "Target", "resolve", "WaitTimeout",
+__all__ = ["capture", "Capture", "Target", "resolve", "WaitTimeout",
            "DnsMessage", "Flow"]
 
 if TYPE_CHECKING:
     from netkit.capture.analysis import DnsMessage, Flow
-    from netkit.capture.engine import CaptureMixin
     from netkit.capture.session import Capture, WaitTimeout, capture
     from netkit.capture.targets import Target, resolve
 
 _WHERE = {"capture": "session", "Capture": "session", "WaitTimeout": "session",
-          "CaptureMixin": "engine", "Target": "targets", "resolve": "targets",
+          "Target": "targets", "resolve": "targets",
           "DnsMessage": "analysis", "Flow": "analysis"}
 
 

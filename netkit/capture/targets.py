@@ -60,15 +60,16 @@ def resolve(engine: "Engine", ref: str, iface: str | None = None) -> Target:
         netns = ctr.netns if ctr.network_mode != "host" else engine.node.netns
         return Target(ref, kind, ctr.name, netns, iface)
     if kind == "network":
-        from netkit.drivers.bridge import bridge_name
+        from netkit import drivers
         net = engine.network(name)
-        if net.driver != "bridge":
+        bridge = drivers.get(net.driver).node_bridge(net)
+        if bridge is None:
             raise InvalidArgument(f"network {net.name} (driver {net.driver}) has no bridge to capture "
                                   "on: capture in a container or on the node instead")
         if iface is not None:
             raise InvalidArgument("network targets capture on the network's bridge: drop -i, "
                                   "or capture on node:NAME with -i")
-        return Target(ref, kind, net.name, engine.node.netns, bridge_name(net))
+        return Target(ref, kind, net.name, engine.node.netns, bridge)
     if kind == "node":
         node = next((n for n in engine.nodes() if n.name == name), None)
         if node is None:

@@ -1,4 +1,4 @@
-"""The resident resolver process and the engine's handle on it.
+"""The resident resolver process (today also the loop of the node's agent).
 
 Files under ``<run_dir>/dns/``:
 
@@ -56,8 +56,9 @@ the store changed but no update came for 2 s (applying only the
 difference), reloads when the node's resolv.conf servers change, and on
 SIGHUP; SIGTERM stops it.
 
-:func:`update` (the engine's call per change), :func:`ensure_running`,
-:func:`notify`, :func:`stop` and :func:`status` are the client side.
+The client side (:func:`update`, :func:`ensure_running`, :func:`notify`,
+:func:`stop`, :func:`status`, ...) is netkit.dns.client, which imports
+nothing of this module; its names are still reachable here.
 :class:`Resolver` runs the same server in a thread of the caller's process.
 """
 
@@ -69,355 +70,21 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 import time
-from contextlib import contextmanager
-from typing import Iterable, Iterator
 
-from netkit.errors import InternalError
+from netkit.dns.client import MODULE, _dir, _path, _unlink, _write_atomic, load_snapshot
+# the client side, still reachable here for the daemon's callers (tests, bench)
+from netkit.dns.client import (DNS_DIR, WAIT, _alive, _control, _control_words,  # noqa: F401
+                               _pid, agent_status, crashed, ensure_running, notify, poke,
+                               status, stop, update, write_snapshot)
+from netkit.dns.entries import ContainerEntries, NetworkEntry, Snapshot
 
-DNS_DIR = "dns"
 POLL = 2.0
-WAIT = 5.0
 AGENT_POLL = 0.05       # seconds between two looks at the cluster store's version
 READY_DELAY = 0.5       # seconds after an update before the ready file is rewritten
-MODULE = "netkit.dns.daemon"
 log = logging.getLogger("netkit.dns")
-
-
-def _dir(run_dir: str) -> str:
-    return os.path.join(run_dir, DNS_DIR)
-
-
-def _path(run_dir: str, name: str) -> str:
-    return os.path.join(run_dir, DNS_DIR, name)
-
-
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def _read_json(path: str) -> dict | None:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def write_snapshot(run_dir: str, snapshot: dict) -> None:
-    """Atomically replace ``<run_dir>/dns/snapshot.json`` (snapshot mode)."""
-    os.makedirs(_dir(run_dir), exist_ok=True)
-    _write_atomic(_path(run_dir, "snapshot.json"), json.dumps(snapshot, separators=(",", ":")))
-
-
-def load_snapshot(run_dir: str) -> dict:
-    """The current snapshot; an empty one (version 0) when there is none yet."""
-    snap = _read_json(_path(run_dir, "snapshot.json"))
-    return snap if isinstance(snap, dict) else {"version": 0, "sandboxes": [],
-                                               "networks": {}, "endpoints": []}
-
-
-def _snapshot_version(run_dir: str) -> int:
-    return int(load_snapshot(run_dir).get("version") or 0)
-
-
-# -- the client's side ----------------------------------------------------------------
-
-def _pid(run_dir: str) -> int | None:
-    """The daemon's pid if it is alive and really our resolver for `run_dir`."""
-    try:
-        with open(_path(run_dir, "resolver.pid")) as f:
-            pid = int(f.read().strip())
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().split(b"\0")
-    except (OSError, ValueError):
-        return None
-    if MODULE.encode() not in argv:
-        return None
-    try:
-        i = argv.index(b"--run-dir")
-        if os.path.realpath(argv[i + 1].decode()) != os.path.realpath(run_dir):
-            return None
-    except (ValueError, IndexError):
-        return None
-    return pid if _alive(pid) else None
-
-
-def _alive(pid: int) -> bool:
-    """`pid` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def crashed(run_dir: str) -> bool:
-    """A daemon died without stopping (killed): its pid file is left behind."""
-    return os.path.exists(_path(run_dir, "resolver.pid")) and _pid(run_dir) is None
-
-
-def _ready(run_dir: str, pid: int) -> dict | None:
-    ready = _read_json(_path(run_dir, "ready"))
-    if isinstance(ready, dict) and ready.get("pid") == pid:
-        return ready
-    return None
-
-
-def _wait_ready(run_dir: str, pid: int, timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        want = _snapshot_version(run_dir)
-        ready = _ready(run_dir, pid)
-        if ready is not None and int(ready.get("version") or 0) >= want:
-            return True
-        if time.monotonic() > deadline or _pid(run_dir) != pid:
-            return False
-        time.sleep(0.01)
-
-
-def _control(run_dir: str, line: str, timeout: float = WAIT) -> tuple[int, int] | None:
-    """Send one command; (version, sandboxes) from its ``ok``, else None.
-
-    None also when no daemon listens or it is on its way out. A unix
-    stream socket answers in well under a millisecond.
-    """
-    words = _control_words(run_dir, line, timeout)
-    if words is None or len(words) < 2:
-        return None
-    try:
-        return int(words[1]), int(words[2]) if len(words) > 2 and words[2].isdigit() else 0
-    except ValueError:
-        return None
-
-
-def _control_words(run_dir: str, line: str, timeout: float = WAIT) -> list[str] | None:
-    """Send one command; the words of its ``ok`` reply, else None."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(_path(run_dir, "control"))
-            sock.sendall(line.encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(256)
-                if not chunk:
-                    return None
-                data += chunk
-    except OSError:
-        return None
-    words = data.decode(errors="replace").split()
-    return words if words and words[0] == "ok" else None
-
-
-def update(run_dir: str, container_ids: Iterable[str],
-           timeout: float = WAIT) -> tuple[int, int] | None:
-    """Tell the running daemon these containers changed; (version, sandboxes) once served.
-
-    None when no daemon answered (none runs, or it is exiting): the caller
-    decides whether to start one (:func:`ensure_running`).
-    """
-    ids = list(container_ids)
-    if any(not cid or any(ch.isspace() for ch in cid) for cid in ids):
-        raise ValueError(f"bad container ids {ids!r}")
-    return _control(run_dir, " ".join(["update", *ids]), timeout)
-
-
-@contextmanager
-def _spawn_lock(run_dir: str) -> Iterator[None]:
-    import fcntl
-    fd = os.open(_path(run_dir, "spawn.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _spawn(run_dir: str, netns: str | None, store: str | None, host_resolv: str | None,
-           agent: tuple[str, str, str] | None = None) -> None:
-    """Double-fork a detached daemon (setsid, stdio to the log), in `netns` if given."""
-    logfile = _path(run_dir, "resolver.log")
-    argv = [sys.executable, "-m", MODULE, "--run-dir", os.path.abspath(run_dir)]
-    if store:
-        argv += ["--store", os.path.abspath(store)]
-    if host_resolv:
-        argv += ["--host-resolv", os.path.abspath(host_resolv)]
-    if agent is not None:
-        node, root, run = agent
-        argv += ["--node", node, "--root", os.path.abspath(root), "--run", os.path.abspath(run)]
-    env = dict(os.environ)
-    env.pop("NETKIT_TEST_FAULT", None)          # a test's fault plan targets the action, not us
-    pkg_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
-    ns_fd = None
-    if netns is not None:
-        from netkit.kernel.netns import open_fd
-        ns_fd = open_fd(netns)
-    try:
-        child = os.fork()
-        if child == 0:              # first child: new session, fork again, exit
-            try:
-                os.setsid()
-                if os.fork() != 0:
-                    os._exit(0)
-                if ns_fd is not None:
-                    from netkit.kernel.netns import setns
-                    setns(ns_fd)
-                os.chdir("/")
-                null = os.open(os.devnull, os.O_RDONLY)
-                out = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-                os.dup2(null, 0)
-                os.dup2(out, 1)
-                os.dup2(out, 2)
-                os.execve(sys.executable, argv, env)
-            finally:
-                os._exit(127)
-        os.waitpid(child, 0)
-    finally:
-        if ns_fd is not None:
-            os.close(ns_fd)
-
-
-def ensure_running(run_dir: str, netns: str | None = None, *, store: str | None = None,
-                   host_resolv: str | None = None, agent: tuple[str, str, str] | None = None,
-                   timeout: float = WAIT) -> int:
-    """Start the resolver for `run_dir` unless it runs; wait until it answers; its pid.
-
-    `netns` is the node's netns name (None: the caller's netns). With
-    `store` (the node's database) and `host_resolv` (the node's
-    resolv.conf) it runs in store mode, else in snapshot mode, where this
-    also waits until it serves the current snapshot. `agent` (node name,
-    state root, run root; store mode) makes it the node's agent too: it
-    programs the node's overlay peers whenever the node is a swarm member
-    (netkit/agent/README.md). Raises InternalError
-    when it does not come up within `timeout`.
-    """
-    os.makedirs(_dir(run_dir), exist_ok=True)
-    deadline = time.monotonic() + timeout
-    while True:
-        with _spawn_lock(run_dir):          # one client starts it, the others wait for it
-            pid = _pid(run_dir)
-            if pid is None:
-                for stale in ("resolver.pid", "ready"):
-                    _unlink(_path(run_dir, stale))
-                _spawn(run_dir, netns, store, host_resolv, agent)
-                while pid is None and time.monotonic() < deadline:
-                    time.sleep(0.002)
-                    pid = _pid(run_dir)
-                if pid is None:
-                    raise InternalError(f"dns resolver did not start: see "
-                                        f"{_path(run_dir, 'resolver.log')}")
-        # it answers once its first full load is served
-        while True:
-            left = max(0.05, deadline - time.monotonic())
-            reply = _control(run_dir, "status", left)
-            if reply is not None and store is None and reply[0] < _snapshot_version(run_dir):
-                reply = _control(run_dir, "reload", left)
-                if reply is not None and reply[0] < _snapshot_version(run_dir):
-                    reply = None
-            if reply is not None:
-                return pid
-            if _pid(run_dir) != pid:
-                break                       # it died or is exiting: start another
-            if time.monotonic() > deadline:
-                raise InternalError(f"dns resolver (pid {pid}) does not answer: see "
-                                    f"{_path(run_dir, 'resolver.log')}")
-            time.sleep(0.002)
-        if time.monotonic() > deadline:
-            raise InternalError(f"dns resolver did not start: see "
-                                f"{_path(run_dir, 'resolver.log')}")
-
-
-def notify(run_dir: str) -> bool:
-    """Make the running resolver reload fully; True once it serves the current snapshot.
-
-    False when no resolver runs or it did not catch up within 5 s.
-    """
-    pid = _pid(run_dir)
-    if pid is None:
-        return False
-    reply = _control(run_dir, "reload")
-    if reply is not None and reply[0] >= _snapshot_version(run_dir):
-        return True
-    try:
-        os.kill(pid, signal.SIGHUP)
-    except ProcessLookupError:
-        return False
-    return _wait_ready(run_dir, pid)
-
-
-def stop(run_dir: str, timeout: float = WAIT) -> None:
-    """SIGTERM the resolver and wait for it (SIGKILL after `timeout`); idempotent."""
-    pid = _pid(run_dir)
-    if pid is not None:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if _alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            while _alive(pid) and time.monotonic() < deadline + timeout:
-                time.sleep(0.01)
-    for name in ("resolver.pid", "ready"):
-        _unlink(_path(run_dir, name))
-
-
-def status(run_dir: str) -> dict:
-    """{pid, running, version, sandboxes, started, applied} of the resolver for `run_dir`
-    (`applied`: the cluster version its agent applied, None off swarm or not known)."""
-    pid = _pid(run_dir)
-    ready = (_ready(run_dir, pid) if pid is not None else None) or {}
-    version, sandboxes = ready.get("version"), ready.get("sandboxes", 0)
-    applied = None
-    if pid is not None:
-        live = _control_words(run_dir, "status", timeout=1.0)
-        if live is not None and len(live) >= 3:
-            try:
-                version, sandboxes = int(live[1]), int(live[2])
-                applied = int(live[3]) if len(live) > 3 and live[3] != "-" else None
-            except ValueError:
-                pass
-    return {"pid": pid, "running": pid is not None, "version": version,
-            "sandboxes": sandboxes, "started": ready.get("started"), "applied": applied}
-
-
-def agent_status(run_dir: str, timeout: float = 1.0) -> dict:
-    """{running, applied}: is the node's resident process up, and which cluster version its
-    agent has applied (None: not a swarm member, or not answering)."""
-    words = _control_words(run_dir, "status", timeout)
-    applied = None
-    if words is not None and len(words) > 3 and words[3] != "-":
-        try:
-            applied = int(words[3])
-        except ValueError:
-            pass
-    return {"running": words is not None, "applied": applied}
-
-
-def poke(run_dir: str, timeout: float = 0.5) -> bool:
-    """Tell the node's agent that the cluster changed (it re-reads at once instead of at its
-    next poll); does not wait for it. False when none answered."""
-    return _control_words(run_dir, "cluster", timeout) is not None
 
 
 # -- in-process ---------------------------------------------------------------------
@@ -425,18 +92,18 @@ def poke(run_dir: str, timeout: float = 0.5) -> bool:
 class Resolver:
     """The resolver on a background thread of this process (no daemon).
 
-        r = Resolver(snapshot).start()
-        r.reload(new_snapshot)      # returns once it serves new_snapshot
-        r.update({cid: (sandbox, endpoints)}, networks)   # a few containers only
+        r = Resolver(snapshot).start()      # a netkit.dns.entries.Snapshot
+        r.reload(new_snapshot)              # returns once it serves new_snapshot
+        r.update({cid: ContainerEntries(sandbox, endpoints)}, networks)   # a few containers
         r.stop()
 
     Usable as a context manager. `timeout` and `max_inflight` override the
     forwarding defaults (4 s, 1024).
     """
 
-    def __init__(self, snapshot: dict | None = None, *, timeout: float | None = None,
+    def __init__(self, snapshot: Snapshot | None = None, *, timeout: float | None = None,
                  max_inflight: int | None = None) -> None:
-        self._snapshot = snapshot or {"version": 0}
+        self._snapshot = snapshot if snapshot is not None else Snapshot()
         self._kwargs = {"timeout": timeout, "max_inflight": max_inflight}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -473,14 +140,14 @@ class Resolver:
             raise failure[0]
         return self
 
-    def reload(self, snapshot: dict) -> None:
+    def reload(self, snapshot: Snapshot) -> None:
         """Serve `snapshot` (sockets of unchanged sandboxes stay open)."""
         assert self._loop is not None, "Resolver not started"
         asyncio.run_coroutine_threadsafe(self.server.apply(snapshot), self._loop).result()
 
-    def update(self, changes: dict[str, tuple[dict | None, list[dict]]],
-               networks: dict[str, dict] | None = None, version: int | None = None):
-        """Apply a few containers' new entries (``(None, [])``: removed); the Delta."""
+    def update(self, changes: dict[str, ContainerEntries],
+               networks: dict[str, NetworkEntry] | None = None, version: int | None = None):
+        """Apply a few containers' new entries (``ContainerEntries()``: removed); the Delta."""
         assert self._loop is not None, "Resolver not started"
         return asyncio.run_coroutine_threadsafe(
             self.server.update(changes, networks, version), self._loop).result()
@@ -515,8 +182,8 @@ class _Daemon:
         self.agent_pool = None                       # its one thread (kernel + stores)
         self.member = False                          # the node is a swarm member (last tick)
         self.applied: int | None = None              # cluster version applied (None: not a member)
-        self.remote: dict[str, tuple[dict | None, list[dict]]] = {}   # other nodes' endpoints
-        self.remote_nets: dict[str, dict] = {}
+        self.remote: dict[str, ContainerEntries] = {}       # other nodes' endpoints
+        self.remote_nets: dict[str, NetworkEntry] = {}
         self.poked: asyncio.Event | None = None
         self.agent_error: str | None = None
         self.server = Server()
@@ -580,8 +247,8 @@ class _Daemon:
         if self.source is None:
             self.stamp = self._stat()
             snap = load_snapshot(self.run_dir)
-            if snap.get("version") != self.server.version or why == "start":
-                log.info("reload (%s) to version %s", why, snap.get("version"))
+            if snap.version != self.server.version or why == "start":
+                log.info("reload (%s) to version %s", why, snap.version)
                 await self.server.apply(snap)
             self._write_ready()
             return
@@ -726,12 +393,13 @@ class _Daemon:
                     log.exception("agent: sync failed (retrying)")
                 self.agent_error = text
 
-    async def _set_remote(self, remote: dict, nets: dict) -> None:
+    async def _set_remote(self, remote: dict[str, ContainerEntries],
+                          nets: dict[str, NetworkEntry]) -> None:
         """Serve exactly `remote` as the other nodes' endpoints (only the difference)."""
         changes = {cid: e for cid, e in remote.items() if self.remote.get(cid) != e}
         for cid in self.remote:
             if cid not in remote:
-                changes[cid] = (None, [])
+                changes[cid] = ContainerEntries()
         if not changes:
             self.remote_nets = nets
             return
@@ -871,7 +539,7 @@ class _Daemon:
         if self.agent_args is None:
             return False
         from netkit.paths import NodePaths
-        from netkit.swarm import read_cluster_id
+        from netkit.store.cluster import read_cluster_id
         node, root, run = self.agent_args
         return read_cluster_id(NodePaths.of(node, root, run).root) is not None
 

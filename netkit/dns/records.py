@@ -1,20 +1,14 @@
 """Resolver tables: containers' names in, per-sandbox answer tables out.
 
-Pure: no sockets, no netns. A full snapshot (written by tests and the
-in-process :class:`~netkit.dns.daemon.Resolver`; built from the store by
-``netkit.dnssync.build_snapshot``) looks like::
-
-    {"version": 17,
-     "sandboxes": [{"container_id", "netns", "networks": [ids in resolution order],
-                    "links": {alias: target container name}, "upstreams": [...],
-                    "host_upstreams": [...], "external": bool}],
-     "networks": {id: {"name": "mynet", "order": "rr" | "shuffle"}},
-     "endpoints": [{"container_id", "container_name", "network_id", "ipv4", "ipv6",
-                    "names": [lower-case, first = PTR name], "rank": optional str}]}
-
-The same sandbox and endpoint dicts, per container, are what
+Pure: no sockets, no netns. The input is the typed records of
+:mod:`netkit.dns.entries`: a full :class:`~netkit.dns.entries.Snapshot`
+(written by tests and the in-process :class:`~netkit.dns.daemon.Resolver`;
+built from the store by ``netkit.dnssync.build_snapshot``), or, per
+container, the :class:`~netkit.dns.entries.ContainerEntries` (its
+``SandboxEntry`` or None, its ``EndpointEntry`` list) that
 :meth:`Catalog.update` takes for an incremental change (the daemon reads
-them from the store with ``netkit.dnssync.container_entries``).
+them from the store with ``netkit.dnssync.container_entries``) together
+with the ``NetworkEntry`` of their networks.
 
 Lookup follows libnetwork's ``Sandbox.ResolveName``: candidates ``(name,
 any network)`` then ``(prefix, network=suffix)`` splitting at each dot from
@@ -39,12 +33,11 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Iterable, NamedTuple
+from typing import Iterable, Mapping, NamedTuple
 
 from netkit.dns import wire
-
-ORDER_RR = "rr"
-ORDER_SHUFFLE = "shuffle"
+from netkit.dns.entries import (ORDER_RR, ORDER_SHUFFLE, ContainerEntries, EndpointEntry,
+                                NetworkEntry, Snapshot)
 
 _TAIL_A, _TAIL_AAAA, _TAIL_MX, _TAIL_PTR = (
     t.to_bytes(2, "big") + b"\x00\x01"
@@ -110,20 +103,38 @@ class Hit(NamedTuple):
     ipv6: tuple[str, ...]
 
 
+class _Addr(NamedTuple):
+    """One endpoint's addresses under one name; a name's list is kept sorted (rank, seq)."""
+
+    rank: str
+    seq: int                                        # arrival: ties of rank
+    container_id: str
+    ipv4: str | None
+    ipv6: str | None
+
+
+class _Ptr(NamedTuple):
+    """One endpoint holding an address on a network; the first one (rank, seq) wins."""
+
+    rank: str
+    seq: int
+    target: str                                     # container.network
+
+
 class _Name:
     """One name on one network: its endpoints (sorted) and derived addresses."""
 
     __slots__ = ("entries", "four", "six", "_rrs")
 
     def __init__(self) -> None:
-        self.entries: list[tuple] = []              # (rank, seq, cid, ipv4, ipv6)
+        self.entries: list[_Addr] = []
         self.four: tuple[str, ...] = ()
         self.six: tuple[str, ...] = ()
         self._rrs: tuple[tuple[bytes, ...], tuple[bytes, ...]] | None = None
 
     def refresh(self) -> None:
-        self.four = tuple(dict.fromkeys(e[3] for e in self.entries if e[3]))
-        self.six = tuple(dict.fromkeys(e[4] for e in self.entries if e[4]))
+        self.four = tuple(dict.fromkeys(e.ipv4 for e in self.entries if e.ipv4))
+        self.six = tuple(dict.fromkeys(e.ipv6 for e in self.entries if e.ipv6))
         self._rrs = None
 
     def rrs(self) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
@@ -148,27 +159,34 @@ class _Ep(NamedTuple):
     def signature(self) -> tuple:
         return (self.network_id, self.rank, self.ipv4, self.ipv6, self.names, self.target)
 
+    def addr(self, cid: str) -> _Addr:
+        return _Addr(self.rank, self.seq, cid, self.ipv4, self.ipv6)
 
-Changes = tuple[set[tuple[str, str]], set[tuple[str, str]]]     # ((nid, name)...), ((nid, ip)...)
+    def ptr(self) -> _Ptr:
+        return _Ptr(self.rank, self.seq, self.target)
+
+
+_Touched = tuple[set[tuple[str, str]], set[tuple[str, str]]]    # ((nid, name)...), ((nid, ip)...)
 
 
 class Records:
     """Names and PTRs per network; the pure lookup lives here."""
 
-    def __init__(self, snapshot: dict | None = None) -> None:
-        self.networks: dict[str, dict] = {}
+    def __init__(self, snapshot: Snapshot | None = None) -> None:
+        self.networks: dict[str, NetworkEntry] = {}
         self.net_by_name: dict[str, str] = {}
         # network id -> name -> _Name
         self.names: dict[str, dict[str, _Name]] = {}
-        # network id -> ip -> [(rank, seq, ptr target)] sorted
-        self.ptrs: dict[str, dict[str, list[tuple[str, int, str]]]] = {}
+        # network id -> ip -> its holders, sorted
+        self.ptrs: dict[str, dict[str, list[_Ptr]]] = {}
         # container id -> what it registered
         self.endpoints: dict[str, tuple[_Ep, ...]] = {}
         self._seq = 0
-        if snapshot:
-            self.load(snapshot.get("networks") or {}, snapshot.get("endpoints") or ())
+        if snapshot is not None:
+            self.load(snapshot.networks, snapshot.endpoints)
 
-    def load(self, networks: dict[str, dict], endpoints: Iterable[dict]) -> None:
+    def load(self, networks: Mapping[str, NetworkEntry],
+             endpoints: Iterable[EndpointEntry]) -> None:
         """Bulk-add endpoints of containers not registered yet (a full build).
 
         A name's addresses keep the list's order (after ``rank``).
@@ -179,9 +197,9 @@ class Records:
             e = self._register(ep)
             if e is None:
                 continue
-            cid = ep["container_id"]
+            cid = ep.container_id
             self.endpoints[cid] = self.endpoints.get(cid, ()) + (e,)
-            entry = (e.rank, e.seq, cid, e.ipv4, e.ipv6)
+            entry = e.addr(cid)
             per_net = self.names.setdefault(e.network_id, {})
             for name in e.names:
                 n = per_net.get(name)
@@ -196,7 +214,7 @@ class Records:
             for ip in (e.ipv4, e.ipv6):
                 if ip:
                     lst = per_ip.setdefault(ip, [])
-                    item = (e.rank, e.seq, e.target)
+                    item = e.ptr()
                     if lst and item < lst[-1]:
                         bisect.insort(lst, item)
                     else:
@@ -204,24 +222,24 @@ class Records:
         for n in touched.values():
             n.refresh()
 
-    def add_networks(self, networks: dict[str, dict]) -> None:
-        """Learn networks (id -> {name, order}); a network never changes once made."""
-        for nid, info in networks.items():
-            self.networks[nid] = dict(info)
-            self.net_by_name[info.get("name", nid)] = nid
+    def add_networks(self, networks: Mapping[str, NetworkEntry]) -> None:
+        """Learn networks (id -> entry); a network never changes once made."""
+        for nid, net in networks.items():
+            self.networks[nid] = net
+            self.net_by_name[net.name] = nid
 
-    def _register(self, ep: dict) -> _Ep | None:
-        v4, v6 = ep.get("ipv4") or None, ep.get("ipv6") or None
+    def _register(self, ep: EndpointEntry) -> _Ep | None:
+        v4, v6 = ep.ipv4 or None, ep.ipv6 or None
         if not v4 and not v6:
             return None                     # Docker: no address, not "found"
-        nid = ep["network_id"]
+        nid = ep.network_id
         self._seq += 1
         seq = self._seq
-        names = tuple(dict.fromkeys(n.lower().rstrip(".") for n in ep.get("names") or ()))
-        target = f"{ep['container_name'].lower()}.{self.network_name(nid)}"
-        return _Ep(nid, str(ep.get("rank") or ""), seq, v4, v6, names, target)
+        names = tuple(dict.fromkeys(n.lower().rstrip(".") for n in ep.names))
+        target = f"{ep.container_name.lower()}.{self.network_name(nid)}"
+        return _Ep(nid, ep.rank or "", seq, v4, v6, names, target)
 
-    def set_container(self, cid: str, endpoints: Iterable[dict]) -> Changes:
+    def set_container(self, cid: str, endpoints: Iterable[EndpointEntry]) -> _Touched:
         """Replace what container `cid` registers ([] = remove it).
 
         Addresses of a name are ordered by the endpoints' ``rank``, then by
@@ -240,7 +258,7 @@ class Records:
         ptrs: dict[tuple[str, str], str | None] = {}    # (nid, ip) -> PTR winner before
         for ep in old:
             per_net = self.names.get(ep.network_id, {})
-            entry = (ep.rank, ep.seq, cid, ep.ipv4, ep.ipv6)
+            entry = ep.addr(cid)
             for name in ep.names:
                 n = per_net.get(name)
                 if n is None:
@@ -255,14 +273,14 @@ class Records:
                 lst = per_ip.get(ip) if ip else None
                 if lst is None:
                     continue
-                ptrs.setdefault((ep.network_id, ip), lst[0][2] if lst else None)
+                ptrs.setdefault((ep.network_id, ip), lst[0].target if lst else None)
                 try:
-                    lst.remove((ep.rank, ep.seq, ep.target))
+                    lst.remove(ep.ptr())
                 except ValueError:
                     pass
         for ep in new:
             per_net = self.names.setdefault(ep.network_id, {})
-            entry = (ep.rank, ep.seq, cid, ep.ipv4, ep.ipv6)
+            entry = ep.addr(cid)
             for name in ep.names:
                 n = per_net.get(name)
                 if n is None:
@@ -274,8 +292,8 @@ class Records:
                 if not ip:
                     continue
                 lst = per_ip.setdefault(ip, [])
-                ptrs.setdefault((ep.network_id, ip), lst[0][2] if lst else None)
-                bisect.insort(lst, (ep.rank, ep.seq, ep.target))
+                ptrs.setdefault((ep.network_id, ip), lst[0].target if lst else None)
+                bisect.insort(lst, ep.ptr())
         changed_names: set[tuple[str, str]] = set()
         for (nid, name), before in touched.items():
             per_net = self.names[nid]
@@ -291,7 +309,7 @@ class Records:
         for (nid, ip), before in ptrs.items():
             per_ip = self.ptrs[nid]
             lst = per_ip[ip]
-            now = lst[0][2] if lst else None
+            now = lst[0].target if lst else None
             if not lst:
                 del per_ip[ip]
                 if not per_ip:
@@ -303,10 +321,12 @@ class Records:
     # -- lookup --------------------------------------------------------------------
 
     def network_name(self, network_id: str) -> str:
-        return self.networks.get(network_id, {}).get("name", network_id)
+        net = self.networks.get(network_id)
+        return net.name if net is not None else network_id
 
     def order(self, network_id: str) -> str:
-        return self.networks.get(network_id, {}).get("order", ORDER_RR)
+        net = self.networks.get(network_id)
+        return net.order if net is not None else ORDER_RR
 
     def _find(self, name: str, netname: str | None,
               networks: tuple[str, ...]) -> tuple[str, _Name] | None:
@@ -349,7 +369,7 @@ class Records:
         for nid in networks:
             lst = self.ptrs.get(nid, {}).get(ip)
             if lst:
-                return lst[0][2]
+                return lst[0].target
         return None
 
     def resolvable(self, networks: tuple[str, ...], links: dict[str, str]) -> set[str]:
@@ -450,8 +470,12 @@ def _put(table: Table, key: bytes, records: tuple[bytes, ...], order: str,
 
 # -- sandboxes and their shared tables ---------------------------------------------------
 
-def _links(raw: dict | None) -> dict[str, str]:
-    return {k.lower(): v.lower() for k, v in (raw or {}).items()}
+# (networks, sorted link pairs): sandboxes with equal keys share one table
+_GroupKey = tuple[tuple[str, ...], tuple[tuple[str, str], ...]]
+
+
+def _links(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    return {k.lower(): v.lower() for k, v in pairs}
 
 
 class _Group:
@@ -483,94 +507,89 @@ class Delta:
 class Catalog:
     """Records + the sandboxes served from them, updatable one container at a time.
 
-    ``entries`` keeps, per container, the (sandbox dict, endpoint dicts) it
-    was last given, so a caller can tell which containers differ from a
-    fresh read.
+    ``entries`` keeps, per container, the :class:`ContainerEntries` it was
+    last given, so a caller can tell which containers differ from a fresh
+    read.
     """
 
     def __init__(self) -> None:
         self.records = Records()
         self.sandboxes: dict[str, Sandbox] = {}
-        self.entries: dict[str, tuple[dict | None, list[dict]]] = {}
-        self.groups: dict[tuple, _Group] = {}
-        self.net_groups: dict[str, set[tuple]] = {}
+        self.entries: dict[str, ContainerEntries] = {}
+        self.groups: dict[_GroupKey, _Group] = {}
+        self.net_groups: dict[str, set[_GroupKey]] = {}
 
     @classmethod
-    def from_snapshot(cls, snapshot: dict) -> "Catalog":
+    def from_snapshot(cls, snapshot: Snapshot) -> "Catalog":
         """A catalog serving a full snapshot (endpoints in list order)."""
-        changes: dict[str, tuple[dict | None, list[dict]]] = {}
-        for ep in snapshot.get("endpoints") or ():
-            changes.setdefault(ep["container_id"], (None, []))[1].append(ep)
-        for sb in snapshot.get("sandboxes") or ():
-            cid = sb["container_id"]
-            changes[cid] = (sb, changes.get(cid, (None, []))[1])
         cat = cls()
         # records in the snapshot's endpoint order, then the sandboxes
-        cat.records.load(snapshot.get("networks") or {}, snapshot.get("endpoints") or ())
-        cat._update(changes, records_done=True)
+        cat.records.load(snapshot.networks, snapshot.endpoints)
+        cat._update(snapshot.containers(), records_done=True)
         return cat
 
     @classmethod
-    def build(cls, changes: dict[str, tuple[dict | None, list[dict]]],
-              networks: dict[str, dict]) -> "Catalog":
+    def build(cls, changes: Mapping[str, ContainerEntries],
+              networks: Mapping[str, NetworkEntry]) -> "Catalog":
         """A catalog serving these containers' entries (a full build)."""
         cat = cls()
-        cat.records.load(networks, (ep for _, eps in changes.values() for ep in eps))
+        cat.records.load(networks, (ep for e in changes.values() for ep in e.endpoints))
         cat._update(changes, records_done=True)
         return cat
 
-    def diff(self, full: dict[str, tuple[dict | None, list[dict]]]
-             ) -> dict[str, tuple[dict | None, list[dict]]]:
+    def diff(self, full: Mapping[str, ContainerEntries]) -> dict[str, ContainerEntries]:
         """The changes that make this catalog serve `full` (every container's entries)."""
         out = {cid: e for cid, e in full.items() if self.entries.get(cid) != e}
         for cid in self.entries:
             if cid not in full:
-                out[cid] = (None, [])
+                out[cid] = ContainerEntries()
         return out
 
-    def update(self, changes: dict[str, tuple[dict | None, list[dict]]],
-               networks: dict[str, dict] | None = None) -> Delta:
-        """Apply new (sandbox dict | None, endpoint dicts) for these containers.
+    def update(self, changes: Mapping[str, ContainerEntries],
+               networks: Mapping[str, NetworkEntry] | None = None) -> Delta:
+        """Apply new entries for these containers (`networks`: the networks they are on).
 
-        A container absent from the store is ``(None, [])``. Only the names
-        of these containers (on their old and new networks) are recomputed,
-        in the tables of groups on those networks.
+        A container absent from the store gives ``ContainerEntries()``. Only
+        the names of these containers (on their old and new networks) are
+        recomputed, in the tables of groups on those networks.
         """
         return self._update(changes, networks)
 
-    def _update(self, changes: dict[str, tuple[dict | None, list[dict]]],
-                networks: dict[str, dict] | None = None, records_done: bool = False) -> Delta:
+    def _update(self, changes: Mapping[str, ContainerEntries],
+                networks: Mapping[str, NetworkEntry] | None = None,
+                records_done: bool = False) -> Delta:
         rec = self.records
         if networks:
             rec.add_networks(networks)
         delta = Delta()
         names: set[tuple[str, str]] = set()
         ptrs: set[tuple[str, str]] = set()
-        for cid, (sbd, eps) in changes.items():
+        for cid, e in changes.items():
             if not records_done:
-                n, p = rec.set_container(cid, eps)
+                n, p = rec.set_container(cid, e.endpoints)
                 names |= n
                 ptrs |= p
-            if sbd is None and not eps:
+            if e.empty:
                 self.entries.pop(cid, None)
             else:
-                self.entries[cid] = (sbd, list(eps))
+                self.entries[cid] = e
         delta.names, delta.ptrs = len(names), len(ptrs)
-        fresh: set[tuple] = set()
-        emptied: list[tuple] = []
-        for cid, (sbd, _) in changes.items():
+        fresh: set[_GroupKey] = set()
+        emptied: list[_GroupKey] = []
+        for cid, e in changes.items():
             old = self.sandboxes.get(cid)
-            if sbd is None:
+            sbe = e.sandbox
+            if sbe is None:
                 if old is not None:
                     emptied.append(self._leave(cid, old))
                     del self.sandboxes[cid]
                     delta.closed.append(cid)
                 continue
-            networks_ = tuple(sbd.get("networks") or ())
-            links = _links(sbd.get("links"))
-            gkey = (networks_, tuple(sorted(links.items())))
-            spec = (sbd["netns"], networks_, gkey[1], tuple(sbd.get("upstreams") or ()),
-                    tuple(sbd.get("host_upstreams") or ()), bool(sbd.get("external", True)))
+            networks_ = tuple(sbe.networks)
+            links = _links(sbe.links)
+            gkey: _GroupKey = (networks_, tuple(sorted(links.items())))
+            spec = (sbe.netns, networks_, gkey[1], tuple(sbe.upstreams),
+                    tuple(sbe.host_upstreams), bool(sbe.external))
             if old is not None and old.spec == spec:
                 continue
             if old is not None:
@@ -617,7 +636,7 @@ class Catalog:
                     rec.set_ptr(g.table, ip, g.networks)
         return delta
 
-    def _leave(self, cid: str, sb: Sandbox) -> tuple:
+    def _leave(self, cid: str, sb: Sandbox) -> _GroupKey:
         gkey = (sb.networks, sb.links)
         group = self.groups.get(gkey)
         if group is not None:
@@ -625,6 +644,6 @@ class Catalog:
         return gkey
 
 
-def build(snapshot: dict) -> dict[str, Sandbox]:
+def build(snapshot: Snapshot) -> dict[str, Sandbox]:
     """Snapshot -> {container_id: Sandbox}; equal (networks, links) share a table."""
     return Catalog.from_snapshot(snapshot).sandboxes

@@ -34,6 +34,7 @@ import struct
 from functools import partial
 
 from netkit.dns import records, wire
+from netkit.dns.entries import ContainerEntries, NetworkEntry, Snapshot
 from netkit.dns.upstream import Forwarder
 from netkit.kernel import netns as knetns
 
@@ -116,12 +117,12 @@ class Server:
             self._lock = asyncio.Lock()
         return self._lock
 
-    async def apply(self, snapshot: dict) -> None:
+    async def apply(self, snapshot: Snapshot) -> None:
         """Serve `snapshot`: open new sandboxes, close gone ones, swap the rest's tables."""
         async with self.lock:
             loop = asyncio.get_running_loop()
             catalog = await loop.run_in_executor(None, records.Catalog.from_snapshot, snapshot)
-            await self._replace(catalog, snapshot.get("version"))
+            await self._replace(catalog, snapshot.version)
 
     async def replace(self, catalog: records.Catalog, version: int | None) -> None:
         """Serve a freshly built `catalog` (a full reload), as :meth:`apply`."""
@@ -154,10 +155,10 @@ class Server:
                  "with names", self.version, len(self.states), opened, failed,
                  len(catalog.records.endpoints))
 
-    async def update(self, changes: dict[str, tuple[dict | None, list[dict]]],
-                     networks: dict[str, dict] | None = None,
+    async def update(self, changes: dict[str, ContainerEntries],
+                     networks: dict[str, NetworkEntry] | None = None,
                      version: int | None = None) -> records.Delta:
-        """Apply the new entries of a few containers (``(None, [])``: gone) in place.
+        """Apply the new entries of a few containers (``ContainerEntries()``: gone) in place.
 
         Only their names are recomputed; sandboxes not among them keep their
         sockets, tables and round-robin counters.
@@ -165,8 +166,9 @@ class Server:
         async with self.lock:
             return await self._update(changes, networks, version)
 
-    async def _update(self, changes: dict[str, tuple[dict | None, list[dict]]],
-                      networks: dict[str, dict] | None, version: int | None) -> records.Delta:
+    async def _update(self, changes: dict[str, ContainerEntries],
+                      networks: dict[str, NetworkEntry] | None,
+                      version: int | None) -> records.Delta:
         delta = self.catalog.update(changes, networks)
         for cid in delta.closed:
             if cid in self.states:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from netkit.errors import NotFound
+from netkit.errors import InvalidArgument, NotFound
 
 if TYPE_CHECKING:
     from netkit.drivers.base import Driver
@@ -22,6 +22,7 @@ _cache: dict[str, "Driver"] = {}
 
 
 def get(name: str) -> "Driver":
+    """The driver registered as `name` (NotFound as Docker says it when there is none)."""
     driver = _cache.get(name)
     if driver is not None:
         return driver
@@ -35,8 +36,20 @@ def get(name: str) -> "Driver":
             break
         else:
             raise NotFound(f'plugin "{name}" not found')
+        from netkit.drivers.base import Driver
+        if not isinstance(driver, Driver):
+            raise InvalidArgument(f'plugin "{name}" is not a network driver: netkit drivers '
+                                  "derive from netkit.drivers.base.Driver")
     _cache[name] = driver
     return driver
+
+
+def find(name: str) -> "Driver | None":
+    """The driver registered as `name`, or None when none is installed."""
+    try:
+        return get(name)
+    except NotFound:
+        return None
 
 
 def builtin_names() -> list[str]:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import re
 import secrets
 import socket
+from typing import Iterable
 
-from netkit.drivers.base import DriverContext, JoinResult
-from netkit.errors import InvalidArgument
+from netkit.drivers.base import Driver, DriverContext, JoinResult
+from netkit.drivers.checks import link_drift
+from netkit.errors import Conflict, InvalidArgument
 from netkit.kernel.session import TAG
 from netkit.model import Container, Endpoint, Network, Scope
 from netkit.specs import NetworkSpec
@@ -79,11 +81,12 @@ def random_mac() -> str:
     return ":".join(f"{x:02x}" for x in b)
 
 
-class BridgeDriver:
+class BridgeDriver(Driver):
     name = "bridge"
     scope = Scope.LOCAL
     has_dns = True
     allocates_gateway = True
+    one_subnet_per_family = True     # "bridge driver doesn't support multiple subnets"
 
     def validate(self, spec: NetworkSpec) -> None:
         check_common(spec.options, OPTIONS, self.name)
@@ -94,6 +97,29 @@ class BridgeDriver:
         prefix = spec.options.get(OPT_IFACE_PREFIX)
         if prefix is not None:
             check_ifname(prefix + "99", "container interface prefix")
+
+    def check_network(self, net: Network, others: Iterable[Network]) -> None:
+        """Two networks cannot be one bridge (any driver whose networks are node bridges)."""
+        from netkit import drivers
+        mine = bridge_name(net)
+        for other in others:
+            driver = drivers.find(other.driver)
+            if other.id != net.id and driver is not None and driver.node_bridge(other) == mine:
+                raise Conflict(f"cannot create network {net.id} ({mine}): conflicts with network "
+                               f"{other.id} ({mine}): networks have same bridge name")
+
+    def node_bridge(self, net: Network) -> str | None:
+        return bridge_name(net)
+
+    # -- system check / prune (Checkable) -------------------------------------------
+    def owned_links(self, net: Network, in_use: bool) -> set[str]:
+        return {bridge_name(net)}
+
+    def check(self, ctx: DriverContext, net: Network, in_use: bool) -> list[str]:
+        name = bridge_name(net)
+        if net.predefined and not in_use and not ctx.kernel.host.has_link(name):
+            return []                       # the default bridge is made on first use
+        return link_drift(ctx.kernel.host, name, "bridge")
 
     # -- network ---------------------------------------------------------------
     def create_network(self, ctx: DriverContext, net: Network) -> None:

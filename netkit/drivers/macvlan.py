@@ -40,9 +40,10 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from netkit.drivers.base import DriverContext, JoinResult
+from netkit.drivers.base import Driver, DriverContext, JoinResult
 from netkit.drivers.bridge import (OPT_DNS_ORDER, OPT_IFACE_PREFIX, OPT_MTU, check_common,
                                    check_ifname, configure_sandbox, mtu_of)
+from netkit.drivers.checks import link_drift
 from netkit.errors import Conflict, InvalidArgument, NotFound, Unsupported
 from netkit.kernel import netns as kns
 from netkit.model import Container, Endpoint, Network, Scope
@@ -88,7 +89,7 @@ def check_vid(vid: int) -> None:
         raise InvalidArgument(f"vlan id must be between 1-4094, received: {vid}")
 
 
-class MacvlanDriver:
+class MacvlanDriver(Driver):
     name = "macvlan"
     scope = Scope.LOCAL
     has_dns = True              # user networks: the embedded DNS, as on bridges
@@ -182,6 +183,21 @@ class MacvlanDriver:
         info = ctx.kernel.host.link_info(parent)
         if info is not None and info["alias"] == OWNED and info["kind"] == "vlan":
             ctx.kernel.host.delete_link(parent)
+
+    # -- system check / prune (Checkable) -------------------------------------------
+    def owned_links(self, net: Network, in_use: bool) -> set[str]:
+        """The parent: the driver's own `dm-` device or VLAN link, or the user's interface."""
+        return {parent_of(net)}
+
+    def check(self, ctx: DriverContext, net: Network, in_use: bool) -> list[str]:
+        """The parent is there; one this driver made is up (its children are down if not)."""
+        parent = parent_of(net)
+        info = ctx.kernel.host.link_info(parent)
+        if info is None:
+            return [f"parent interface {parent} is missing"]
+        if info["alias"] != OWNED:
+            return []                      # the user's interface, used as it is
+        return link_drift(ctx.kernel.host, parent, info["kind"], what="parent interface")
 
     # -- endpoints -------------------------------------------------------------
     def join(self, ctx: DriverContext, net: Network, ep: Endpoint, ctr: Container) -> JoinResult:

@@ -8,17 +8,18 @@ by the engine).
 
 from __future__ import annotations
 
-from netkit.drivers.base import DriverContext, JoinResult
+from netkit.drivers.base import Driver, DriverContext, JoinResult
 from netkit.errors import Forbidden
 from netkit.model import Container, Endpoint, Network, Scope
 from netkit.specs import NetworkSpec
 
 
-class _Null:
+class _Null(Driver):
     name = "null"
     scope = Scope.LOCAL
     has_dns = False
     allocates_gateway = False
+    network_mode = "none"
 
     def validate(self, spec: NetworkSpec) -> None:
         raise Forbidden(f"only one instance of \"{self.name}\" network is allowed")
@@ -42,3 +43,4 @@ class NullDriver(_Null):
 
 class HostDriver(_Null):
     name = "host"
+    network_mode = "host"

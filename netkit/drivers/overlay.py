@@ -20,8 +20,9 @@ from __future__ import annotations
 import secrets
 
 from netkit.agent.peers import VNI_OPTION, bridge_name, vxlan_name
-from netkit.drivers.base import DriverContext, JoinResult
+from netkit.drivers.base import Driver, DriverContext, JoinResult
 from netkit.drivers.bridge import configure_sandbox, random_mac
+from netkit.drivers.checks import link_drift
 from netkit.errors import InvalidArgument, Unsupported
 from netkit.kernel.session import TAG
 from netkit.model import Container, Endpoint, Network, Scope
@@ -36,7 +37,7 @@ def vni_of(net: Network) -> int:
     return int(net.options[VNI_OPTION])
 
 
-class OverlayDriver:
+class OverlayDriver(Driver):
     name = "overlay"
     scope = Scope.SWARM
     has_dns = True
@@ -60,6 +61,19 @@ class OverlayDriver:
             raise Unsupported("IPv6 on overlay networks is not supported by netkit yet")
         if len(spec.subnets) > 1:
             raise InvalidArgument("netkit overlay networks take one --subnet")
+
+    # -- system check / prune (Checkable) -------------------------------------------
+    def owned_links(self, net: Network, in_use: bool) -> set[str]:
+        """The segment, while the network has an endpoint on the node (leave removes it)."""
+        vni = vni_of(net)
+        return {bridge_name(vni), vxlan_name(vni)} if in_use else set()
+
+    def check(self, ctx: DriverContext, net: Network, in_use: bool) -> list[str]:
+        if not in_use:
+            return []
+        br, vx = bridge_name(vni_of(net)), vxlan_name(vni_of(net))
+        return (link_drift(ctx.kernel.host, br, "bridge") +
+                link_drift(ctx.kernel.host, vx, "vxlan", master=br))
 
     # -- network: nothing until the node's first endpoint -------------------------
     def create_network(self, ctx: DriverContext, net: Network) -> None:
@@ -85,14 +99,10 @@ class OverlayDriver:
             raise InvalidArgument(f"node {ctx.node.name} has no eth0")
         index = host.add_bridge(br, mac=random_mac(), mtu=MTU)
         vx = vxlan_name(vni)
-        with host._op("create vxlan", vx):
-            host.ipr.link("add", ifname=vx, kind="vxlan", vxlan_id=vni, vxlan_port=VXLAN_PORT,
-                          vxlan_local=ctx.node.ip.split("/")[0], vxlan_link=eth0,
-                          vxlan_learning=0, vxlan_proxy=1, mtu=MTU)
-        host.journal.push(f"delete vxlan {vx}", lambda: host.delete_link(vx))
-        host.set_link(vx, master=index, state="up")
-        with host._op("configure bridge port", vx):     # remote MACs come from the cluster, not traffic
-            host.ipr.brport("set", index=host.link_index(vx), learning=0)
+        vx_index = host.add_vxlan(vx, vni, local=ctx.node.ip.split("/")[0], link=eth0,
+                                  port=VXLAN_PORT, mtu=MTU)
+        host.set_link(vx_index, master=index, state="up")
+        host.set_port_learning(vx_index, False)      # remote MACs come from the cluster, not traffic
         host.set_link(index, state="up", ifalias=TAG)   # netkit's: `system check` knows its ports
         return index
 

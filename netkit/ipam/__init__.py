@@ -3,9 +3,11 @@
     pools.py      Docker's predefined pools, first-fit subnet choice, the ULA /48
     config.py     --subnet/--ip-range/--gateway/--aux-address -> IPAMConfig tuples
     allocator.py  addresses inside a subnet: first-free over the store's index
+    addresses.py  allocate(): hold one address in a node's or the cluster's store
 
-Nothing here touches the kernel, the store or the disk: callers pass in what
-is taken and persist what is chosen.
+Nothing here touches the kernel or the disk. Only addresses.py writes, and
+only through the store transaction its caller passes in; the rest is given
+what is taken and returns what is chosen.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from netkit.ipam.allocator import (
     to_key,
     validate_mac,
 )
+from netkit.ipam.addresses import allocate
 from netkit.ipam.config import build_ipam
 from netkit.ipam.pools import (
     DEFAULT_GLOBAL_POOLS,
@@ -38,6 +41,7 @@ __all__ = [
     "DEFAULT_GLOBAL_POOLS",
     "DEFAULT_LOCAL_POOLS",
     "AddressPool",
+    "allocate",
     "build_ipam",
     "check_static",
     "choose_subnet",

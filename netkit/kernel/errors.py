@@ -7,7 +7,7 @@ import os
 from contextlib import contextmanager
 from typing import Iterator
 
-from netkit.errors import AlreadyExists, KernelError, NetkitError, NotFound, Unsupported
+from netkit.errors import AlreadyExists, Conflict, KernelError, NetkitError, NotFound, Unsupported
 
 _BY_ERRNO: dict[int, type[NetkitError]] = {
     errno.EEXIST: AlreadyExists,
@@ -38,3 +38,19 @@ def is_missing(exc: BaseException) -> bool:
     if not isinstance(code, int):
         code = getattr(exc, "errno", None)
     return code in (errno.ENODEV, errno.ENOENT, errno.ESRCH)
+
+
+class ExecFailed(KernelError):
+    """The container's command could not be started.
+
+    The message is Docker's (``exec: "x": executable file not found in
+    $PATH``) and `exit_code` Docker's: 127 not found, 126 cannot be invoked.
+    """
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class NotRunning(Conflict):
+    """The container's init process is not running."""

@@ -55,9 +55,9 @@ def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
 
 
-def mount(src: str, target: str, fstype: str | None, flags: int) -> None:
-    _check(_libc.mount(src.encode(), target.encode(),
-                       fstype.encode() if fstype else None, flags, None), f"mount {target}")
+def mount(src: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    _check(_libc.mount(src.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+                       data.encode() if data else None), f"mount {target}")
 
 
 def umount(target: str) -> None:

@@ -6,7 +6,7 @@ on every run. This module speaks the few messages the engine sends on every
 run/rm directly: RTM_{NEW,DEL,GET,SET}LINK, RTM_{NEW,DEL,GET}ADDR and
 RTM_{NEW,DEL,GET}ROUTE, over a NETLINK_ROUTE socket that the caller created
 inside the target netns. Everything else (macvlan, vxlan, FDB, neighbours)
-still goes through pyroute2, imported only when used.
+goes through pyroute2 in netkit/kernel/session.py, imported only when used.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_PROTINFO, IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_NET_NS_FD = 12, 16, 18, 20, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
-IFLA_BRPORT_MODE = 4
+IFLA_BRPORT_MODE, IFLA_BRPORT_LEARNING = 4, 8
 IFLA_BR_NF_CALL_IPTABLES, IFLA_BR_NF_CALL_IP6TABLES = 36, 37
 IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_FLAGS = 1, 2, 3, 8
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
@@ -205,9 +205,13 @@ class Rtnl:
         a = attr(IFLA_IFNAME, ifname) if ifname and not index else b""
         self.request(RTM_DELLINK, 0, _IFI.pack(socket.AF_UNSPEC, 0, index, 0, 0) + a)
 
-    def brport_mode(self, index: int, hairpin: bool) -> None:
-        body = (_IFI.pack(socket.AF_BRIDGE, 0, index, 0, 0) +
-                attr(IFLA_PROTINFO, [attr(IFLA_BRPORT_MODE, struct.pack("=B", int(hairpin)))]))
+    def brport(self, index: int, *, hairpin: bool | None = None,
+               learning: bool | None = None) -> None:
+        """Bridge port flags of link `index` (those given; the others are left as they are)."""
+        flags = [attr(kind, struct.pack("=B", int(on)))
+                 for kind, on in ((IFLA_BRPORT_MODE, hairpin), (IFLA_BRPORT_LEARNING, learning))
+                 if on is not None]
+        body = _IFI.pack(socket.AF_BRIDGE, 0, index, 0, 0) + attr(IFLA_PROTINFO, flags)
         self.request(RTM_SETLINK, 0, body)
 
     # -- addresses ----------------------------------------------------------------

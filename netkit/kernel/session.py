@@ -6,10 +6,13 @@ onto the action's journal. The node's own namespace is `session.host`.
 
 Each handle speaks rtnetlink over a socket created inside the target netns
 by the worker thread (see netns.py): the hot path (veth, bridge, address,
-route, link state) through netkit's own small client (rtnl.py: no pyroute2
-import, one round-trip per change), everything else through a pyroute2
-`IPRoute` opened on first use over another socket of the same netns
-(`handle.ipr`). pyroute2's own `netns=` forks a helper per handle and its
+route, link state, bridge port flags) through netkit's own small client
+(rtnl.py: no pyroute2 import, one round-trip per change), everything else
+(macvlan, vlan, vxlan, FDB, neighbours) through a pyroute2 `IPRoute` opened
+on first use over another socket of the same netns. Nothing outside this
+package sees either: drivers and the agent call the handle's methods, each
+counted by the action's FaultPlan, its errors translated (errors.py) and,
+when it makes something, its undo journaled. pyroute2's own `netns=` forks a helper per handle and its
 sockets are thread-local, so a handle opened on one thread would silently
 talk to another netns from the next; handing it a socket avoids both.
 """
@@ -17,9 +20,10 @@ talk to another netns from the next; handing it a socket avoids both.
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from netkit.errors import KernelError, NotFound
+from netkit.kernel import mntns
 from netkit.kernel import netns as ns
 from netkit.kernel.errors import is_missing, netlink_errors
 from netkit.kernel.journal import UndoJournal
@@ -29,6 +33,8 @@ if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
 IFA_F_NODAD = 0x02
+NUD_PERMANENT = 0x80    # neighbour / FDB entry state: static
+NTF_SELF = 0x02         # FDB entry of the device itself (a VXLAN peer), not of its bridge
 TAG = "netkit"          # IFLA_IFALIAS of every link netkit makes on a host
 
 
@@ -87,7 +93,7 @@ class NetnsHandle:
 
     @property
     def ipr(self) -> "IPRoute":
-        """pyroute2 for the less common requests (opened on first use)."""
+        """pyroute2 for the less common requests (opened on first use; kernel/ only)."""
         if self._ipr is None:
             self._ipr = open_ipr(self.name)
         return self._ipr
@@ -99,6 +105,26 @@ class NetnsHandle:
     def _op(self, op: str, target: str) -> Any:
         self.session.tick(f"{op} {target}")
         return netlink_errors(op, target, self.name)
+
+    def _removed(self, op: str, target: str, fn: Callable[[], Any]) -> bool:
+        """Run a counted delete; False if the object was already gone (CNI DEL semantics)."""
+        self.session.tick(f"{op} {target}")
+        try:
+            fn()
+        except Exception as exc:
+            if is_missing(exc):
+                return False
+            with netlink_errors(op, target, self.name):
+                raise
+        return True
+
+    def _index(self, target: str | int) -> int:
+        if isinstance(target, int):
+            return target
+        index = self.link_index(target)
+        if index is None:
+            raise NotFound(f"link {target} not found in netns {self.name or 'host'}")
+        return index
 
     # -- queries (not journaled, not counted) ---------------------------------
     def link_index(self, ifname: str) -> int | None:
@@ -168,10 +194,12 @@ class NetnsHandle:
     def set_hairpin(self, ifname: str) -> None:
         """Hairpin on a bridge port: a container may reach its own published port via the host."""
         with self._op("set hairpin", ifname):
-            index = self.link_index(ifname)
-            if index is None:
-                raise NotFound(f"link {ifname} not found in netns {self.name or 'host'}")
-            self.rt.brport_mode(index, True)
+            self.rt.brport(self._index(ifname), hairpin=True)
+
+    def set_port_learning(self, target: str | int, learning: bool) -> None:
+        """Whether bridge port `target` learns source MACs from its traffic."""
+        with self._op("configure bridge port", str(target)):
+            self.rt.brport(self._index(target), learning=learning)
 
     def add_addr(self, index: int, address: str, prefixlen: int, label: str = "") -> None:
         flags = IFA_F_NODAD if ":" in address else 0     # usable at once, as Docker does
@@ -202,14 +230,9 @@ class NetnsHandle:
     def delete_link(self, target: str | int, missing_ok: bool = True) -> None:
         """Delete a link; succeeds if it is already gone (CNI DEL semantics)."""
         key = {"index": target} if isinstance(target, int) else {"ifname": target}
-        try:
-            self.session.tick(f"delete link {target}")
-            self.rt.link_del(**key)
-        except OSError as exc:
-            if missing_ok and is_missing(exc):
-                return
-            with netlink_errors("delete link", str(target), self.name):
-                raise
+        if not self._removed("delete link", str(target), lambda: self.rt.link_del(**key)) \
+                and not missing_ok:
+            raise NotFound(f"delete link {target} in netns {self.name or 'host'}: no such device")
 
     def sysctl_if_present(self, key: str, value: str) -> bool:
         """Write a sysctl that exists only with some module loaded (e.g. br_netfilter)."""
@@ -246,13 +269,15 @@ class NetnsHandle:
         state selection, which turns the carrier of a port-less bridge off.
         A kind the kernel lacks raises Unsupported (EOPNOTSUPP).
         """
-        kw: dict[str, Any] = {"mtu": mtu} if mtu else {}
+        return self._make_link(kind, name, mtu=mtu or None)
+
+    def _make_link(self, kind: str, name: str, **kw: Any) -> int:
+        """Link `name` of `kind` through pyroute2 (None options left out), journaled; its index."""
         with self._op(f"create {kind}", name):
-            self.ipr.link("add", ifname=name, kind=kind, **kw)
+            self.ipr.link("add", ifname=name, kind=kind,
+                          **{k: v for k, v in kw.items() if v is not None})
         self.journal.push(f"delete {kind} {name}", lambda: self.delete_link(name))
-        index = self.link_index(name)
-        assert index is not None
-        return index
+        return self._index(name)
 
     def add_macvlan(self, name: str, parent: int, *, mode: str, netns: str | None = None,
                     mac: str | None = None, mtu: int | None = None) -> None:
@@ -286,12 +311,73 @@ class NetnsHandle:
 
         A kernel without 802.1q support answers EOPNOTSUPP, raised as Unsupported.
         """
-        with self._op("create vlan", name):
-            self.ipr.link("add", ifname=name, kind="vlan", link=parent, vlan_id=vid)
-        self.journal.push(f"delete vlan {name}", lambda: self.delete_link(name))
-        index = self.link_index(name)
-        assert index is not None
-        return index
+        return self._make_link("vlan", name, link=parent, vlan_id=vid)
+
+    # -- VXLAN, FDB and neighbours (overlay driver, agent peers) ------------------------
+    def add_vxlan(self, name: str, vni: int, *, local: str, link: int, port: int = 4789,
+                  mtu: int | None = None) -> int:
+        """A VXLAN device (down) with id `vni`, source `local`, over link `link`. No source
+        learning, ARP answered from the neighbour table (proxy): peers are programmed."""
+        return self._make_link("vxlan", name, vxlan_id=vni, vxlan_port=port, vxlan_local=local,
+                               vxlan_link=link, vxlan_learning=0, vxlan_proxy=1, mtu=mtu)
+
+    def fdb_entries(self, target: str | int) -> list[tuple[str, str]]:
+        """(MAC, dst) of the static entries with a remote dst in link `target`'s own FDB."""
+        index = self._index(target)
+        return [(m.get_attr("NDA_LLADDR"), m.get_attr("NDA_DST"))
+                for m in self.ipr.fdb("dump", ifindex=index)
+                if m["ifindex"] == index and m.get_attr("NDA_DST") and m["flags"] & NTF_SELF
+                and m["state"] & NUD_PERMANENT]
+
+    def neighbours(self, target: str | int) -> list[tuple[str, str]]:
+        """(IP, MAC) of the permanent neighbour entries of link `target`."""
+        index = self._index(target)
+        return [(m.get_attr("NDA_DST"), m.get_attr("NDA_LLADDR"))
+                for m in self.ipr.get_neighbours(ifindex=index)
+                if m["ifindex"] == index and m["state"] & NUD_PERMANENT]
+
+    def _fdb(self, cmd: str, index: int, mac: str, dst: str) -> None:
+        self.ipr.fdb(cmd, ifindex=index, lladdr=mac, dst=dst,
+                     **({} if cmd == "del" else {"state": NUD_PERMANENT, "flags": NTF_SELF}))
+
+    def _neigh(self, cmd: str, index: int, ip: str, mac: str) -> None:
+        self.ipr.neigh(cmd, dst=ip, lladdr=mac, ifindex=index,
+                       **({} if cmd == "del" else {"state": NUD_PERMANENT}))
+
+    def add_fdb(self, dev: str, mac: str, dst: str) -> None:
+        """`bridge fdb append <mac> dev <dev> dst <dst> self permanent`."""
+        self._entry("fdb entry", dev, f"{mac} dst {dst}", "append",
+                    lambda cmd, index: self._fdb(cmd, index, mac, dst))
+
+    def del_fdb(self, dev: str, mac: str, dst: str) -> None:
+        self._entry("fdb entry", dev, f"{mac} dst {dst}", "append",
+                    lambda cmd, index: self._fdb(cmd, index, mac, dst), delete=True)
+
+    def set_neighbour(self, dev: str, ip: str, mac: str) -> None:
+        """`ip neigh replace <ip> lladdr <mac> dev <dev> nud permanent`."""
+        self._entry("neighbour", dev, ip, "replace",
+                    lambda cmd, index: self._neigh(cmd, index, ip, mac))
+
+    def del_neighbour(self, dev: str, ip: str, mac: str) -> None:
+        self._entry("neighbour", dev, ip, "replace",
+                    lambda cmd, index: self._neigh(cmd, index, ip, mac), delete=True)
+
+    def _entry(self, what: str, dev: str, key: str, add: str,
+               do: Callable[[str, int], None], delete: bool = False) -> None:
+        """Add (`do(add, index)`) or delete (`do("del", index)`) one FDB or neighbour entry of
+        link `dev`, journaling the inverse. Deleting what is gone already (entry or device)
+        does nothing."""
+        target = f"{key} dev {dev}"
+        if not delete:
+            index = self._index(dev)
+            with self._op(f"add {what}", target):
+                do(add, index)
+            self.journal.push(f"delete {what} {target}",
+                              lambda: self._quiet(lambda: do("del", index)))
+            return
+        found = self.link_index(dev)
+        if found is not None and self._removed(f"delete {what}", target, lambda: do("del", found)):
+            self.journal.push(f"add {what} {target}", lambda: do(add, found))
 
     @staticmethod
     def _quiet(fn: Callable[[], Any]) -> None:
@@ -366,6 +452,12 @@ class KernelSession:
         assert sock is not None
         handle = self._owned[name] = NetnsHandle(self, name, Rtnl(sock))
         return handle
+
+    def create_mntns(self, path: str, *, template: str, netns: str | None,
+                     binds: Iterable[tuple[str, str]] = ()) -> None:
+        """A container's persisted mount namespace (mntns.create); its removal journaled."""
+        self.tick(f"create mount namespace {path}")
+        mntns.create(path, template=template, netns=netns, binds=binds, journal=self.journal)
 
     def delete_netns(self, name: str) -> None:
         handle = self._owned.pop(name, None)

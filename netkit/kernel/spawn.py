@@ -1,11 +1,22 @@
 """Start processes inside a container's namespaces.
 
-The child joins the container's netns and UTS namespace, gets a private
-mount namespace in which the container's own /etc/hosts and
-/etc/resolv.conf are bind-mounted over the host's (what `ip netns exec`
-does with /etc/netns/NAME), then execs. Detached processes get a small
-shim (a forked copy of this process, no exec) that waits for the command
-and writes its exit status, so `ps` can report it later.
+The runtime (`start_init`, `exec_in`, `signal_init`): each start of a
+container gets a PID namespace. A short-lived helper joins the
+container's netns, UTS and persisted mount namespace (mntns.py), unshares
+CLONE_NEWPID and forks the container's init, pid 1 inside, which mounts
+its own /proc there and execs; the helper reports the init's host pid and
+exits, so the init is re-parented to the caller, a child subreaper that
+reaps it: no resident process per container. `exec_in` joins the same
+namespaces and the init's current PID namespace, so the container's end
+(SIGKILL of its init tears the PID namespace down) ends it too, and a
+process that merely entered the netns from outside is never touched.
+
+The older path (`run_foreground`, `spawn_detached`) stays for what still
+uses it (node exec, host mode): the child joins the netns and UTS
+namespace and, with file binds, gets a slave mount namespace of its own,
+or joins the sandbox's persisted one (`Sandbox.mntns`). Detached processes
+get a small shim (a forked copy of this process) that writes the exit
+status.
 """
 
 from __future__ import annotations
@@ -19,19 +30,37 @@ from dataclasses import dataclass
 
 from netkit.errors import InvalidArgument, KernelError
 from netkit.kernel import netns as ns
+from netkit.kernel.errors import ExecFailed, NotRunning
+from netkit.kernel.proc import (_close_fds, _collect, _execute, _record, _reset_signals,  # noqa: F401
+                                _stdio, _wait_child, become_subreaper, exit_code, is_subreaper,
+                                pidfd_open, pipe, proc_stat, read_records, reap, reap_all,
+                                wait_quietly)
+
+CLONE_NEWPID = 0x20000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 
 
 @dataclass(frozen=True, slots=True)
 class Sandbox:
-    """Where a process runs: netns name (None: stay), UTS bind path, file binds."""
+    """Where a process runs: netns name (None: stay), UTS bind path, file binds, mount namespace.
+
+    With `mntns` (a file bound by mntns.create) processes join that
+    namespace and `binds` are not used: the namespace holds them. Once an
+    init was started in it, its /proc is the init's PID namespace's: run
+    processes there with exec_in, not run_foreground.
+    """
 
     netns: str | None
     uts: str | None = None
     binds: tuple[tuple[str, str], ...] = ()      # (source file, target path)
+    mntns: str | None = None
 
 
-def _enter(box: Sandbox) -> None:
-    """In a freshly forked child: join the namespaces. Single-threaded here."""
+def _enter(box: Sandbox, *, own_mnt: bool = False) -> None:
+    """In a freshly forked child: join the namespaces. Single-threaded here.
+
+    `own_mnt`: a mount namespace of its own even without binds (for /proc).
+    """
     if box.netns:
         fd = os.open(ns.netns_path(box.netns), os.O_RDONLY)
         ns.setns(fd, ns.CLONE_NEWNET)
@@ -40,20 +69,25 @@ def _enter(box: Sandbox) -> None:
         fd = os.open(box.uts, os.O_RDONLY)
         ns.setns(fd, ns.CLONE_NEWUTS)
         os.close(fd)
-    if box.binds:
+    if box.mntns:
+        fd = os.open(box.mntns, os.O_RDONLY)
+        ns.setns(fd, ns.CLONE_NEWNS)
+        os.close(fd)
+        return
+    if box.binds or own_mnt:
         ns.unshare(ns.CLONE_NEWNS)
         # keep host mounts flowing in, but ours must not leak out
         ns.mount("", "/", None, ns.MS_SLAVE | ns.MS_REC)
         for source, target in box.binds:
             if os.path.exists(target):
                 ns.mount(source, target, "none", ns.MS_BIND)
-    # sysfs shows the netns of whoever mounted it; remount so tools see ours
-    if box.netns and box.binds:
-        try:
-            ns.umount("/sys")
-            ns.mount("sysfs", "/sys", "sysfs", 0)
-        except OSError:
-            pass
+        # sysfs shows the netns of whoever mounted it; remount so tools see ours
+        if box.netns:
+            try:
+                ns.umount("/sys")
+                ns.mount("sysfs", "/sys", "sysfs", 0)
+            except OSError:
+                pass
 
 
 def _exec(argv: list[str], env: dict[str, str] | None) -> None:
@@ -84,8 +118,7 @@ def _child(box: Sandbox, argv: list[str], env: dict[str, str] | None) -> None:
     _exec(argv, env)
 
 
-def _status(st: int) -> int:
-    return os.waitstatus_to_exitcode(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)
+_status = exit_code
 
 
 def run_foreground(box: Sandbox, argv: list[str], env: dict[str, str] | None = None,
@@ -206,24 +239,13 @@ def spawn_detached(box: Sandbox, argv: list[str], *, log_path: str, exit_path: s
 
 def pid_alive(pid: int | None, start_time: int | None = None) -> bool:
     """True if pid runs and (when given) started at start_time (guards pid reuse)."""
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    if fields[0] == "Z":
-        return False
-    return start_time is None or int(fields[19]) == start_time
+    st = proc_stat(pid) if pid else None
+    return st is not None and st[0] != "Z" and (start_time is None or st[1] == start_time)
 
 
 def start_time(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
-        return None
+    st = proc_stat(pid)
+    return st[1] if st else None
 
 
 def kill(pid: int | None, start: int | None = None, sig: int = signal.SIGKILL) -> None:
@@ -249,3 +271,230 @@ def netns_pids(netns: str) -> list[int]:
             except (FileNotFoundError, PermissionError, ProcessLookupError):
                 continue
     return pids
+
+
+# -- the runtime: a PID namespace per start ---------------------------------------------
+
+def start_init(box: Sandbox, argv: list[str], env: dict[str, str] | None = None, *,
+               stdin: int | None = None, stdout: int | None = None,
+               stderr: int | None = None) -> tuple[int, int]:
+    """Start the container's init (pid 1 of a new PID namespace); (host pid, start time).
+
+    Returns once argv was exec'd. The helper that made the namespace has
+    exited and been reaped: the init is re-parented to the caller, which
+    should be a child subreaper (become_subreaper) and reap it (reap,
+    reap_all); otherwise the host's init reaps it and only a pidfd tells
+    when it ends. `stdin`/`stdout`/`stderr`: fds (None: /dev/null); no
+    other fd is passed on. The init runs in a session of its own.
+
+    Raises ExecFailed (Docker's message, `exit_code` 127 or 126; the init
+    is reaped) or KernelError when the namespaces cannot be entered.
+    """
+    if not argv:
+        raise InvalidArgument("no command given")
+    r, w = pipe()
+    proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        helper = os.fork()
+        if helper == 0:
+            _init_helper(box, argv, env, (stdin, stdout, stderr), w, proc)
+    except BaseException:
+        os.close(r)
+        raise
+    finally:
+        os.close(w)
+        os.close(proc)
+    records = read_records(r)
+    wait_quietly(helper)
+    started = [text.split() for kind, text in records if kind == "P"]
+    pid, start = (int(started[0][0]), int(started[0][1])) if started else (0, 0)
+    for kind, text in records:
+        if kind in "XK" and pid:
+            wait_quietly(pid)           # it has exited: failed before or at exec
+        if kind == "X":
+            code, _, message = text.partition(" ")
+            raise ExecFailed(message, int(code))
+        if kind == "K":
+            raise KernelError(text)
+    if not pid:
+        raise KernelError(f"could not start {argv[0]}")
+    return pid, start
+
+
+def _init_helper(box: Sandbox, argv: list[str], env: dict[str, str] | None,
+                 stdio: tuple[int | None, int | None, int | None], w: int, proc: int) -> None:
+    """The forked helper: enter, unshare the PID namespace, fork the init, report, exit."""
+    code = 1
+    try:
+        _enter(box, own_mnt=True)
+        ns.unshare(CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:
+            _init(argv, env, stdio, w)
+        st = proc_stat(pid, proc)       # the host's /proc, opened before entering
+        _record(w, "P", f"{pid} {st[1] if st else 0}")
+        code = 0
+    except BaseException as exc:
+        _record(w, "K", f"cannot enter the container: {exc}")
+    finally:
+        os._exit(code)
+
+
+def _init(argv: list[str], env: dict[str, str] | None,
+          stdio: tuple[int | None, int | None, int | None], w: int) -> None:
+    """pid 1: own session, stdio, a /proc of its PID namespace, exec."""
+    try:
+        os.setsid()
+        _reset_signals()
+        _stdio(stdio)
+        _close_fds({w})
+        try:
+            ns.umount("/proc")          # the previous start's (or the host's) procfs
+        except OSError:
+            pass
+        ns.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        os.chdir("/")
+    except BaseException as exc:
+        _record(w, "K", f"cannot start the container: {exc}")
+        os._exit(126)
+    _execute(w, argv, env)
+
+
+def _ns_fds(box: Sandbox, pid: int, start: int) -> list[tuple[int, int]]:
+    """fds of the namespaces exec_in joins: the sandbox's, else the init's; the init's PID ns."""
+    paths = [(ns.netns_path(box.netns) if box.netns else f"/proc/{pid}/ns/net", ns.CLONE_NEWNET),
+             (box.uts or f"/proc/{pid}/ns/uts", ns.CLONE_NEWUTS),
+             (f"/proc/{pid}/ns/pid", CLONE_NEWPID),
+             (box.mntns or f"/proc/{pid}/ns/mnt", ns.CLONE_NEWNS)]     # last: it moves / and cwd
+    fds: list[tuple[int, int]] = []
+    try:
+        for path, nstype in paths:
+            fds.append((os.open(path, os.O_RDONLY | os.O_CLOEXEC), nstype))
+        st = proc_stat(pid)             # after opening: the fds are that process's
+        if st is None or st[0] in "ZX" or st[1] != start:
+            raise FileNotFoundError
+    except OSError:
+        for fd, _ in fds:
+            os.close(fd)
+        raise NotRunning(f"process {pid} is not running") from None
+    return fds
+
+
+def exec_in(box: Sandbox, init_pid: int, init_start: int, argv: list[str],
+            env: dict[str, str] | None = None, *, capture: list[bytes] | None = None,
+            capture_stderr: bool = False, timeout: float | None = None) -> int:
+    """`docker exec`: run argv in the container of init_pid, in the foreground; its exit code.
+
+    The process joins the container's namespaces and the init's PID
+    namespace (checked to be the init started at init_start), so it dies
+    with the container. stdin/stdout/stderr are ours; with `capture` (a
+    list) stdout (and stderr with `capture_stderr`) is collected there.
+    With `timeout` it is killed (SIGKILL, 137) when it runs longer.
+    Raises NotRunning, or ExecFailed with Docker's message and code.
+    """
+    if not argv:
+        raise InvalidArgument("no command given")
+    fds = _ns_fds(box, init_pid, init_start)
+    r, w = pipe()
+    cr, cw = pipe() if capture is not None else (-1, -1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        helper = os.fork()
+        if helper == 0:
+            _exec_helper(fds, argv, env, w, cw, capture_stderr, timeout)
+    except BaseException:
+        for fd in (r, cr):
+            if fd >= 0:
+                os.close(fd)
+        raise
+    finally:
+        for fd in (w, cw, *(fd for fd, _ in fds)):
+            if fd >= 0:
+                os.close(fd)
+    # Ctrl-C goes to the whole foreground process group; wait for the command
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+    try:
+        records = read_records(r)
+        for kind, text in records:
+            if kind in "XKN":
+                wait_quietly(helper)
+                if kind == "X":
+                    code, _, message = text.partition(" ")
+                    raise ExecFailed(message, int(code))
+                raise (NotRunning if kind == "N" else KernelError)(text)
+        if capture is not None:
+            _collect(cr, helper, capture)
+        _, status = os.waitpid(helper, 0)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+        if cr >= 0:
+            os.close(cr)
+    return exit_code(status)
+
+
+def _exec_helper(fds: list[tuple[int, int]], argv: list[str], env: dict[str, str] | None,
+                 w: int, cw: int, capture_stderr: bool, timeout: float | None) -> None:
+    """The forked helper of exec_in: join, fork the command into the PID namespace, wait for it,
+    exit with its code (so the caller's wait gives it)."""
+    code = 255
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _close_fds({w, cw, *(fd for fd, _ in fds)})
+        for fd, nstype in fds:
+            ns.setns(fd, nstype)
+        try:
+            child = os.fork()
+        except OSError:                 # the PID namespace is dead: its init has exited
+            _record(w, "N", "the container is not running")
+            os._exit(code)
+        if child == 0:
+            _exec_child(argv, env, w, cw, capture_stderr)
+        os.close(w)                     # EOF for the caller once the command has exec'd
+        if cw >= 0:
+            os.close(cw)
+        code = _wait_child(child, timeout)
+    except BaseException as exc:
+        _record(w, "K", f"cannot enter the container: {exc}")
+    finally:
+        os._exit(code)
+
+
+def _exec_child(argv: list[str], env: dict[str, str] | None, w: int, cw: int,
+                capture_stderr: bool) -> None:
+    try:
+        _reset_signals()
+        if cw >= 0:
+            os.dup2(cw, 1)
+            if capture_stderr:
+                os.dup2(cw, 2)
+        _close_fds({w})
+        os.chdir("/")
+    except BaseException as exc:
+        _record(w, "K", f"cannot start the command: {exc}")
+        os._exit(126)
+    _execute(w, argv, env)
+
+
+def signal_init(pid: int, start: int, sig: int = signal.SIGKILL) -> bool:
+    """Send sig to the container's init if it is still the process started at `start`.
+
+    SIGKILL ends the PID namespace: every process of the container, and
+    only those. Other signals reach pid 1 only if it handles them (the
+    kernel drops the rest, as for Docker's `stop` of a plain `sleep`).
+    False if the init is no longer running.
+    """
+    try:
+        fd = pidfd_open(pid, start)
+    except ProcessLookupError:
+        return False
+    try:
+        signal.pidfd_send_signal(fd, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(fd)

@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from netkit import drivers
 from netkit.errors import InvalidArgument, Unsupported
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class GNetwork:
     driver: str
     subnets: list[str] = field(default_factory=list)       # "172.72.0.0/16 gw 172.72.0.1"
     internal: bool = False
+    bridged: bool = False          # a bridge on the node (its gateway there): drawn linked to it
 
 
 @dataclass
@@ -77,7 +79,9 @@ def gather(lab: "Lab") -> Topology:
             if net.labels.get(PROJECT) != lab.name and net.id not in used_nets:
                 continue
             subnets = [c.subnet + (f" gw {c.gateway}" if c.gateway else "") for c in net.ipam]
-            topo.networks.append(GNetwork(node or "", net.name, net.driver, subnets, net.internal))
+            driver = drivers.find(net.driver)
+            topo.networks.append(GNetwork(node or "", net.name, net.driver, subnets, net.internal,
+                                          driver is not None and driver.node_bridge(net) is not None))
         for m in members:
             c = m.container
             mode = c.network_mode
@@ -124,7 +128,7 @@ def to_dot(t: Topology) -> str:
             label += "".join(f"\n{s}" for s in net.subnets)
             nid = f"net:{n.name}:{net.name}"
             out.append(f'    {_q(nid)} [shape=box, style="rounded,filled", fillcolor="#dbeafe", label={_q(label)}];')
-            if net.driver == "bridge" and any(" gw " in s for s in net.subnets):
+            if net.bridged and any(" gw " in s for s in net.subnets):
                 out.append(f'    {_q(nid)} -- {_q(host)} [style=dotted, label="bridge"];')
         for c in (x for x in t.containers if x.node == n.name):
             cid = f"ctr:{n.name}:{c.name}"

@@ -87,6 +87,14 @@ class NetworkDef:
     # network is made on each of these nodes with its overrides (a per-node network)
     per_node: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    @property
+    def spans_swarm(self) -> bool:
+        """Its driver's networks are swarm-scoped: made once, on a manager, seen by every member."""
+        from netkit import drivers
+        from netkit.model import Scope
+        driver = drivers.find(self.driver)
+        return driver is not None and driver.scope is Scope.SWARM
+
     def on(self, node: str | None) -> "NetworkDef":
         """This network as made on `node` (its per-node overrides applied)."""
         from dataclasses import replace

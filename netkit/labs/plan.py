@@ -54,12 +54,12 @@ def network_nodes(project: "Project", target: str | None) -> dict[str, list[str 
     out: dict[str, list[str | None]] = {k: [] for k in project.networks}
     manager = (project.swarm or {}).get("manager")
     for k, net in project.networks.items():
-        if net.driver == "overlay" and manager:
+        if net.spans_swarm and manager:
             out[k].append(manager)
         out[k] += [n for n in net.per_node if n not in out[k]]
     for s in project.services.values():
         for n in s.networks:
-            if project.networks[n.network].driver == "overlay" and manager:
+            if project.networks[n.network].spans_swarm and manager:
                 continue
             where = node_of(s, target)
             if where not in out[n.network]:

@@ -22,7 +22,7 @@ import shlex
 from typing import Any, Iterable, Mapping, Sequence
 
 from netkit.errors import InvalidArgument
-from netkit.labs import schema
+from netkit.labs import document, schema
 from netkit.labs.model import (Dependency, Healthcheck, IpamConfig, LanDef, NetworkDef, NodeDef,
                                Project, Service, ServiceNetwork)
 from netkit.labs.source import Where, interpolate, load_env, parse_yaml
@@ -75,7 +75,7 @@ def load_project(files: str | Sequence[str] | None = None, *, project: str | Non
         raw = interpolate(raw, env, spots, warnings)
         one = schema.Ctx(spots, warnings)
         one.ignored = ctx.ignored
-        checked = schema.TOP.check(raw, (), one)
+        checked = document.TOP.check(raw, (), one)
         _to_map_forms(checked, spots)
         merged = _merge(merged, checked, ())
         where.update(spots)
@@ -193,7 +193,7 @@ def _normalize(data: dict, files: list[str], workdir: str, env: Mapping[str, str
     checks = list(xn.get("checks") or [])
     swarm = _swarm(xn.get("swarm"), nodes, where)
     for k, net in networks.items():
-        if net.driver == "overlay" and not net.external:
+        if net.spans_swarm and not net.external:
             if net.per_node:
                 raise where.error(("networks", k, "x-netkit", "nodes"), "an overlay network spans the "
                                   "swarm: it has no per-node settings")

@@ -433,30 +433,3 @@ LAN = Obj({"name": Str(NODE_NAME, NODE_HINT), "subnet": Str(), "gateway": Str(),
           required=("subnet",), extensions=False)
 NODE = Obj({"name": Str(NODE_NAME, NODE_HINT), "lan": Str(), "ip": Str(), "gateway": Str(),
             "dns": Either(Str(), List(Str())), "external": Bool()}, extensions=False, null_ok=True)
-
-
-def _check_list(value: Any, path: Path, ctx: Ctx) -> Any:
-    from netkit.labs import checks
-    if not isinstance(value, list):
-        raise ctx.fail(path, f"expected a list of checks, got {got(value)}")
-    return [checks.parse(item, path + (i,), ctx) for i, item in enumerate(value)]
-
-
-X_NETKIT = Obj({
-    "lans": Map(LAN, NODE_NAME, NODE_HINT),
-    "nodes": Map(NODE, NODE_NAME, NODE_HINT),
-    "swarm": Obj({"manager": Str(), "workers": Either(Str(), List(Str(), unique=True))},
-                 required=("manager",), extensions=False),
-    "checks": Custom("a list of checks", _check_list),
-}, extensions=False)
-
-TOP = Obj({
-    "name": Str(r"^[a-z0-9][a-z0-9_-]*$", "it must contain only characters from [a-z0-9_-] "
-                "and start with [a-z0-9]"),
-    "version": Anything(),                        # obsolete in Compose; accepted silently
-    "services": Map(SERVICE, NAME, "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
-    "networks": Map(NETWORK, NAME, "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
-    "volumes": Ignored(IMAGES), "configs": Unsupported(), "secrets": Unsupported(),
-    "include": Unsupported(), "models": Unsupported(),
-    "x-netkit": X_NETKIT,
-})

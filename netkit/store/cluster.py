@@ -6,12 +6,13 @@ addresses held in those networks (cluster-wide, so two nodes never hand
 out one address) and the endpoints each node publishes (what the other
 nodes need to program VXLAN peers and, later, to answer DNS queries).
 
-`ClusterStore` is the interface; `SqliteClusterStore` keeps it in one
-shared SQLite file `NETKIT_ROOT/cluster/<cluster-id>.db` (WAL, one
-BEGIN IMMEDIATE per write), which is enough for nodes simulated on one
-machine. A networked store (etcd, as Docker's classic overlay used) fits
-behind the same interface: `transaction()` is a compare-and-swap round,
-`version()` its revision.
+A node's membership is the file `<node state root>/swarm.json` naming the
+cluster (`read_cluster_id`). `ClusterStore` is the interface;
+`SqliteClusterStore` keeps it in one shared SQLite file
+`NETKIT_ROOT/cluster/<cluster-id>.db` (WAL, one BEGIN IMMEDIATE per write),
+which is enough for nodes simulated on one machine. A networked store
+(etcd, as Docker's classic overlay used) fits behind the same interface:
+`transaction()` is a compare-and-swap round, `version()` its revision.
 
 Every committed write transaction bumps `version()`, so a watcher (the
 node agent, netkit/agent/README.md) can poll one integer to know that
@@ -33,6 +34,7 @@ from netkit.store.sqlite import AddressRows
 
 BUSY_TIMEOUT_MS = 120_000
 MANAGER, WORKER = "manager", "worker"
+SWARM_FILE = "swarm.json"            # in a node's state root: the cluster it is a member of
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -122,6 +124,15 @@ class ClusterStore(Protocol):
     def version(self) -> int: ...
     def close(self) -> None: ...
     def destroy(self) -> None: ...
+
+
+def read_cluster_id(node_root: str) -> str | None:
+    """The cluster the node whose state root is `node_root` is a member of (None: none)."""
+    try:
+        with open(os.path.join(node_root, SWARM_FILE)) as f:
+            return json.load(f)["cluster"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def cluster_path(root: str, cluster_id: str) -> str:

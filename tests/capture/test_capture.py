@@ -19,7 +19,6 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.utils import rdpcap
 
 from netkit.capture import capture
-from netkit.capture.engine import CaptureMixin
 from netkit.capture.session import Capture, WaitTimeout
 from netkit.errors import InvalidArgument, NotFound
 from netkit.kernel import netns as kns
@@ -301,8 +300,8 @@ def test_a_capture_runs_once(world):
         cap.start()
 
 
-def test_engine_mixin(world):
-    cap = CaptureMixin.capture(world.engine, "client", filter="icmp", count=1)
+def test_engine_capture(world):
+    cap = world.engine.capture("client", filter="icmp", count=1)
     assert isinstance(cap, Capture) and cap.target.netns == world.netns("client")
     with cap:
         world.ping("client", world.ips["web1"])
@@ -310,7 +309,7 @@ def test_engine_mixin(world):
 
 
 def test_importing_netkit_does_not_import_scapy():
-    code = ("import sys, netkit, netkit.capture, netkit.capture.engine, netkit.pytest_plugin, "
+    code = ("import sys, netkit, netkit.capture, netkit.engine, netkit.pytest_plugin, "
             "netkit.cli.main; bad = sorted(m for m in sys.modules if m.startswith('scapy')); "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -49,7 +49,7 @@ def ip4(c) -> str:
 
 
 def run_dir(node) -> str:
-    return node._dns_run_dir()
+    return node.paths.run
 
 
 def test_names_resolve_right_after_run_and_are_gone_right_after_rm(node, net):
@@ -184,7 +184,8 @@ def test_control_protocol(node, net):
 
 def test_backstop_catches_a_change_nobody_announced(node, net, monkeypatch):
     a = run(node, "ca")
-    monkeypatch.setattr(type(node), "_after_change", lambda self, *ids: None)
+    from netkit.resolver import ResolverClient
+    monkeypatch.setattr(ResolverClient, "after_change", lambda self, *ids: None)
     b = run(node, "cb")                                  # committed, but the resolver not told
     monkeypatch.undo()
     assert query(a.netns, "cb")[0] == RCODE.SERVFAIL

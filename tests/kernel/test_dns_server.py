@@ -24,6 +24,8 @@ from dnslib import RCODE, DNSRecord
 
 from netkit.dns import daemon
 from netkit.dns.daemon import Resolver
+from netkit.dns.entries import (ContainerEntries, EndpointEntry, NetworkEntry, SandboxEntry,
+                                Snapshot)
 from netkit.kernel import netns
 
 pytestmark = [pytest.mark.root,
@@ -142,7 +144,7 @@ def upstream(make_ns, c1, tmp_path):
 def resolver():
     started: list[Resolver] = []
 
-    def start(snapshot: dict, **kw) -> Resolver:
+    def start(snapshot: Snapshot, **kw) -> Resolver:
         r = Resolver(snapshot, **kw).start()
         started.append(r)
         return r
@@ -155,20 +157,18 @@ def resolver():
 # -- snapshots and clients --------------------------------------------------------------
 
 def ep(name, net, ipv4, aliases=(), ipv6=None):
-    return {"container_id": name.ljust(64, "0"), "container_name": name, "network_id": net,
-            "ipv4": ipv4, "ipv6": ipv6, "names": [name, *aliases]}
+    return EndpointEntry(name.ljust(64, "0"), name, net, ipv4, ipv6, (name, *aliases))
 
 
 def snapshot(sandboxes, endpoints, version=1, order="rr"):
-    return {"version": version,
-            "networks": {"n1": {"name": "net1", "order": order},
-                         "n2": {"name": "net2", "order": order}},
-            "sandboxes": sandboxes, "endpoints": endpoints}
+    return Snapshot(version, tuple(sandboxes),
+                    {"n1": NetworkEntry("net1", order), "n2": NetworkEntry("net2", order)},
+                    tuple(endpoints))
 
 
-def sb(cid, ns, networks=("n1",), **kw):
-    return {"container_id": cid, "netns": ns, "networks": list(networks), "links": {},
-            "upstreams": [], "host_upstreams": [], "external": True, **kw}
+def sb(cid, ns, networks=("n1",), upstreams=(), host_upstreams=(), external=True):
+    return SandboxEntry(cid, ns, tuple(networks), (), tuple(upstreams), tuple(host_upstreams),
+                        external)
 
 
 BASE_EPS = [ep("web1", "n1", "172.18.0.2", ["alias1"]), ep("web2", "n2", "172.19.0.2"),
@@ -284,14 +284,15 @@ def test_incremental_update_opens_closes_and_keeps_the_rest(resolver, c1, c2):
     rotations = [ips[k:] + ips[:k] for k in range(3)]
     assert a(query(c1, "svc")) == rotations[0]
     late = ep("late", "n1", "172.18.0.99")
-    delta = r.update({C2: (sb(C2, c2), []), late["container_id"]: (None, [late])}, version=7)
+    delta = r.update({C2: ContainerEntries(sb(C2, c2)),
+                      late.container_id: ContainerEntries(None, (late,))}, version=7)
     assert [s.container_id for s in delta.opened] == [C2] and r.version == 7
     assert a(query(c1, "late")) == ["172.18.0.99"]
     assert a(query(c2, "late")) == ["172.18.0.99"]          # new sandbox bound at once
     st = r.server.states[C1]
     assert (st.udp, st.tcp, st.sandbox.table) == (udp, tcp_sock, table)     # untouched
     assert a(query(c1, "svc")) == rotations[1]              # counter kept
-    r.update({C2: (None, []), late["container_id"]: (None, [])})
+    r.update({C2: ContainerEntries(), late.container_id: ContainerEntries()})
     with pytest.raises(OSError):                            # c2's sockets are closed
         query(c2, "web1", timeout=1)
     assert query(c1, "late").header.rcode == RCODE.SERVFAIL
@@ -302,14 +303,14 @@ def test_incremental_update_opens_closes_and_keeps_the_rest(resolver, c1, c2):
 def test_sandbox_that_could_not_bind_is_retried_on_its_next_update(resolver, c1):
     r = resolver(snapshot([sb(C1, c1)], BASE_EPS))
     name = f"nkt-dns-{secrets.token_hex(4)}"
-    r.update({C2: (sb(C2, name), [])})                     # netns not there (yet)
+    r.update({C2: ContainerEntries(sb(C2, name))})                     # netns not there (yet)
     assert C2 in r.server.catalog.sandboxes and C2 not in r.server.states
     netns.create_netns(name)
     try:
         subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        r.update({C2: (sb(C2, name), [])})
+        r.update({C2: ContainerEntries(sb(C2, name))})
         assert a(query(name, "web1")) == ["172.18.0.2"]
-        r.update({C2: (None, [])})
+        r.update({C2: ContainerEntries()})
     finally:
         netns.delete_netns(name)
 

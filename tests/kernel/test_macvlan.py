@@ -289,6 +289,9 @@ def test_internal_network_without_parent(node):
     assert node.system_check() == []                              # dm- is no orphan ...
     assert node.system_prune() == []                              # ... and prune keeps it
     assert dm in links(node.node.netns)
+    ip("link", "set", dm, "down", netns=node.node.netns)          # the driver's check: CNI CHECK
+    assert node.system_check() == [f"network inner: parent interface {dm} is down"]
+    ip("link", "set", dm, "up", netns=node.node.netns)
     node.remove_container("i1", force=True)
     node.remove_container("i2", force=True)
     node.remove_network("inner")

@@ -68,7 +68,7 @@ def neigh(sw, k: str, dev: str) -> str:
 
 
 def cluster_rows(sw) -> dict:
-    db = sw["a"]._cluster().db
+    db = sw["a"].cluster.store().db
     return {t: sorted(map(tuple, db.execute(f"SELECT * FROM {t}").fetchall()))
             for t in ("members", "networks", "addresses", "endpoints")}
 
@@ -335,7 +335,7 @@ def test_sync_is_idempotent(sw, myoverlay):
     from netkit.agent.watch import sync_node
     converge(sw)
     assert [sync_node(sw[k]) for k in IPS] == [0, 0, 0]
-    want = peers.desired(sw["a"]._cluster().read(), sw["names"]["a"])
+    want = peers.desired(sw["a"].cluster.store().read(), sw["names"]["a"])
     assert {p.ip for p in want} == {addr(myoverlay["b"]), addr(myoverlay["c"])}
     assert {p.container_name for p in want} == {"cb", "cc"}
     assert all(p.container_name in p.names for p in want)
@@ -426,7 +426,7 @@ def test_rollback_of_first_overlay_run_on_a_node(host, lan, netkit_dirs):
             wait_converged([em, ew])
             nft = subprocess.run(["ip", "netns", "exec", ew.node.netns, "nft", "list", "ruleset"],
                                  capture_output=True, text=True).stdout
-            db = em._cluster().db
+            db = em.cluster.store().db
             rows = {t: sorted(map(tuple, db.execute(f"SELECT * FROM {t}").fetchall()))
                     for t in ("networks", "addresses", "endpoints")}
             return {"w": snapshot(ew), "m": snapshot(em), "nft": nft, "cluster": rows,

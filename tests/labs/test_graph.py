@@ -15,8 +15,9 @@ def topo() -> Topology:
         project="demo",
         lans=[("lan1", "192.168.77.0/24", "192.168.77.1")],
         nodes=[GNode("a", "192.168.77.10/24", "lan1"), GNode("b", "192.168.77.20/24", "lan1")],
-        networks=[GNetwork("a", "demo_front", "bridge", ["172.72.0.0/16 gw 172.72.0.1"]),
-                  GNetwork("b", "demo_default", "bridge", ["172.18.0.0/16 gw 172.18.0.1"], internal=True)],
+        networks=[GNetwork("a", "demo_front", "bridge", ["172.72.0.0/16 gw 172.72.0.1"], bridged=True),
+                  GNetwork("b", "demo_default", "bridge", ["172.18.0.0/16 gw 172.18.0.1"], internal=True,
+                           bridged=True)],
         containers=[
             GContainer("a", "demo-web-1", "web", "demo_front", [("demo_front", "172.72.0.2/16")],
                        ["0.0.0.0:8080->80/tcp"]),
@@ -33,7 +34,8 @@ def test_dot_names_everything_and_quotes():
                  '"ctr:a:demo-web-1" -- "net:a:demo_front" [label="172.72.0.2/16"]',
                  '"ctr:a:demo-side-1" -- "ctr:a:demo-web-1" [style=dashed, label="shares netns"]',
                  '"ctr:a:we\\"ird-1" -- "host:a" [style=bold, label="host network"]',
-                 "none: lo only", "(exited)", '"host:b" -- "lan:lan1" [label="192.168.77.20/24", penwidth=2]'):
+                 "none: lo only", "(exited)", '"host:b" -- "lan:lan1" [label="192.168.77.20/24", penwidth=2]',
+                 '"net:a:demo_front" -- "host:a" [style=dotted, label="bridge"]'):
         assert text in dot, text
 
 

@@ -14,29 +14,35 @@ import pytest
 from dnslib import RCODE, DNSRecord
 
 from netkit.dns import records, wire
+from netkit.dns.entries import (ContainerEntries, EndpointEntry, NetworkEntry, SandboxEntry,
+                                Snapshot)
 from netkit.dns.server import Server, _State
 
 CID = "s" * 64
-NETS = {"n1": {"name": "net1", "order": "rr"}, "n2": {"name": "net2", "order": "rr"},
-        "n3": {"name": "net3", "order": "shuffle"}}
+NETS = {"n1": NetworkEntry("net1"), "n2": NetworkEntry("net2"),
+        "n3": NetworkEntry("net3", records.ORDER_SHUFFLE)}
+GONE = ContainerEntries()
 
 
 def ep(name, net, ipv4=None, ipv6=None, aliases=(), cid=None, rank=""):
     cid = cid or name.ljust(64, "0")
-    return {"container_id": cid, "container_name": name, "network_id": net, "ipv4": ipv4,
-            "ipv6": ipv6, "names": list(dict.fromkeys([name, *aliases, cid[:12]])), "rank": rank}
+    return EndpointEntry(cid, name, net, ipv4, ipv6,
+                         tuple(dict.fromkeys([name, *aliases, cid[:12]])), rank)
 
 
 def sandbox(cid=CID, networks=("n1",), links=None, upstreams=()):
-    return {"container_id": cid, "netns": f"ns-{cid[:6]}", "networks": list(networks),
-            "links": links or {}, "upstreams": list(upstreams), "host_upstreams": [],
-            "external": False}
+    return SandboxEntry(cid, f"ns-{cid[:6]}", tuple(networks), tuple((links or {}).items()),
+                        tuple(upstreams), (), False)
+
+
+def only(*endpoints):
+    """The entries of a container without a sandbox."""
+    return ContainerEntries(None, endpoints)
 
 
 def catalog(endpoints, sandboxes=None):
-    return records.Catalog.from_snapshot({"version": 1, "networks": NETS,
-                                          "sandboxes": sandboxes or [sandbox()],
-                                          "endpoints": endpoints})
+    return records.Catalog.from_snapshot(Snapshot(1, tuple(sandboxes or [sandbox()]), NETS,
+                                                  tuple(endpoints)))
 
 
 def fast(st, name, qtype="A"):
@@ -75,7 +81,8 @@ def test_adding_a_container_keeps_other_names_rotation_and_entries():
     assert [ips(fast(st, "svc")) for _ in range(2)] == [svc, svc[1:] + svc[:1]]
     assert ips(fast(st, "db")) == ["10.0.1.1", "10.0.1.2"]
     table, svc_entry = st.sandbox.table, st.fast[key("svc")]
-    delta = cat.update({"x" * 64: (sandbox("x" * 64), [ep("x", "n1", "10.0.2.1", cid="x" * 64)])})
+    delta = cat.update({"x" * 64: ContainerEntries(sandbox("x" * 64),
+                                                   (ep("x", "n1", "10.0.2.1", cid="x" * 64),))})
     assert [sb.container_id for sb in delta.opened] == ["x" * 64] and not delta.changed
     assert cat.sandboxes["x" * 64].table is table               # joined the shared table
     assert st.fast is table.fast and st.fast[key("svc")] is svc_entry   # untouched, not rebuilt
@@ -93,14 +100,14 @@ def test_joining_a_round_robin_name_rebuilds_only_that_name():
     fast(st, "db")
     db_entry = st.fast[key("db")]
     late = ep("w9", "n1", "10.0.0.9", aliases=["svc"], rank="~late")
-    delta = cat.update({late["container_id"]: (None, [late])})
+    delta = cat.update({late.container_id: only(late)})
     assert delta.names == 3 and not delta.opened        # w9, svc, its short id
     svc = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.9"]
     assert len(st.fast[key("svc")]) == 4                # rotations rebuilt for 4 addresses
     assert ips(fast(st, "svc")) == svc[1:] + svc[:1]    # counter kept: second rotation
     assert st.fast[key("db")] is db_entry
     assert ips(fast(st, "db")) == ["10.0.1.2", "10.0.1.1"]
-    cat.update({late["container_id"]: (None, [])})
+    cat.update({late.container_id: GONE})
     assert ips(fast(st, "svc")) == ["10.0.0.3", "10.0.0.1", "10.0.0.2"]
 
 
@@ -111,7 +118,7 @@ def test_removed_container_loses_its_names_and_ptrs():
     assert ips(fast(st, "gone")) == ["10.0.3.3"]
     assert len(ips(fast(st, "svc"))) == 4
     cid = "gone".ljust(64, "0")
-    delta = cat.update({cid: (None, [])})
+    delta = cat.update({cid: GONE})
     assert delta.names == 3 and delta.ptrs == 2 and not delta.closed
     for name in ("gone", "gone.net1", cid[:12]):
         for qtype in (wire.QTYPE_A, wire.QTYPE_AAAA, wire.QTYPE_MX):
@@ -126,7 +133,7 @@ def test_update_for_an_unknown_container_changes_nothing():
     cat = catalog(SVC)
     table = cat.sandboxes[CID].table
     before = (dict(table.answers), dict(table.fast))
-    delta = cat.update({"nobody".ljust(64, "0"): (None, [])})
+    delta = cat.update({"nobody".ljust(64, "0"): GONE})
     assert delta == records.Delta()
     assert (table.answers, table.fast) == before
 
@@ -135,7 +142,7 @@ def test_removing_a_sandbox_closes_it_and_drops_its_table():
     other = "o" * 64
     cat = catalog(SVC, [sandbox(), sandbox(other, networks=("n2", "n1"))])
     assert len(cat.groups) == 2
-    delta = cat.update({other: (None, [])})
+    delta = cat.update({other: GONE})
     assert delta.closed == [other] and other not in cat.sandboxes
     assert len(cat.groups) == 1 and set(cat.net_groups) == {"n1"}
 
@@ -144,11 +151,11 @@ def test_connect_moves_the_sandbox_to_another_table_and_back():
     cat = catalog(SVC + [ep("b", "n2", "10.2.0.5")])
     st = _State(cat.sandboxes[CID])
     assert ask(st, "b").header.rcode == RCODE.SERVFAIL
-    delta = cat.update({CID: (sandbox(networks=("n1", "n2")), [])})
+    delta = cat.update({CID: ContainerEntries(sandbox(networks=("n1", "n2")))})
     assert [sb.container_id for sb in delta.changed] == [CID]
     st.sandbox, st.fast = delta.changed[0], delta.changed[0].table.fast     # as Server does
     assert ips(fast(st, "b")) == ["10.2.0.5"]
-    delta = cat.update({CID: (sandbox(), [])})
+    delta = cat.update({CID: ContainerEntries(sandbox())})
     st.sandbox, st.fast = delta.changed[0], delta.changed[0].table.fast
     assert ask(st, "b").header.rcode == RCODE.SERVFAIL
     assert len(cat.groups) == 1
@@ -159,12 +166,12 @@ def test_link_alias_follows_its_target():
     st = _State(cat.sandboxes[CID])
     assert ask(st, "db").header.rcode == RCODE.SERVFAIL
     pg = ep("postgres", "n1", "10.0.5.5")
-    cat.update({pg["container_id"]: (None, [pg])})
+    cat.update({pg.container_id: only(pg)})
     assert ips(fast(st, "db")) == ["10.0.5.5"] and ips(fast(st, "db.net1")) == ["10.0.5.5"]
     plain = ep("db", "n1", "10.0.5.9")                  # a plain "db": the alias still wins
-    cat.update({plain["container_id"]: (None, [plain])})
+    cat.update({plain.container_id: only(plain)})
     assert ips(fast(st, "db")) == ["10.0.5.5"]
-    cat.update({pg["container_id"]: (None, [])})
+    cat.update({pg.container_id: GONE})
     assert ips(fast(st, "db")) == ["10.0.5.9"]
 
 
@@ -175,9 +182,9 @@ def test_dotted_names_fall_back_when_the_longer_name_goes():
     cat = catalog([longer, short])
     st = _State(cat.sandboxes[CID])
     assert ips(fast(st, "a.net1")) == ["10.0.6.1"]
-    cat.update({longer["container_id"]: (None, [])})
+    cat.update({longer.container_id: GONE})
     assert ips(fast(st, "a.net1")) == ["10.0.6.2"]
-    cat.update({short["container_id"]: (None, [])})
+    cat.update({short.container_id: GONE})
     assert key("a.net1") not in st.fast
 
 
@@ -188,7 +195,7 @@ def test_ptr_winner_is_recomputed():
     st = _State(cat.sandboxes[CID])
     ptr = wire.reverse_name("10.0.7.7")
     assert [str(r.rdata) for r in fast(st, ptr, "PTR").rr] == ["first.net1."]
-    cat.update({first["container_id"]: (None, [])})
+    cat.update({first.container_id: GONE})
     assert [str(r.rdata) for r in fast(st, ptr, "PTR").rr] == ["second.net1."]
 
 
@@ -203,13 +210,13 @@ def test_incremental_updates_give_the_tables_of_a_full_build(seed):
     nets = list(NETS)
     pool = ["svc", "db", "x.net2", "api", "web"]
     cat = records.Catalog()
-    state: dict[str, tuple[dict | None, list[dict]]] = {}
+    state: dict[str, ContainerEntries] = {}
     born = itertools.count()
     ids = [f"{i:02d}".ljust(64, "c") for i in range(14)]
     for _ in range(120):
         cid = rng.choice(ids)
         if cid in state and rng.random() < 0.35:
-            entry: tuple[dict | None, list[dict]] = (None, [])
+            entry = GONE
         else:
             rank = f"{next(born):05d}"
             on = rng.sample(nets, rng.randint(0, 3))
@@ -227,14 +234,14 @@ def test_incremental_updates_give_the_tables_of_a_full_build(seed):
                     if rng.random() < 0.3 else {}
                 sb = sandbox(cid, networks=rng.sample(on, len(on)), links=links,
                              upstreams=["9.9.9.9"] if rng.random() < 0.2 else ())
-            entry = (sb, eps)
+            entry = ContainerEntries(sb, tuple(eps))
         changes = {cid: entry}
         if rng.random() < 0.2:                          # sometimes several at once
             other = rng.choice(ids)
-            changes[other] = state.get(other, (None, []))
+            changes[other] = state.get(other, GONE)
         cat.update(changes, NETS)
         for c, e in changes.items():
-            if e[0] is None and not e[1]:
+            if e.empty:
                 state.pop(c, None)
             else:
                 state[c] = e
@@ -248,12 +255,11 @@ def test_incremental_updates_give_the_tables_of_a_full_build(seed):
 
 def test_diff_finds_what_differs_from_a_fresh_read():
     cat = catalog(SVC)
-    fresh = {e["container_id"]: (None, [e]) for e in SVC[:2]}
+    fresh = {e.container_id: only(e) for e in SVC[:2]}
     moved = ep("w2", "n1", "10.0.0.22", aliases=["svc"])
-    fresh[moved["container_id"]] = (None, [moved])
-    fresh[CID] = (sandbox(), [])
-    assert cat.diff(fresh) == {SVC[2]["container_id"]: (None, []),
-                               moved["container_id"]: (None, [moved])}
+    fresh[moved.container_id] = only(moved)
+    fresh[CID] = ContainerEntries(sandbox())
+    assert cat.diff(fresh) == {SVC[2].container_id: GONE, moved.container_id: only(moved)}
 
 
 # -- the engine's side: store rows -> entries ----------------------------------------------
@@ -312,20 +318,23 @@ def test_store_source_reads_what_build_snapshot_builds(store):
         full, networks = source.read_all(["192.0.2.53"])
         tx = store.read()
         snap = build_snapshot(tx, tx.containers(), ["192.0.2.53"])
-        assert networks == snap["networks"] == {"a" * 64: {"name": "front", "order": "rr"},
-                                                "b" * 64: {"name": "back", "order": "shuffle"}}
+        assert networks == snap.networks == {"a" * 64: NetworkEntry("front", "rr"),
+                                             "b" * 64: NetworkEntry("back", "shuffle")}
         assert set(full) == {"web1".ljust(64, "f"), "web2".ljust(64, "f"), "db".ljust(64, "f")}
-        web1 = full[c1][0]
-        assert web1["networks"] == ["a" * 64, "b" * 64] and web1["external"]
-        assert web1["host_upstreams"] == ["192.0.2.53"]
-        assert full["web2".ljust(64, "f")][0]["links"] == {"upstream": "web1"}
-        assert not full["db".ljust(64, "f")][0]["external"]
+        web1 = full[c1].sandbox
+        assert web1.networks == ("a" * 64, "b" * 64) and web1.external
+        assert web1.host_upstreams == ("192.0.2.53",)
+        assert full["web2".ljust(64, "f")].sandbox.links == (("upstream", "web1"),)
+        assert not full["db".ljust(64, "f")].sandbox.external
+        assert full["db".ljust(64, "f")].sandbox.upstreams == ("1.1.1.1",)
         assert _tables(records.Catalog.build(full, networks)) == \
             _tables(records.Catalog.from_snapshot(snap))
-        # one container at a time; gone or stopped ones read as (None, [])
+        # one container at a time; gone or stopped ones read as nothing
         one, nets = source.read([c1, "x" * 64, "old".ljust(64, "f")], [])
-        assert one["x" * 64] == (None, []) and one["old".ljust(64, "f")] == (None, [])
-        assert [e["names"] for e in one[c1][1]] == [["web1", "www", c1[:12]], ["web1", c1[:12]]]
+        assert one["x" * 64] == GONE and one["old".ljust(64, "f")] == GONE
+        assert [e.names for e in one[c1].endpoints] == [("web1", "www", c1[:12]),
+                                                        ("web1", c1[:12])]
+        assert [e.rank.split()[1:] for e in one[c1].endpoints] == [[c1, "000"], [c1, "001"]]
         assert set(nets) == {"a" * 64, "b" * 64}
         version = source.data_version()
         store.add("late", [("a", "10.8.0.7/24", [])])
@@ -341,7 +350,7 @@ def test_addresses_of_a_name_follow_creation_order(store):
     source = StoreSource(store.path)
     try:
         full, networks = source.read_all([])
-        full["s" * 64] = (sandbox("s" * 64, networks=("a" * 64,)), [])
+        full["s" * 64] = ContainerEntries(sandbox("s" * 64, networks=("a" * 64,)))
         st = _State(records.Catalog.build(full, networks).sandboxes["s" * 64])
         assert ips(fast(st, "svc")) == ["10.8.0.2", "10.8.0.3"]
     finally:

@@ -8,6 +8,7 @@ import pytest
 from dnslib import QTYPE, RCODE, DNSRecord
 
 from netkit.dns import records, wire
+from netkit.dns.entries import EndpointEntry, NetworkEntry, SandboxEntry, Snapshot
 from netkit.dns.server import Server, _State
 
 CID = "c" * 64
@@ -15,22 +16,18 @@ CID = "c" * 64
 
 def ep(name, net, ipv4=None, ipv6=None, aliases=(), cid=None):
     names = [name, *aliases, (cid or name.ljust(12, "0"))[:12]]
-    return {"container_id": cid or name * 8, "container_name": name, "network_id": net,
-            "ipv4": ipv4, "ipv6": ipv6, "names": list(dict.fromkeys(names))}
+    return EndpointEntry(cid or name * 8, name, net, ipv4, ipv6, tuple(dict.fromkeys(names)))
 
 
 def snap(endpoints, sandboxes=None, networks=None):
-    networks = networks or {"n1": {"name": "net1", "order": "rr"},
-                            "n2": {"name": "net2", "order": "rr"}}
-    sandboxes = sandboxes or [sandbox()]
-    return {"version": 1, "networks": networks, "sandboxes": sandboxes, "endpoints": endpoints}
+    networks = networks or {"n1": NetworkEntry("net1"), "n2": NetworkEntry("net2")}
+    return Snapshot(1, tuple(sandboxes or [sandbox()]), networks, tuple(endpoints))
 
 
 def sandbox(cid=CID, networks=("n1",), links=None, upstreams=(), host_upstreams=(),
             external=True):
-    return {"container_id": cid, "netns": f"ns-{cid[:4]}", "networks": list(networks),
-            "links": links or {}, "upstreams": list(upstreams),
-            "host_upstreams": list(host_upstreams), "external": external}
+    return SandboxEntry(cid, f"ns-{cid[:4]}", tuple(networks), tuple((links or {}).items()),
+                        tuple(upstreams), tuple(host_upstreams), external)
 
 
 def state(snapshot, cid=CID) -> _State:
@@ -92,7 +89,7 @@ def test_name_dot_network_picks_that_network():
 
 
 def test_network_names_may_contain_dots():
-    nets = {"n1": {"name": "br.net1", "order": "rr"}}
+    nets = {"n1": NetworkEntry("br.net1")}
     st = state(snap([ep("c1.net1", "n1", "10.0.0.5")], networks=nets))
     assert ips(ask(st, "c1.net1.br.net1")) == ["10.0.0.5"]
     assert ips(ask(st, "c1.net1")) == ["10.0.0.5"]
@@ -154,7 +151,7 @@ def test_round_robin_counters_are_per_sandbox():
 
 
 def test_shuffle_gives_every_order():
-    nets = {"n1": {"name": "net1", "order": "shuffle"}}
+    nets = {"n1": NetworkEntry("net1", records.ORDER_SHUFFLE)}
     eps = [ep(f"w{i}", "n1", f"10.0.0.{i}", aliases=["svc"]) for i in (1, 2, 3)]
     st = state(snap(eps, networks=nets))
     key = wire.encode_name("svc") + b"\x00\x01\x00\x01"

@@ -1,0 +1,328 @@
+"""The cluster scope of one node: swarm networks and their IPAM in the cluster store (`ClusterScope`).
+
+`ClusterScope` implements netkit/scope.py's interface for swarm-scoped
+drivers (overlay) and owns the node's side of the cluster.
+
+A cluster is a `ClusterStore` (netkit.store.cluster) shared by its member
+nodes; a node's membership is the file `<node state root>/swarm.json`
+naming the cluster (netkit/swarm.py joins and leaves). Managers create and
+remove overlay networks; every member sees them.
+
+How cluster state meets the node's own store: swarm networks are mirrored
+into the node's `networks` table (scope swarm, same id) whenever the node's
+engine acts or lists networks, so endpoints keep their foreign keys and all
+local code sees one list of networks. Addresses of swarm networks are held
+in the cluster store only (two nodes never hand out one address), and each
+overlay endpoint is published there for the other nodes' peer tables.
+
+One action = one node-store transaction + at most one cluster-store
+transaction, opened on first use and committed just before the node store
+(a failed action rolls back both): the scope's action hooks. After a
+committed cluster change the acting engine programs its own node
+(`sync_node`) and pokes the other members' agents; each node's agent (its
+resident resolver process, netkit/agent/README.md) watches
+`ClusterStore.version()` and programs its node itself. An engine never
+touches another node's kernel.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from netkit.actions import Hooks
+from netkit.errors import (AlreadyExists, Conflict, Forbidden, InvalidArgument, NetkitError,
+                           NotFound)
+from netkit.kernel.journal import log
+from netkit.model import Endpoint, Network, Scope
+from netkit.paths import NodePaths
+from netkit.scope import NetworkPlan, name_taken
+from netkit.store.cluster import MANAGER, ClusterEndpoint, SqliteClusterStore, read_cluster_id
+
+if TYPE_CHECKING:
+    from netkit.actions import Actions, KernelSessions
+    from netkit.drivers.base import Driver, DriverContext
+    from netkit.model import Container, Node
+    from netkit.resolver import ResolverClient
+    from netkit.specs import NetworkSpec
+    from netkit.store import Store, Tx
+    from netkit.store.cluster import SqliteClusterTx
+
+FIRST_VNI = 4096                     # below: avoided, 802.1Q (Docker's rule)
+NOT_MANAGER = ('This node is not a swarm manager. Use "netkit swarm init" or "netkit swarm join" '
+               'to connect this node to swarm and try again.')
+
+
+def mac_from_ip(ipv4: str) -> str:
+    """02:42 + the four bytes of the address (libnetwork's GenerateMACFromIP): an address
+    reused by another container keeps its MAC, so stale ARP entries stay correct."""
+    return "02:42:" + ":".join(f"{int(b):02x}" for b in ipv4.split("/")[0].split("."))
+
+
+class ClusterScope:
+    """Swarm-scoped state of one node's engine: its cluster store and the action's
+    cluster transaction. On the real host (no node name) it is never a member."""
+
+    local_gateway = False     # no default route through a swarm network: egress is netkit_gwbridge
+
+    def __init__(self, store: "Store", root: str, run_root: str, node: "Node", actions: "Actions",
+                 kernel: "KernelSessions", resolver: "ResolverClient", *, in_agent: bool) -> None:
+        self.node_store = store
+        self.root = root                # NETKIT_ROOT: cluster stores live under it
+        self.run_root = run_root
+        self.paths = NodePaths.of(node.name, root, run_root)
+        self.node = node
+        self.node_name = node.name
+        self.actions = actions
+        self.kernel = kernel
+        self.resolver = resolver
+        self.in_agent = in_agent        # the engine of the node's own agent: no agent management
+        self._store: SqliteClusterStore | None = None         # opened on first use
+        self._txn: tuple[SqliteClusterStore, "SqliteClusterTx"] | None = None   # this action's
+        self._dirty: SqliteClusterStore | None = None         # committed a change this action
+        actions.register(Hooks(begin=self._begin, commit=self._commit, abort=self._abort,
+                               after=self._after))
+
+    # -- membership state ---------------------------------------------------------
+    def store(self) -> SqliteClusterStore | None:
+        """This node's cluster store, or None off swarm (opened once per engine)."""
+        if not self.node_name:
+            return None
+        cid = read_cluster_id(self.paths.root)
+        cached = self._store
+        if cid is None:
+            return None
+        if cached is not None and cached.cluster_id == cid:
+            return cached
+        if cached is not None:
+            cached.close()
+            self._store = None
+        try:
+            store = SqliteClusterStore(self.root, cid)
+        except NotFound:
+            log.warning("node %s: cluster %s is gone", self.node_name, cid)
+            return None
+        self._store = store
+        return store
+
+    def use(self, store: SqliteClusterStore | None) -> None:
+        """After `swarm init / join` (a store) or `leave` (None; the caller closes it)."""
+        self._store = store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    def write(self) -> "SqliteClusterTx":
+        """The cluster transaction of the current action (BEGIN IMMEDIATE on first use)."""
+        if self._txn is not None:
+            return self._txn[1]
+        store = self.store()
+        if store is None:
+            raise Forbidden(NOT_MANAGER)
+        self._txn = (store, store.begin())
+        return self._txn[1]
+
+    def require_manager(self, c: "SqliteClusterTx") -> None:
+        me = c.member(self.node_name)
+        if me is None or me.role != MANAGER:
+            raise Forbidden(NOT_MANAGER)
+
+    def vtep(self) -> str:
+        if not self.node_name or not self.node.ip:
+            raise InvalidArgument("swarm mode needs a simulated node with a LAN address "
+                                  "(netkit node create NAME --lan LAN --ip CIDR; then --node NAME)")
+        return self.node.ip.split("/")[0]
+
+    # -- hooks of every action ------------------------------------------------------
+    def _begin(self, tx: "Tx") -> None:
+        self._txn = None
+        self._dirty = None
+        cluster = self.store()
+        if cluster is not None:
+            self._mirror(tx, cluster)          # mirror the cluster's networks
+
+    def _commit(self) -> None:
+        if self._txn is not None:
+            store = self._txn[0]
+            self._txn = None
+            store.commit()
+            self._dirty = store
+
+    def _abort(self) -> None:
+        open_tx = self._txn
+        self._txn = None
+        self._dirty = None
+        if open_tx is not None:
+            open_tx[0].rollback()
+
+    def _after(self) -> None:
+        """After every action: on a committed cluster change program this node and poke the
+        other members' agents (they program their own nodes); keep this node's agent running."""
+        store = self._dirty
+        self._dirty = None
+        if self.in_agent:
+            return                              # the agent's own sync: nothing more to do
+        if store is not None:
+            if self.store() is not None:
+                self.sync_node()                # this node is in step when the action returns
+            self.poke_members(store)
+        self.ensure_agent()
+
+    # -- the node's agent ------------------------------------------------------------
+    def ensure_agent(self) -> None:
+        """A swarm member's agent runs: (re)start it if it is not (cheap when it runs)."""
+        if self.in_agent or not self.node_name or read_cluster_id(self.paths.root) is None:
+            return
+        if self.resolver.running():
+            return
+        try:
+            self.resolver.start()
+        except NetkitError as exc:                # best effort: `system check` reports it
+            log.warning("node %s: agent did not start: %s", self.node_name, exc)
+
+    def stop_agent(self) -> None:
+        """After leaving the swarm: stop the agent, unless it still serves DNS sandboxes
+        (then it drops the other nodes' names itself on its next look)."""
+        if self.resolver.needed():
+            self.resolver.poke()
+        else:
+            self.resolver.stop()
+
+    def sync_node(self) -> int:
+        """Bring this node in step with its cluster; returns the number of kernel changes.
+
+        Mirrors the cluster's networks into the node's store and makes the
+        node's VXLAN peer entries match `peers.desired()`; idempotent.
+        """
+        from netkit.agent import peers
+        saved, self.kernel.faults = self.kernel.faults, None   # a test's fault plan targets the action
+        try:
+            with self.actions() as (tx, ctx):   # mirrors the cluster's networks on begin
+                cluster = self.store()
+                want = peers.desired(cluster.read(), self.node_name) if cluster is not None else set()
+                return peers.apply(ctx.kernel.host, want)
+        finally:
+            self.kernel.faults = saved
+
+    def poke_members(self, store: SqliteClusterStore) -> list[str]:
+        """Tell the agents of the other members that the cluster changed (a `cluster` line on
+        their control sockets: they re-read at once instead of at their next poll). Never
+        waits for their sync, never starts them; returns the members whose agent answered."""
+        from netkit.dns import client
+        out = []
+        for member in store.read().members():
+            if member.node == self.node_name:
+                continue
+            if client.poke(NodePaths.of(member.node, self.root, self.run_root).run):
+                out.append(member.node)
+        return out
+
+    # -- the node's view of the cluster's networks -----------------------------------
+    def refresh(self) -> None:
+        """Mirror the cluster's networks before a read (network ls / inspect)."""
+        cluster = self.store()
+        if cluster is not None:
+            with self.node_store.transaction() as tx:
+                self._mirror(tx, cluster)
+
+    def _mirror(self, tx: "Tx", cluster: SqliteClusterStore) -> None:
+        """Make the node's swarm-scope network rows match the cluster's networks."""
+        theirs = {n.id: n for n in cluster.read().networks()}
+        mine = {n.id for n in tx.networks() if n.scope is Scope.SWARM}
+        names = {name for _, name in tx.network_refs()}
+        for network_id, net in theirs.items():
+            if network_id in mine:
+                continue
+            if net.name in names:
+                log.warning("node %s: swarm network %s hidden by a local network of that name",
+                            self.node_name, net.name)
+                continue
+            tx.insert_network(net)
+        for network_id in mine - set(theirs):
+            if not tx.count_endpoints(network_id):
+                tx.delete_network(network_id)
+
+    # -- the scope interface (netkit/scope.py) -------------------------------------------
+    def check_create(self, tx: "Tx", name: str) -> None:
+        """Managers only; the name is free in the cluster and on this node."""
+        c = self.write()
+        self.require_manager(c)
+        if any(n.name == name for n in c.networks()) or name_taken(tx, name):
+            raise AlreadyExists(f"network with name {name} already exists")
+
+    def plan(self, tx: "Tx", ctx: "DriverContext", spec: "NetworkSpec",
+             driver: "Driver") -> NetworkPlan:
+        """IPv4 only, from the global pools, apart from every subnet of the cluster; a VXLAN
+        id (the cluster store keys its networks by VNI, as Docker's manager allocates them)."""
+        from netkit import ipam
+        from netkit.agent.peers import VNI_OPTION
+        c = self.write()
+        cfgs = ipam.build_ipam(spec.subnets, spec.ip_ranges, spec.gateways, spec.aux_addresses,
+                               ipv4=True, ipv6=False, taken=c.all_subnets(),
+                               skip_gateway=not driver.allocates_gateway,
+                               pools=ipam.DEFAULT_GLOBAL_POOLS)
+        used = set(c.vnis().values())
+        if VNI_OPTION in spec.options:
+            vni = int(spec.options[VNI_OPTION])
+            if vni in used:
+                raise Conflict(f"VXLAN id {vni} is already in use")
+        else:
+            vni = next(v for v in range(FIRST_VNI, 1 << 24) if v not in used)
+        return NetworkPlan(ipam=cfgs, ipv4=True, ipv6=False,
+                           options={**spec.options, VNI_OPTION: str(vni)})
+
+    def reserve(self, tx: "Tx", net: Network) -> None:
+        """The network and its reserved addresses in the cluster store; mirrored here."""
+        from netkit import ipam
+        from netkit.agent.peers import VNI_OPTION
+        c = self.write()
+        c.insert_network(net, int(net.options[VNI_OPTION]))
+        for cfg in net.ipam:
+            for value, owner in ipam.reserved(cfg).items():
+                c.hold_address(net.id, cfg.family, ipam.to_key(value, cfg.family), owner)
+        tx.insert_network(net)
+
+    def unreserve(self, tx: "Tx", net: Network) -> None:
+        """Managers only, and no endpoint on any node; the cluster's row goes."""
+        c = self.write()
+        self.require_manager(c)
+        eps = c.endpoints(network_id=net.id)
+        if eps:
+            active = ", ".join(f'(name:"{e.container_name}" id:"{e.container_id[:12]}" node:"{e.node}")'
+                               for e in eps)
+            raise Conflict(f"error while removing network: network {net.name} has active "
+                           f"endpoints {active}")
+        c.delete_network(net.id)
+
+    def allocate(self, tx: "Tx", net: Network, family: int, static: str | None,
+                 owner: str) -> str | None:
+        """An address of a swarm network: held in the cluster store (no two nodes share one)."""
+        from netkit.ipam import allocate
+        return allocate(self.write(), net, family, static, owner, hints=False)
+
+    def release_addresses(self, c: "SqliteClusterTx", network_id: str, *addrs: str | None) -> None:
+        from netkit import ipam
+        for addr in addrs:
+            if addr:
+                family, value = ipam.ip_to_int(addr.split("/")[0])
+                c.release_address(network_id, family, ipam.to_key(value, family))
+
+    def release(self, tx: "Tx", net: Network, ep: Endpoint) -> None:
+        self.release_addresses(self.write(), net.id, ep.ipv4, ep.ipv6)
+
+    def publish(self, tx: "Tx", net: Network, ep: Endpoint, ctr: "Container") -> None:
+        """Tell the cluster about a new endpoint: the other nodes program it as a peer."""
+        from netkit.sandbox import dns_names
+        names = tuple(dns_names(ctr.name, ep.aliases, ctr.short_id, ctr.hostname))
+        self.write().publish_endpoint(ClusterEndpoint(
+            id=ep.id, network_id=net.id, node=self.node_name, container_id=ctr.id,
+            container_name=ctr.name, ipv4=ep.ipv4, ipv6=ep.ipv6, mac=ep.mac, vtep=self.vtep(),
+            names=names))
+
+    def withdraw(self, tx: "Tx", net: Network, ep: Endpoint) -> None:
+        self.write().withdraw_endpoint(ep.id)
+
+    def new_mac(self, ipv4: str | None) -> str:
+        """Docker's overlay: the MAC follows the address, so peers' ARP caches stay right."""
+        from netkit import ipam
+        return mac_from_ip(ipv4) if ipv4 else ipam.random_mac()

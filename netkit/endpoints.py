@@ -1,0 +1,238 @@
+"""Endpoints and published ports of one node (`Endpoints`).
+
+Owns the endpoint noun: planning one (interface name, addresses from the
+network's scope, MAC) before the driver's join, joining and leaving, the
+default route through the gateway endpoint (Docker's Endpoint.Less order),
+the host ports published through it (`-p`, `-P`) and their retargeting
+when the gateway endpoint changes, and the egress endpoint on
+`netkit_gwbridge` of containers whose networks are all swarm-scoped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from netkit import drivers
+from netkit.errors import Conflict, Exhausted, InvalidArgument
+from netkit.ids import new_id, now
+from netkit.kernel import netns as kns
+from netkit.model import Endpoint, Network
+from netkit.scope import onlink_routes
+
+if TYPE_CHECKING:
+    from netkit.drivers.base import DriverContext
+    from netkit.fwsync import FirewallSync
+    from netkit.model import Container, Node
+    from netkit.scope import Scopes
+    from netkit.specs import ContainerSpec, EndpointSpec
+    from netkit.store import Tx
+
+GWBRIDGE = "netkit_gwbridge"         # docker_gwbridge: egress of containers on overlays only
+
+
+class Endpoints:
+    """Attachments of containers to networks on one node, and their published ports."""
+
+    def __init__(self, node: "Node", scopes: "Scopes", firewall: "FirewallSync") -> None:
+        self.node = node
+        self.scopes = scopes
+        self.firewall = firewall
+
+    # -- planning and joining ---------------------------------------------------
+    def _plan(self, tx: "Tx", net: Network, ctr: "Container", es: "EndpointSpec",
+              ifname: str) -> Endpoint:
+        from netkit import ipam
+        if es.aliases and not net.user_defined:
+            raise InvalidArgument("network-scoped aliases are only supported for user-defined networks")
+        if (es.ipv4 or es.ipv6) and not net.user_defined:
+            raise InvalidArgument("user specified IP address is supported on user defined networks only")
+        if es.links and net.name != "bridge" and not net.user_defined:
+            raise InvalidArgument(f"links are not supported on network {net.name}")
+        scope = self.scopes.of(net.scope)   # where the network's addresses are held
+        ep_id = new_id()
+        ipv4 = scope.allocate(tx, net, 4, es.ipv4, ep_id) if net.ipv4 or es.ipv4 else None
+        ipv6 = scope.allocate(tx, net, 6, es.ipv6, ep_id) if net.ipv6 or es.ipv6 else None
+        mac = ipam.validate_mac(es.mac) if es.mac else scope.new_mac(ipv4)
+        return Endpoint(id=ep_id, network_id=net.id, container_id=ctr.id, ifname=ifname, mac=mac,
+                        ipv4=ipv4, ipv6=ipv6, aliases=tuple(dict.fromkeys(es.aliases)),
+                        links=tuple(es.links), static_ipv4=bool(es.ipv4), static_ipv6=bool(es.ipv6),
+                        network_name=net.name)
+
+    def join(self, tx: "Tx", ctx: "DriverContext", net: Network, ctr: "Container",
+             es: "EndpointSpec", existing: list[Endpoint]) -> Endpoint:
+        """Plan an endpoint of `ctr` on `net`, have the driver make it, record it."""
+        if drivers.get(net.driver).network_mode is not None:     # host, none
+            raise InvalidArgument(f"container cannot be connected to network {net.name}")
+        prefix = net.options.get("com.docker.network.container_iface_prefix", "eth")
+        used = {e.ifname for e in existing}
+        ifname = next(f"{prefix}{i}" for i in range(len(used) + 1) if f"{prefix}{i}" not in used)
+        ep = self._plan(tx, net, ctr, es, ifname)
+        result = drivers.get(net.driver).join(ctx, net, ep, ctr)
+        ep = dataclasses.replace(ep, host_ifname=result.host_ifname, mac=result.mac)
+        tx.insert_endpoint(ep)
+        self.scopes.of(net.scope).publish(tx, net, ep, ctr)
+        return ep
+
+    def leave(self, tx: "Tx", ctx: "DriverContext", net: Network, ep: Endpoint,
+              ctr: "Container") -> None:
+        """The driver's leave; then the scope frees the endpoint's addresses and withdraws it."""
+        drivers.get(net.driver).leave(ctx, net, ep, ctr)
+        scope = self.scopes.of(net.scope)
+        scope.release(tx, net, ep)
+        scope.withdraw(tx, net, ep)
+
+    # -- the default route --------------------------------------------------------
+    def _gateway_endpoint(self, eps: list[Endpoint], nets: dict[str, Network]) -> Endpoint | None:
+        """The endpoint that gives the default route (and carries published ports), as
+        Docker's Endpoint.Less orders them: non-internal, dual-stack, then network name."""
+        def rank(ep: Endpoint) -> tuple:
+            n = nets[ep.network_id]
+            return (n.internal, not (ep.ipv4 and ep.ipv6), n.name)
+
+        for ep in sorted(eps, key=rank):
+            n = nets[ep.network_id]
+            if n.internal or not self.scopes.of(n.scope).local_gateway:
+                continue                    # swarm networks: egress is netkit_gwbridge
+            if n.gateway_v4 or n.gateway_v6:
+                return ep
+        return None
+
+    def route(self, tx: "Tx", ctx: "DriverContext", ctr: "Container", eps: list[Endpoint],
+              replace: bool) -> Endpoint | None:
+        """Default route via the gateway endpoint; returns that endpoint."""
+        import socket as _s
+        from netkit.drivers.bridge import default_route
+        nets = {ep.network_id: tx.network(ep.network_id) for ep in eps}
+        gw_ep = self._gateway_endpoint(eps, nets)                       # type: ignore[arg-type]
+        gw4 = gw6 = None
+        if gw_ep is not None:
+            n = nets[gw_ep.network_id]
+            gw4 = n.gateway_v4 if gw_ep.ipv4 else None                  # type: ignore[union-attr]
+            gw6 = n.gateway_v6 if gw_ep.ipv6 else None                  # type: ignore[union-attr]
+        if replace:
+            default_route(ctx, ctr, gw4, gw6)
+        else:
+            sb = ctx.kernel.netns(ctr.netns)
+            for gw, fam in ((gw4, _s.AF_INET), (gw6, _s.AF_INET6)):
+                if gw:
+                    sb.add_route(gateway=gw, family=fam)
+        return gw_ep
+
+    # -- egress: netkit_gwbridge (Docker's docker_gwbridge) ---------------------------------
+    def egress(self, tx: "Tx", ctx: "DriverContext", ctr: "Container",
+               eps: list[Endpoint]) -> None:
+        """A container whose networks all have no gateway on this node (overlays), not all
+        internal, gets one more endpoint on the node's local bridge `netkit_gwbridge` and
+        its default route there.
+
+        The endpoint is not added to `eps`: it is not one of the container's networks for
+        /etc/hosts or port publishing, as docker_gwbridge is not in Docker.
+        """
+        from netkit.drivers.bridge import default_route
+        from netkit.specs import EndpointSpec
+        nets = [tx.network(ep.network_id) for ep in eps]
+        if not nets or any(n is None or self.scopes.of(n.scope).local_gateway for n in nets) \
+                or all(n.internal for n in nets):
+            return
+        gw_net = self._ensure_gwbridge(tx, ctx)
+        ep = self.join(tx, ctx, gw_net, ctr, EndpointSpec(GWBRIDGE), eps)
+        default_route(ctx, ctr, gw_net.gateway_v4 if ep.ipv4 else None, None)
+        self.firewall.sync(tx, ctx)
+
+    def _ensure_gwbridge(self, tx: "Tx", ctx: "DriverContext") -> Network:
+        """The node's `netkit_gwbridge` network, created in this action if missing."""
+        from netkit import ipam
+        from netkit.drivers import bridge
+        for network_id, name in tx.network_refs():
+            if name == GWBRIDGE:
+                found = tx.network(network_id)
+                assert found is not None
+                return found
+        cfgs = ipam.build_ipam((), (), (), {}, taken=tx.all_subnets() + onlink_routes(ctx),
+                               one_subnet_per_family=True)
+        net = Network(id=new_id(), name=GWBRIDGE, driver="bridge", created=now(), ipam=cfgs,
+                      options={bridge.OPT_NAME: GWBRIDGE, bridge.OPT_ICC: "false",
+                               bridge.OPT_MASQ: "true"})
+        self.scopes.local.reserve(tx, net)
+        drivers.get("bridge").create_network(ctx, net)
+        return net
+
+    # -- published ports ----------------------------------------------------------------
+    @staticmethod
+    def port_requests(spec: "ContainerSpec") -> list:
+        from netkit.ports import PortRequest, parse_expose, parse_publish
+        reqs = [r for p in spec.publish for r in parse_publish(p)]
+        if spec.publish_all:
+            for e in spec.expose:
+                for port, proto in parse_expose(e):
+                    if not any(r.container_port == port and r.proto == proto for r in reqs):
+                        reqs.append(PortRequest(proto, "0.0.0.0", 0, port))
+        else:
+            for e in spec.expose:
+                parse_expose(e)                                            # validate only
+        return reqs
+
+    def publish_ports(self, tx: "Tx", ctx: "DriverContext", ctr: "Container", gw_ep: Endpoint,
+                      reqs: list) -> list:
+        """Bind each requested host port (Docker's messages when taken) for the gateway endpoint."""
+        from netkit.model import PortMapping
+        out = []
+        for req in reqs:
+            port = req.host_port or self._free_port(tx, req.proto, req.host_ip)
+            holder = tx.port_holder(req.proto, req.host_ip, port)
+            if holder is not None:
+                raise Conflict(f"Bind for {req.host_ip}:{port} failed: port is already allocated")
+            self._probe_port(req.proto, req.host_ip, port)
+            pm = PortMapping(req.proto, req.host_ip, port, req.container_port,
+                             gw_ep.ipv4_address or "", gw_ep.network_id)
+            tx.insert_port(ctr.id, pm)
+            out.append(pm)
+        if out and gw_ep.host_ifname:
+            ctx.kernel.host.set_hairpin(gw_ep.host_ifname)
+        return out
+
+    def _probe_port(self, proto: str, host_ip: str, port: int, quiet: bool = False) -> bool:
+        """Is host_ip:port/proto free on the node? (a process may hold it outside netkit)"""
+        import errno
+        import socket as _s
+        kind = _s.SOCK_STREAM if proto == "tcp" else _s.SOCK_DGRAM
+        sock = kns.socket_in(self.node.netns, _s.AF_INET, kind)
+        try:
+            sock.bind((host_ip, port))
+            return True
+        except OSError as exc:
+            if quiet:
+                return False
+            if exc.errno == errno.EADDRINUSE:
+                raise Conflict(f"failed to bind host port {host_ip}:{port}/{proto}: address already in use") from None
+            raise InvalidArgument(f"failed to bind host port {host_ip}:{port}/{proto}: {exc.strerror.lower()}") from None
+        finally:
+            sock.close()
+
+    def _free_port(self, tx: "Tx", proto: str, host_ip: str) -> int:
+        """The lowest free port of the node's ephemeral range (ip_local_port_range)."""
+        try:
+            lo, hi = map(int, kns.read_sysctl(self.node.netns, "ipv4/ip_local_port_range").split())
+        except (OSError, ValueError):
+            lo, hi = 49153, 65535
+        held = {pm.host_port for _, pm in tx.ports() if pm.proto == proto}
+        for port in range(lo, hi + 1):
+            if port not in held and self._probe_port(proto, host_ip, port, quiet=True):
+                return port
+        raise Exhausted(f"no free host port for {proto} in {lo}-{hi}")
+
+    def retarget_ports(self, tx: "Tx", ctx: "DriverContext", ctr: "Container",
+                       gw_ep: Endpoint | None) -> None:
+        """Published ports follow the gateway endpoint (Docker reprograms them on connect/disconnect)."""
+        if not ctr.ports:
+            return
+        tx.delete_ports(ctr.id)
+        if gw_ep is not None and gw_ep.ipv4_address:
+            from netkit.model import PortMapping
+            for pm in ctr.ports:
+                tx.insert_port(ctr.id, PortMapping(pm.proto, pm.host_ip, pm.host_port, pm.container_port,
+                                                   gw_ep.ipv4_address, gw_ep.network_id))
+            if gw_ep.host_ifname:
+                ctx.kernel.host.set_hairpin(gw_ep.host_ifname)
+        self.firewall.sync(tx, ctx)

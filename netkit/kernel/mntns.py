@@ -1,0 +1,354 @@
+"""A container's own mount namespace: made once, private, persisted like its netns.
+
+A new mount namespace is a copy of its parent's mount table. The host's
+table holds one bind mount per netns (/run/netns/*) and per persisted UTS
+or mount namespace file, so a namespace copied from the host costs more
+with every container (and, as a slave of `/`, it then received every later
+netns mount: kernel mount objects grew with the square of the containers).
+
+So each node has a **template** mount namespace, made once and bound on a
+file (`ensure_template`): propagation private, /run/netns, the directories
+named in `detach` and any other namespace file (nsfs) detached. A
+container's namespace (`create`) is unshared from the template, so its copy
+is small and the same size whatever the number of containers; its own
+/etc/hosts, /etc/resolv.conf and /etc/hostname are bind-mounted over the
+host's and /sys is remounted to show its netns. Processes join it with
+setns (spawn.Sandbox.mntns); the init of each start mounts its own /proc.
+
+Kernel rules this follows:
+- a mount namespace file can be bound only from a namespace older than the
+  one bound (mnt_ns_loop): every bind here is made from the caller's (host)
+  namespace, after the namespace was built on a short-lived thread;
+- binding a mount namespace file fails (EINVAL) when its parent mount
+  propagates to other namespaces: the `detach` directories are made private
+  mount points on the host, and the files must live below one of them;
+- the template hides the host's run tree, so the files bound into a
+  container are cloned in the host first (open_tree) and attached inside
+  (move_mount): kernel 5.2 or later.
+- setns into a mount namespace needs an unshared fs_struct: the thread
+  unshares CLONE_FS first and dies afterwards, so no other thread moves.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import re
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, TypeVar
+
+from netkit.errors import AlreadyExists, KernelError, NotFound
+from netkit.kernel import netns as ns
+from netkit.kernel.journal import UndoJournal
+
+T = TypeVar("T")
+
+CLONE_FS = 0x00000200
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+NS_GET_NSTYPE = 0xB703
+SYS_OPEN_TREE, SYS_MOVE_MOUNT = 428, 429          # the same number on every architecture
+OPEN_TREE_CLONE = 1
+AT_FDCWD = -100
+MOVE_MOUNT_F_EMPTY_PATH = 0x04
+MOVE_MOUNT_T_SYMLINKS = 0x10                      # follow a symlinked target, as mount(2) does
+HOSTNAME_FILES = ("/etc/hosts", "/etc/resolv.conf", "/etc/hostname")
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """One line of /proc/<pid>/mountinfo (the fields netkit needs)."""
+
+    id: int
+    parent: int
+    mountpoint: str
+    fstype: str
+    shared: bool
+
+
+def mounts(pid: str | int = "self") -> list[Mount]:
+    """The mount table of a process ("thread-self" for the calling thread's)."""
+    out = []
+    with open(f"/proc/{pid}/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            out.append(Mount(int(fields[0]), int(fields[1]), _unescape(fields[4]), right.split()[0],
+                             any(o.startswith("shared:") for o in fields[6:])))
+    return out
+
+
+def _unescape(path: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
+
+
+def is_mntns(path: str) -> bool:
+    """True if `path` is a bound mount namespace file (not a leftover empty file)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return fcntl.ioctl(fd, NS_GET_NSTYPE) == ns.CLONE_NEWNS
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def private_mount_point(path: str) -> None:
+    """Make directory `path` a private mount point on the host (idempotent).
+
+    Namespace files bound below it then never propagate into other mount
+    namespaces, and one lazy umount in a copied namespace detaches them all.
+    Mounts already below `path` are carried over (recursive bind) and the
+    originals, now hidden under the bind, are detached through O_PATH fds.
+    """
+    os.makedirs(path, exist_ok=True)
+    path = os.path.realpath(path)
+    with _locked(path):                         # two processes may get here at once
+        table = mounts()
+        if any(m.mountpoint == path for m in table):
+            return
+        _bind_private(path, [m.mountpoint for m in table if m.mountpoint.startswith(path + "/")])
+
+
+@contextmanager
+def _locked(directory: str) -> Iterator[None]:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _bind_private(path: str, submounts: list[str]) -> None:
+    below = [os.open(p, os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW) for p in submounts]
+    try:
+        ns.mount(path, path, None, ns.MS_BIND | ns.MS_REC)
+        ns.mount("", path, None, ns.MS_PRIVATE | ns.MS_REC)    # before detaching: no propagation
+        for fd in below:
+            try:
+                ns.umount(f"/proc/self/fd/{fd}")
+            except OSError:
+                pass
+    except OSError as exc:
+        raise KernelError(f"make {path} a private mount point: {exc.strerror or exc}") from exc
+    finally:
+        for fd in below:
+            os.close(fd)
+
+
+def release_mount_point(path: str) -> None:
+    """Undo private_mount_point: lazily unmount `path` (and whatever is still bound below it)."""
+    path = os.path.realpath(path)
+    if any(m.mountpoint == path for m in mounts()):
+        try:
+            ns.umount(path)
+        except OSError:
+            pass
+
+
+def _on_thread(fn: Callable[[], T]) -> T:
+    """Run fn on a new thread, which may then change its mount namespace and die with it."""
+    box: list = []
+
+    def run() -> None:
+        try:
+            box.append((True, fn()))
+        except BaseException as exc:           # handed to the caller
+            box.append((False, exc))
+
+    t = threading.Thread(target=run, name="netkit-mntns")
+    t.start()
+    t.join()
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
+def _bind_ns(fd: int, path: str) -> None:
+    """Bind the namespace behind fd on path, from the calling thread's (older) namespace."""
+    try:
+        ns.mount(f"/proc/self/fd/{fd}", path, None, ns.MS_BIND)
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:
+            raise OSError(exc.errno, f"bind {path}: its mount propagates to other namespaces "
+                                     "(the directory must be below a private mount point)") from exc
+        raise
+
+
+def _detach_nsfs() -> None:
+    """Lazily unmount every namespace file left in the calling thread's mount table."""
+    for _ in range(8):                          # stacked mounts come off one per pass
+        left = [m.mountpoint for m in mounts("thread-self") if m.fstype == "nsfs"]
+        if not left:
+            return
+        for mp in left:
+            try:
+                ns.umount(mp)
+            except OSError:
+                pass
+
+
+def _make(path: str, what: str, build: Callable[[], None]) -> None:
+    """Bind on `path` (an empty file) the mount namespace build() leaves a new thread in.
+
+    The bind is made from the caller's namespace, after the thread went back
+    to it (mnt_ns_loop); on failure the file is removed and the namespace,
+    held by nothing, is freed with the thread.
+    """
+    def run() -> None:
+        host = os.open("/proc/thread-self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        mine = -1
+        try:
+            build()
+            mine = os.open("/proc/thread-self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+            ns.setns(host, ns.CLONE_NEWNS)
+            _bind_ns(mine, path)
+        finally:
+            os.close(host)
+            if mine >= 0:
+                os.close(mine)
+
+    try:
+        _on_thread(run)
+    except BaseException as exc:
+        ns.remove_bind(path)
+        if isinstance(exc, OSError):
+            raise KernelError(f"{what} {path}: {exc.strerror or exc}") from exc
+        raise
+
+
+def ensure_template(path: str, *, detach: Iterable[str] | None = None) -> None:
+    """Make the node's template mount namespace, bound at `path`, unless it exists.
+
+    `detach`: directories holding namespace files (default: the directory
+    of `path`). Each is made a private mount point on the host; in the
+    template they are detached whole, with /run/netns and any other nsfs
+    mount. Container namespace files must live below one of them.
+    """
+    if is_mntns(path):
+        return
+    dirs = [os.path.realpath(d) for d in (detach if detach is not None else [os.path.dirname(path)])]
+    for d in dirs:
+        private_mount_point(d)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with _locked(os.path.dirname(path)):
+        if is_mntns(path):
+            return
+        ns.remove_bind(path)                    # a leftover of a crash half-way
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
+
+        def build() -> None:
+            ns.unshare(ns.CLONE_NEWNS)          # implies CLONE_FS: this thread only
+            ns.mount("", "/", None, ns.MS_REC | ns.MS_PRIVATE)
+            for d in (ns.NETNS_DIR, *dirs):
+                try:
+                    ns.umount(d)                # EINVAL when not a mount point: nothing to do
+                except OSError:
+                    pass
+            _detach_nsfs()
+            if os.path.isdir(ns.NETNS_DIR):      # `ip netns` inside lists nothing, as in Docker
+                ns.mount("tmpfs", ns.NETNS_DIR, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=755")
+
+        _make(path, "create mount namespace template", build)
+
+
+def _syscall(nr: int, *args: int | bytes) -> int:
+    conv = [ctypes.c_char_p(a) if isinstance(a, bytes) else ctypes.c_long(a) for a in args]
+    rc = ns._libc.syscall(ctypes.c_long(nr), *conv)
+    if rc < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return rc
+
+
+def open_tree(path: str) -> int:
+    """A detached clone of the mount at `path` (a file works too), close-on-exec."""
+    try:
+        return _syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(path), OPEN_TREE_CLONE | os.O_CLOEXEC)
+    except OSError as exc:
+        raise OSError(exc.errno, f"open_tree {path}: {exc.strerror}") from None
+
+
+def move_mount(fd: int, target: str) -> None:
+    """Attach the detached mount `fd` (from open_tree) at `target` in the calling thread's namespace."""
+    try:
+        _syscall(SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, os.fsencode(target),
+                 MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS)
+    except OSError as exc:
+        raise OSError(exc.errno, f"mount on {target}: {exc.strerror}") from None
+
+
+def create(path: str, *, template: str, netns: str | None = None,
+           binds: Iterable[tuple[str, str]] = (), journal: UndoJournal | None = None) -> None:
+    """A container's mount namespace, bound at `path` (a new file), copied from `template`.
+
+    `binds`: (host file, target) pairs, e.g. the container's hosts file on
+    /etc/hosts; targets missing in the namespace are skipped. With `netns`
+    (a name under /run/netns or a path) /sys is remounted to show that
+    netns. Nothing is left behind on failure; with `journal`, remove(path)
+    is pushed as the undo.
+    """
+    fds: list[int] = []
+    try:
+        tpl = _open(template, fds, "mount namespace template")
+        if not is_mntns(template):
+            raise NotFound(f"mount namespace template {template} not found")
+        net = _open(netns if "/" in netns else ns.netns_path(netns), fds, "netns") if netns else -1
+        clones: list[tuple[int, str]] = []
+        for source, target in binds:
+            try:
+                clones.append((open_tree(source), target))
+            except OSError as exc:
+                raise KernelError(f"create mount namespace {path}: {exc.strerror}") from exc
+            fds.append(clones[-1][0])
+        try:
+            os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
+        except FileExistsError:
+            raise AlreadyExists(f"mount namespace {path} already exists") from None
+
+        def build() -> None:
+            ns.unshare(CLONE_FS)
+            ns.setns(tpl, ns.CLONE_NEWNS)
+            ns.unshare(ns.CLONE_NEWNS)
+            for fd, target in clones:
+                if os.path.exists(target):
+                    move_mount(fd, target)
+            if net >= 0:
+                # sysfs shows the netns of whoever mounts it
+                ns.setns(net, ns.CLONE_NEWNET)
+                try:
+                    ns.umount("/sys")
+                except OSError:
+                    pass
+                ns.mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+        _make(path, "create mount namespace", build)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    if journal is not None:
+        journal.push(f"remove mount namespace {path}", lambda: remove(path))
+
+
+def _open(path: str, fds: list[int], what: str) -> int:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NotFound(f"{what} {path} not found") from None
+    fds.append(fd)
+    return fd
+
+
+def remove(path: str) -> None:
+    """Unbind and delete a mount namespace file (missing is fine). The kernel frees the
+    namespace once no process uses it."""
+    ns.remove_bind(path)

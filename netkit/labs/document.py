@@ -1,0 +1,42 @@
+"""The whole lab file's schema: Compose's top level plus `x-netkit` (LANs, nodes, swarm, checks).
+
+Apart from netkit/labs/schema.py because the `checks` list is parsed by
+netkit/labs/checks.py, which builds its own checkers from schema.py: the
+document needs both, and neither needs the document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from netkit.labs import checks
+from netkit.labs.schema import (IMAGES, LAN, NAME, NETWORK, NODE, NODE_HINT, NODE_NAME, SERVICE,
+                                Anything, Ctx, Custom, Either, Ignored, List, Map, Obj, Str,
+                                Unsupported, got)
+from netkit.labs.source import Path
+
+
+def _check_list(value: Any, path: Path, ctx: Ctx) -> Any:
+    if not isinstance(value, list):
+        raise ctx.fail(path, f"expected a list of checks, got {got(value)}")
+    return [checks.parse(item, path + (i,), ctx) for i, item in enumerate(value)]
+
+
+X_NETKIT = Obj({
+    "lans": Map(LAN, NODE_NAME, NODE_HINT),
+    "nodes": Map(NODE, NODE_NAME, NODE_HINT),
+    "swarm": Obj({"manager": Str(), "workers": Either(Str(), List(Str(), unique=True))},
+                 required=("manager",), extensions=False),
+    "checks": Custom("a list of checks", _check_list),
+}, extensions=False)
+
+TOP = Obj({
+    "name": Str(r"^[a-z0-9][a-z0-9_-]*$", "it must contain only characters from [a-z0-9_-] "
+                "and start with [a-z0-9]"),
+    "version": Anything(),                        # obsolete in Compose; accepted silently
+    "services": Map(SERVICE, NAME, "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
+    "networks": Map(NETWORK, NAME, "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
+    "volumes": Ignored(IMAGES), "configs": Unsupported(), "secrets": Unsupported(),
+    "include": Unsupported(), "models": Unsupported(),
+    "x-netkit": X_NETKIT,
+})

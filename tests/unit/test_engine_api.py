@@ -1,0 +1,75 @@
+"""The Engine's shape: a plain class built by composition, with the public API the CLI,
+labs, capture, the pytest plugin and the tests call (names, parameters, keyword-only ones
+marked with *). Nothing here runs an action: importing netkit.engine needs no root."""
+
+from __future__ import annotations
+
+import inspect
+
+from netkit.engine import Engine
+
+PUBLIC = {
+    "capture": "target *iface *filter *count *timeout *pcap *on_packet",
+    "close": "",
+    "connect": "network container *aliases *ipv4 *ipv6 *links",
+    "container": "ref",
+    "containers": "all",
+    "create_container": "spec",
+    "create_lan": "name subnet gateway",
+    "create_network": "spec",
+    "create_node": "name *lan *ip *gateway *dns",
+    "disconnect": "network container *force",
+    "dns_log": "",
+    "dns_status": "",
+    "exec": "container command",
+    "exec_output": "container command *stderr *timeout",
+    "firewall_check": "",
+    "from_env": "node *host",
+    "inspect_containers": "refs",
+    "inspect_networks": "refs",
+    "lans": "",
+    "network": "ref",
+    "network_members": "net",
+    "networks": "",
+    "node_exec": "name command capture",
+    "nodes": "",
+    "port": "container",
+    "prune_networks": "",
+    "remove_container": "ref *force",
+    "remove_lan": "name",
+    "remove_network": "ref",
+    "remove_node": "name *force",
+    "run": "spec",
+    "swarm_agents": "",
+    "swarm_init": "",
+    "swarm_join": "manager",
+    "swarm_leave": "force",
+    "swarm_members": "",
+    "swarm_roles": "",
+    "system_check": "",
+    "system_prune": "",
+    "system_reset": "",
+}
+
+
+def test_engine_is_one_plain_class_without_mixins():
+    assert Engine.__bases__ == (object,)
+
+
+def test_public_methods_keep_their_names_and_parameters():
+    have = {}
+    for name, attr in vars(Engine).items():
+        if name.startswith("_") or isinstance(attr, property):
+            continue
+        fn = attr.__func__ if isinstance(attr, classmethod) else attr
+        have[name] = " ".join(("*" if p.kind is p.KEYWORD_ONLY else "") + p.name
+                              for p in inspect.signature(fn).parameters.values()
+                              if p.name not in ("self", "cls"))
+    assert have == PUBLIC
+
+
+def test_the_engine_attributes_others_use():
+    assert isinstance(inspect.getattr_static(Engine, "faults"), property)   # tests set it
+    init = inspect.signature(Engine.__init__).parameters
+    assert list(init) == ["self", "node", "root", "run", "in_agent"]
+    assert init["in_agent"].default is False
