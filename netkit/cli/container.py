@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import click
 
-from netkit.cli import each, engine, render
+from netkit.cli import each, engine, render, runtime_command
 from netkit.cli.parse import VerbatimCommand, env_vars, key_values, merge_first_network, network_flag
 
 
+@runtime_command
 @click.command(cls=VerbatimCommand)
 @click.option("-d", "--detach", is_flag=True, help="Run in the background and print the container ID.")
 @click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits.")
@@ -57,6 +58,7 @@ def run(detach: bool, auto_remove: bool, name: str | None, networks: tuple[str, 
         click.get_current_context().exit(code)
 
 
+@runtime_command
 @click.command("exec", cls=VerbatimCommand)
 @click.argument("container")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
