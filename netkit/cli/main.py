@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from netkit import __version__
-from netkit.cli import container, debug, dns, network, node, system
+from netkit.cli import container, debug, dns, lifecycle, network, node, system
 from netkit.cli import capture
 from netkit.cli import lab
 from netkit.cli import swarm
@@ -62,11 +62,15 @@ def cli(node: str | None) -> None:
 
 cli.add_command(network.network)
 cli.add_command(container.run)
+cli.add_command(container.create)
 cli.add_command(container.exec_)
 cli.add_command(container.ps)
 cli.add_command(container.rm)
 cli.add_command(container.inspect)
 cli.add_command(container.port)
+for _cmd in (lifecycle.start, lifecycle.stop, lifecycle.restart, lifecycle.kill, lifecycle.wait,
+             lifecycle.logs, lifecycle.rename):
+    cli.add_command(_cmd)
 cli.add_command(system.system)
 cli.add_command(dns.dns)
 cli.add_command(node.node)

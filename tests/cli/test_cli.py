@@ -590,11 +590,12 @@ def test_help_imports_only_click():
     assert "netkit.engine" not in loaded
 
 
-@pytest.mark.parametrize("cmd, flag", [("run", "--network-alias")])
+@pytest.mark.parametrize("cmd, flag", [("run", "--network-alias"), ("create", "--restart"),
+                                       ("start", "--attach"), ("logs", "--timestamps")])
 def test_subcommand_help_is_cheap_too(cmd, flag):
     proc = _python("-X", "importtime", "-m", "netkit", cmd, "--help")
     assert proc.returncode == 0 and flag in proc.stdout
-    for heavy in ("pyroute2", "netaddr", "sqlite3", "netkit.engine", "netkit.agent"):
+    for heavy in ("pyroute2", "netaddr", "sqlite3", "netkit.engine", "netkit.agent", "netkit.lifecycle"):
         assert f" {heavy}\n" not in proc.stderr and f" {heavy}." not in proc.stderr, heavy
 
 
