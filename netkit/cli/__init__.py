@@ -1,9 +1,10 @@
 """netkit's command line: flags in, one Engine call, text out (STYLE.md "Thin CLI").
 
-The commands live in `network`, `container`, `system` and `node`; the root
-group in `main`; pure rendering in `render`; flag parsing in `parse`. The
-Engine is imported inside the commands (`engine()` below), so
-`netkit --help` loads click and nothing of the kernel layer.
+The commands live in `network`, `container`, `lifecycle`, `system`, `node`
+and the other modules of this package; the root group in `main`; pure
+rendering in `render`; flag parsing in `parse`. The Engine is imported
+inside the commands (`engine()` below), so `netkit --help` loads click and
+nothing of the kernel layer.
 """
 
 from __future__ import annotations
