@@ -1,9 +1,10 @@
 """netkit's command line: flags in, one Engine call, text out (STYLE.md "Thin CLI").
 
-The commands live in `network`, `container`, `system` and `node`; the root
-group in `main`; pure rendering in `render`; flag parsing in `parse`. The
-Engine is imported inside the commands (`engine()` below), so
-`netkit --help` loads click and nothing of the kernel layer.
+The commands live in `network`, `container`, `lifecycle`, `system`, `node`
+and the other modules of this package; the root group in `main`; pure
+rendering in `render`; flag parsing in `parse`. The Engine is imported
+inside the commands (`engine()` below), so `netkit --help` loads click and
+nothing of the kernel layer.
 """
 
 from __future__ import annotations
@@ -66,25 +67,51 @@ def confirm(warning: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def each(refs: Iterable[str], action: Callable[[str], object], *,
-         ignore_missing: bool = False) -> None:
+RUNTIME_FAILURE = 125
+
+
+def runtime_command(cmd: click.Command) -> click.Command:
+    """Mark `run`, `create`, `start` and `exec`: netkit's own failures exit 125.
+
+    As `docker run` does, so that the container command's own exit codes (1,
+    2, 126, 127 ...) stay distinguishable from an error of netkit itself
+    (a bad flag, a usage error, a NetkitError). The root group reads the mark.
+    """
+    cmd.failure_exit_code = RUNTIME_FAILURE           # type: ignore[attr-defined]
+    return cmd
+
+
+def attempt(refs: Iterable[str], action: Callable[[str], object], *,
+            show: Callable[[str, object], object] | None = None,
+            ignore_missing: bool = False) -> list[str]:
     """Run `action` on every ref, printing each ref done and ``Error: ...`` per failure.
 
-    docker's loop for `rm NAME...`: keep going past failures, exit 1 at the end.
+    `show(ref, result)` chooses what to print for a success (default: the ref;
+    None prints nothing). Returns the refs that failed.
     """
     from netkit.errors import NetkitError, NotFound
-    failed = False
+    failed: list[str] = []
     for ref in refs:
         try:
-            action(ref)
+            result = action(ref)
         except NetkitError as exc:
             if debug():
                 raise
             if ignore_missing and isinstance(exc, NotFound):
                 continue
-            failed = True
+            failed.append(ref)
             click.echo(f"Error: {exc}", err=True)
         else:
-            click.echo(ref)
-    if failed:
+            line = ref if show is None else show(ref, result)
+            if line is not None:
+                click.echo(line)
+    return failed
+
+
+def each(refs: Iterable[str], action: Callable[[str], object], *,
+         show: Callable[[str, object], object] | None = None,
+         ignore_missing: bool = False) -> None:
+    """docker's loop for `rm NAME...` (and `stop`, `kill`, `wait` ...): keep going past
+    failures, exit 1 at the end. See :func:`attempt`."""
+    if attempt(refs, action, show=show, ignore_missing=ignore_missing):
         click.get_current_context().exit(1)

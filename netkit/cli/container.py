@@ -1,62 +1,118 @@
-"""`netkit run | exec | ps | rm | inspect`: docker's container commands, networking only.
+"""`netkit run | create | exec | ps | rm | inspect | port`: docker's container commands,
+networking only (start, stop, logs ... are in `lifecycle`).
 
 There is no image: everything after the options is the command, verbatim.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Callable
+
 import click
 
-from netkit.cli import each, engine, render
+from netkit.cli import each, engine, render, runtime_command
 from netkit.cli.parse import VerbatimCommand, env_vars, key_values, merge_first_network, network_flag
 
+if TYPE_CHECKING:
+    from netkit.specs import ContainerSpec
 
+
+_CONTAINER_OPTIONS = (
+    click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits."),
+    click.option("--name", metavar="NAME", help="Container name."),
+    click.option("--network", "--net", "networks", multiple=True, metavar="NETWORK",
+                 help="bridge | host | none | container:<name|id> | a network (repeatable)."),
+    click.option("--network-alias", "--net-alias", "aliases", multiple=True, metavar="ALIAS",
+                 help="Network-scoped alias (first network)."),
+    click.option("--ip", "ipv4", metavar="IP", help="IPv4 address (first network)."),
+    click.option("--ip6", "ipv6", metavar="IP", help="IPv6 address (first network)."),
+    click.option("-h", "--hostname", metavar="NAME", help="Container host name."),
+    click.option("--mac-address", "mac", metavar="MAC", help="MAC address (first network)."),
+    click.option("--dns", multiple=True, metavar="IP", help="Upstream DNS servers."),
+    click.option("--link", "links", multiple=True, metavar="CONTAINER[:ALIAS]",
+                 help="Link to another container."),
+    click.option("-p", "--publish", "publish", multiple=True, metavar="[IP:][HOST:]PORT[/PROTO]",
+                 help="Publish a container port on the node."),
+    click.option("-P", "--publish-all", is_flag=True, help="Publish every --expose'd port to a random port."),
+    click.option("--expose", multiple=True, metavar="PORT[/PROTO]", help="Declare a port (for -P)."),
+    click.option("-e", "--env", "env", multiple=True, metavar="KEY[=VALUE]", help="Environment variables."),
+    click.option("-l", "--label", "labels", multiple=True, metavar="KEY=VALUE",
+                 callback=key_values("--label", bare_ok=True), help="Metadata."),
+    click.option("--restart", default="no", metavar="POLICY",
+                 help="no | on-failure[:MAX-RETRIES] | always | unless-stopped."),
+    click.option("--stop-signal", metavar="SIGNAL", help="Signal to stop the container (default SIGTERM)."),
+    click.option("--stop-timeout", type=int, metavar="SECONDS",
+                 help="Seconds to wait for it to stop before SIGKILL (default 10)."),
+    click.option("--log-driver", default="json-file", metavar="DRIVER", help="Logging driver (json-file)."),
+    click.option("--log-opt", "log_opts", multiple=True, metavar="KEY=VALUE",
+                 callback=key_values("--log-opt"), help="json-file options: max-size, max-file."),
+    click.argument("command", nargs=-1, type=click.UNPROCESSED),
+)
+
+
+def container_options(f: Callable) -> Callable:
+    """The options `run` and `create` share (docker's containerOptions)."""
+    for option in reversed(_CONTAINER_OPTIONS):
+        f = option(f)
+    return f
+
+
+def container_spec(*, detach: bool, auto_remove: bool, name: str | None, networks: tuple[str, ...],
+                   aliases: tuple[str, ...], ipv4: str | None, ipv6: str | None,
+                   hostname: str | None, mac: str | None, dns: tuple[str, ...],
+                   links: tuple[str, ...], publish: tuple[str, ...], publish_all: bool,
+                   expose: tuple[str, ...], env: tuple[str, ...], labels: dict[str, str],
+                   restart: str, stop_signal: str | None, stop_timeout: int | None,
+                   log_driver: str, log_opts: dict[str, str],
+                   command: tuple[str, ...]) -> "ContainerSpec":
+    """The flags of `run` / `create` as a ContainerSpec, with docker's client-side checks."""
+    from netkit.errors import InvalidArgument
+    from netkit.lifecycle import RestartPolicy
+    from netkit.specs import ContainerSpec
+    policy = RestartPolicy.parse(restart)            # docker's client-side checks; 125 if bad
+    if auto_remove and policy.name != "no":
+        raise InvalidArgument("conflicting options: cannot specify both --restart and --rm")
+    if log_driver != "json-file":
+        raise InvalidArgument(f"logger: no log driver named '{log_driver}' is registered")
+    endpoints = [network_flag(n) for n in networks] or [network_flag("bridge")]
+    first = merge_first_network(endpoints[0], aliases, ipv4, ipv6, mac)
+    return ContainerSpec(name=name, command=command, network=first.network, aliases=first.aliases,
+                         ipv4=first.ipv4, ipv6=first.ipv6, mac=first.mac, hostname=hostname,
+                         detach=detach, auto_remove=auto_remove, dns=dns, links=links,
+                         extra_networks=tuple(endpoints[1:]), env=env_vars(env), labels=labels,
+                         publish=publish, publish_all=publish_all, expose=expose,
+                         restart=restart or "no", stop_signal=stop_signal,
+                         stop_timeout=stop_timeout, log_opts=log_opts)
+
+
+@runtime_command
 @click.command(cls=VerbatimCommand)
 @click.option("-d", "--detach", is_flag=True, help="Run in the background and print the container ID.")
-@click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits.")
-@click.option("--name", metavar="NAME", help="Container name.")
-@click.option("--network", "--net", "networks", multiple=True, metavar="NETWORK",
-              help="bridge | host | none | container:<name|id> | a network (repeatable).")
-@click.option("--network-alias", "--net-alias", "aliases", multiple=True, metavar="ALIAS",
-              help="Network-scoped alias (first network).")
-@click.option("--ip", "ipv4", metavar="IP", help="IPv4 address (first network).")
-@click.option("--ip6", "ipv6", metavar="IP", help="IPv6 address (first network).")
-@click.option("-h", "--hostname", metavar="NAME", help="Container host name.")
-@click.option("--mac-address", "mac", metavar="MAC", help="MAC address (first network).")
-@click.option("--dns", multiple=True, metavar="IP", help="Upstream DNS servers.")
-@click.option("--link", "links", multiple=True, metavar="CONTAINER[:ALIAS]", help="Link to another container.")
-@click.option("-p", "--publish", "publish", multiple=True, metavar="[IP:][HOST:]PORT[/PROTO]",
-              help="Publish a container port on the node.")
-@click.option("-P", "--publish-all", is_flag=True, help="Publish every --expose'd port to a random port.")
-@click.option("--expose", multiple=True, metavar="PORT[/PROTO]", help="Declare a port (for -P).")
-@click.option("-e", "--env", "env", multiple=True, metavar="KEY[=VALUE]", help="Environment variables.")
-@click.option("-l", "--label", "labels", multiple=True, metavar="KEY=VALUE",
-              callback=key_values("--label", bare_ok=True), help="Metadata.")
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def run(detach: bool, auto_remove: bool, name: str | None, networks: tuple[str, ...],
-        aliases: tuple[str, ...], ipv4: str | None, ipv6: str | None, hostname: str | None,
-        mac: str | None, dns: tuple[str, ...], links: tuple[str, ...], publish: tuple[str, ...],
-        publish_all: bool, expose: tuple[str, ...], env: tuple[str, ...],
-        labels: dict[str, str], command: tuple[str, ...]) -> None:
+@container_options
+def run(**flags: Any) -> None:
     """Run COMMAND in a new container (no image: COMMAND runs from the host's filesystem).
 
     With -d prints the container ID; otherwise waits and exits with COMMAND's exit code.
     """
-    from netkit.specs import ContainerSpec
-    endpoints = [network_flag(n) for n in networks] or [network_flag("bridge")]
-    first = merge_first_network(endpoints[0], aliases, ipv4, ipv6, mac)
-    spec = ContainerSpec(name=name, command=command, network=first.network, aliases=first.aliases,
-                         ipv4=first.ipv4, ipv6=first.ipv6, mac=first.mac, hostname=hostname,
-                         detach=detach, auto_remove=auto_remove, dns=dns, links=links,
-                         extra_networks=tuple(endpoints[1:]), env=env_vars(env), labels=labels,
-                         publish=publish, publish_all=publish_all, expose=expose)
-    ctr, code = engine().run(spec)
+    ctr, code = engine().run(container_spec(**flags))
     if code is None:
         click.echo(ctr.id)
     else:
         click.get_current_context().exit(code)
 
 
+@runtime_command
+@click.command(cls=VerbatimCommand)
+@container_options
+def create(**flags: Any) -> None:
+    """Create a container without starting it; prints its ID.
+
+    Its networks are configured; addresses are allocated when `netkit start` runs COMMAND.
+    """
+    click.echo(engine().create_container(container_spec(detach=False, **flags)).id)
+
+
+@runtime_command
 @click.command("exec", cls=VerbatimCommand)
 @click.argument("container")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from netkit import __version__
-from netkit.cli import container, debug, dns, network, node, system
+from netkit.cli import container, debug, dns, lifecycle, network, node, system
 from netkit.cli import capture
 from netkit.cli import lab
 from netkit.cli import swarm
@@ -15,28 +15,41 @@ from netkit.errors import NetkitError
 class NetkitGroup(click.Group):
     """Turns library errors into one ``Error: ...`` line on stderr, never a traceback.
 
-    NETKIT_DEBUG=1 lets them through with their traceback. Ctrl-C exits 130
+    The exit code is the error's own (1), or 125 for `run`, `create`, `start`
+    and `exec`, where usage errors exit 125 too (see `runtime_command`).
+    NETKIT_DEBUG=1 lets errors through with their traceback. Ctrl-C exits 130
     quietly, as a shell does.
     """
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            exc.exit_code = self._failure_exit_code(ctx) or exc.exit_code
+            raise
         except NetkitError as exc:
             if debug():
                 raise
             err = click.ClickException(str(exc))
-            err.exit_code = exc.exit_code
+            err.exit_code = self._failure_exit_code(ctx) or exc.exit_code
             raise err from exc
         except PermissionError as exc:       # not root: say so instead of a traceback
             if debug():
                 raise
             where = f": {exc.filename}" if exc.filename else ""
-            raise click.ClickException(f"permission denied{where} (netkit needs root)") from exc
+            err = click.ClickException(f"permission denied{where} (netkit needs root)")
+            err.exit_code = self._failure_exit_code(ctx) or err.exit_code
+            raise err from exc
         except KeyboardInterrupt:
             if debug():
                 raise
             raise click.exceptions.Exit(130) from None
+
+    def _failure_exit_code(self, ctx: click.Context) -> int | None:
+        """The invoked subcommand's exit code for netkit's own failures, if it has one."""
+        name = ctx.invoked_subcommand
+        cmd = self.get_command(ctx, name) if name else None
+        return getattr(cmd, "failure_exit_code", None)
 
 
 @click.group(cls=NetkitGroup)
@@ -49,11 +62,15 @@ def cli(node: str | None) -> None:
 
 cli.add_command(network.network)
 cli.add_command(container.run)
+cli.add_command(container.create)
 cli.add_command(container.exec_)
 cli.add_command(container.ps)
 cli.add_command(container.rm)
 cli.add_command(container.inspect)
 cli.add_command(container.port)
+for _cmd in (lifecycle.start, lifecycle.stop, lifecycle.restart, lifecycle.kill, lifecycle.wait,
+             lifecycle.logs, lifecycle.rename):
+    cli.add_command(_cmd)
 cli.add_command(system.system)
 cli.add_command(dns.dns)
 cli.add_command(node.node)

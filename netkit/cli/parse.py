@@ -1,8 +1,9 @@
 """Flag parsing shared by the commands: ``k=v`` lists, ``--env``, ``--network`` and
-the verbatim command tail of `run` / `exec` / `node exec`.
+the verbatim command tail of `run` / `create` / `exec` / `node exec`.
 
 Errors are `InvalidArgument`, so the root group prints them as one
-``Error: ...`` line (exit 1), like every other netkit error.
+``Error: ...`` line (exit 1, or 125 for `run` / `create`), like every other
+netkit error.
 """
 
 from __future__ import annotations

@@ -103,6 +103,36 @@ class FakeEngine:
     def remove_container(self, ref, *, force=False):
         return self._call("remove_container", ref, force=force) or ctr(ref)
 
+    # lifecycle (signatures as the Engine's; recorded with their defaults filled in)
+    def create_container(self, spec):
+        return self._call("create_container", spec) or ctr(spec.name or "c1", "d", command=spec.command)
+
+    def start(self, ref, *, attach=False):
+        r = self._call("start", ref, attach=attach)
+        return r if r is not None else (ctr(ref), 0 if attach else None)
+
+    def stop(self, ref, timeout=None):
+        return self._call("stop", ref, timeout=timeout) or ctr(ref)
+
+    def restart(self, ref, timeout=None):
+        return self._call("restart", ref, timeout=timeout) or ctr(ref)
+
+    def kill(self, ref, signal="KILL"):
+        return self._call("kill", ref, signal=signal) or ctr(ref)
+
+    def wait(self, ref):
+        r = self._call("wait", ref)
+        return 0 if r is None else r
+
+    def logs(self, ref, *, tail=None):
+        return list(self._call("logs", ref, tail=tail) or [])
+
+    def follow_logs(self, ref, *, tail=None):
+        return iter(self._call("follow_logs", ref, tail=tail) or [])
+
+    def rename(self, ref, new_name):
+        return self._call("rename", ref, new_name) or ctr(new_name)
+
     # system
     def system_check(self):
         return self._call("system_check") or []

@@ -12,26 +12,13 @@ import pytest
 from netkit.errors import Conflict, InvalidArgument, NetkitError, NotFound
 from netkit.model import Container, Endpoint, Lan, Network, Node, State
 from netkit.specs import ContainerSpec, EndpointSpec, NetworkSpec
+from tests.cli.helpers import error_line, ok
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def net(name: str, id_char: str = "a", driver: str = "bridge", **kw) -> Network:
     return Network(id=id_char * 64, name=name, driver=driver, **kw)
-
-
-def ok(result, code: int = 0):
-    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-    return result
-
-
-def error_line(result) -> str:
-    """The single `Error: ...` line of a failed command, checked to carry no traceback."""
-    assert result.exit_code == 1, (result.output, result.exception)
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 # -- root group: errors, debug, interrupts, --node, engine lifetime ----------------------
@@ -324,8 +311,8 @@ def test_run_dashdash_allows_a_dash_command(nk, fake):
 
 
 def test_run_unknown_option_is_not_a_command(nk, fake):
-    r = nk("run", "-it", "sh")
-    assert r.exit_code == 2 and "No such option" in r.stderr and "-it" in r.stderr
+    r = nk("run", "-it", "sh")                 # a usage error of run: 125, as docker's
+    assert r.exit_code == 125 and "No such option" in r.stderr and "-it" in r.stderr
     assert fake.called("run") == []
 
 
@@ -368,7 +355,7 @@ def test_run_network_long_form(nk, fake):
     (["--network", "name=n1,gw-priority=1"], "Error: --network gw-priority=... is not supported by netkit"),
 ])
 def test_run_network_flag_errors(nk, fake, args, message):
-    assert error_line(nk("run", *args, "true")) == message
+    assert error_line(nk("run", *args, "true"), 125) == message
     assert fake.called("run") == []
 
 
@@ -394,7 +381,7 @@ def test_run_foreground_passes_the_exit_code(nk, fake):
 
 def test_run_engine_error(nk, fake):
     fake.raises["run"] = InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
-    assert error_line(nk("run", "--network-alias", "x", "true")) == \
+    assert error_line(nk("run", "--network-alias", "x", "true"), 125) == \
         "Error: network-scoped alias is supported only for containers in user defined networks"
 
 
@@ -409,16 +396,16 @@ def test_exec_verbatim_and_exit_code(nk, fake):
 
 def test_exec_unknown_flag(nk, fake):
     r = nk("exec", "-it", "web", "sh")
-    assert r.exit_code == 2 and "No such option" in r.stderr and "-it" in r.stderr
+    assert r.exit_code == 125 and "No such option" in r.stderr and "-it" in r.stderr
 
 
 def test_exec_needs_a_command(nk, fake):
-    assert nk("exec", "web").exit_code == 2
+    assert nk("exec", "web").exit_code == 125
 
 
 def test_exec_not_running(nk, fake):
     fake.raises["exec"] = Conflict("container abc is not running")
-    assert error_line(nk("exec", "web", "true")) == "Error: container abc is not running"
+    assert error_line(nk("exec", "web", "true"), 125) == "Error: container abc is not running"
 
 
 # -- ps / rm / inspect ------------------------------------------------------------------------------
@@ -603,10 +590,13 @@ def test_help_imports_only_click():
     assert "netkit.engine" not in loaded
 
 
-def test_subcommand_help_is_cheap_too():
-    proc = _python("-X", "importtime", "-m", "netkit", "run", "--help")
-    assert proc.returncode == 0 and "--network-alias" in proc.stdout
-    assert "pyroute2" not in proc.stderr and "netkit.engine" not in proc.stderr
+@pytest.mark.parametrize("cmd, flag", [("run", "--network-alias"), ("create", "--restart"),
+                                       ("start", "--attach"), ("logs", "--timestamps")])
+def test_subcommand_help_is_cheap_too(cmd, flag):
+    proc = _python("-X", "importtime", "-m", "netkit", cmd, "--help")
+    assert proc.returncode == 0 and flag in proc.stdout
+    for heavy in ("pyroute2", "netaddr", "sqlite3", "netkit.engine", "netkit.agent", "netkit.lifecycle"):
+        assert f" {heavy}\n" not in proc.stderr and f" {heavy}." not in proc.stderr, heavy
 
 
 def test_version():
@@ -633,6 +623,14 @@ def test_error_in_a_real_process_has_no_traceback():
     proc = _python("-c", _FAILING_ENGINE, "--node", "ghost", "network", "ls")
     assert proc.returncode == 1
     assert proc.stderr == "Error: node ghost not found\n"
+
+
+def test_run_error_in_a_real_process_exits_125():
+    proc = _python("-c", _FAILING_ENGINE, "--node", "ghost", "run", "true")
+    assert proc.returncode == 125
+    assert proc.stderr == "Error: node ghost not found\n"
+    proc = _python("-c", _FAILING_ENGINE, "run", "-it", "sh")
+    assert proc.returncode == 125 and "No such option" in proc.stderr
 
 
 def test_netkit_debug_shows_the_traceback_in_a_real_process():
