@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from netkit.fwsync import FirewallSync
     from netkit.model import Container, Node
     from netkit.scope import Scopes
-    from netkit.specs import ContainerSpec, EndpointSpec
+    from netkit.planning import EndpointPlan
     from netkit.store import Tx
 
 GWBRIDGE = "netkit_gwbridge"         # docker_gwbridge: egress of containers on overlays only
@@ -39,39 +39,20 @@ class Endpoints:
         self.scopes = scopes
         self.firewall = firewall
 
-    # -- planning and joining ---------------------------------------------------
-    def _plan(self, tx: "Tx", net: Network, ctr: "Container", es: "EndpointSpec",
-              ifname: str) -> Endpoint:
-        from netkit import ipam
-        if es.aliases and not net.user_defined:
-            raise InvalidArgument("network-scoped aliases are only supported for user-defined networks")
-        if (es.ipv4 or es.ipv6) and not net.user_defined:
-            raise InvalidArgument("user specified IP address is supported on user defined networks only")
-        if es.links and net.name != "bridge" and not net.user_defined:
-            raise InvalidArgument(f"links are not supported on network {net.name}")
+    # -- joining ---------------------------------------------------------------
+    def join(self, tx: "Tx", ctx: "DriverContext", net: Network, ctr: "Container",
+             plan: "EndpointPlan") -> Endpoint:
+        """Allocate `plan`'s addresses in the network's scope, have the driver make the
+        endpoint, record it (netkit.planning decided everything else)."""
         scope = self.scopes.of(net.scope)   # where the network's addresses are held
         ep_id = new_id()
-        ipv4 = scope.allocate(tx, net, 4, es.ipv4, ep_id) if net.ipv4 or es.ipv4 else None
-        ipv6 = scope.allocate(tx, net, 6, es.ipv6, ep_id) if net.ipv6 or es.ipv6 else None
-        mac = ipam.validate_mac(es.mac) if es.mac else scope.new_mac(ipv4)
-        return Endpoint(id=ep_id, network_id=net.id, container_id=ctr.id, ifname=ifname, mac=mac,
-                        ipv4=ipv4, ipv6=ipv6, aliases=tuple(dict.fromkeys(es.aliases)),
-                        links=tuple(es.links), static_ipv4=bool(es.ipv4), static_ipv6=bool(es.ipv6),
-                        network_name=net.name)
-
-    def join(self, tx: "Tx", ctx: "DriverContext", net: Network, ctr: "Container",
-             es: "EndpointSpec", existing: list[Endpoint]) -> Endpoint:
-        """Plan an endpoint of `ctr` on `net`, have the driver make it, record it."""
-        if drivers.get(net.driver).network_mode is not None:     # host, none
-            raise InvalidArgument(f"container cannot be connected to network {net.name}")
-        prefix = net.options.get("com.docker.network.container_iface_prefix", "eth")
-        used = {e.ifname for e in existing}
-        ifname = next(f"{prefix}{i}" for i in range(len(used) + 1) if f"{prefix}{i}" not in used)
-        ep = self._plan(tx, net, ctr, es, ifname)
+        ipv4 = scope.allocate(tx, net, 4, plan.ipv4.static, ep_id) if plan.ipv4 else None
+        ipv6 = scope.allocate(tx, net, 6, plan.ipv6.static, ep_id) if plan.ipv6 else None
+        ep = plan.endpoint(ep_id, ctr.id, mac=plan.mac or scope.new_mac(ipv4), ipv4=ipv4, ipv6=ipv6)
         result = drivers.get(net.driver).join(ctx, net, ep, ctr)
         ep = dataclasses.replace(ep, host_ifname=result.host_ifname, mac=result.mac)
         tx.insert_endpoint(ep)
-        self.scopes.of(net.scope).publish(tx, net, ep, ctr)
+        scope.publish(tx, net, ep, ctr)
         return ep
 
     def leave(self, tx: "Tx", ctx: "DriverContext", net: Network, ep: Endpoint,
@@ -129,6 +110,7 @@ class Endpoints:
         The endpoint is not added to `eps`: it is not one of the container's networks for
         /etc/hosts or port publishing, as docker_gwbridge is not in Docker.
         """
+        from netkit import planning
         from netkit.drivers.bridge import default_route
         from netkit.specs import EndpointSpec
         nets = [tx.network(ep.network_id) for ep in eps]
@@ -136,7 +118,7 @@ class Endpoints:
                 or all(n.internal for n in nets):
             return
         gw_net = self._ensure_gwbridge(tx, ctx)
-        ep = self.join(tx, ctx, gw_net, ctr, EndpointSpec(GWBRIDGE), eps)
+        ep = self.join(tx, ctx, gw_net, ctr, planning.plan_endpoint(gw_net, EndpointSpec(GWBRIDGE), eps))
         default_route(ctx, ctr, gw_net.gateway_v4 if ep.ipv4 else None, None)
         self.firewall.sync(tx, ctx)
 
@@ -159,20 +141,6 @@ class Endpoints:
         return net
 
     # -- published ports ----------------------------------------------------------------
-    @staticmethod
-    def port_requests(spec: "ContainerSpec") -> list:
-        from netkit.ports import PortRequest, parse_expose, parse_publish
-        reqs = [r for p in spec.publish for r in parse_publish(p)]
-        if spec.publish_all:
-            for e in spec.expose:
-                for port, proto in parse_expose(e):
-                    if not any(r.container_port == port and r.proto == proto for r in reqs):
-                        reqs.append(PortRequest(proto, "0.0.0.0", 0, port))
-        else:
-            for e in spec.expose:
-                parse_expose(e)                                            # validate only
-        return reqs
-
     def publish_ports(self, tx: "Tx", ctx: "DriverContext", ctr: "Container", gw_ep: Endpoint,
                       reqs: list) -> list:
         """Bind each requested host port (Docker's messages when taken) for the gateway endpoint."""

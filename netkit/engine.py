@@ -13,8 +13,9 @@ the one that owns the noun:
     _scopes       Scopes          LocalScope | ClusterScope by the driver's declared scope (scope.py)
     _networks     Networks        network create / ls / inspect / rm / prune (networks.py)
     _endpoints    Endpoints       join / leave, default route, published ports (endpoints.py)
-    _processes    Processes       a container's processes: sandbox, env, live state (processes.py)
-    _containers   Containers      create / run / exec / rm / connect / disconnect (containers.py)
+    _processes    Processes       a container's processes: sandbox, the node agent's client (processes.py)
+    _containers   Containers      create / rm / rename / connect / disconnect, networks at start/stop (containers.py)
+    runtime       Runtime         run / start / stop / restart / kill / wait / logs / exec; the agent's side (runtime.py)
     _swarm        Swarm           swarm init / join / leave, members, roles (swarm.py)
     _registry     NodeRegistry    simulated nodes and LANs, kept on the real host (nodes.py)
     _system       System          system check / prune / reset (system.py)
@@ -28,7 +29,7 @@ action leaves nothing behind. The CLI is a thin layer over this class.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from netkit.actions import Actions, KernelSessions
 from netkit.cluster import ClusterScope
@@ -44,6 +45,7 @@ from netkit.nodes import NodeRegistry
 from netkit.paths import NodePaths, default_root, default_run
 from netkit.processes import Processes
 from netkit.resolver import ResolverClient
+from netkit.runtime import Runtime
 from netkit.scope import LocalScope, Scopes
 from netkit.specs import ContainerSpec, NetworkSpec
 from netkit.store import Store
@@ -93,10 +95,13 @@ class Engine:
         self._scopes = Scopes(LocalScope(self.node_name), self.cluster)
         self._networks = Networks(self.store, self._actions, self._firewall, self._scopes)
         self._endpoints = Endpoints(self.node, self._scopes, self._firewall)
-        self._processes = Processes(self.store, self.paths, self.node)
+        self._processes = Processes(self.store, self.paths, self.node, root=self.root,
+                                    run_root=self.run_root, in_agent=in_agent)
         self._containers = Containers(self.store, self._actions, self.paths, self.node,
                                       self._networks, self._endpoints, self._processes,
                                       self._firewall, self._resolver)
+        self.runtime = Runtime(self.store, self._actions, self._containers, self._processes,
+                               self._resolver)
         self._swarm = Swarm(self.store, self.host_store, self.root, self.run_root, self.node,
                             self._actions, self.cluster, self._containers)
         # nodes and LANs live on the real host: a node's engine acts there with a runner of its own
@@ -108,7 +113,7 @@ class Engine:
                                       self._open_node)
         self._system = System(self.store, self.paths, self.node_name, self._kernel, self._actions,
                               self._firewall, self._resolver, self.cluster, self._swarm,
-                              self._networks, self._containers)
+                              self._networks, self._containers, self._processes)
         self._networks.ensure_predefined()
 
     def _open_node(self, name: str) -> "Engine":
@@ -176,16 +181,58 @@ class Engine:
 
     # -- containers -------------------------------------------------------------
     def create_container(self, spec: ContainerSpec) -> Container:
-        """`docker create`: the sandbox with its interfaces, addresses, routes and files."""
+        """`docker create`: the sandbox and the networks it will join (state created:
+        nothing runs, no address is held until it starts)."""
         return self._containers.create(spec)
 
     def run(self, spec: ContainerSpec) -> tuple[Container, int | None]:
-        """`docker run`: create the sandbox, then start the command (foreground or -d)."""
-        return self._containers.run(spec)
+        """`docker run`: create and start; with `detach` returns at once (exit code None),
+        else waits for the command and returns its exit code."""
+        return self.runtime.run(spec)
+
+    def start(self, ref: str, *, attach: bool = False) -> tuple[Container, int | None]:
+        """`docker start [-a]`: join the networks again, start the command."""
+        return self.runtime.start(ref, attach=attach)
+
+    def stop(self, ref: str, timeout: int | None = None) -> Container:
+        """`docker stop [-t N]`: stop signal, SIGKILL after N s; it leaves its networks."""
+        return self.runtime.stop(ref, timeout)
+
+    def restart(self, ref: str, timeout: int | None = None) -> Container:
+        """`docker restart [-t N]`."""
+        return self.runtime.restart(ref, timeout)
+
+    def kill(self, ref: str, signal: str | int = "KILL") -> Container:
+        """`docker kill [-s SIGNAL]`."""
+        return self.runtime.kill(ref, signal)
+
+    def wait(self, ref: str) -> int:
+        """`docker wait`: the exit code, once the container's process ended."""
+        return self.runtime.wait(ref)
+
+    def logs(self, ref: str, *, tail: int | None = None) -> list:
+        """`docker logs [--tail N]`: netkit.agent.logs.LogEntry list, oldest first."""
+        return self.runtime.logs(ref, tail=tail)
+
+    def follow_logs(self, ref: str, *, tail: int | None = None) -> Iterator:
+        """`docker logs -f`: entries as they come, until the container stops."""
+        return self.runtime.follow_logs(ref, tail=tail)
+
+    def rename(self, ref: str, new_name: str) -> Container:
+        """`docker rename`."""
+        return self._containers.rename(ref, new_name)
+
+    def container_dir(self, ref: str) -> str:
+        """The container's run directory (its /etc files, logs, namespaces)."""
+        return self.paths.container_dir(self._containers.get(ref).id)
+
+    def agent_status(self) -> dict:
+        """The node agent: {running, pid, started, containers}."""
+        return self._processes.agent_status()
 
     def exec(self, container: str, command: list[str]) -> int:
         """`docker exec`: run a command inside a running container; returns its exit code."""
-        return self._containers.exec(container, command)
+        return self.runtime.exec(container, command)
 
     def exec_output(self, container: str, command: list[str], *, stderr: bool = False,
                     timeout: float | None = None) -> tuple[int, str]:
@@ -193,7 +240,10 @@ class Engine:
 
         With `timeout` the command is killed when it runs longer (exit code 137).
         """
-        return self._containers.exec_output(container, command, stderr=stderr, timeout=timeout)
+        out: list[bytes] = []
+        code = self.runtime.exec(container, command, capture=out, capture_stderr=stderr,
+                                 timeout=timeout)
+        return code, b"".join(out).decode(errors="replace")
 
     def remove_container(self, ref: str, *, force: bool = False) -> Container:
         """`docker rm [-f]`: kill, leave every network, delete the sandbox."""

@@ -171,6 +171,9 @@ class NodeRegistry:
                 if gateway:
                     h.add_route(gateway=gateway)
             tx.insert_node(node)
+        from netkit.agent import client as agent
+        agent.ensure_running(paths.run, node=name, root=self.root, run=self.run_root,
+                             netns=node.netns)      # the node's agent, from its first moment
         return node
 
     def nodes(self) -> list[Node]:
@@ -231,9 +234,13 @@ class NodeRegistry:
 
 
 def _force_clean(node: str, paths: NodePaths) -> None:
-    """What a failed reset may leave of a node: its containers' namespaces, their UTS
-    binds and processes, and its resolver. Found by name, so nothing else is touched."""
+    """What a failed reset may leave of a node: its agent, its containers' namespaces,
+    their UTS and mount binds and processes, and its resolver. Found by name, so nothing
+    else is touched."""
+    from netkit.agent import client as agent
+    from netkit.kernel import mntns
     from netkit.paths import container_netns_prefix
+    agent.stop(paths.run)
     prefix = container_netns_prefix(node)
     for ns_name in kns.list_netns():
         if ns_name.startswith(prefix):
@@ -243,8 +250,11 @@ def _force_clean(node: str, paths: NodePaths) -> None:
     try:
         for cid in os.listdir(os.path.join(paths.run, "containers")):
             kns.remove_bind(os.path.join(paths.run, "containers", cid, "uts"))
+            mntns.remove(os.path.join(paths.run, "containers", cid, "mnt"))
     except FileNotFoundError:
         pass
+    mntns.remove(os.path.join(paths.run, "mnt.template"))
+    mntns.release_mount_point(paths.run)
     try:
         with open(os.path.join(paths.run, "dns", "resolver.pid")) as f:
             pid = int(f.read().strip())

@@ -1,82 +1,219 @@
-"""A container's processes (`Processes`): where they run, their environment, their state.
+"""A container's processes (`Processes`): where they run, with what, and the node's agent.
 
-A container's command runs in its sandbox (`spawn.Sandbox`: its netns, UTS
-namespace and /etc files, or those it shares); whether it still runs is
-read from the kernel (pid alive, else the exit file the shim wrote). The
-verbs that start and stop processes (`run`, `exec`; later `start`, `stop`,
-`restart`) are in netkit/containers.py and use these.
+A container's processes run in its sandbox (`spawn.Sandbox`): its netns, its
+UTS namespace and its own mount namespace, made once when the container is
+created (netkit.kernel.mntns: copied from the node's template, private,
+with the container's /etc/hosts, /etc/resolv.conf and /etc/hostname) and
+joined with setns by every start and exec. Each start is pid 1 of a new pid
+namespace, a child of the node's agent (netkit/agent/), which this class
+starts on demand and asks to start, stop, kill and wait. `docker exec`
+runs from the caller, inside the container's namespaces including its pid
+namespace, so it ends with the container.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
 
-from netkit.kernel import spawn
+from netkit.agent import client as agent
+from netkit.errors import Conflict, InternalError, InvalidArgument
+from netkit.lifecycle import DEFAULT_STOP_TIMEOUT, RestartPolicy, parse_signal, parse_size
 from netkit.model import Container, State
 
 if TYPE_CHECKING:
+    from netkit.kernel import spawn
+    from netkit.kernel.session import KernelSession
     from netkit.model import Node
     from netkit.paths import NodePaths
     from netkit.store import Store
 
+MNT_TEMPLATE = "mnt.template"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSpec:
+    """What the agent needs to start a container's process."""
+
+    directory: str                  # the container's run dir (logs, FIFOs)
+    box: "spawn.Sandbox"
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    policy: RestartPolicy
+    auto_remove: bool
+    log_max_size: int
+    log_max_files: int
+
+
+def log_options(opts: dict[str, str]) -> dict[str, int]:
+    """``--log-opt`` (json-file's max-size / max-file) as LogWriter arguments."""
+    from netkit.agent.logs import DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE
+    unknown = sorted(set(opts) - {"max-size", "max-file"})
+    if unknown:
+        raise InvalidArgument(f"unknown log opt '{unknown[0]}' for json-file log driver")
+    files = opts.get("max-file", str(DEFAULT_MAX_FILES))
+    if not files.isdigit() or int(files) < 1:
+        raise InvalidArgument(f"invalid value for max-file: {files}")
+    return {"max_size": parse_size(opts["max-size"]) if "max-size" in opts else DEFAULT_MAX_SIZE,
+            "max_files": int(files)}
+
 
 class Processes:
-    """The processes of one node's containers."""
+    """The processes of one node's containers, through its agent (started on demand)."""
 
-    def __init__(self, store: "Store", paths: "NodePaths", node: "Node") -> None:
+    def __init__(self, store: "Store", paths: "NodePaths", node: "Node", *, root: str,
+                 run_root: str, in_agent: bool = False) -> None:
         self.store = store
         self.paths = paths
         self.node = node
+        self.root = root
+        self.run_root = run_root
+        self.in_agent = in_agent
 
-    def live(self, c: Container) -> Container:
-        """The container with its process state read from the kernel (pid alive / exit file)."""
-        if c.state is not State.RUNNING or not c.pid:
-            return c
-        if spawn.pid_alive(c.pid, c.options.get("pid_start")):       # type: ignore[arg-type]
-            return c
-        code = c.exit_code
-        exit_file = os.path.join(self.paths.container_dir(c.id), "exit")
-        # the shim writes the exit file right after reaping the command: give it a moment,
-        # so a dead process is never reported as exited without its code
-        for _ in range(50):
-            try:
-                with open(exit_file) as f:
-                    code = int(f.read().strip() or 0)
-                break
-            except (OSError, ValueError):
-                if not os.path.isdir(os.path.dirname(exit_file)):
-                    break
-                time.sleep(0.01)
-        return dataclasses.replace(c, state=State.EXITED, exit_code=code)
+    # -- the agent ------------------------------------------------------------------------
+    def ensure_agent(self) -> int:
+        """The agent's pid; started unless it runs."""
+        if self.in_agent:
+            return os.getpid()
+        return agent.ensure_running(self.paths.run, node=self.node.name, root=self.root,
+                                    run=self.run_root, netns=self.node.netns)
 
-    def box(self, ctr: Container) -> spawn.Sandbox:
-        """Where a container's processes run: its netns + UTS + files (or those it shares)."""
-        owner = ctr.shares_netns_of or ctr.id
+    def heal(self) -> None:
+        """Before reporting containers: an agent that died is started again, and it
+        finds its containers (their state is honest once this returns)."""
+        if self.in_agent or agent.pid(self.paths.run) is not None:
+            return
+        if self.store.read().count_supervised():
+            self.ensure_agent()
+
+    def agent_status(self) -> dict:
+        return agent.status(self.paths.run)
+
+    def stop_agent(self) -> None:
+        agent.stop(self.paths.run)
+
+    def _request(self, op: str, *, wait: float = agent.REQUEST_TIMEOUT, **args: object) -> dict:
+        if self.in_agent:
+            raise InternalError(f"the node agent cannot ask itself to {op}")
+        self.ensure_agent()
+        return agent.request(self.paths.run, op, patience=wait, **args)
+
+    # -- where and how a container's processes run ------------------------------------------
+    def container_dir(self, cid: str) -> str:
+        return self.paths.container_dir(cid)
+
+    def binds(self, ctr: Container) -> tuple[tuple[str, str], ...]:
+        """The files bound over the host's in the container's mount namespace."""
         if ctr.network_mode == "host":
             if not self.node.simulated:
-                return spawn.Sandbox(netns=None)
-            return spawn.Sandbox(netns=self.node.netns, uts=os.path.join(self.paths.run, "uts"),
-                                 binds=self._node_binds())
-        d = self.paths.container_dir(owner)
-        return spawn.Sandbox(netns=ctr.netns, uts=os.path.join(d, "uts"),
-                             binds=((os.path.join(d, "hosts"), "/etc/hosts"),
-                                    (os.path.join(d, "resolv.conf"), "/etc/resolv.conf")))
+                return ()
+            d = self.paths.run
+            return ((os.path.join(d, "hosts"), "/etc/hosts"),
+                    (os.path.join(d, "resolv.conf"), "/etc/resolv.conf"))
+        d = self.container_dir(ctr.shares_netns_of or ctr.id)
+        return ((os.path.join(d, "hosts"), "/etc/hosts"),
+                (os.path.join(d, "resolv.conf"), "/etc/resolv.conf"),
+                (os.path.join(d, "hostname"), "/etc/hostname"))
 
-    def _node_binds(self) -> tuple[tuple[str, str], ...]:
-        return ((os.path.join(self.paths.run, "hosts"), "/etc/hosts"),
-                (os.path.join(self.paths.run, "resolv.conf"), "/etc/resolv.conf"))
+    def _netns(self, ctr: Container) -> str | None:
+        return self.node.netns if ctr.network_mode == "host" else ctr.netns
+
+    def _uts(self, ctr: Container) -> str | None:
+        if ctr.network_mode == "host":
+            return os.path.join(self.paths.run, "uts") if self.node.simulated else None
+        return os.path.join(self.container_dir(ctr.shares_netns_of or ctr.id), "uts")
+
+    def mnt_path(self, ctr: Container) -> str | None:
+        """The container's persistent mount namespace (None: host mode on the real host)."""
+        if ctr.network_mode == "host" and not self.node.simulated:
+            return None
+        return os.path.join(self.container_dir(ctr.id), "mnt")
+
+    def box(self, ctr: Container) -> "spawn.Sandbox":
+        from netkit.kernel import spawn
+        return spawn.Sandbox(netns=self._netns(ctr), uts=self._uts(ctr), mntns=self.mnt_path(ctr))
+
+    def make_mount_namespace(self, kernel: "KernelSession", ctr: Container) -> None:
+        """The container's mount namespace, made once (its removal journaled)."""
+        from netkit.kernel import mntns
+        path = self.mnt_path(ctr)
+        if path is None:
+            return
+        template = os.path.join(self.paths.run, MNT_TEMPLATE)
+        mntns.ensure_template(template, detach=[self.paths.run])
+        kernel.create_mntns(path, template=template, netns=self._netns(ctr), binds=self.binds(ctr))
+
+    def remove_mount_namespace(self, ctr: Container) -> None:
+        from netkit.kernel import mntns
+        path = self.mnt_path(ctr)
+        if path is not None:
+            mntns.remove(path)
+
+    def remove_template(self) -> None:
+        """The node's template mount namespace, and the private mount point of its run dir
+        (node rm, system reset: once no container is left)."""
+        from netkit.kernel import mntns
+        mntns.remove(os.path.join(self.paths.run, MNT_TEMPLATE))
+        mntns.release_mount_point(self.paths.run)
 
     def env(self, ctr: Container) -> dict[str, str]:
-        env = {"PATH": os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
-               "HOSTNAME": ctr.hostname, "HOME": "/root"}
+        env = {"PATH": os.environ.get("PATH", DEFAULT_PATH), "HOSTNAME": ctr.hostname, "HOME": "/root"}
         if "TERM" in os.environ:
             env["TERM"] = os.environ["TERM"]
         env.update(ctr.options.get("env") or {})                          # type: ignore[arg-type]
         return env
 
-    def set_state(self, cid: str, state: State, **kw: Any) -> None:
-        with self.store.transaction() as tx:
-            tx.set_container_state(cid, state, **kw)
+    def spec(self, ctr: Container) -> ProcessSpec:
+        if not ctr.command:
+            raise Conflict(f"container {ctr.id} has no command to run")
+        logs = log_options(dict(ctr.options.get("log_opts") or {}))       # type: ignore[arg-type]
+        return ProcessSpec(self.container_dir(ctr.id), self.box(ctr), ctr.command, self.env(ctr),
+                           RestartPolicy.from_json(ctr.options.get("restart")),   # type: ignore[arg-type]
+                           ctr.auto_remove, logs["max_size"], logs["max_files"])
+
+    # -- processes ----------------------------------------------------------------------
+    @staticmethod
+    def supervised(ctr: Container) -> bool:
+        """Does the agent have (or will it restart) a process of this container?"""
+        return bool(ctr.command) and (ctr.state is State.RESTARTING or
+                                      (ctr.state is State.RUNNING and bool(ctr.pid)))
+
+    def start(self, ctr: Container) -> int:
+        """Start the container's command detached; its pid (the agent records the rest)."""
+        return int(self._request("start", id=ctr.id)["pid"])
+
+    def start_attached(self, ctr: Container, fds: Sequence[int]) -> int:
+        """Start it with our stdio and wait; its exit code (our signals are forwarded)."""
+        self.ensure_agent()
+        return agent.attach(self.paths.run, ctr.id, fds)
+
+    def stop(self, ctr: Container, timeout: int | None = None, *, leave: bool = True) -> int | None:
+        """Stop signal, SIGKILL after `timeout` s; the exit code once it ended. Without
+        `leave` the agent does not release its networks (the caller removes it)."""
+        if timeout is None:
+            timeout = int(ctr.options.get("stop_timeout") or DEFAULT_STOP_TIMEOUT)  # type: ignore[arg-type]
+        sig = str(ctr.options.get("stop_signal") or "SIGTERM")
+        reply = self._request("stop", id=ctr.id, timeout=timeout, signal=sig, leave=leave,
+                              wait=timeout + agent.REQUEST_TIMEOUT)
+        return reply.get("exit_code")
+
+    def kill(self, ctr: Container, sig: str | int) -> None:
+        self._request("kill", id=ctr.id, signal=str(parse_signal(sig)))
+
+    def wait(self, ctr: Container) -> int | None:
+        return self._request("wait", id=ctr.id, wait=365 * 86400.0).get("exit_code")
+
+    def exec(self, ctr: Container, argv: list[str], *, capture: list[bytes] | None = None,
+             capture_stderr: bool = False, timeout: float | None = None) -> int:
+        """`docker exec`: in the container's namespaces (and pid namespace, when it has a
+        process); returns the command's exit code."""
+        from netkit.kernel import spawn
+        box, env = self.box(ctr), self.env(ctr)
+        start = ctr.options.get("pid_start")
+        if ctr.pid and start is not None:
+            return spawn.exec_in(box, ctr.pid, start, argv, env, capture=capture,    # type: ignore[arg-type]
+                                 capture_stderr=capture_stderr, timeout=timeout)
+        return spawn.run_foreground(box, argv, env, capture=capture,
+                                    capture_stderr=capture_stderr, timeout=timeout)

@@ -1,192 +1,260 @@
-"""Container processes on one node: the engine's side of the node agent.
+"""Docker's container lifecycle on one node (`Runtime`): run, start, stop, restart, kill,
+wait, logs, exec -- and the node agent's side of it.
 
-The :class:`Runtime` knows where a container's processes run (its
-:class:`~netkit.kernel.spawn.Sandbox`: netns, UTS and mount namespaces),
-what they run with (command, environment, log options, restart policy),
-and talks to the node's agent (netkit/agent/) to start, stop, kill and
-wait for them. It also makes and removes a container's persistent mount
-namespace (netkit.kernel.mntns). It holds no store transaction while it
-waits for the agent: the agent writes the process's state itself.
+A container joins its networks when it starts and leaves them when its
+process ends for good (netkit/containers.py `attach` / `detach`); the
+process itself is the agent's child (netkit/agent/server.py), which
+reports back through the methods at the end of this class
+(`process_spec`, `record_started`, `record_exit`, ...), each one short
+action of its own. The CLI never holds the store's write lock while it
+waits for the agent.
+
+States (``State.Status``): created -> running -> exited, or
+running -> restarting -> running under a restart policy; a container
+without a command (a bare sandbox) is running from its start to its stop.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from typing import Sequence
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Iterator
 
-from netkit.agent import client as agent
-from netkit.errors import Conflict
-from netkit.lifecycle import DEFAULT_STOP_TIMEOUT, RestartPolicy, parse_signal, parse_size
-from netkit.model import Container, Node, State
-from netkit.paths import NodePaths
+from netkit import planning
+from netkit.agent import logs as logfiles
+from netkit.errors import Conflict, InvalidArgument, NetkitError, NotFound
+from netkit.ids import now
+from netkit.lifecycle import parse_signal
+from netkit.model import Container, State
 
-MNT_TEMPLATE = "mnt.template"
+if TYPE_CHECKING:
+    from netkit.actions import Actions
+    from netkit.containers import Containers
+    from netkit.processes import Processes, ProcessSpec
+    from netkit.resolver import ResolverClient
+    from netkit.specs import ContainerSpec
+    from netkit.store import Store
 
-
-@dataclass(frozen=True, slots=True)
-class ProcessSpec:
-    """What the agent needs to start a container's process."""
-
-    directory: str                  # the container's run dir (logs, FIFOs)
-    box: object                     # netkit.kernel.spawn.Sandbox
-    argv: tuple[str, ...]
-    env: dict[str, str]
-    policy: RestartPolicy
-    auto_remove: bool
-    log_max_size: int
-    log_max_files: int
-
-
-def log_options(opts: dict[str, str]) -> dict[str, int]:
-    """``--log-opt`` (json-file's max-size / max-file) as LogWriter arguments."""
-    from netkit.agent.logs import DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE
-    from netkit.errors import InvalidArgument
-    unknown = set(opts) - {"max-size", "max-file"}
-    if unknown:
-        raise InvalidArgument(f"unknown log opt '{sorted(unknown)[0]}' for json-file log driver")
-    files = opts.get("max-file", str(DEFAULT_MAX_FILES))
-    if not files.isdigit() or int(files) < 1:
-        raise InvalidArgument(f"invalid value for max-file: {files}")
-    return {"max_size": parse_size(opts["max-size"]) if "max-size" in opts else DEFAULT_MAX_SIZE,
-            "max_files": int(files)}
+STDIO = (0, 1, 2)
+FOLLOW_POLL = 0.1                # seconds between two looks at a followed log
 
 
 class Runtime:
-    """Container processes of one node, through its agent (started on demand)."""
+    """The lifecycle verbs of one node's containers."""
 
-    def __init__(self, node: Node, paths: NodePaths, *, root: str, run_root: str,
-                 in_agent: bool = False) -> None:
-        self.node = node
-        self.paths = paths
-        self.root = root
-        self.run_root = run_root
-        self.in_agent = in_agent
+    def __init__(self, store: "Store", actions: "Actions", containers: "Containers",
+                 processes: "Processes", resolver: "ResolverClient") -> None:
+        self.store = store
+        self.actions = actions
+        self.containers = containers
+        self.processes = processes
+        self.resolver = resolver
 
-    # -- the agent --------------------------------------------------------------------
-    def ensure_agent(self) -> int:
-        """The agent's pid; started unless it runs (never from inside the agent)."""
-        if self.in_agent:
-            return os.getpid()
-        return agent.ensure_running(self.paths.run, node=self.node.name, root=self.root,
-                                    run=self.run_root, netns=self.node.netns)
+    # -- run, start ------------------------------------------------------------------------
+    def run(self, spec: "ContainerSpec") -> tuple[Container, int | None]:
+        """`docker run`: create and start in one action, then the process (-d or attached)."""
+        from netkit.containers import check_spec
+        planning.check_run(spec)
+        check_spec(spec)
+        with self.actions() as (tx, ctx):
+            ctr = self.containers.make(tx, ctx, spec)
+            ctr = self.containers.attach(tx, ctx, ctr)
+            ctr = self._mark_started(tx, ctr)
+        self.resolver.after_change(ctr.id)
+        return self._launch(ctr, attach=not spec.detach)
 
-    def agent_status(self) -> dict:
-        return agent.status(self.paths.run)
+    def start(self, ref: str, *, attach: bool = False) -> tuple[Container, int | None]:
+        """`docker start [-a]`: join the networks again, then start the command."""
+        ctr = self.containers.get(ref)
+        if ctr.state in (State.RUNNING, State.RESTARTING):
+            return ctr, None                          # Docker: starting a running container is a no-op
+        with self.actions() as (tx, ctx):
+            ctr = self.containers.lookup(tx, ref)
+            ctr = self.containers.attach(tx, ctx, ctr)
+            ctr = self._mark_started(tx, ctr)
+        self.resolver.after_change(ctr.id)
+        return self._launch(ctr, attach=attach)
 
-    def agent_alive(self) -> bool:
-        return agent.pid(self.paths.run) is not None
+    def _mark_started(self, tx, ctr: Container) -> Container:
+        """Running from the moment its networks are joined (its names resolve); the agent
+        records the process's pid and start time once it started it."""
+        tx.set_container_state(ctr.id, State.RUNNING)
+        stamp = now()
+        tx.update_container(ctr.id, started_at=stamp, error="")
+        return dataclasses.replace(ctr, state=State.RUNNING, started_at=stamp)
 
-    def stop_agent(self) -> None:
-        agent.stop(self.paths.run)
-
-    def _request(self, op: str, *, wait: float = agent.REQUEST_TIMEOUT, **args: object) -> dict:
-        self.ensure_agent()
-        return agent.request(self.paths.run, op, timeout=wait, **args)
-
-    # -- where and how a container's processes run ------------------------------------------
-    def container_dir(self, cid: str) -> str:
-        return self.paths.container_dir(cid)
-
-    def node_binds(self) -> tuple[tuple[str, str], ...]:
-        return ((os.path.join(self.paths.run, "hosts"), "/etc/hosts"),
-                (os.path.join(self.paths.run, "resolv.conf"), "/etc/resolv.conf"))
-
-    def binds(self, ctr: Container) -> tuple[tuple[str, str], ...]:
-        """The files bound over the host's in the container's mount namespace."""
-        if ctr.network_mode == "host":
-            return self.node_binds() if self.node.simulated else ()
-        d = self.container_dir(ctr.shares_netns_of or ctr.id)
-        return ((os.path.join(d, "hosts"), "/etc/hosts"),
-                (os.path.join(d, "resolv.conf"), "/etc/resolv.conf"),
-                (os.path.join(d, "hostname"), "/etc/hostname"))
-
-    def uts_path(self, ctr: Container) -> str | None:
-        if ctr.network_mode == "host":
-            return os.path.join(self.paths.run, "uts") if self.node.simulated else None
-        return os.path.join(self.container_dir(ctr.shares_netns_of or ctr.id), "uts")
-
-    def mnt_path(self, ctr: Container) -> str | None:
-        """The container's persistent mount namespace (None: the real host's host mode)."""
-        if ctr.network_mode == "host" and not self.node.simulated:
-            return None
-        return os.path.join(self.container_dir(ctr.id), "mnt")
-
-    def sandbox(self, ctr: Container) -> object:
-        from netkit.kernel import spawn
-        netns = self.node.netns if ctr.network_mode == "host" else ctr.netns
-        return spawn.Sandbox(netns=netns, uts=self.uts_path(ctr), mnt=self.mnt_path(ctr))
-
-    def make_mount_namespace(self, journal, ctr: Container) -> None:
-        """Make the container's mount namespace once (undo pushed on `journal`)."""
-        from netkit.kernel import mntns
-        path = self.mnt_path(ctr)
-        if path is None:
-            return
-        template = os.path.join(self.paths.run, MNT_TEMPLATE)
-        mntns.ensure_template(template)
-        netns = self.node.netns if ctr.network_mode == "host" else ctr.netns
-        mntns.create(path, template=template, netns=netns, binds=self.binds(ctr))
-        journal.push(f"remove mount namespace {path}", lambda: mntns.remove(path))
-
-    def remove_mount_namespace(self, ctr: Container) -> None:
-        from netkit.kernel import mntns
-        path = self.mnt_path(ctr)
-        if path is not None:
-            mntns.remove(path)
-
-    def env(self, ctr: Container) -> dict[str, str]:
-        env = {"PATH": os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
-               "HOSTNAME": ctr.hostname, "HOME": "/root"}
-        if "TERM" in os.environ:
-            env["TERM"] = os.environ["TERM"]
-        env.update(ctr.options.get("env") or {})                          # type: ignore[arg-type]
-        return env
-
-    def process_spec(self, ctr: Container) -> ProcessSpec:
+    def _launch(self, ctr: Container, *, attach: bool) -> tuple[Container, int | None]:
         if not ctr.command:
-            raise Conflict(f"container {ctr.id} has no command to run")
-        logs = log_options(dict(ctr.options.get("log_opts") or {}))       # type: ignore[arg-type]
-        return ProcessSpec(self.container_dir(ctr.id), self.sandbox(ctr), ctr.command, self.env(ctr),
-                           RestartPolicy.from_json(ctr.options.get("restart")),   # type: ignore[arg-type]
-                           ctr.auto_remove, logs["max_size"], logs["max_files"])
+            return ctr, None
+        try:
+            if attach:
+                code = self.processes.start_attached(ctr, STDIO)
+                return dataclasses.replace(ctr, state=State.EXITED, exit_code=code), code
+            pid = self.processes.start(ctr)
+        except NetkitError as exc:
+            self._start_failed(ctr, exc)
+            raise
+        return dataclasses.replace(ctr, state=State.RUNNING, pid=pid), None
 
-    # -- processes ----------------------------------------------------------------------
-    def start(self, ctr: Container) -> int:
-        """Start the container's command detached; its pid."""
-        return int(self._request("start", id=ctr.id)["pid"])
+    def _start_failed(self, ctr: Container, exc: NetkitError) -> None:
+        """The process could not start: the container leaves its networks again and keeps
+        the error and exit code (Docker: it stays 'created'); --rm removes it."""
+        try:
+            with self.actions() as (tx, ctx):
+                current = tx.container(ctr.id)
+                if current is None or current.state is State.RUNNING:
+                    return
+                self.containers.detach(tx, ctx, current)
+                tx.set_container_state(ctr.id, State.CREATED, exit_code=exc.exit_code)
+                tx.update_container(ctr.id, error=str(exc))
+            self.resolver.after_change(ctr.id)
+            if ctr.auto_remove:
+                self.containers.remove(ctr.id, force=True)
+        except NotFound:
+            pass
 
-    def start_attached(self, ctr: Container, fds: Sequence[int], on_start=None) -> int:
-        """Start it with our stdio and wait; its exit code (signals are forwarded)."""
-        self.ensure_agent()
-        return agent.attach(self.paths.run, ctr.id, fds, on_start=on_start)
+    # -- stop, restart, kill, wait --------------------------------------------------------------
+    def stop(self, ref: str, timeout: int | None = None) -> Container:
+        """`docker stop`: the stop signal, SIGKILL after the grace period; it leaves its networks."""
+        ctr = self.containers.get(ref)
+        if self.processes.supervised(ctr):
+            self.processes.stop(ctr, timeout)
+        elif ctr.state is State.RUNNING:            # a bare sandbox
+            self._exited(ctr.id, 0, restarting=False)
+        try:
+            return self.containers.get(ctr.id)
+        except NotFound:                            # --rm
+            return dataclasses.replace(ctr, state=State.EXITED)
 
-    def stop(self, ctr: Container, timeout: int | None = None) -> int | None:
-        """Stop signal, then SIGKILL after `timeout` s; the exit code once it ended."""
-        if timeout is None:
-            timeout = int(ctr.options.get("stop_timeout") or DEFAULT_STOP_TIMEOUT)  # type: ignore[arg-type]
-        sig = str(ctr.options.get("stop_signal") or "SIGTERM")
-        reply = self._request("stop", id=ctr.id, timeout=timeout, signal=sig, wait=timeout + 30)
-        return reply.get("exit_code")
+    def restart(self, ref: str, timeout: int | None = None) -> Container:
+        """`docker restart`: stop, then start."""
+        ctr = self.stop(ref, timeout)
+        return self.start(ctr.id)[0]
 
-    def kill(self, ctr: Container, sig: str | int) -> None:
-        parse_signal(sig)                                     # the message, before anything
-        self._request("kill", id=ctr.id, signal=str(sig))
+    def kill(self, ref: str, signal: str | int = "KILL") -> Container:
+        """`docker kill [-s SIGNAL]`."""
+        parse_signal(signal)
+        ctr = self.containers.get(ref)
+        if not self.processes.supervised(ctr) or ctr.state is not State.RUNNING:
+            raise Conflict(f"cannot kill container: {ref}: container {ctr.id} is not running")
+        self.processes.kill(ctr, signal)
+        return ctr
 
-    def wait(self, ctr: Container) -> int | None:
-        return self._request("wait", id=ctr.id, wait=365 * 86400.0).get("exit_code")
+    def wait(self, ref: str) -> int:
+        """`docker wait`: blocks until the container's process ended; its exit code."""
+        ctr = self.containers.get(ref)
+        if self.processes.supervised(ctr):
+            code = self.processes.wait(ctr)
+            if code is not None:
+                return code
+            ctr = self.containers.get(ctr.id)
+        return ctr.exit_code or 0
 
-    def exec(self, ctr: Container, argv: list[str], *, capture: list[bytes] | None = None,
+    # -- exec ----------------------------------------------------------------------------------
+    def exec(self, container: str, command: list[str], *, capture: list[bytes] | None = None,
              capture_stderr: bool = False, timeout: float | None = None) -> int:
-        from netkit.kernel import spawn
+        """`docker exec`: a command in a running container; its exit code."""
+        ctr = self.containers.get(container)
         if ctr.state is not State.RUNNING:
             raise Conflict(f"container {ctr.id} is not running")
-        start = ctr.options.get("pid_start")
-        return spawn.exec_in(self.sandbox(ctr), ctr.pid or None, start, argv,   # type: ignore[arg-type]
-                             self.env(ctr), capture=capture, capture_stderr=capture_stderr,
-                             timeout=timeout)
+        if not command:
+            raise InvalidArgument("no command given")
+        return self.processes.exec(ctr, list(command), capture=capture,
+                                   capture_stderr=capture_stderr, timeout=timeout)
 
-    def process_alive(self, ctr: Container) -> bool:
-        from netkit.kernel import spawn
-        return bool(ctr.pid) and spawn.pid_alive(ctr.pid, ctr.options.get("pid_start"))  # type: ignore[arg-type]
+    # -- logs ----------------------------------------------------------------------------------
+    def logs(self, ref: str, *, tail: int | None = None) -> list[logfiles.LogEntry]:
+        """`docker logs [--tail N]`: what the container wrote, oldest first."""
+        ctr = self.containers.get(ref)
+        return logfiles.read(self.processes.container_dir(ctr.id), tail)
+
+    def follow_logs(self, ref: str, *, tail: int | None = None) -> Iterator[logfiles.LogEntry]:
+        """`docker logs -f`: the entries so far, then new ones until the container stops."""
+        ctr = self.containers.get(ref)
+        d = self.processes.container_dir(ctr.id)
+        start = logfiles.size_of(d)
+        yield from logfiles.read(d, tail)
+        follower = logfiles.follow(d, start)
+        while True:
+            _, entries = next(follower)
+            yield from entries
+            if entries:
+                continue
+            current = self.store.read().container(ctr.id)
+            if current is None or current.state not in (State.RUNNING, State.RESTARTING):
+                yield from next(follower)[1]            # what it wrote last
+                return
+            time.sleep(FOLLOW_POLL)
+
+    # -- the agent's side -----------------------------------------------------------------------
+    def process_spec(self, cid: str) -> "ProcessSpec":
+        ctr = self.store.read().container(cid)
+        if ctr is None:
+            raise NotFound(f"No such container: {cid}")
+        return self.processes.spec(ctr)
+
+    def record_started(self, cid: str, pid: int, start_time: int | None, *, restart: bool) -> None:
+        """The agent started the container's process."""
+        with self.store.transaction() as tx:
+            ctr = tx.container(cid)
+            if ctr is None:
+                return
+            tx.set_container_state(cid, State.RUNNING, pid=pid, pid_start=start_time, exit_code=0)
+            tx.update_container(cid, started_at=now(), error="",
+                                restart_count=ctr.restart_count + (1 if restart else 0))
+
+    def record_exit(self, cid: str, code: int, *, restarting: bool, error: str = "",
+                    leave: bool = True) -> None:
+        """The container's process ended: restarting (networks kept) or exited (networks
+        left, unless `leave` is false: it is being removed; --rm: removed)."""
+        auto_remove = self._exited(cid, code, restarting=restarting, error=error, leave=leave)
+        if auto_remove and not restarting and leave:
+            try:
+                self.containers.remove(cid, force=True)
+            except NotFound:
+                pass
+
+    def _exited(self, cid: str, code: int, *, restarting: bool, error: str = "",
+                leave: bool = True) -> bool:
+        with self.actions() as (tx, ctx):
+            ctr = tx.container(cid)
+            if ctr is None:
+                return False
+            tx.set_container_state(cid, State.RESTARTING if restarting else State.EXITED,
+                                   exit_code=code)
+            tx.update_container(cid, finished_at=now(), error=error)
+            if not restarting and leave:
+                self.containers.detach(tx, ctx, ctr)
+        self.resolver.after_change(cid)
+        return ctr.auto_remove
+
+    def restart_count(self, cid: str) -> int:
+        ctr = self.store.read().container(cid)
+        if ctr is None:
+            raise NotFound(f"No such container: {cid}")
+        return ctr.restart_count
+
+    def exit_code(self, cid: str) -> int | None:
+        ctr = self.store.read().container(cid)
+        return None if ctr is None else ctr.exit_code
+
+    def supervised(self) -> list[Container]:
+        """Containers whose process the agent runs or restarts (to adopt after its restart)."""
+        return [c for c in self.store.read().containers(with_endpoints=False)
+                if self.processes.supervised(c)]
+
+    def log_options(self, ctr: Container) -> dict[str, int]:
+        from netkit.processes import log_options
+        return log_options(dict(ctr.options.get("log_opts") or {}))       # type: ignore[arg-type]
+
+    def container_dir(self, cid: str) -> str:
+        return self.processes.container_dir(cid)
+
+    def heal_resolver(self) -> bool:
+        """The resolver died (killed): start it again. True when it did."""
+        from netkit.dns import client
+        if not client.crashed(self.resolver.run_dir):
+            return False
+        self.resolver.start()
+        return True
 

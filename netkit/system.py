@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from netkit import drivers
 from netkit.drivers.base import DriverContext
 from netkit.kernel import netns as kns
-from netkit.kernel import spawn
+from netkit.kernel import mntns, spawn
 from netkit.kernel.session import TAG
 from netkit.paths import container_netns_prefix
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from netkit.fwsync import FirewallSync
     from netkit.networks import Networks
     from netkit.paths import NodePaths
+    from netkit.processes import Processes
     from netkit.resolver import ResolverClient
     from netkit.store import Store
     from netkit.swarm import Swarm
@@ -39,7 +40,7 @@ class System:
     def __init__(self, store: "Store", paths: "NodePaths", node_name: str,
                  kernel: "KernelSessions", actions: "Actions", firewall: "FirewallSync",
                  resolver: "ResolverClient", cluster: "ClusterScope", swarm: "Swarm",
-                 networks: "Networks", containers: "Containers") -> None:
+                 networks: "Networks", containers: "Containers", processes: "Processes") -> None:
         self.store = store
         self.paths = paths
         self.node_name = node_name
@@ -51,6 +52,7 @@ class System:
         self.swarm = swarm
         self.networks = networks
         self.containers = containers
+        self.processes = processes
 
     def _owned_objects(self) -> dict[str, set[str]]:
         """What the store implies should exist in the kernel (network links: as the drivers say)."""
@@ -114,6 +116,9 @@ class System:
         """The node's resident process: needed for DNS sandboxes and, on a swarm member, as its agent."""
         running = None
         out = []
+        if self.store.read().count_supervised() and not self.processes.agent_status()["running"]:
+            out.append("node agent: not running (containers keep running; the next netkit command "
+                       "on this node restarts it)")
         if self.resolver.needed():
             running = bool(self.resolver.status().get("running"))
             if not running:
@@ -143,6 +148,7 @@ class System:
             for name in sorted(have["dirs"] - want["dirs"]):
                 d = os.path.join(self.paths.containers_dir, name)
                 kns.remove_bind(os.path.join(d, "uts"))
+                mntns.remove(os.path.join(d, "mnt"))
                 shutil.rmtree(d, ignore_errors=True)
                 removed.append(f"run dir {name}")
         from netkit.fwsync import firewall_script
@@ -170,5 +176,9 @@ class System:
                 if net.predefined:
                     drivers.get(net.driver).delete_network(ctx, net)
         removed.extend(self.resolver.reset())
+        if self.processes.agent_status()["pid"]:
+            self.processes.stop_agent()
+            removed.append("node agent")
         removed.extend(self.prune())
+        self.processes.remove_template()
         return removed

@@ -56,6 +56,7 @@ class AgentError(NetkitError):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
+        self.exit_code = code
 
 
 def agent_dir(run_dir: str) -> str:
@@ -130,8 +131,9 @@ def _check(reply: dict) -> dict:
     return reply
 
 
-def request(run_dir: str, op: str, *, timeout: float = REQUEST_TIMEOUT, **args: object) -> dict:
-    """One request, its one reply (raises AgentError on a refusal)."""
+def request(run_dir: str, op: str, *, patience: float = REQUEST_TIMEOUT, **args: object) -> dict:
+    """One request, its one reply within `patience` seconds (AgentError on a refusal)."""
+    timeout = patience
     with _connect(run_dir, timeout) as sock:
         try:
             _send(sock, {"op": op, **args}, ())
@@ -156,7 +158,7 @@ def attach(run_dir: str, container_id: str, fds: Sequence[int], *, on_start=None
 
     def proxy(signum: int, _frame: object) -> None:
         try:
-            request(run_dir, "kill", id=container_id, signal=signum, timeout=5.0)
+            request(run_dir, "kill", id=container_id, signal=signum, proxy=True, patience=5.0)
         except NetkitError:
             pass
 
@@ -252,7 +254,7 @@ def ensure_running(run_dir: str, *, node: str, root: str, run: str, netns: str |
             spawn_daemon(argv, netns=netns, logfile=path(run_dir, "agent.log"))
         while True:
             try:
-                reply = request(run_dir, "ping", timeout=max(0.05, deadline - time.monotonic()))
+                reply = request(run_dir, "ping", patience=max(0.05, deadline - time.monotonic()))
                 return int(reply["pid"])
             except AgentUnavailable:
                 if time.monotonic() > deadline:
@@ -283,7 +285,7 @@ def stop(run_dir: str, timeout: float = 5.0) -> None:
 def status(run_dir: str) -> dict:
     """{running, pid, started, containers} of the node's agent (no start)."""
     try:
-        reply = request(run_dir, "ping", timeout=1.0)
+        reply = request(run_dir, "ping", patience=1.0)
     except NetkitError:
         return {"running": False, "pid": pid(run_dir), "started": None, "containers": 0}
     return {"running": True, "pid": reply.get("pid"), "started": reply.get("started"),

@@ -75,13 +75,24 @@ class LogWriter:
 
     def _write(self, stream: str, lines: list[bytes]) -> None:
         stamp = now_text()
-        out = "".join(json.dumps({"log": line.decode(errors="replace"), "stream": stream,
-                                  "time": stamp}, ensure_ascii=False) + "\n" for line in lines)
-        blob = out.encode()
-        if self._size and self._size + len(blob) > self.max_size:
-            self._rotate()
-        os.write(self._fd, blob)
-        self._size += len(blob)
+        batch: list[bytes] = []
+        size = 0
+        for line in lines:
+            entry = (json.dumps({"log": line.decode(errors="replace"), "stream": stream,
+                                 "time": stamp}, ensure_ascii=False) + "\n").encode()
+            if self._size + size + len(entry) > self.max_size and (self._size or size):
+                self._flush(batch)
+                batch, size = [], 0
+                self._rotate()
+            batch.append(entry)
+            size += len(entry)
+        self._flush(batch)
+
+    def _flush(self, batch: list[bytes]) -> None:
+        if batch:
+            blob = b"".join(batch)
+            os.write(self._fd, blob)
+            self._size += len(blob)
 
     def _rotate(self) -> None:
         os.close(self._fd)

@@ -77,6 +77,7 @@ class Proc:
     pipes: dict[int, str] = field(default_factory=dict)    # read fd -> stream
     log: LogWriter | None = None
     stopping: bool = False             # stop/kill asked: no restart
+    leave: bool = True                 # on exit, release its networks (not when being removed)
     exit_waiters: list[asyncio.Future] = field(default_factory=list)
     attached: socket.socket | None = None
 
@@ -130,7 +131,7 @@ class Agent:
     def start(self, cid: str, fds: list[int] | None = None, *, restart: bool = False) -> Proc:
         from netkit.kernel import spawn
         engine = self._engine()
-        spec = engine.process_spec(cid)
+        spec = engine.runtime.process_spec(cid)
         if cid in self.procs:
             raise client.AgentError(f"container {cid} is already running", 1)
         theirs: list[int] = []
@@ -158,7 +159,7 @@ class Agent:
                 os.close(fd)
         proc = Proc(cid, pid, start_time, spec.policy, spec.auto_remove, pipes=ours, log=writer)
         self._track(proc)
-        engine.record_started(cid, pid, start_time, restart=restart)
+        engine.runtime.record_started(cid, pid, start_time, restart=restart)
         log.info("started %s pid %d%s", cid[:12], pid, " (restart)" if restart else "")
         return proc
 
@@ -229,14 +230,14 @@ class Agent:
         uptime = time.monotonic() - proc.started
         engine = self._engine()
         try:
-            count = engine.restart_count(proc.cid)
+            count = engine.runtime.restart_count(proc.cid)
         except NetkitError:
             count = 0                           # removed meanwhile
         again = proc.policy.should_restart(code, count, stopped_by_user=proc.stopping)
         log.info("%s pid %d exited %d%s", proc.cid[:12], proc.pid, code,
                  ", restarting" if again else "")
         try:
-            engine.record_exit(proc.cid, code, restarting=again, error=error)
+            engine.runtime.record_exit(proc.cid, code, restarting=again, error=error, leave=proc.leave)
         except NetkitError as exc:
             log.warning("record exit of %s: %s", proc.cid[:12], exc)
             again = False
@@ -268,7 +269,7 @@ class Agent:
             log.warning("restart of %s failed: %s", cid[:12], exc)
             code = getattr(exc, "code", 1) or 1
             try:
-                self._engine().record_exit(cid, code, restarting=False, error=str(exc))
+                self._engine().runtime.record_exit(cid, code, restarting=False, error=str(exc))
             except NetkitError:
                 pass
             for fut in self.restart_waiters.pop(cid, []):
@@ -287,8 +288,16 @@ class Agent:
     def adopt(self) -> None:
         """Find the containers that run (or should) and take them over."""
         from netkit.kernel import spawn
+        from netkit.paths import NodePaths
+        from netkit.store import Store
+        store = Store(NodePaths.of(self.node, self.root, self.run).db)
+        try:
+            if not store.read().count_supervised():
+                return                          # nothing to adopt: no engine needed yet
+        finally:
+            store.close()
         engine = self._engine()
-        for ctr in engine.supervised():
+        for ctr in engine.runtime.supervised():
             opts = ctr.options
             policy = RestartPolicy.from_json(opts.get("restart"))     # type: ignore[arg-type]
             start = opts.get("pid_start")
@@ -297,10 +306,10 @@ class Agent:
                 continue
             if ctr.pid and spawn.pid_alive(ctr.pid, start):           # type: ignore[arg-type]
                 try:
-                    pidfd = os.pidfd_open(ctr.pid)
+                    pidfd = spawn.pidfd_open(ctr.pid, start)                 # type: ignore[arg-type]
                 except OSError:
                     pidfd = None
-                directory = engine.container_dir(ctr.id)
+                directory = engine.runtime.container_dir(ctr.id)
                 pipes: dict[int, str] = {}
                 for stream in ("stdout", "stderr"):
                     p = os.path.join(directory, f"{stream}.fifo")
@@ -309,7 +318,7 @@ class Agent:
                             pipes[os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)] = stream
                     except OSError:
                         pass
-                writer = LogWriter(directory, **engine.log_options(ctr)) if pipes else None
+                writer = LogWriter(directory, **engine.runtime.log_options(ctr)) if pipes else None
                 proc = Proc(ctr.id, ctr.pid, start, policy, ctr.auto_remove,     # type: ignore[arg-type]
                             child=False, pidfd=pidfd, pipes=pipes, log=writer)
                 self._track(proc)
@@ -328,10 +337,14 @@ class Agent:
 
     # -- the resolver ---------------------------------------------------------------------
     async def watch_resolver(self) -> None:
+        from netkit.dns import client as dns
         while not self.stopping:
             await asyncio.sleep(TICK)
+            if not dns.crashed(self.run_dir):
+                continue
             try:
-                self._engine().heal_resolver()
+                if self._engine().runtime.heal_resolver():
+                    log.info("resolver was not running: started it again")
             except NetkitError as exc:
                 log.warning("resolver: %s", exc)
             except Exception:                     # noqa: BLE001 - the agent must keep going
@@ -377,7 +390,8 @@ class Agent:
             return {"pid": proc.pid}
         if op == "stop":
             return {"exit_code": await self._stop(cid, float(msg.get("timeout", 10)),
-                                                  parse_signal(msg.get("signal"), signal.SIGTERM))}
+                                                  parse_signal(msg.get("signal"), signal.SIGTERM),
+                                                  leave=bool(msg.get("leave", True)))}
         if op == "kill":
             proc = self.procs.get(cid)
             if proc is None:
@@ -394,11 +408,11 @@ class Agent:
             return {}
         raise client.AgentError(f"unknown request {op!r}")
 
-    async def _stop(self, cid: str, timeout: float, sig: int) -> int | None:
+    async def _stop(self, cid: str, timeout: float, sig: int, *, leave: bool = True) -> int | None:
         assert self.loop is not None
         if self._cancel_restart(cid):            # restarting: stop waiting, leave networks
-            code = self._engine().exit_code(cid)
-            self._engine().record_exit(cid, code or 0, restarting=False)
+            code = self._engine().runtime.exit_code(cid)
+            self._engine().runtime.record_exit(cid, code or 0, restarting=False, leave=leave)
             for fut in self.restart_waiters.pop(cid, []):
                 fut.set_result(code)
             return code
@@ -406,6 +420,7 @@ class Agent:
         if proc is None:
             return None
         proc.stopping = True
+        proc.leave = leave
         fut = self.loop.create_future()
         proc.exit_waiters.append(fut)
         if timeout > 0:
@@ -423,7 +438,7 @@ class Agent:
         if cid in self.procs or cid in self.restart_timers:
             self.restart_waiters.setdefault(cid, []).append(fut)
             return await fut
-        return self._engine().exit_code(cid)
+        return self._engine().runtime.exit_code(cid)
 
     async def _recv(self, conn: socket.socket) -> tuple[dict | None, list[int]]:
         assert self.loop is not None

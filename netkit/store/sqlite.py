@@ -274,6 +274,11 @@ class Tx(AddressRows):
             cols = ", ".join(f"{k}=?" for k in fields)
             self.x(f"UPDATE containers SET {cols} WHERE id=?", (*fields.values(), container_id))
 
+    def count_supervised(self) -> int:
+        """Containers whose process the node's agent runs or will restart."""
+        return self.q("SELECT count(*) FROM containers WHERE (state='running' AND pid IS NOT NULL) "
+                      "OR state='restarting'")[0][0]
+
     def set_netconfig(self, container_id: str, netconfig: Iterable[EndpointConfig]) -> None:
         self.x("UPDATE containers SET netconfig=? WHERE id=?",
                (_j([e.to_json() for e in netconfig]), container_id))

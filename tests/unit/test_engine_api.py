@@ -9,10 +9,12 @@ import inspect
 from netkit.engine import Engine
 
 PUBLIC = {
+    "agent_status": "",
     "capture": "target *iface *filter *count *timeout *pcap *on_packet",
     "close": "",
     "connect": "network container *aliases *ipv4 *ipv6 *links",
     "container": "ref",
+    "container_dir": "ref",
     "containers": "all",
     "create_container": "spec",
     "create_lan": "name subnet gateway",
@@ -24,10 +26,13 @@ PUBLIC = {
     "exec": "container command",
     "exec_output": "container command *stderr *timeout",
     "firewall_check": "",
+    "follow_logs": "ref *tail",
     "from_env": "node *host",
     "inspect_containers": "refs",
     "inspect_networks": "refs",
+    "kill": "ref signal",
     "lans": "",
+    "logs": "ref *tail",
     "network": "ref",
     "network_members": "net",
     "networks": "",
@@ -39,7 +44,11 @@ PUBLIC = {
     "remove_lan": "name",
     "remove_network": "ref",
     "remove_node": "name *force",
+    "rename": "ref new_name",
+    "restart": "ref timeout",
     "run": "spec",
+    "start": "ref *attach",
+    "stop": "ref timeout",
     "swarm_agents": "",
     "swarm_init": "",
     "swarm_join": "manager",
@@ -49,6 +58,7 @@ PUBLIC = {
     "system_check": "",
     "system_prune": "",
     "system_reset": "",
+    "wait": "ref",
 }
 
 
