@@ -277,20 +277,18 @@ def logs(follow: bool, no_prefix: bool, services: tuple[str, ...]) -> None:
 
 def _follow(the_lab: "Lab", services: tuple[str, ...] | None, *, prefix: bool, until_exit: bool) -> None:
     """Tail every container's log; with `until_exit`, stop once none is running."""
-    offsets: dict[str, int] = {}
+    from netkit.agent import logs
+    followers: dict[str, object] = {}
     while True:
         members = [m for m in the_lab.ps() if not services or m.service in services]
         width = max((len(m.name) for m in members), default=0)
         for m in members:
-            try:
-                with open(the_lab.log_path(m), "rb") as f:
-                    f.seek(offsets.get(m.container.id, 0))
-                    data = f.read()
-                    offsets[m.container.id] = f.tell()
-            except FileNotFoundError:
-                continue
-            for line in data.decode(errors="replace").splitlines():
-                click.echo(line if not prefix else f"{m.name.ljust(width)} | {line}")
+            f = followers.get(m.container.id)
+            if f is None:
+                f = followers[m.container.id] = logs.follow(the_lab.log_dir(m), 0)
+            for e in next(f)[1]:                                          # type: ignore[call-overload]
+                for line in e.text.splitlines():
+                    click.echo(line if not prefix else f"{m.name.ljust(width)} | {line}")
         if until_exit and not any(m.container.running and m.container.pid for m in members):
             return
         time.sleep(0.3)

@@ -560,21 +560,15 @@ class Lab:
         return self.engine(m.node).exec_output(m.container.id, health.wrap(list(command), timeout))
 
     def logs(self, service: str | None = None) -> list[tuple[Member, str]]:
-        """Each container's output (detached processes log to <run>/containers/<id>/log)."""
+        """Each container's output (stdout and stderr, as the node agent logged them)."""
         out = []
         for m in self.ps(service=service):
-            out.append((m, self._read_log(m)))
+            try:
+                entries = self.engine(m.node).logs(m.container.id)
+            except NotFound:
+                entries = []
+            out.append((m, "".join(e.text for e in entries)))
         return out
-
-    def log_path(self, m: Member) -> str:
-        return os.path.join(self.engine(m.node).paths.container_dir(m.container.id), "log")
-
-    def _read_log(self, m: Member) -> str:
-        try:
-            with open(self.log_path(m), errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
 
     def health(self, m: Member) -> str | None:
         """healthy / unhealthy (the test run once now), or None without a healthcheck."""

@@ -411,8 +411,8 @@ def test_every_failure_point_of_run(lan1):
     lan1.create_network(mv_spec())
     lan1.create_network(NetworkSpec("inner", driver="macvlan", subnets=("10.66.0.0/24",)))
     spec = lambda: ContainerSpec(name="c1", network="my_macvlan",
-                                 extra_networks=(EndpointSpec("inner"),))
-    _fail_each(lan1, lambda: lan1.create_container(spec()),
+                                 extra_networks=(EndpointSpec("inner"),), detach=True)
+    _fail_each(lan1, lambda: lan1.run(spec()),
                lambda: lan1.remove_container("c1", force=True), at_least=8)
 
 

@@ -277,7 +277,7 @@ def test_rollback_of_overlay_run_at_every_kernel_call(sw, myoverlay):
         plan = FaultPlan(fail_at=0)
         sw["c"].faults = plan
         try:
-            sw["c"].create_container(spec())
+            sw["c"].run(spec())
         finally:
             sw["c"].faults = None
         calls = plan.calls
@@ -288,7 +288,7 @@ def test_rollback_of_overlay_run_at_every_kernel_call(sw, myoverlay):
         for n in range(1, calls + 1):
             sw["c"].faults = FaultPlan(fail_at=n)
             with pytest.raises(KernelError, match=f"injected fault at kernel call {n}"):
-                sw["c"].create_container(spec())
+                sw["c"].run(spec())
             sw["c"].faults = None
             converge(sw)
             assert world(sw) == before, f"kernel call {n} left something behind"
@@ -437,7 +437,7 @@ def test_rollback_of_first_overlay_run_on_a_node(host, lan, netkit_dirs):
         plan = FaultPlan(fail_at=0)
         ew.faults = plan
         try:
-            ew.create_container(spec())
+            ew.run(spec())
         finally:
             ew.faults = None
         calls = plan.calls
@@ -448,7 +448,7 @@ def test_rollback_of_first_overlay_run_on_a_node(host, lan, netkit_dirs):
         for n in range(1, calls + 1):
             ew.faults = FaultPlan(fail_at=n)
             with pytest.raises(KernelError, match=f"injected fault at kernel call {n}"):
-                ew.create_container(spec())
+                ew.run(spec())
             ew.faults = None
             assert state() == before, f"kernel call {n} left something behind"
     finally:

@@ -18,15 +18,16 @@ def test_every_failure_point_of_run(node):
     node.create_network(NetworkSpec("n1", ipv6=True))
     node.create_network(NetworkSpec("n2"))
     from netkit.specs import EndpointSpec
-    spec = lambda: ContainerSpec(name="c1", network="n1", extra_networks=(EndpointSpec("n2"),))
-    calls = count_kernel_calls(node, lambda: node.create_container(spec()))
+    spec = lambda: ContainerSpec(name="c1", network="n1", extra_networks=(EndpointSpec("n2"),),
+                                 detach=True)
+    calls = count_kernel_calls(node, lambda: node.run(spec()))
     node.remove_container("c1", force=True)
     assert calls >= 10
     before = snapshot(node)
     for n in range(1, calls + 1):
         node.faults = FaultPlan(fail_at=n)
         with pytest.raises(KernelError, match=f"injected fault at kernel call {n}"):
-            node.create_container(spec())
+            node.run(spec())
         node.faults = None
         assert snapshot(node) == before, f"kernel call {n} left something behind"
 
