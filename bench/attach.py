@@ -5,6 +5,12 @@ namespace) and prints one RESULT line per N in the peers' format
 (../shared/bench/peers), so the figures sit beside netavark, CNI, iproute2
 and raw pyroute2 measured in the same run.
 
+One netkit "attach" is `Engine.run(ContainerSpec(..., detach=True))` with no
+command: a bare sandbox, created and joined to its network in one action
+(`Engine.create_container` alone no longer joins networks: like
+`docker create`, addresses come at start). `create_container` is timed
+separately (peer `netkit-create`).
+
     python -m bench.attach 50 200 1000           # library
     python -m bench.attach --cli 50              # `netkit run -d` processes
 """
@@ -13,83 +19,63 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
-
-def stats(label: str, spans: list[float], total: float, n: int) -> str:
-    d = sorted(x * 1000 for x in spans)
-    rank = lambda p: d[max(0, -(-len(d) * p // 100) - 1)]
-    return (f"{label}_total_s={total:.3f} {label}_ms_mean={sum(d) / len(d):.2f} "
-            f"{label}_ms_p50={rank(50):.2f} {label}_ms_p99={rank(99):.2f} "
-            f"{label}_ms_max={d[-1]:.2f} {label}_eps={n / total:.1f}")
+from bench.common import emit, stats, throwaway_node, workspace
 
 
-def bench_library(n: int, root: str, run: str) -> str:
+def _timed(fn, items) -> tuple[list[float], float]:
+    spans = []
+    t0 = time.perf_counter()
+    for item in items:
+        s = time.perf_counter()
+        fn(item)
+        spans.append(time.perf_counter() - s)
+    return spans, time.perf_counter() - t0
+
+
+def bench_library(n: int, root: str, run: str) -> list[str]:
     from netkit.engine import Engine
     from netkit.specs import ContainerSpec, NetworkSpec
-    name = f"b{secrets.token_hex(3)}"
-    host = Engine(root=root, run=run)
-    host.create_node(name)
-    try:
+    with throwaway_node(root, run) as name:
         e = Engine(name, root=root, run=run)
-        e.create_network(NetworkSpec("bench", subnets=("10.96.0.0/16",)))
-        spans, ids = [], []
-        t0 = time.perf_counter()
-        for i in range(n):
-            s = time.perf_counter()
-            c = e.create_container(ContainerSpec(name=f"c{i}", network="bench"))
-            spans.append(time.perf_counter() - s)
-            ids.append(c.id)
-        total = time.perf_counter() - t0
-        assert len({c.endpoints[0].ipv4 for c in e.containers(all=True)}) == n
-        assert e.exec(f"c{n - 1}", ["ping", "-c", "1", "-W", "1", "-q", "10.96.0.2"]) == 0
-        rm_spans = []
-        t1 = time.perf_counter()
-        for cid in ids:
-            s = time.perf_counter()
-            e.remove_container(cid, force=True)
-            rm_spans.append(time.perf_counter() - s)
-        rm_total = time.perf_counter() - t1
-        e.close()
-        return (f"RESULT peer=netkit-lib N={n} {stats('attach', spans, total, n)} "
-                f"{stats('detach', rm_spans, rm_total, n)}")
-    finally:
-        host.remove_node(name, force=True)
-        host.close()
+        try:
+            e.create_network(NetworkSpec("bench", subnets=("10.96.0.0/16",)))
+            names = [f"c{i}" for i in range(n)]
+            spans, total = _timed(lambda c: e.run(ContainerSpec(name=c, network="bench", detach=True)),
+                                  names)
+            assert len({c.endpoints[0].ipv4 for c in e.containers(all=True)}) == n
+            assert e.exec_output(names[-1], ["ping", "-c", "1", "-W", "1", "-q", "10.96.0.2"])[0] == 0
+            rm_spans, rm_total = _timed(lambda c: e.remove_container(c, force=True), names)
+            attach = (f"RESULT peer=netkit-lib N={n} nscreate_ms_per=0 {stats('attach', spans, total, n)} "
+                      f"{stats('detach', rm_spans, rm_total, n)}")
+            cspans, ctotal = _timed(lambda c: e.create_container(ContainerSpec(name=c, network="bench")),
+                                    names)
+            crm, crm_total = _timed(lambda c: e.remove_container(c, force=True), names)
+            create = (f"RESULT peer=netkit-create N={n} {stats('create', cspans, ctotal, n)} "
+                      f"{stats('rm', crm, crm_total, n)}")
+            return [attach, create]
+        finally:
+            e.close()
 
 
-def bench_cli(n: int, root: str, run: str) -> str:
-    from netkit.engine import Engine
-    name = f"b{secrets.token_hex(3)}"
-    host = Engine(root=root, run=run)
-    host.create_node(name)
-    env = dict(os.environ, NETKIT_ROOT=root, NETKIT_RUN=run, NETKIT_NODE=name)
-    exe = [sys.executable, "-m", "netkit"]
-    try:
+def bench_cli(n: int, root: str, run: str) -> list[str]:
+    with throwaway_node(root, run) as name:
+        env = dict(os.environ, NETKIT_ROOT=root, NETKIT_RUN=run, NETKIT_NODE=name)
+        exe = [sys.executable, "-m", "netkit"]
         subprocess.run(exe + ["network", "create", "--subnet", "10.97.0.0/16", "bench"], env=env,
                        check=True, capture_output=True)
-        spans = []
-        t0 = time.perf_counter()
-        for i in range(n):
-            s = time.perf_counter()
-            subprocess.run(exe + ["run", "-d", "--name", f"c{i}", "--network", "bench"], env=env,
-                           check=True, capture_output=True)
-            spans.append(time.perf_counter() - s)
-        total = time.perf_counter() - t0
+        spans, total = _timed(lambda i: subprocess.run(
+            exe + ["run", "-d", "--name", f"c{i}", "--network", "bench"], env=env, check=True,
+            capture_output=True), range(n))
         s = time.perf_counter()
         subprocess.run(exe + ["rm", "-f"] + [f"c{i}" for i in range(n)], env=env, check=True,
                        capture_output=True)
         rm_total = time.perf_counter() - s
-        return (f"RESULT peer=netkit-cli N={n} {stats('attach', spans, total, n)} "
-                f"detach_total_s={rm_total:.3f} detach_ms_mean={rm_total * 1000 / n:.2f}")
-    finally:
-        host.remove_node(name, force=True)
-        host.close()
+        return [f"RESULT peer=netkit-cli N={n} {stats('attach', spans, total, n)} "
+                f"detach_total_s={rm_total:.3f} detach_ms_mean={rm_total * 1000 / n:.2f}"]
 
 
 def main() -> None:
@@ -97,23 +83,10 @@ def main() -> None:
     ap.add_argument("sizes", nargs="*", type=int, default=[50, 200, 1000])
     ap.add_argument("--cli", action="store_true", help="time `netkit run -d` processes instead")
     args = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="netkit-bench.")
-    # Runtime files live on tmpfs, as /run does on a standard Linux host (on
-    # this VM /run is on the root disk, where each file create costs ~0.5 ms).
-    run_dir = os.path.join(tmp, "run")
-    os.makedirs(run_dir)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1g", "netkit-bench", run_dir], check=True)
-    try:
+    with workspace() as (root, run):
         for n in args.sizes:
-            fn = bench_cli if args.cli else bench_library
-            line = fn(n, os.path.join(tmp, "root"), run_dir)
-            print(line, flush=True)
-            if os.environ.get("PB_RESULTS"):
-                with open(os.environ["PB_RESULTS"], "a") as f:
-                    f.write(line + "\n")
-    finally:
-        subprocess.run(["umount", run_dir], check=False)
-        shutil.rmtree(tmp, ignore_errors=True)
+            for line in (bench_cli if args.cli else bench_library)(n, root, run):
+                emit(line)
 
 
 if __name__ == "__main__":
