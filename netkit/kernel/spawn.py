@@ -1,12 +1,11 @@
 """Start processes inside a container's namespaces.
 
 The runtime (`start_init`, `exec_in`, `signal_init`): each start of a
-container gets a PID namespace. A short-lived helper joins the
-container's netns, UTS and persisted mount namespace (mntns.py), unshares
-CLONE_NEWPID and forks the container's init, pid 1 inside, which mounts
-its own /proc there and execs; the helper reports the init's host pid and
-exits, so the init is re-parented to the caller, a child subreaper that
-reaps it: no resident process per container. `exec_in` joins the same
+container gets a PID namespace. A short-lived thread of the caller joins
+the container's netns, UTS and persisted mount namespace (mntns.py),
+unshares CLONE_NEWPID and forks the container's init, pid 1 inside, which
+mounts its own /proc there and execs; the caller (the node agent, a child
+subreaper) reaps it: no resident process per container. `exec_in` joins the same
 namespaces and the init's current PID namespace, so the container's end
 (SIGKILL of its init tears the PID namespace down) ends it too, and a
 process that merely entered the netns from outside is never touched.
@@ -25,6 +24,7 @@ import os
 import select
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -37,6 +37,7 @@ from netkit.kernel.proc import (_close_fds, _collect, _execute, _record, _reset_
                                 wait_quietly)
 
 CLONE_NEWPID = 0x20000000
+CLONE_FS = 0x00000200
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 
 
@@ -189,7 +190,6 @@ def _kill_quiet(pid: int) -> None:
 
 
 def _main_thread() -> bool:
-    import threading
     return threading.current_thread() is threading.main_thread()
 
 
@@ -280,12 +280,17 @@ def start_init(box: Sandbox, argv: list[str], env: dict[str, str] | None = None,
                stderr: int | None = None) -> tuple[int, int]:
     """Start the container's init (pid 1 of a new PID namespace); (host pid, start time).
 
-    Returns once argv was exec'd. The helper that made the namespace has
-    exited and been reaped: the init is re-parented to the caller, which
-    should be a child subreaper (become_subreaper) and reap it (reap,
-    reap_all); otherwise the host's init reaps it and only a pidfd tells
-    when it ends. `stdin`/`stdout`/`stderr`: fds (None: /dev/null); no
-    other fd is passed on. The init runs in a session of its own.
+    Returns once argv was exec'd. The init is the caller's child: the
+    caller should reap it (reap, reap_all; as a child subreaper, as the
+    node agent is, it also reaps what the init leaves behind).
+    `stdin`/`stdout`/`stderr`: fds (None: /dev/null); no other fd is
+    passed on. The init runs in a session of its own.
+
+    A short-lived thread joins the container's namespaces (its own
+    fs_struct, so the caller's other threads stay where they are),
+    unshares CLONE_NEWPID and forks the init: one fork of the caller,
+    where a forked helper would cost a second one (~1.5 ms for a
+    process the size of the node agent). The thread dies afterwards.
 
     Raises ExecFailed (Docker's message, `exit_code` 127 or 126; the init
     is reaped) or KernelError when the namespaces cannot be entered.
@@ -293,53 +298,50 @@ def start_init(box: Sandbox, argv: list[str], env: dict[str, str] | None = None,
     if not argv:
         raise InvalidArgument("no command given")
     r, w = pipe()
-    proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     sys.stdout.flush()
     sys.stderr.flush()
+    forked: list[int | BaseException] = []
     try:
-        helper = os.fork()
-        if helper == 0:
-            _init_helper(box, argv, env, (stdin, stdout, stderr), w, proc)
+        thread = threading.Thread(target=_fork_init, name="netkit-init",
+                                  args=(box, argv, env, (stdin, stdout, stderr), w, forked))
+        thread.start()
+        thread.join()
     except BaseException:
         os.close(r)
         raise
     finally:
         os.close(w)
-        os.close(proc)
-    records = read_records(r)
-    wait_quietly(helper)
-    started = [text.split() for kind, text in records if kind == "P"]
-    pid, start = (int(started[0][0]), int(started[0][1])) if started else (0, 0)
+    records = read_records(r)           # EOF: exec'd (or failed and reported)
+    result = forked[0] if forked else KernelError(f"could not start {argv[0]}")
+    if isinstance(result, BaseException):
+        raise KernelError(f"cannot enter the container: {result}") from None
+    pid = result
     for kind, text in records:
-        if kind in "XK" and pid:
+        if kind in "XK":
             wait_quietly(pid)           # it has exited: failed before or at exec
         if kind == "X":
             code, _, message = text.partition(" ")
             raise ExecFailed(message, int(code))
         if kind == "K":
             raise KernelError(text)
-    if not pid:
-        raise KernelError(f"could not start {argv[0]}")
-    return pid, start
+    st = proc_stat(pid)
+    return pid, st[1] if st else 0
 
 
-def _init_helper(box: Sandbox, argv: list[str], env: dict[str, str] | None,
-                 stdio: tuple[int | None, int | None, int | None], w: int, proc: int) -> None:
-    """The forked helper: enter, unshare the PID namespace, fork the init, report, exit."""
-    code = 1
+def _fork_init(box: Sandbox, argv: list[str], env: dict[str, str] | None,
+               stdio: tuple[int | None, int | None, int | None], w: int,
+               forked: list[int | BaseException]) -> None:
+    """On a thread of its own: enter, unshare the PID namespace, fork the init."""
     try:
+        ns.unshare(CLONE_FS)            # setns into a mount namespace needs our own fs_struct
         _enter(box, own_mnt=True)
         ns.unshare(CLONE_NEWPID)
         pid = os.fork()
         if pid == 0:
             _init(argv, env, stdio, w)
-        st = proc_stat(pid, proc)       # the host's /proc, opened before entering
-        _record(w, "P", f"{pid} {st[1] if st else 0}")
-        code = 0
-    except BaseException as exc:
-        _record(w, "K", f"cannot enter the container: {exc}")
-    finally:
-        os._exit(code)
+        forked.append(pid)
+    except BaseException as exc:        # handed to the caller
+        forked.append(exc)
 
 
 def _init(argv: list[str], env: dict[str, str] | None,
