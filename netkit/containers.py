@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from netkit import drivers, planning, sandbox
 from netkit.drivers.base import DriverContext
-from netkit.errors import AlreadyExists, InvalidArgument, NotFound
+from netkit.errors import AlreadyExists, InvalidArgument, NetkitError, NotFound
 from netkit.ids import CONTAINER_NAME_RE, new_id, now
 from netkit.kernel import netns as kns
 from netkit.kernel.journal import log
@@ -212,20 +212,27 @@ class Containers:
                 raise Conflict(f'cannot remove container "/{ctr.name}": container is running: stop the '
                                'container before removing or force remove')
             self.processes.stop(ctr, timeout=0, leave=False)
-        with self.actions() as (tx, ctx):
-            try:
-                ctr = self.lookup(tx, ctr.id)
-            except NotFound:
-                return ctr                        # --rm: the agent removed it meanwhile
-            own_netns = ctr.netns if not ctr.shares_netns_of and ctr.network_mode != "host" else None
-            self.detach(tx, ctx, ctr, sandbox_removed=own_netns is not None)
-            tx.delete_container(ctr.id)
-            self.processes.remove_mount_namespace(ctr)
-            if own_netns:
-                ctx.kernel.delete_netns(own_netns)
-            d = self.paths.container_dir(ctr.id)
-            kns.remove_bind(os.path.join(d, "uts"))
-            _rmtree(d)
+        try:
+            with self.actions() as (tx, ctx):
+                try:
+                    ctr = self.lookup(tx, ctr.id)
+                except NotFound:
+                    return ctr                    # --rm: the agent removed it meanwhile
+                own_netns = ctr.netns if not ctr.shares_netns_of and ctr.network_mode != "host" else None
+                self.detach(tx, ctx, ctr, sandbox_removed=own_netns is not None)
+                tx.delete_container(ctr.id)
+                self.processes.remove_mount_namespace(ctr)
+                if own_netns:
+                    ctx.kernel.delete_netns(own_netns)
+                d = self.paths.container_dir(ctr.id)
+                kns.remove_bind(os.path.join(d, "uts"))
+                _rmtree(d)
+        except BaseException:
+            try:                                  # the agent left telling the resolver to us
+                self.resolver.after_change(ctr.id)
+            except NetkitError:
+                pass
+            raise
         self.resolver.after_change(ctr.id)
         return ctr
 

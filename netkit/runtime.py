@@ -216,6 +216,8 @@ class Runtime:
 
     def _exited(self, cid: str, code: int, *, restarting: bool, error: str = "",
                 leave: bool = True) -> bool:
+        """Record the end of its process. Without `leave` (rm -f is removing it) the
+        resolver is left to the remover, which tells it once the container is gone."""
         with self.actions() as (tx, ctx):
             ctr = tx.container(cid)
             if ctr is None:
@@ -225,7 +227,8 @@ class Runtime:
             tx.update_container(cid, finished_at=now(), error=error)
             if not restarting and leave:
                 self.containers.detach(tx, ctx, ctr)
-        self.resolver.after_change(cid)
+        if leave:
+            self.resolver.after_change(cid)
         return ctr.auto_remove
 
     def restart_count(self, cid: str) -> int:
