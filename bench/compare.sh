@@ -3,17 +3,23 @@
 # raw pyroute2), interleaved in one run on this machine. Root; everything
 # happens in namespaces the scripts create and remove.
 #   bash bench/compare.sh [N...]        (default: 200)
+# The peers need Debian's netavark, aardvark-dns, containernetworking-plugins
+# and iptables (see their README); PEERS= and PY= override where they are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+common=$(dirname "$(git rev-parse --path-format=absolute --git-common-dir 2>/dev/null || echo "$PWD/.git")")
 PEERS=${PEERS:-../shared/bench/peers}
+[ -d "$PEERS" ] || PEERS=$common/../shared/bench/peers      # from a git worktree
 OUT=${OUT:-bench/results/attach-$(date -u +%Y%m%dT%H%M%SZ).txt}
 mkdir -p "$(dirname "$OUT")"
-export PB_RESULTS=$PWD/$OUT
+export PB_RESULTS=$(realpath -m "$OUT")
 PY=${PY:-.venv/bin/python}
+[ -x "$PY" ] || PY=$common/.venv/bin/python
 [ -x "$PY" ] || PY=python3
 if [ ! -x /tmp/pb-venv/bin/python ]; then
     python3 -m venv /tmp/pb-venv && /tmp/pb-venv/bin/pip install -q pyroute2==0.9.7
 fi
+echo "# compare.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) loadavg $(cut -d' ' -f1-3 /proc/loadavg) N=[${*:-200}]" >> "$OUT"
 for n in "${@:-200}"; do
     (cd "$PEERS" && ./raw_iproute2.sh "$n" batch && /tmp/pb-venv/bin/python pyroute2_attach.py "$n" inproc \
         && ./cni_attach.sh "$n" plain && ./netavark_attach.sh "$n" nodns && ./netavark_attach.sh "$n" dns) >/dev/null
