@@ -1,6 +1,6 @@
 """`python -m netkit`: the same as the `netkit` command."""
 
-from netkit.cli.main import cli
+from netkit.cli.main import main
 
 if __name__ == "__main__":
-    cli(prog_name="netkit")
+    main()
