@@ -246,11 +246,7 @@ class Containers:
             ctr = self.lookup(tx, ref)
             if ctr.name == name:
                 raise InvalidArgument("Renaming a container with the same name as its current name")
-            for cid, cname in tx.container_refs():
-                if cname == name:
-                    raise AlreadyExists(f'Conflict. The container name "/{name}" is already in use by '
-                                        f'container "{cid}". You have to remove (or rename) that '
-                                        'container to be able to reuse that name.')
+            planning.container_name(tx, name)       # Docker's conflict when another has it
             tx.update_container(ctr.id, name=name)
         self.resolver.after_change(ctr.id)
         return dataclasses.replace(ctr, name=name)

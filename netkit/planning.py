@@ -41,6 +41,7 @@ class StoreView(Protocol):
     def network_refs(self) -> list[tuple[str, str]]: ...
     def network(self, network_id: str) -> Network | None: ...
     def container_refs(self) -> list[tuple[str, str]]: ...
+    def container_named(self, name: str) -> str | None: ...
     def container(self, container_id: str) -> Container | None: ...
 
 
@@ -168,8 +169,17 @@ def find_network(view: StoreView, ref: str) -> Network:
 
 
 def find_container(view: StoreView, ref: str) -> Container:
-    """The container `ref` names, as stored (see `plan_run`'s `live`)."""
-    ctr = view.container(resolve("container", view.container_refs(), ref))
+    """The container `ref` names, as stored (see `plan_run`'s `live`).
+
+    A full id or an exact name is one indexed read; only an id prefix (or no
+    match) reads every container's id and name (refs.resolve's order).
+    """
+    key = ref.lstrip("/")
+    ctr = view.container(key)
+    if ctr is None and (cid := view.container_named(key)) is not None:
+        ctr = view.container(cid)
+    if ctr is None:
+        ctr = view.container(resolve("container", view.container_refs(), ref))
     assert ctr is not None
     return ctr
 
@@ -218,11 +228,10 @@ def random_name(view: StoreView) -> str:
 def container_name(view: StoreView, requested: str | None) -> str:
     """The new container's name (given or random), refused when another container has it."""
     name = (requested or random_name(view)).lstrip("/")
-    for cid, cname in view.container_refs():
-        if cname == name:
-            raise AlreadyExists(f'Conflict. The container name "/{name}" is already in use by '
-                                f'container "{cid}". You have to remove (or rename) that '
-                                'container to be able to reuse that name.')
+    if (cid := view.container_named(name)) is not None:
+        raise AlreadyExists(f'Conflict. The container name "/{name}" is already in use by '
+                            f'container "{cid}". You have to remove (or rename) that '
+                            'container to be able to reuse that name.')
     return name
 
 

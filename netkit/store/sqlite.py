@@ -250,6 +250,11 @@ class Tx(AddressRows):
     def container_refs(self) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self.q("SELECT id, name FROM containers")]
 
+    def container_named(self, name: str) -> str | None:
+        """The id of the container called `name` (one indexed read, whatever their number)."""
+        rows = self.q("SELECT id FROM containers WHERE name=?", (name,))
+        return rows[0][0] if rows else None
+
     def insert_container(self, c: Container) -> None:
         opts = {k: v for k, v in c.options.items() if k != "pid_start"}
         self.x(f"INSERT INTO containers ({self._CTR}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
