@@ -1,7 +1,7 @@
 """The node runtime at scale: N detached containers on one throwaway simulated node.
 
-    python -m bench.runtime [N ...] [--cli 300] [--sample 50] [--exec-reps 30]
-                            [--conmon 200] [--old 20] [--peers]
+    python -m bench.runtime [N ...] [--cli 300] [--cli-python PYTHON ...] [--sample 50]
+                            [--exec-reps 30] [--conmon 200] [--old 20] [--peers]
 
 Default N: 200 1000. One node, one bridge network (10.96.0.0/16, embedded
 DNS); everything is removed at the end, also on Ctrl-C or SIGTERM.
@@ -19,7 +19,7 @@ DNS); everything is removed at the end, also on Ctrl-C or SIGTERM.
 4. `Engine.create_container` x max(N), timed (a created container: sandbox
    only), then removed.
 5. `netkit run -d --network bench sleep infinity` as a new process, `--cli`
-   times; then one `netkit rm -f` of them all.
+   times (with each `--cli-python`); then one `netkit rm -f` of them all.
 6. conmon beside it (bench/conmon.py: podman + conmon + runc, `--conmon` N
    containers from the same node's netns), and the old per-container Python
    shim for reference (`--old` N: a forked copy of a Python process that
@@ -43,8 +43,18 @@ from bench.common import emit, percentile, throwaway_node, workspace
 from bench.procmem import KERNEL_FIELDS, meminfo, netkit_processes, pss_kib
 
 SLEEP = ("sleep", "infinity")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_SLEEP = 20                    # s: the sample ends after the last measurement at max(N)
 EXEC_N = 10                          # exec is also timed here, for "flat from N = 10"
+
+
+def _editable(python: str) -> bool:
+    """Does `python`'s environment hold an editable install of netkit (an import hook
+    that costs each process ~10 ms of start-up)?"""
+    out = subprocess.run([python, "-c", "import sys; print(*sys.path, sep=chr(10))"],
+                         capture_output=True, text=True, env={"PATH": os.environ.get("PATH", "")})
+    return any(os.path.isdir(p) and any(f.startswith("__editable__") for f in os.listdir(p))
+               for p in out.stdout.split("\n") if p.endswith("site-packages"))
 
 
 def load() -> str:
@@ -214,10 +224,11 @@ class RuntimeBench:
         self.figure("Engine.create_container mean ms", top, mean(d), "<= 6 ms", mean(d) <= 6)
 
     # -- 5. CLI ----------------------------------------------------------------------------
-    def cli(self) -> None:
+    def cli(self, python: str) -> None:
         n = self.args.cli
-        env = dict(os.environ, NETKIT_ROOT=self.root, NETKIT_RUN=self.run, NETKIT_NODE=self.node)
-        exe = [sys.executable, "-m", "netkit"]
+        env = dict(os.environ, NETKIT_ROOT=self.root, NETKIT_RUN=self.run, NETKIT_NODE=self.node,
+                   PYTHONPATH=os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p))
+        exe = [python, "-m", "netkit"]
         spans = []
         for i in range(n):
             s = time.perf_counter()
@@ -231,11 +242,15 @@ class RuntimeBench:
         d = ms(spans)
         k = min(25, n)
         ratio = mean(d[-k:]) / mean(d[:k])
-        emit(f"RESULT peer=netkit-cli case=run N={n} cli_ms_mean={mean(d):.1f} "
-             f"cli_ms_p50={percentile(d, 50):.1f} cli_ms_p99={percentile(d, 99):.1f} "
-             f"cli_last25_first25={ratio:.3f} cli_rm_all_s={rm:.2f} load1={load()}")
-        self.figure("`netkit run -d` (new process) mean ms", n, mean(d), "<= 120 ms", mean(d) <= 120)
-        self.figure("`netkit run -d` last 25 / first 25", n, ratio, "<= 1.2", ratio <= 1.2)
+        setup = "editable" if _editable(python) else "regular"
+        emit(f"RESULT peer=netkit-cli case=run N={n} python={python} setup={setup} "
+             f"cli_ms_mean={mean(d):.1f} cli_ms_p50={percentile(d, 50):.1f} "
+             f"cli_ms_p99={percentile(d, 99):.1f} cli_last25_first25={ratio:.3f} "
+             f"cli_rm_all_s={rm:.2f} load1={load()}")
+        self.figure(f"`netkit run -d` (new process, {setup} install) mean ms", n, mean(d),
+                    "<= 120 ms", mean(d) <= 120)
+        self.figure(f"`netkit run -d` ({setup} install) last 25 / first 25", n, ratio, "<= 1.2",
+                    ratio <= 1.2)
 
     # -- 6. conmon and the old shim --------------------------------------------------------
     def conmon(self) -> None:
@@ -289,6 +304,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.runtime")
     ap.add_argument("sizes", nargs="*", type=int, default=[200, 1000])
     ap.add_argument("--cli", type=int, default=300, help="`netkit run -d` processes (0: skip)")
+    ap.add_argument("--cli-python", action="append", metavar="PYTHON",
+                    help="interpreter for the CLI runs (repeatable; default: this one). The "
+                         "checkout is put first on its PYTHONPATH: an interpreter of a venv where "
+                         "netkit was pip-installed (not editable) times the code of this checkout "
+                         "without the editable install's import hook")
     ap.add_argument("--sample", type=int, default=50, help="containers that exit with a known code")
     ap.add_argument("--exec-reps", type=int, default=30)
     ap.add_argument("--conmon", type=int, default=200, help="podman containers (0: skip)")
@@ -318,8 +338,8 @@ def main() -> None:
             b.exit_codes(names)
             b.remove(names)
             b.create()
-            if args.cli:
-                b.cli()
+            for python in (args.cli_python or [sys.executable]) if args.cli else ():
+                b.cli(python)
             if args.conmon:
                 b.conmon()
             if args.old:
