@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from netkit import drivers
+from netkit import drivers, planning
 from netkit.errors import Conflict, Exhausted, InvalidArgument
 from netkit.ids import new_id, now
 from netkit.kernel import netns as kns
@@ -64,28 +64,13 @@ class Endpoints:
         scope.withdraw(tx, net, ep)
 
     # -- the default route --------------------------------------------------------
-    def _gateway_endpoint(self, eps: list[Endpoint], nets: dict[str, Network]) -> Endpoint | None:
-        """The endpoint that gives the default route (and carries published ports), as
-        Docker's Endpoint.Less orders them: non-internal, dual-stack, then network name."""
-        def rank(ep: Endpoint) -> tuple:
-            n = nets[ep.network_id]
-            return (n.internal, not (ep.ipv4 and ep.ipv6), n.name)
-
-        for ep in sorted(eps, key=rank):
-            n = nets[ep.network_id]
-            if n.internal or not self.scopes.of(n.scope).local_gateway:
-                continue                    # swarm networks: egress is netkit_gwbridge
-            if n.gateway_v4 or n.gateway_v6:
-                return ep
-        return None
-
     def route(self, tx: "Tx", ctx: "DriverContext", ctr: "Container", eps: list[Endpoint],
               replace: bool) -> Endpoint | None:
         """Default route via the gateway endpoint; returns that endpoint."""
         import socket as _s
         from netkit.drivers.bridge import default_route
         nets = {ep.network_id: tx.network(ep.network_id) for ep in eps}
-        gw_ep = self._gateway_endpoint(eps, nets)                       # type: ignore[arg-type]
+        gw_ep = planning.gateway_endpoint(eps, nets)                    # type: ignore[arg-type]
         gw4 = gw6 = None
         if gw_ep is not None:
             n = nets[gw_ep.network_id]
@@ -110,12 +95,10 @@ class Endpoints:
         The endpoint is not added to `eps`: it is not one of the container's networks for
         /etc/hosts or port publishing, as docker_gwbridge is not in Docker.
         """
-        from netkit import planning
         from netkit.drivers.bridge import default_route
         from netkit.specs import EndpointSpec
         nets = [tx.network(ep.network_id) for ep in eps]
-        if not nets or any(n is None or self.scopes.of(n.scope).local_gateway for n in nets) \
-                or all(n.internal for n in nets):
+        if not planning.needs_gateway_bridge(nets):
             return
         gw_net = self._ensure_gwbridge(tx, ctx)
         ep = self.join(tx, ctx, gw_net, ctr, planning.plan_endpoint(gw_net, EndpointSpec(GWBRIDGE), eps))

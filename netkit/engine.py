@@ -115,6 +115,7 @@ class Engine:
                               self._firewall, self._resolver, self.cluster, self._swarm,
                               self._networks, self._containers, self._processes)
         self._networks.ensure_predefined()
+        self._processes.heal()       # an agent that was killed: back before anything reads states
 
     def _open_node(self, name: str) -> "Engine":
         return Engine(name, root=self.root, run=self.run_root)

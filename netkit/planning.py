@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
 
 from netkit import drivers
+from netkit.ids import CONTAINER_NAME_RE
 from netkit.errors import AlreadyExists, Conflict, Forbidden, InvalidArgument, NotFound
 from netkit.model import Container, Endpoint, Network, Scope, State
 from netkit.paths import container_netns
@@ -29,7 +30,6 @@ from netkit.ports import PortRequest, parse_expose, parse_publish
 from netkit.refs import resolve
 from netkit.specs import ContainerSpec, EndpointSpec
 
-CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9.-]{0,62}$")
 IFACE_PREFIX = "com.docker.network.container_iface_prefix"
 

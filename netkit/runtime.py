@@ -102,7 +102,7 @@ class Runtime:
         try:
             with self.actions() as (tx, ctx):
                 current = tx.container(ctr.id)
-                if current is None or current.state is State.RUNNING:
+                if current is None or current.pid:     # gone, or the agent did start it
                     return
                 self.containers.detach(tx, ctx, current)
                 tx.set_container_state(ctr.id, State.CREATED, exit_code=exc.exit_code)

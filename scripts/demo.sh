@@ -28,7 +28,15 @@ if nk exec client getent hosts web 2>/dev/null; then
     nk exec client ping -c 2 www
 fi
 nk network inspect mynet --format '{{json .Containers}}'
-nk rm -f web client
+nk run -d --name ticker --network mynet --restart on-failure:2 sh -c 'echo tick from $(hostname); exit 3'
+sleep 1.5
+nk logs ticker                                   # three runs: the first and two restarts
+nk inspect ticker --format 'restarts={{.RestartCount}} state={{.State.Status}} exit={{.State.ExitCode}}'
+nk stop -t 1 client                              # leaves mynet: its address returns to the pool
+nk ps -a
+nk start client                                  # joins mynet again
+nk exec client ping -c 1 "$WEB_IP"
+nk rm -f web client ticker
 nk network rm mynet
 nk system check
 echo "demo: two containers on mynet talked; everything removed."

@@ -16,7 +16,8 @@ class NetkitGroup(click.Group):
     """Turns library errors into one ``Error: ...`` line on stderr, never a traceback.
 
     The exit code is the error's own (1), or 125 for `run`, `create`, `start`
-    and `exec`, where usage errors exit 125 too (see `runtime_command`).
+    and `exec`, where usage errors exit 125 too (see `runtime_command`); a
+    command that cannot be run exits 126 or 127, as with Docker.
     NETKIT_DEBUG=1 lets errors through with their traceback. Ctrl-C exits 130
     quietly, as a shell does.
     """
@@ -31,7 +32,9 @@ class NetkitGroup(click.Group):
             if debug():
                 raise
             err = click.ClickException(str(exc))
-            err.exit_code = self._failure_exit_code(ctx) or exc.exit_code
+            # the command could not be run (126, 127): its code, as Docker's; else 125 / 1
+            err.exit_code = exc.exit_code if exc.exit_code in (126, 127) else \
+                self._failure_exit_code(ctx) or exc.exit_code
             raise err from exc
         except PermissionError as exc:       # not root: say so instead of a traceback
             if debug():

@@ -49,6 +49,49 @@ def test_user_flow(node, cli):
     assert cli("system", "check", node=n).returncode == 0
 
 
+def test_lifecycle_flow(node, cli):
+    """create / start / logs / kill / wait / stop / restart / rename / rm, and Docker's exit codes."""
+    n = node.node_name
+    cli("network", "create", "--subnet", "10.71.0.0/24", "web", node=n)
+    cid = cli("create", "--name", "job", "--network", "web", "--network-alias", "api",
+              "sh", "-c", "trap 'echo bye; exit 3' TERM; echo hello; echo oops >&2; "
+              "while :; do sleep 0.05; done", node=n).stdout.strip()
+    assert len(cid) == 64
+    ps = cli("ps", "-a", node=n).stdout.splitlines()
+    assert ps[1].split()[1] == "job" and "Created" in ps[1]
+    assert cli("inspect", "job", "-f", "{{.State.Status}} {{.NetworkSettings.Networks.web.IPAddress}}|",
+               node=n).stdout == "created |\n"
+    assert cli("start", "job", node=n).stdout == "job\n"
+    deadline = time.monotonic() + 5
+    while "hello" not in cli("logs", "job", node=n).stdout and time.monotonic() < deadline:
+        time.sleep(0.05)
+    logs = cli("logs", "job", node=n)
+    assert logs.stdout == "hello\n" and logs.stderr == "oops\n"
+    stamped = cli("logs", "-t", "--tail", "1", "job", node=n)
+    assert stamped.stdout.endswith("Z hello\n") or stamped.stderr.endswith("Z oops\n")
+    assert cli("inspect", "job", "-f", "{{.NetworkSettings.Networks.web.IPAddress}}",
+               node=n).stdout.strip() == "10.71.0.2"
+    assert "Up " in cli("ps", node=n).stdout
+    assert cli("kill", "-s", "TERM", "job", node=n).stdout == "job\n"
+    assert cli("wait", "job", node=n).stdout == "3\n"
+    assert "Exited (3)" in cli("ps", "-a", node=n).stdout
+    assert "bye" in cli("logs", "job", node=n).stdout
+    p = cli("kill", "job", node=n, check=False)
+    assert p.returncode == 1 and "is not running" in p.stderr
+    cli("restart", "-t", "1", "job", node=n)
+    assert cli("inspect", "job", "-f", "{{.State.Status}}", node=n).stdout == "running\n"
+    cli("rename", "job", "job2", node=n)
+    assert cli("stop", "-t", "1", "job2", node=n).stdout == "job2\n"
+    assert cli("inspect", "job2", "-f", "{{.State.Status}} {{.State.ExitCode}}", node=n).stdout == "exited 3\n"
+    # Docker's codes: 127 not found, 126 not executable, 125 netkit's own failure
+    assert cli("run", "--rm", "--network", "web", "nosuchcmd", node=n, check=False).returncode == 127
+    assert cli("run", "--rm", "--network", "web", "/etc", node=n, check=False).returncode == 126
+    assert cli("run", "--rm", "--network", "nonet", "true", node=n, check=False).returncode == 125
+    cli("rm", "job2", node=n)
+    assert cli("ps", "-a", "-q", node=n).stdout == ""
+    assert cli("system", "check", node=n).stdout == "No drift.\n"
+
+
 @pytest.mark.parametrize("args,msg,code", [
     (("network", "create", "--subnet", "foo", "x"), "Error: invalid subnet: invalid CIDR address: foo", 1),
     (("network", "rm", "nosuch"), "Error: network nosuch not found", 1),
