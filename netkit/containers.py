@@ -55,8 +55,8 @@ def check_spec(spec: ContainerSpec) -> None:
         parse_signal(spec.stop_signal)
     if spec.stop_timeout is not None and spec.stop_timeout < -1:
         raise InvalidArgument(f"invalid stop timeout: {spec.stop_timeout}")
-    from netkit.processes import log_options
-    log_options(dict(spec.log_opts))
+    from netkit.processes import check_log_options
+    check_log_options(dict(spec.log_opts))
 
 
 class Containers:

@@ -47,17 +47,25 @@ class ProcessSpec:
     log_max_files: int
 
 
-def log_options(opts: dict[str, str]) -> dict[str, int]:
-    """``--log-opt`` (json-file's max-size / max-file) as LogWriter arguments."""
-    from netkit.agent.logs import DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE
+def check_log_options(opts: dict[str, str]) -> None:
+    """``--log-opt`` as `docker run` checks it (json-file's max-size / max-file); loads no
+    log writer (the CLI's `run` path stays light)."""
     unknown = sorted(set(opts) - {"max-size", "max-file"})
     if unknown:
         raise InvalidArgument(f"unknown log opt '{unknown[0]}' for json-file log driver")
-    files = opts.get("max-file", str(DEFAULT_MAX_FILES))
+    files = opts.get("max-file", "1")
     if not files.isdigit() or int(files) < 1:
         raise InvalidArgument(f"invalid value for max-file: {files}")
+    if "max-size" in opts:
+        parse_size(opts["max-size"])
+
+
+def log_options(opts: dict[str, str]) -> dict[str, int]:
+    """``--log-opt`` (json-file's max-size / max-file) as LogWriter arguments."""
+    from netkit.agent.logs import DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE
+    check_log_options(opts)
     return {"max_size": parse_size(opts["max-size"]) if "max-size" in opts else DEFAULT_MAX_SIZE,
-            "max_files": int(files)}
+            "max_files": int(opts.get("max-file", DEFAULT_MAX_FILES))}
 
 
 class Processes:

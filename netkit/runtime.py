@@ -21,7 +21,6 @@ import time
 from typing import TYPE_CHECKING, Iterator
 
 from netkit import planning
-from netkit.agent import logs as logfiles
 from netkit.errors import Conflict, InvalidArgument, NetkitError, NotFound
 from netkit.ids import now
 from netkit.lifecycle import parse_signal
@@ -29,6 +28,7 @@ from netkit.model import Container, State
 
 if TYPE_CHECKING:
     from netkit.actions import Actions
+    from netkit.agent.logs import LogEntry
     from netkit.containers import Containers
     from netkit.processes import Processes, ProcessSpec
     from netkit.resolver import ResolverClient
@@ -163,13 +163,15 @@ class Runtime:
                                    capture_stderr=capture_stderr, timeout=timeout)
 
     # -- logs ----------------------------------------------------------------------------------
-    def logs(self, ref: str, *, tail: int | None = None) -> list[logfiles.LogEntry]:
+    def logs(self, ref: str, *, tail: int | None = None) -> list["LogEntry"]:
         """`docker logs [--tail N]`: what the container wrote, oldest first."""
+        from netkit.agent import logs as logfiles
         ctr = self.containers.get(ref)
         return logfiles.read(self.processes.container_dir(ctr.id), tail)
 
-    def follow_logs(self, ref: str, *, tail: int | None = None) -> Iterator[logfiles.LogEntry]:
+    def follow_logs(self, ref: str, *, tail: int | None = None) -> Iterator["LogEntry"]:
         """`docker logs -f`: the entries so far, then new ones until the container stops."""
+        from netkit.agent import logs as logfiles
         ctr = self.containers.get(ref)
         d = self.processes.container_dir(ctr.id)
         start = logfiles.size_of(d)
