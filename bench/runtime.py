@@ -24,8 +24,8 @@ DNS); everything is removed at the end, also on Ctrl-C or SIGTERM.
    containers from the same node's netns), and the old per-container Python
    shim for reference (`--old` N: a forked copy of a Python process that
    imported the CLI and the engine, as `netkit run -d` left before the agent).
-7. `--peers`: first `bash bench/compare.sh N...` (iproute2, pyroute2, CNI,
-   netavark, then bench.attach) into the same results file.
+7. `--peers`: then `bash bench/compare.sh N...` (iproute2, pyroute2, CNI,
+   netavark, then bench.attach: create + attach, remove) in the same run.
 
 Prints `RESULT key=value` lines (also appended to $PB_RESULTS) and a
 Markdown summary with the targets of ISSUE 10.
@@ -313,7 +313,7 @@ def main() -> None:
     ap.add_argument("--exec-reps", type=int, default=30)
     ap.add_argument("--conmon", type=int, default=200, help="podman containers (0: skip)")
     ap.add_argument("--old", type=int, default=20, help="old-style shims for reference (0: skip)")
-    ap.add_argument("--peers", action="store_true", help="bench/compare.sh first (attach/detach)")
+    ap.add_argument("--peers", action="store_true", help="then bench/compare.sh (attach/detach)")
     args = ap.parse_args()
     args.sizes = sorted(set(args.sizes))
     if max(args.sizes) < max(EXEC_N, 100) + args.sample:
@@ -323,9 +323,6 @@ def main() -> None:
     # as an installed package is: byte-compiled (this machine sets PYTHONDONTWRITEBYTECODE,
     # and a CLI that recompiles ~35 modules per run pays ~40 ms for it)
     compileall.compile_dir(os.path.dirname(netkit.__file__), quiet=1)
-    if args.peers:
-        subprocess.run(["bash", os.path.join(os.path.dirname(__file__), "compare.sh"),
-                        *map(str, args.sizes)], check=True)
     emit(f"RESULT bench=runtime start={time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} "
          f"load1={load()} sizes={','.join(map(str, args.sizes))} python={sys.version.split()[0]} "
          f"kernel={os.uname().release}")
@@ -347,6 +344,9 @@ def main() -> None:
         finally:
             b.e.close()
             b.summary()
+    if args.peers:                  # after ours, so that the runtime's figures get the quiet machine
+        subprocess.run(["bash", os.path.join(os.path.dirname(__file__), "compare.sh"),
+                        *map(str, args.sizes)], check=True)
 
 
 if __name__ == "__main__":
