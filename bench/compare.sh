@@ -20,9 +20,20 @@ if [ ! -x /tmp/pb-venv/bin/python ]; then
     python3 -m venv /tmp/pb-venv && /tmp/pb-venv/bin/pip install -q pyroute2==0.9.7
 fi
 echo "# compare.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) loadavg $(cut -d' ' -f1-3 /proc/loadavg) N=[${*:-200}]" >> "$OUT"
+peer() {    # peer N COMMAND...: one peer's run; a failure is noted and the others go on
+    local n=$1; shift
+    (cd "$PEERS" && "$@") >/dev/null || echo "# N=$n: $* failed" | tee -a "$OUT"
+}
 for n in "${@:-200}"; do
-    (cd "$PEERS" && ./raw_iproute2.sh "$n" batch && /tmp/pb-venv/bin/python pyroute2_attach.py "$n" inproc \
-        && ./cni_attach.sh "$n" plain && ./netavark_attach.sh "$n" nodns && ./netavark_attach.sh "$n" dns) >/dev/null
+    peer "$n" ./raw_iproute2.sh "$n" batch
+    peer "$n" /tmp/pb-venv/bin/python pyroute2_attach.py "$n" inproc
+    if [ "$n" -le 253 ]; then       # its check expects the last address to be 10.98.0.<N+1>
+        peer "$n" ./cni_attach.sh "$n" plain
+    else
+        echo "# N=$n: cni_attach.sh skipped (its check only works up to N=253)" | tee -a "$OUT"
+    fi
+    peer "$n" ./netavark_attach.sh "$n" nodns
+    peer "$n" ./netavark_attach.sh "$n" dns
     "$PY" -m bench.attach "$n" | grep RESULT
 done
 python3 "$PEERS/summarize.py" "$OUT" 2>/dev/null || cat "$OUT"
