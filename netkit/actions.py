@@ -38,7 +38,8 @@ class KernelSessions:
         """A session whose changes are journaled and counted by the fault plan."""
         if self.faults is not None:
             self.faults.calls = 0
-        return KernelSession(self.netns, journal, cache=self.cache, faults=self.faults)
+        return KernelSession(self.netns, journal, cache=self.cache, faults=self.faults,
+                             defer_removals=True)
 
     def for_queries(self) -> KernelSession:
         """A session for reading the kernel (nothing journaled, nothing counted)."""
@@ -96,6 +97,6 @@ class Actions:
             if isinstance(exc, (NetkitError, KeyboardInterrupt, SystemExit)):
                 raise
             raise InternalError(f"{type(exc).__name__}: {exc}") from exc
-        journal.discard()
+        journal.commit()              # the removals it asked for (deleted links, namespaces)
         kernel.close()
         self._run("after")

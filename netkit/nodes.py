@@ -211,9 +211,10 @@ class NodeRegistry:
                 if lan is not None:
                     ctx.kernel.netns(lan.netns).delete_link(f"n-{name}")
             ctx.kernel.delete_netns(node.netns or "")
-            kns.remove_bind(os.path.join(paths.run, "uts"))
-            shutil.rmtree(paths.run, ignore_errors=True)
-            shutil.rmtree(paths.root, ignore_errors=True)
+            ctx.kernel.journal.defer(f"remove the directories of node {name}", lambda: (
+                kns.remove_bind(os.path.join(paths.run, "uts")),
+                shutil.rmtree(paths.run, ignore_errors=True),
+                shutil.rmtree(paths.root, ignore_errors=True)))
         if failure is not None:
             raise failure
 

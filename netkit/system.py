@@ -140,16 +140,16 @@ class System:
             for name in sorted(have["netns"] - want["netns"]):
                 for pid in spawn.netns_pids(name):
                     spawn.kill(pid)
-                kns.delete_netns(name)
+                ctx.kernel.delete_netns(name)           # removals: when the action commits
                 removed.append(f"netns {name}")
             for name in sorted(have["links"] - want["links"]):
                 ctx.kernel.host.delete_link(name)
                 removed.append(f"link {name}")
             for name in sorted(have["dirs"] - want["dirs"]):
                 d = os.path.join(self.paths.containers_dir, name)
-                kns.remove_bind(os.path.join(d, "uts"))
-                mntns.remove(os.path.join(d, "mnt"))
-                shutil.rmtree(d, ignore_errors=True)
+                ctx.kernel.journal.defer(f"remove {d}", lambda d=d: (
+                    kns.remove_bind(os.path.join(d, "uts")), mntns.remove(os.path.join(d, "mnt")),
+                    shutil.rmtree(d, ignore_errors=True)))
                 removed.append(f"run dir {name}")
         from netkit.fwsync import firewall_script
         if self.firewall.check():                  # re-apply what the store implies
