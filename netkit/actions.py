@@ -3,7 +3,8 @@
 `Actions` owns the transaction every Engine verb runs in: BEGIN IMMEDIATE
 on the node's store and a `KernelSession` with an `UndoJournal`. On any
 exception the journal is replayed newest-first and the store rolled back,
-so a failed action leaves nothing behind. Parts of the engine that must
+so a failed action leaves nothing behind; removals (links, namespaces, a
+container's files) cannot be undone, so they wait for the commit. Parts of the engine that must
 take part in every action declare `Hooks` (begin / commit / abort / after)
 and register them; the runner knows none of them (the cluster scope,
 netkit/cluster.py, is the one today).
