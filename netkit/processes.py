@@ -152,11 +152,12 @@ class Processes:
             mntns.remove(path)
 
     def remove_template(self) -> None:
-        """The node's template mount namespace, and the private mount point of its run dir
-        (node rm, system reset: once no container is left)."""
+        """The node's template mount namespace (node rm, system reset: once no container is
+        left). The private mount point of the run dir stays: the node's own UTS namespace
+        file (and on the real host every node's) is bound below it, and releasing it would
+        detach them; node rm releases it with the node (nodes.py `_force_clean`)."""
         from netkit.kernel import mntns
         mntns.remove(os.path.join(self.paths.run, MNT_TEMPLATE))
-        mntns.release_mount_point(self.paths.run)
 
     def env(self, ctr: Container) -> dict[str, str]:
         env = {"PATH": os.environ.get("PATH", DEFAULT_PATH), "HOSTNAME": ctr.hostname, "HOME": "/root"}
