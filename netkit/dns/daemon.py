@@ -252,7 +252,7 @@ class _Daemon:
                 await self.server.apply(snap)
             self._write_ready()
             return
-        from netkit.dns.records import Catalog
+        from netkit.dns.catalog import Catalog
         self._read_resolv()
         source, servers = self.source, self.host_servers
         self.seen_dv = source.data_version()

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from netkit.dns import client, daemon, records
+from netkit.dns import catalog, client, daemon
 from netkit.dns.entries import (ORDER_SHUFFLE, ContainerEntries, EndpointEntry, NetworkEntry,
                                 SandboxEntry, Snapshot)
 
@@ -69,7 +69,7 @@ def test_snapshot_containers_groups_per_container_in_list_order():
 
 
 def test_entries_compare_by_value_so_unchanged_containers_are_not_rebuilt():
-    cat = records.Catalog.from_snapshot(SNAP)
+    cat = catalog.Catalog.from_snapshot(SNAP)
     again = Snapshot.from_json(json.loads(json.dumps(SNAP.to_json())))
     assert cat.diff(again.containers()) == {}
     moved = EndpointEntry("b" * 64, "db", "n2", "10.0.1.4", None, ("db",))
@@ -78,7 +78,7 @@ def test_entries_compare_by_value_so_unchanged_containers_are_not_rebuilt():
 
 
 def test_resolver_core_imports_nothing_of_engine_agent_swarm_or_drivers():
-    code = ("import sys; import netkit.dns.entries, netkit.dns.records, netkit.dns.wire, "
+    code = ("import sys; import netkit.dns.entries, netkit.dns.records, netkit.dns.catalog, netkit.dns.wire, "
             "netkit.dns.server, netkit.dns.upstream; "
             "print(' '.join(m for m in sys.modules if m.startswith(('netkit.engine', "
             "'netkit.agent', 'netkit.swarm', 'netkit.drivers', 'netkit.dnssync'))))")
