@@ -8,7 +8,7 @@ import sys
 
 from netkit.dns import catalog, client, daemon
 from netkit.dns.entries import (ORDER_SHUFFLE, ContainerEntries, EndpointEntry, NetworkEntry,
-                                SandboxEntry, Snapshot)
+                                SandboxEntry, Snapshot, entries_from_json, entries_to_json)
 
 SB = SandboxEntry("c" * 64, "nkc-web", ("n1", "n2"), (("db", "postgres"),), ("1.1.1.1",),
                   ("192.0.2.53",), False)
@@ -44,6 +44,17 @@ def test_from_json_takes_missing_keys_as_defaults():
                             (EndpointEntry("a", "web", "n"),))
     assert snap.sandboxes[0].external                   # no key: may forward to the node's
     assert Snapshot.from_json({}) == Snapshot()
+
+
+def test_container_entries_round_trip_as_the_remote_command_carries_them():
+    containers = {"a" * 64: ContainerEntries(None, EPS[:1]), "c" * 64: ContainerEntries(SB),
+                  "e" * 64: ContainerEntries()}
+    nets = dict(SNAP.networks)
+    data = json.loads(json.dumps(entries_to_json(containers, nets)))
+    assert data["containers"]["a" * 64] == {"sandbox": None, "endpoints": [EPS[0].to_json()]}
+    assert data["networks"]["n2"] == {"name": "back", "order": "shuffle"}
+    assert entries_from_json(data) == (containers, nets)
+    assert entries_from_json({}) == ({}, {})
 
 
 def test_snapshot_file_round_trip(tmp_path):
