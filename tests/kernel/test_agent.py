@@ -157,6 +157,31 @@ def test_polling_alone_converges(sw, peers, monkeypatch, capsys):
     converge(sw)
 
 
+def test_the_agent_answers_while_it_syncs(sw, peers):
+    """b's sync waits for b's store (the test holds its write lock, as a long action would):
+    b's agent still answers at once, and applies the change once the lock is free."""
+    import sqlite3
+    converge(sw)
+    run_b = sw["b"].paths.run
+    before = agent_client.status(run_b)["applied"]
+    db = sqlite3.connect(sw["b"].paths.db, timeout=5, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        sw["a"].run(ContainerSpec(name="s1", network=NET, detach=True, command=SLEEP))
+        time.sleep(0.2)                                   # b was poked: its sync is waiting
+        t0 = time.monotonic()
+        st = agent_client.status(run_b)
+        took = time.monotonic() - t0
+        assert st["running"] and st["applied"] == before and took < 0.15, (st, took)
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    converge(sw)
+    assert query(ctr_ns(sw, "b", "pb"), "s1") == [sw["a"].container("s1").endpoints[0].ipv4_address]
+    sw["a"].remove_container("s1", force=True)
+    converge(sw)
+
+
 def test_acting_command_does_not_touch_other_nodes(sw, peers, cli):
     """b's agent stopped (SIGSTOP): a change made on a reaches b only when it runs again."""
     converge(sw)                                      # x1's removal is done everywhere
