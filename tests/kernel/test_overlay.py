@@ -38,7 +38,7 @@ def sw(host, netkit_dirs):
 
 def wait_converged(engines, timeout: float = 5) -> None:
     """Until every engine's node agent has applied its cluster's current version."""
-    from netkit.agent.watch import converged
+    from netkit.agent.cluster_sync import converged
     engines = list(engines)
     deadline = time.monotonic() + timeout
     while True:
@@ -93,7 +93,9 @@ def test_roles(sw, cli):
     out = cli("node", "ls").stdout.splitlines()
     assert out[0].split() == ["NAME", "LAN", "IP", "ROLE", "AGENT"]
     row = next(line for line in out if line.startswith(n["b"]))
-    assert row.split()[-2:] == ["worker", "running"]
+    from netkit.agent import client as agent_client
+    pid = agent_client.pid(sw["b"].paths.run)
+    assert row.split()[-4:] == ["worker", "running", "(pid", f"{pid})"]
 
 
 def test_swarm_errors(sw, host):
@@ -332,7 +334,7 @@ def test_leaving_container_disappears_everywhere(sw, myoverlay):
 
 def test_sync_is_idempotent(sw, myoverlay):
     from netkit.agent import peers
-    from netkit.agent.watch import sync_node
+    from netkit.agent.cluster_sync import sync_node
     converge(sw)
     assert [sync_node(sw[k]) for k in IPS] == [0, 0, 0]
     want = peers.desired(sw["a"].cluster.store().read(), sw["names"]["a"])
@@ -350,7 +352,7 @@ def test_worker_leave_and_rejoin(sw, myoverlay, cli):
     cli("swarm", "leave", node=nc)
     converge(sw)
     assert sw["host"].swarm_roles()[nc] == ""
-    assert sw["host"].swarm_agents()[nc] == "stopped"
+    assert sw["host"].swarm_agents()[nc].startswith("running (pid ")    # the node agent stays
     assert "myoverlay" not in {n.name for n in sw["c"].networks()}
     assert addr(myoverlay["c"]) not in neigh(sw, "a", "vx-001000")
     proc = cli("network", "create", "-d", "overlay", "x", node=nc, check=False)
