@@ -160,7 +160,7 @@ def host_snapshot(host, run_root: str, *names: str) -> dict:
 def wait_converged(engines, timeout: float = 5) -> None:
     """Until the agent of each engine's node has applied its cluster's current version."""
     import time
-    from netkit.agent.watch import converged
+    from netkit.agent.cluster_sync import converged
     engines = list(engines)
     deadline = time.monotonic() + timeout
     while late := [e.node_name for e in engines if not converged(e)]:

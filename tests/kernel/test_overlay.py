@@ -17,7 +17,7 @@ from netkit.errors import AlreadyExists, Conflict, Forbidden, KernelError, Netki
 from netkit.kernel.session import FaultPlan
 from netkit.specs import ContainerSpec, NetworkSpec
 from netkit.swarm import LAST_MANAGER, NOT_MANAGER
-from tests.kernel.helpers import ip, ip_json, snapshot, swarm_of_three
+from tests.kernel.helpers import ip, ip_json, snapshot, swarm_of_three, wait_converged
 
 pytestmark = pytest.mark.root
 IPS = {"a": "192.168.77.10", "b": "192.168.77.11", "c": "192.168.77.12"}
@@ -34,19 +34,6 @@ def sw(host, netkit_dirs):
     cluster_dir = os.path.join(root, "cluster")
     left = [f for f in os.listdir(cluster_dir) if f.startswith(cid)] if os.path.isdir(cluster_dir) else []
     assert not left, f"cluster files left behind: {left}"
-
-
-def wait_converged(engines, timeout: float = 5) -> None:
-    """Until every engine's node agent has applied its cluster's current version."""
-    from netkit.agent.cluster_sync import converged
-    engines = list(engines)
-    deadline = time.monotonic() + timeout
-    while True:
-        late = [e.node_name for e in engines if not converged(e)]
-        if not late:
-            return
-        assert time.monotonic() < deadline, f"agents of {late} did not converge in {timeout} s"
-        time.sleep(0.01)
 
 
 def converge(sw) -> None:
