@@ -159,7 +159,10 @@ def up(scales: tuple[str, ...], detach: bool, no_deps: bool, services: tuple[str
         _follow(the_lab, None, prefix=True, until_exit=True)
     except KeyboardInterrupt:
         click.echo("Gracefully stopping... (press Ctrl+C again to force)", err=True)
-        the_lab.stop()
+        try:
+            the_lab.stop()
+        except KeyboardInterrupt:
+            the_lab.stop(timeout=0)
 
 
 _TIMEOUT = click.option("-t", "--timeout", type=int, default=None, metavar="SECONDS",

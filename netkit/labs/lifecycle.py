@@ -118,13 +118,18 @@ def each(lab: "Lab", members: Sequence["Member"], fn: Callable[["Engine", "Membe
         finally:
             eng.close()
 
-    with ThreadPoolExecutor(max_workers=min(WORKERS, len(members) or 1)) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(WORKERS, len(members) or 1))
+    try:
         futures = {pool.submit(task, m): m for m in members}
         for fut in as_completed(futures):
             exc = fut.exception()
             if exc is not None and not isinstance(exc, NetkitError):
                 raise exc
             yield futures[fut], exc                   # type: ignore[misc]
+    except BaseException:                             # Ctrl-C: do not wait out the grace periods
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _raise_first(errors: list[NetkitError]) -> None:
