@@ -193,8 +193,9 @@ class Processes:
     def stop(self, ctr: Container, timeout: int | None = None, *, leave: bool = True) -> int | None:
         """Stop signal, SIGKILL after `timeout` s; the exit code once it ended. Without
         `leave` the agent does not release its networks (the caller removes it)."""
-        if timeout is None:
-            timeout = int(ctr.options.get("stop_timeout") or DEFAULT_STOP_TIMEOUT)  # type: ignore[arg-type]
+        if timeout is None:                     # --stop-timeout 0 is 0, not the default
+            own = ctr.options.get("stop_timeout")
+            timeout = DEFAULT_STOP_TIMEOUT if own is None else int(own)       # type: ignore[arg-type]
         sig = str(ctr.options.get("stop_signal") or "SIGTERM")
         reply = self._request("stop", id=ctr.id, timeout=timeout, signal=sig, leave=leave,
                               wait=timeout + agent.REQUEST_TIMEOUT)
