@@ -3,7 +3,8 @@
 `Actions` owns the transaction every Engine verb runs in: BEGIN IMMEDIATE
 on the node's store and a `KernelSession` with an `UndoJournal`. On any
 exception the journal is replayed newest-first and the store rolled back,
-so a failed action leaves nothing behind. Parts of the engine that must
+so a failed action leaves nothing behind; removals (links, namespaces, a
+container's files) cannot be undone, so they wait for the commit. Parts of the engine that must
 take part in every action declare `Hooks` (begin / commit / abort / after)
 and register them; the runner knows none of them (the cluster scope,
 netkit/cluster.py, is the one today).
@@ -38,7 +39,8 @@ class KernelSessions:
         """A session whose changes are journaled and counted by the fault plan."""
         if self.faults is not None:
             self.faults.calls = 0
-        return KernelSession(self.netns, journal, cache=self.cache, faults=self.faults)
+        return KernelSession(self.netns, journal, cache=self.cache, faults=self.faults,
+                             defer_removals=True)
 
     def for_queries(self) -> KernelSession:
         """A session for reading the kernel (nothing journaled, nothing counted)."""
@@ -96,6 +98,6 @@ class Actions:
             if isinstance(exc, (NetkitError, KeyboardInterrupt, SystemExit)):
                 raise
             raise InternalError(f"{type(exc).__name__}: {exc}") from exc
-        journal.discard()
+        journal.commit()              # the removals it asked for (deleted links, namespaces)
         kernel.close()
         self._run("after")

@@ -19,8 +19,8 @@ One action = one node-store transaction + at most one cluster-store
 transaction, opened on first use and committed just before the node store
 (a failed action rolls back both): the scope's action hooks. After a
 committed cluster change the acting engine programs its own node
-(`sync_node`) and pokes the other members' agents; each node's agent (its
-resident resolver process, netkit/agent/README.md) watches
+(`sync_node`) and pokes the other members' agents; each node's agent (the
+node agent's cluster sync, netkit/agent/README.md) watches
 `ClusterStore.version()` and programs its node itself. An engine never
 touches another node's kernel.
 """
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from netkit.actions import Actions, KernelSessions
     from netkit.drivers.base import Driver, DriverContext
     from netkit.model import Container, Node
+    from netkit.processes import Processes
     from netkit.resolver import ResolverClient
     from netkit.specs import NetworkSpec
     from netkit.store import Store, Tx
@@ -65,7 +66,8 @@ class ClusterScope:
     local_gateway = False     # no default route through a swarm network: egress is netkit_gwbridge
 
     def __init__(self, store: "Store", root: str, run_root: str, node: "Node", actions: "Actions",
-                 kernel: "KernelSessions", resolver: "ResolverClient", *, in_agent: bool) -> None:
+                 kernel: "KernelSessions", resolver: "ResolverClient", processes: "Processes", *,
+                 in_agent: bool) -> None:
         self.node_store = store
         self.root = root                # NETKIT_ROOT: cluster stores live under it
         self.run_root = run_root
@@ -75,6 +77,7 @@ class ClusterScope:
         self.actions = actions
         self.kernel = kernel
         self.resolver = resolver
+        self.processes = processes      # the node agent's handle (it runs the cluster sync)
         self.in_agent = in_agent        # the engine of the node's own agent: no agent management
         self._store: SqliteClusterStore | None = None         # opened on first use
         self._txn: tuple[SqliteClusterStore, "SqliteClusterTx"] | None = None   # this action's
@@ -169,24 +172,30 @@ class ClusterScope:
         self.ensure_agent()
 
     # -- the node's agent ------------------------------------------------------------
-    def ensure_agent(self) -> None:
-        """A swarm member's agent runs: (re)start it if it is not (cheap when it runs)."""
+    def ensure_agent(self, *, poke: bool = False) -> None:
+        """A swarm member's agent runs: (re)start it if it is not (cheap when it runs);
+        `poke`: and have it look at the cluster at once (swarm init / join)."""
         if self.in_agent or not self.node_name or read_cluster_id(self.paths.root) is None:
             return
-        if self.resolver.running():
-            return
+        from netkit.agent import client
         try:
-            self.resolver.start()
+            self.processes.ensure_agent()
         except NetkitError as exc:                # best effort: `system check` reports it
             log.warning("node %s: agent did not start: %s", self.node_name, exc)
+            return
+        if poke:
+            client.poke(self.paths.run)
 
-    def stop_agent(self) -> None:
-        """After leaving the swarm: stop the agent, unless it still serves DNS sandboxes
-        (then it drops the other nodes' names itself on its next look)."""
-        if self.resolver.needed():
-            self.resolver.poke()
-        else:
-            self.resolver.stop()
+    def left(self) -> None:
+        """After leaving the swarm: the agent drops the other nodes' names and peers now
+        (a poke; it keeps running, as the node's agent)."""
+        from netkit.agent import client
+        client.poke(self.paths.run)
+
+    def start_resolver(self) -> int:
+        """The node agent's: start the node's resolver for the other nodes' names (a member
+        node's resolver runs while it has them, also with no local container); its pid."""
+        return self.resolver.start()
 
     def sync_node(self) -> int:
         """Bring this node in step with its cluster; returns the number of kernel changes.
@@ -208,7 +217,7 @@ class ClusterScope:
         """Tell the agents of the other members that the cluster changed (a `cluster` line on
         their control sockets: they re-read at once instead of at their next poll). Never
         waits for their sync, never starts them; returns the members whose agent answered."""
-        from netkit.dns import client
+        from netkit.agent import client
         out = []
         for member in store.read().members():
             if member.node == self.node_name:

@@ -221,12 +221,14 @@ class Containers:
                 own_netns = ctr.netns if not ctr.shares_netns_of and ctr.network_mode != "host" else None
                 self.detach(tx, ctx, ctr, sandbox_removed=own_netns is not None)
                 tx.delete_container(ctr.id)
-                self.processes.remove_mount_namespace(ctr)
+                # the sandbox goes when the action commits (removals cannot be undone)
+                journal = ctx.kernel.journal
+                journal.defer(f"remove the mount namespace of {ctr.name}",
+                              lambda: self.processes.remove_mount_namespace(ctr))
                 if own_netns:
                     ctx.kernel.delete_netns(own_netns)
                 d = self.paths.container_dir(ctr.id)
-                kns.remove_bind(os.path.join(d, "uts"))
-                _rmtree(d)
+                journal.defer(f"remove {d}", lambda: (kns.remove_bind(os.path.join(d, "uts")), _rmtree(d)))
         except BaseException:
             try:                                  # the agent left telling the resolver to us
                 self.resolver.after_change(ctr.id)

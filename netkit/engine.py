@@ -9,15 +9,15 @@ the one that owns the noun:
     _actions      Actions         one store transaction + one undo journal per action (actions.py)
     _firewall     FirewallSync    the node's nftables table, rendered from the store (fwsync.py)
     _resolver     ResolverClient  the node's resolver daemon: start, update, status (resolver.py)
+    _processes    Processes       a container's processes: sandbox, the node agent's client (processes.py)
     cluster       ClusterScope    swarm networks, cluster IPAM, the cluster's action hooks (cluster.py)
     _scopes       Scopes          LocalScope | ClusterScope by the driver's declared scope (scope.py)
     _networks     Networks        network create / ls / inspect / rm / prune (networks.py)
     _endpoints    Endpoints       join / leave, default route, published ports (endpoints.py)
-    _processes    Processes       a container's processes: sandbox, the node agent's client (processes.py)
     _containers   Containers      create / rm / rename / connect / disconnect, networks at start/stop (containers.py)
     runtime       Runtime         run / start / stop / restart / kill / wait / logs / exec; the agent's side (runtime.py)
     _swarm        Swarm           swarm init / join / leave, members, roles (swarm.py)
-    _registry     NodeRegistry    simulated nodes and LANs, kept on the real host (nodes.py)
+    _registry     NodeRegistry    simulated nodes and LANs, their agents, kept on the real host (nodes.py)
     _system       System          system check / prune / reset (system.py)
 
 Every action validates first, then runs in one store transaction
@@ -63,8 +63,8 @@ if TYPE_CHECKING:
 class Engine:
     """Docker's networking verbs on one node ("" / None = the real machine).
 
-    `in_agent=True` is the engine of the node's own agent (netkit.agent.watch):
-    it does not start or poke agents after its actions.
+    `in_agent=True` is an engine of the node's own agent (netkit/agent/): it
+    does not start, ask or poke agents after its actions.
     """
 
     def __init__(self, node: str | None = None, *, root: str | None = None,
@@ -87,16 +87,15 @@ class Engine:
         self._kernel = KernelSessions(self.node.netns, faults=FaultPlan.from_env())
         self._actions = Actions(self.store, self.node, self._kernel)
         self._firewall = FirewallSync(self.store, self.paths, self.node)
-        self._resolver = ResolverClient(
-            self.store, self.paths, self.node,
-            agent=(self.node_name, self.root, self.run_root) if self.node_name else None)
+        self._resolver = ResolverClient(self.store, self.paths, self.node)
+        self._processes = Processes(self.store, self.paths, self.node, root=self.root,
+                                    run_root=self.run_root, in_agent=in_agent)
         self.cluster = ClusterScope(self.store, self.root, self.run_root, self.node, self._actions,
-                                    self._kernel, self._resolver, in_agent=in_agent)
+                                    self._kernel, self._resolver, self._processes,
+                                    in_agent=in_agent)
         self._scopes = Scopes(LocalScope(self.node_name), self.cluster)
         self._networks = Networks(self.store, self._actions, self._firewall, self._scopes)
         self._endpoints = Endpoints(self.node, self._scopes, self._firewall)
-        self._processes = Processes(self.store, self.paths, self.node, root=self.root,
-                                    run_root=self.run_root, in_agent=in_agent)
         self._containers = Containers(self.store, self._actions, self.paths, self.node,
                                       self._networks, self._endpoints, self._processes,
                                       self._firewall, self._resolver)
@@ -228,7 +227,7 @@ class Engine:
         return self.paths.container_dir(self._containers.get(ref).id)
 
     def agent_status(self) -> dict:
-        """The node agent: {running, pid, started, containers}."""
+        """The node agent: {running, pid, started, containers, applied}."""
         return self._processes.agent_status()
 
     def exec(self, container: str, command: list[str]) -> int:
@@ -295,8 +294,11 @@ class Engine:
 
     # -- the resolver -----------------------------------------------------------
     def dns_status(self) -> dict:
-        """`netkit dns status`: pid, running, served version and sandboxes."""
-        return self._resolver.status()
+        """`netkit dns status`: pid, running, served version and sandboxes; `applied`: on a
+        swarm member, the cluster version the node agent applied (the other nodes' names)."""
+        member = self.cluster.store() is not None
+        return {**self._resolver.status(),
+                "applied": self._processes.agent_status()["applied"] if member else None}
 
     def dns_log(self) -> str:
         """`netkit dns logs`: the resolver's log file."""
@@ -325,8 +327,9 @@ class Engine:
         return self._swarm.roles()
 
     def swarm_agents(self) -> dict[str, str]:
-        """Each simulated node's agent (its resident process): "running" or "stopped"."""
-        return self._swarm.agents()
+        """Each simulated node's agent (`netkit node ls` AGENT): "running (pid N)" or
+        "stopped"."""
+        return self._registry.agents()
 
     # -- simulated nodes and LANs -------------------------------------------------
     def create_lan(self, name: str, subnet: str, gateway: str | None = None) -> Lan:

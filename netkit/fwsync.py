@@ -15,6 +15,7 @@ import os
 from typing import TYPE_CHECKING
 
 from netkit.drivers.base import DriverContext
+from netkit.kernel import netns as kns
 
 if TYPE_CHECKING:
     from netkit.model import Node
@@ -99,11 +100,16 @@ class FirewallSync:
         if script == (before or render_delete()):
             return
         ctx.kernel.tick("apply nftables ruleset")
+        wanted = []
         if before is None:
             # first ruleset of the node: routing between networks and the LAN, as Docker does
-            ctx.kernel.host.sysctl("ipv4/ip_forward", "1")
+            wanted.append("ipv4/ip_forward")
         if "dnat ip to" in script:
-            ctx.kernel.host.sysctl("ipv4/conf/all/route_localnet", "1")
+            wanted.append("ipv4/conf/all/route_localnet")
+        for key in wanted:
+            old = kns.read_sysctl(self.node.netns, key).strip()
+            if old != "1":
+                ctx.kernel.host.sysctl(key, "1", undo=old)       # a failed action puts it back
         self.apply(script)
         ctx.kernel.journal.push("restore the previous nftables ruleset",
                                 lambda: self.apply(firewall_script(self.store.read())))

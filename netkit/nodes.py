@@ -179,6 +179,16 @@ class NodeRegistry:
     def nodes(self) -> list[Node]:
         return self.store.read().nodes()
 
+    def agents(self) -> dict[str, str]:
+        """Each simulated node's agent (`netkit node ls` AGENT): "running (pid N)" when it
+        answers, else "stopped"."""
+        from netkit.agent import client as agent
+        out = {}
+        for node in self.store.read().nodes():
+            st = agent.status(NodePaths.of(node.name, self.root, self.run_root).run)
+            out[node.name] = f"running (pid {st['pid']})" if st["running"] else "stopped"
+        return out
+
     def remove_node(self, name: str, *, force: bool = False) -> None:
         """Refused while the node has containers or user networks (unless `force`)."""
         node = self.store.read().node(name)
@@ -211,9 +221,10 @@ class NodeRegistry:
                 if lan is not None:
                     ctx.kernel.netns(lan.netns).delete_link(f"n-{name}")
             ctx.kernel.delete_netns(node.netns or "")
-            kns.remove_bind(os.path.join(paths.run, "uts"))
-            shutil.rmtree(paths.run, ignore_errors=True)
-            shutil.rmtree(paths.root, ignore_errors=True)
+            ctx.kernel.journal.defer(f"remove the directories of node {name}", lambda: (
+                kns.remove_bind(os.path.join(paths.run, "uts")),
+                shutil.rmtree(paths.run, ignore_errors=True),
+                shutil.rmtree(paths.root, ignore_errors=True)))
         if failure is not None:
             raise failure
 

@@ -160,11 +160,12 @@ class Processes:
             mntns.remove(path)
 
     def remove_template(self) -> None:
-        """The node's template mount namespace, and the private mount point of its run dir
-        (node rm, system reset: once no container is left)."""
+        """The node's template mount namespace (node rm, system reset: once no container is
+        left). The private mount point of the run dir stays: the node's own UTS namespace
+        file (and on the real host every node's) is bound below it, and releasing it would
+        detach them; node rm releases it with the node (nodes.py `_force_clean`)."""
         from netkit.kernel import mntns
         mntns.remove(os.path.join(self.paths.run, MNT_TEMPLATE))
-        mntns.release_mount_point(self.paths.run)
 
     def env(self, ctr: Container) -> dict[str, str]:
         env = {"PATH": os.environ.get("PATH", DEFAULT_PATH), "HOSTNAME": ctr.hostname, "HOME": "/root"}
@@ -200,8 +201,9 @@ class Processes:
     def stop(self, ctr: Container, timeout: int | None = None, *, leave: bool = True) -> int | None:
         """Stop signal, SIGKILL after `timeout` s; the exit code once it ended. Without
         `leave` the agent does not release its networks (the caller removes it)."""
-        if timeout is None:
-            timeout = int(ctr.options.get("stop_timeout") or DEFAULT_STOP_TIMEOUT)  # type: ignore[arg-type]
+        if timeout is None:                     # --stop-timeout 0 is 0, not the default
+            own = ctr.options.get("stop_timeout")
+            timeout = DEFAULT_STOP_TIMEOUT if own is None else int(own)       # type: ignore[arg-type]
         sig = str(ctr.options.get("stop_signal") or "SIGTERM")
         reply = self._request("stop", id=ctr.id, timeout=timeout, signal=sig, leave=leave,
                               wait=timeout + agent.REQUEST_TIMEOUT)

@@ -26,12 +26,10 @@ if TYPE_CHECKING:
 class ResolverClient:
     """The resolver of one node: start on demand, tell it what changed, ask its status."""
 
-    def __init__(self, store: "Store", paths: "NodePaths", node: "Node",
-                 agent: tuple[str, str, str] | None) -> None:
+    def __init__(self, store: "Store", paths: "NodePaths", node: "Node") -> None:
         self.store = store
         self.paths = paths
         self.node = node
-        self.agent = agent        # (node, root, run) of a simulated node: its daemon is its agent too
 
     @property
     def run_dir(self) -> str:
@@ -44,12 +42,7 @@ class ResolverClient:
         """Start the node's daemon unless it runs; its pid once it answers."""
         from netkit.dns import client
         return client.ensure_running(self.run_dir, self.node.netns, store=self.store.path,
-                                     host_resolv=self._host_resolv_path(), agent=self.agent)
-
-    def running(self) -> bool:
-        """Is the node's daemon (resolver and agent) alive?"""
-        from netkit.dns import client
-        return client.pid(self.run_dir) is not None
+                                     host_resolv=self._host_resolv_path())
 
     def _needs_dns(self, container_ids: Iterable[str]) -> bool:
         """Does any of these containers need the resolver (a sandbox on a DNS network)?"""
@@ -105,11 +98,6 @@ class ResolverClient:
         containers = tx.containers()
         names = {c.id: c.name for c in containers}
         return any(container_entries(tx, c, nets, [], names)[0] is not None for c in containers)
-
-    def poke(self) -> bool:
-        """Tell the node's agent that the cluster changed (it re-reads at once)."""
-        from netkit.dns import client
-        return client.poke(self.run_dir)
 
     def stop(self) -> None:
         from netkit.dns import client

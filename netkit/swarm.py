@@ -75,7 +75,7 @@ class Swarm:
             store.destroy()
             raise
         self.cluster.use(store)
-        self.cluster.ensure_agent()
+        self.cluster.ensure_agent(poke=True)
         return cid
 
     def join(self, manager: str) -> str:
@@ -108,7 +108,7 @@ class Swarm:
         self.cluster.use(store)
         self.cluster.sync_node()                # mirrors the cluster's networks here
         self.cluster.poke_members(store)
-        self.cluster.ensure_agent()
+        self.cluster.ensure_agent(poke=True)
         return cid
 
     def _write_membership(self, cid: str) -> None:
@@ -153,7 +153,7 @@ class Swarm:
             store.destroy()
         else:
             store.close()
-        self.cluster.stop_agent()
+        self.cluster.left()
 
     def roles(self) -> dict[str, str]:
         """Each simulated node's role: "manager", "worker" or "" (not in a swarm)."""
@@ -185,10 +185,3 @@ class Swarm:
         if store is None:
             raise Conflict(NOT_IN_SWARM)
         return store.read().members()
-
-    def agents(self) -> dict[str, str]:
-        """Each simulated node's agent (its resident process): "running" or "stopped"."""
-        from netkit.dns import client
-        return {node.name: "running" if client.pid(
-                    NodePaths.of(node.name, self.root, self.run_root).run) is not None
-                else "stopped" for node in self.host_store.read().nodes()}

@@ -113,23 +113,22 @@ class System:
         return out
 
     def _check_processes(self) -> list[str]:
-        """The node's resident process: needed for DNS sandboxes and, on a swarm member, as its agent."""
-        running = None
+        """The node's resident processes: its agent (supervises containers; on a swarm member
+        it also keeps the peers and cluster-wide names up to date) and its resolver."""
         out = []
-        if self.store.read().count_supervised() and not self.processes.agent_status()["running"]:
-            out.append("node agent: not running (containers keep running; the next netkit command "
-                       "on this node restarts it)")
-        if self.resolver.needed():
-            running = bool(self.resolver.status().get("running"))
-            if not running:
-                out.append("resolver: not running (containers on DNS networks need it; "
-                           "the next netkit action restarts it)")
+        why = []
+        supervised = bool(self.store.read().count_supervised())
+        if supervised:
+            why.append("containers keep running")
         if self.cluster.store() is not None:
-            if running is None:
-                running = bool(self.resolver.status().get("running"))
-            if not running:
-                out.append("agent: not running (this swarm node's peers and cluster-wide names "
-                           "are not kept up to date; the next netkit action restarts it)")
+            why.append("this swarm node's peers and cluster-wide names are not kept up to date")
+        if why and not self.processes.agent_status()["running"]:
+            heals = "command" if supervised else "action"      # ps heals it; actions always do
+            out.append(f"node agent: not running ({'; '.join(why)}; the next netkit {heals} "
+                       "on this node restarts it)")
+        if self.resolver.needed() and not self.resolver.status().get("running"):
+            out.append("resolver: not running (containers on DNS networks need it; "
+                       "the next netkit action restarts it)")
         return out
 
     def prune(self) -> list[str]:
@@ -140,16 +139,16 @@ class System:
             for name in sorted(have["netns"] - want["netns"]):
                 for pid in spawn.netns_pids(name):
                     spawn.kill(pid)
-                kns.delete_netns(name)
+                ctx.kernel.delete_netns(name)           # removals: when the action commits
                 removed.append(f"netns {name}")
             for name in sorted(have["links"] - want["links"]):
                 ctx.kernel.host.delete_link(name)
                 removed.append(f"link {name}")
             for name in sorted(have["dirs"] - want["dirs"]):
                 d = os.path.join(self.paths.containers_dir, name)
-                kns.remove_bind(os.path.join(d, "uts"))
-                mntns.remove(os.path.join(d, "mnt"))
-                shutil.rmtree(d, ignore_errors=True)
+                ctx.kernel.journal.defer(f"remove {d}", lambda d=d: (
+                    kns.remove_bind(os.path.join(d, "uts")), mntns.remove(os.path.join(d, "mnt")),
+                    shutil.rmtree(d, ignore_errors=True)))
                 removed.append(f"run dir {name}")
         from netkit.fwsync import firewall_script
         if self.firewall.check():                  # re-apply what the store implies

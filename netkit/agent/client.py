@@ -14,7 +14,11 @@ attached (SCM_RIGHTS: the caller's stdin/stdout/stderr for an attached
 second reply, ``{"exit": N}``, when the container's process ends.
 Requests (see netkit/agent/server.py for what each does):
 
-    ping                              -> pid, started, containers
+    ping                              -> pid, started, containers, applied
+                                         (applied: the cluster version the node's cluster
+                                         sync applied; null off swarm)
+    cluster                           -> {} at once (a poke: the cluster store changed,
+                                         look now instead of at the next poll)
     start   id [attach]               -> pid (the container's init, host pid)
     stop    id [timeout] [signal]     -> exit_code (once stopped)
     kill    id signal                 -> {}
@@ -283,10 +287,24 @@ def stop(run_dir: str, timeout: float = 5.0) -> None:
 
 
 def status(run_dir: str) -> dict:
-    """{running, pid, started, containers} of the node's agent (no start)."""
+    """{running, pid, started, containers, applied} of the node's agent (no start);
+    `applied`: the cluster version its cluster sync applied (None off swarm)."""
     try:
         reply = request(run_dir, "ping", patience=1.0)
     except NetkitError:
-        return {"running": False, "pid": pid(run_dir), "started": None, "containers": 0}
+        return {"running": False, "pid": pid(run_dir), "started": None, "containers": 0,
+                "applied": None}
     return {"running": True, "pid": reply.get("pid"), "started": reply.get("started"),
-            "containers": reply.get("containers", 0)}
+            "containers": reply.get("containers", 0), "applied": reply.get("applied")}
+
+
+def poke(run_dir: str, timeout: float = 0.5) -> bool:
+    """Tell the node's agent that the cluster changed (it looks at once instead of at its
+    next poll); never waits for its sync, never starts it. False when none answered."""
+    if not os.path.exists(path(run_dir, "control")):
+        return False
+    try:
+        request(run_dir, "cluster", patience=timeout)
+    except NetkitError:
+        return False
+    return True

@@ -18,7 +18,10 @@ by it. It
   container's networks (and remove ``--rm`` containers);
 - stops (signal, grace period, SIGKILL), kills and waits on request;
 - watches the node's resolver and starts it again within a fraction of a
-  second when it died (its pid file left behind).
+  second when it died (its pid file left behind);
+- on a simulated node, runs the node's cluster sync loop
+  (netkit.agent.cluster_sync: swarm peers, the other nodes' names pushed to
+  the resolver, again whenever the resolver restarted).
 
 If the agent itself is killed the containers keep running; the next
 netkit command on the node starts a new agent, which adopts the running
@@ -48,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from netkit.agent import client
+from netkit.agent.cluster_sync import ClusterSync
 from netkit.agent.logs import LogWriter
 from netkit.errors import NetkitError
 from netkit.lifecycle import Backoff, RestartPolicy, parse_signal
@@ -95,6 +99,7 @@ class Agent:
         self.engine: "Engine | None" = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = False
+        self.cluster: ClusterSync | None = None     # a simulated node's cluster sync
 
     # -- the engine: this node's, used only on this thread ------------------------------
     def _engine(self) -> "Engine":
@@ -340,11 +345,11 @@ class Agent:
         from netkit.dns import client as dns
         while not self.stopping:
             await asyncio.sleep(TICK)
-            if not dns.crashed(self.run_dir):
-                continue
             try:
-                if self._engine().runtime.heal_resolver():
+                if dns.crashed(self.run_dir) and self._engine().runtime.heal_resolver():
                     log.info("resolver was not running: started it again")
+                if self.cluster is not None:      # a new resolver gets the other nodes' names
+                    await self.cluster.serve_resolver()
             except NetkitError as exc:
                 log.warning("resolver: %s", exc)
             except Exception:                     # noqa: BLE001 - the agent must keep going
@@ -384,7 +389,12 @@ class Agent:
         assert self.loop is not None
         cid = str(msg.get("id") or "")
         if op == "ping":
-            return {"pid": os.getpid(), "started": self.started, "containers": len(self.procs)}
+            return {"pid": os.getpid(), "started": self.started, "containers": len(self.procs),
+                    "applied": self.cluster.applied if self.cluster is not None else None}
+        if op == "cluster":                       # a poke: answered at once
+            if self.cluster is not None:
+                self.cluster.poke()
+            return {}
         if op == "start":
             proc = self.start(cid)
             return {"pid": proc.pid}
@@ -491,6 +501,9 @@ class Agent:
         self._reap()
         _write_atomic(client.path(self.run_dir, "agent.pid"), str(os.getpid()))
         watchdog = asyncio.ensure_future(self.watch_resolver())
+        if self.node:
+            self.cluster = ClusterSync(self.node, self.root, self.run, self.run_dir)
+            sync = asyncio.ensure_future(self.cluster.run())
         log.info("agent %d serving node %s", os.getpid(), self.node or "(host)")
         try:
             while not self.stopping:
@@ -500,6 +513,9 @@ class Agent:
         finally:
             watchdog.cancel()
             srv.close()
+            if self.cluster is not None:
+                sync.cancel()
+                await self.cluster.close()
 
 
 def _signal(proc: Proc, sig: int) -> None:

@@ -16,16 +16,16 @@ def dns() -> None:
 
 @dns.command()
 def status() -> None:
-    """Show whether the resolver (the node's agent) runs, its pid and what it serves."""
+    """Show whether the resolver runs, its pid and what it serves."""
     st = engine().dns_status()
     if not st.get("running"):
         click.echo("resolver: not running")
-        return
-    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.get("started") or 0))
-    click.echo(f"resolver: running (pid {st['pid']}, since {started})")
-    click.echo(f"version:  {st.get('version')}")
-    click.echo(f"containers served: {st.get('sandboxes')}")
-    if st.get("applied") is not None:
+    else:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.get("started") or 0))
+        click.echo(f"resolver: running (pid {st['pid']}, since {started})")
+        click.echo(f"version:  {st.get('version')}")
+        click.echo(f"containers served: {st.get('sandboxes')}")
+    if st.get("applied") is not None:         # a swarm member: its node agent's sync
         click.echo(f"agent: cluster version {st['applied']} applied (overlay peers and names)")
 
 

@@ -1,4 +1,5 @@
-"""`netkit lab ...`: Compose files as labs (up, down, ps, config, scale, exec, logs, graph, test).
+"""`netkit lab ...`: Compose files as labs (up, down, stop, start, restart, ps, config, scale,
+exec, logs, graph, test).
 
 The project options (-f, -p, --env-file, --compatibility) are accepted both
 before the subcommand, as `docker compose` takes them, and after it.
@@ -143,8 +144,9 @@ def _counts(values: tuple[str, ...], flag: str) -> dict[str, int]:
 def up(scales: tuple[str, ...], detach: bool, no_deps: bool, services: tuple[str, ...]) -> None:
     """Create nodes, LANs, networks and start the services (in dependency order).
 
-    Without -d, follow the services' output; Ctrl-C then removes the lab
-    (netkit has no stopped state to return to).
+    Without -d, follow the services' output; Ctrl-C then stops the lab's
+    containers (each with its stop signal and grace period); `lab up` or
+    `lab start` starts them again, `lab down` removes the lab.
     """
     scale = _counts(scales, "--scale")
     the_lab = _open(scale=scale)
@@ -156,15 +158,50 @@ def up(scales: tuple[str, ...], detach: bool, no_deps: bool, services: tuple[str
     try:
         _follow(the_lab, None, prefix=True, until_exit=True)
     except KeyboardInterrupt:
-        click.echo("Removing the lab (netkit has no stop)", err=True)
-        the_lab.down()
+        click.echo("Gracefully stopping... (press Ctrl+C again to force)", err=True)
+        try:
+            the_lab.stop()
+        except KeyboardInterrupt:
+            the_lab.stop(timeout=0)
+
+
+_TIMEOUT = click.option("-t", "--timeout", type=int, default=None, metavar="SECONDS",
+                        help="Seconds to wait for each container to stop before killing it "
+                             "[default: its stop_grace_period, else 10].")
 
 
 @lab.command("down")
 @project_options
-def down() -> None:
-    """Remove the lab's containers and networks, and the nodes and LANs it created."""
-    _open(need_file=False).down()
+@_TIMEOUT
+def down(timeout: int | None) -> None:
+    """Stop and remove the lab's containers, its networks, and the nodes and LANs it created."""
+    _open(need_file=False).down(timeout=timeout)
+
+
+@lab.command("stop")
+@project_options
+@_TIMEOUT
+@click.argument("services", nargs=-1)
+def stop(timeout: int | None, services: tuple[str, ...]) -> None:
+    """Stop the services' containers (stop signal, then SIGKILL after the grace period)."""
+    _open(need_file=False).stop(list(services), timeout=timeout)
+
+
+@lab.command("start")
+@project_options
+@click.argument("services", nargs=-1)
+def start(services: tuple[str, ...]) -> None:
+    """Start the services' stopped containers again (dependencies first)."""
+    _open(need_file=False).start(list(services))
+
+
+@lab.command("restart")
+@project_options
+@_TIMEOUT
+@click.argument("services", nargs=-1)
+def restart(timeout: int | None, services: tuple[str, ...]) -> None:
+    """Stop and start the services' containers."""
+    _open(need_file=False).restart(list(services), timeout=timeout)
 
 
 @lab.command("ps")
@@ -276,11 +313,14 @@ def logs(follow: bool, no_prefix: bool, services: tuple[str, ...]) -> None:
 
 
 def _follow(the_lab: "Lab", services: tuple[str, ...] | None, *, prefix: bool, until_exit: bool) -> None:
-    """Tail every container's log; with `until_exit`, stop once none is running."""
+    """Tail every container's log; with `until_exit`, stop once none runs or restarts (after
+    printing what they wrote last)."""
     from netkit.agent import logs
+    from netkit.labs.lifecycle import has_process
     followers: dict[str, object] = {}
     while True:
         members = [m for m in the_lab.ps() if not services or m.service in services]
+        done = until_exit and not any(has_process(m) for m in members)
         width = max((len(m.name) for m in members), default=0)
         for m in members:
             f = followers.get(m.container.id)
@@ -289,7 +329,7 @@ def _follow(the_lab: "Lab", services: tuple[str, ...] | None, *, prefix: bool, u
             for e in next(f)[1]:                                          # type: ignore[call-overload]
                 for line in e.text.splitlines():
                     click.echo(line if not prefix else f"{m.name.ljust(width)} | {line}")
-        if until_exit and not any(m.container.running and m.container.pid for m in members):
+        if done:
             return
         time.sleep(0.3)
 
@@ -325,7 +365,7 @@ def test() -> None:
     if not checks:
         click.echo(f"lab {the_lab.name} has no checks (x-netkit.checks)")
         return
-    if not the_lab.ps():
+    if not the_lab.ps(all=False):
         from netkit.errors import Conflict
         raise Conflict(f"lab {the_lab.name} is not running: run `netkit lab up -d` first")
     out = Console(highlight=False, soft_wrap=True)

@@ -2,7 +2,8 @@
 
     entries   what the resolver is told: typed records (SandboxEntry, EndpointEntry,
               NetworkEntry, per container ContainerEntries, Snapshot) and their JSON form
-    records   containers' names -> per-sandbox tables of precomputed replies (pure),
+    records   containers' names and PTRs per network -> tables of precomputed replies (pure)
+    catalog   the sandboxes served and their tables (pure),
               built in full or updated one container at a time
     wire      hand-written header/question parsing and reply building
     server    the asyncio loop: sockets inside each sandbox netns
@@ -22,7 +23,7 @@ __all__ = ["Resolver", "update", "ensure_running", "notify", "stop", "status",
 
 def __getattr__(name: str):
     if name == "build_tables":
-        from netkit.dns.records import build
+        from netkit.dns.catalog import build
         return build
     if name == "Resolver":
         from netkit.dns import daemon

@@ -1,14 +1,14 @@
 """The client side of a node's resolver daemon: start it, tell it what changed, ask it.
 
-What the engine (netkit/resolver.py) and the tests call, and nothing of the
-daemon itself: this module imports neither the server nor the agent, so the
-engine never loads them. The daemon (netkit.dns.daemon) imports the file
-helpers from here. Files under ``<run_dir>/dns/`` and the control protocol
-are described in netkit.dns.daemon.
+What the engine (netkit/resolver.py), the node agent and the tests call, and
+nothing of the daemon itself: this module imports neither the server nor the
+records, so the engine never loads them. The daemon (netkit.dns.daemon)
+imports the file helpers from here. Files under ``<run_dir>/dns/`` and the
+control protocol are described in netkit.dns.daemon.
 
-:func:`update` (the engine's call per change), :func:`ensure_running`,
-:func:`notify`, :func:`stop`, :func:`status`, :func:`agent_status`,
-:func:`poke`, :func:`crashed` and :func:`pid`.
+:func:`update` (the engine's call per change), :func:`set_remote` (the node
+agent's: the other nodes' names), :func:`ensure_running`, :func:`notify`,
+:func:`stop`, :func:`status`, :func:`crashed` and :func:`pid`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 from netkit.errors import InternalError
 
 if TYPE_CHECKING:
-    from netkit.dns.entries import Snapshot
+    from netkit.dns.entries import ContainerEntries, NetworkEntry, Snapshot
 
 DNS_DIR = "dns"
 WAIT = 5.0
@@ -181,6 +181,16 @@ def update(run_dir: str, container_ids: Iterable[str],
     return _control(run_dir, " ".join(["update", *ids]), timeout)
 
 
+def set_remote(run_dir: str, containers: "dict[str, ContainerEntries]",
+               networks: "dict[str, NetworkEntry]", timeout: float = WAIT) -> tuple[int, int] | None:
+    """Have the running daemon serve exactly `containers` as the other nodes' endpoints
+    (their `networks` with them); (version, sandboxes) once served, None when no daemon
+    answered. It applies only the difference from what it served before."""
+    from netkit.dns.entries import entries_to_json
+    payload = json.dumps(entries_to_json(containers, networks), separators=(",", ":"))
+    return _control(run_dir, f"remote {payload}", timeout)
+
+
 @contextmanager
 def _spawn_lock(run_dir: str) -> Iterator[None]:
     import fcntl
@@ -192,8 +202,7 @@ def _spawn_lock(run_dir: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _spawn(run_dir: str, netns: str | None, store: str | None, host_resolv: str | None,
-           agent: tuple[str, str, str] | None = None) -> None:
+def _spawn(run_dir: str, netns: str | None, store: str | None, host_resolv: str | None) -> None:
     """Double-fork a detached daemon (setsid, stdio to the log), in `netns` if given."""
     logfile = _path(run_dir, "resolver.log")
     argv = [sys.executable, "-m", MODULE, "--run-dir", os.path.abspath(run_dir)]
@@ -201,9 +210,6 @@ def _spawn(run_dir: str, netns: str | None, store: str | None, host_resolv: str 
         argv += ["--store", os.path.abspath(store)]
     if host_resolv:
         argv += ["--host-resolv", os.path.abspath(host_resolv)]
-    if agent is not None:
-        node, root, run = agent
-        argv += ["--node", node, "--root", os.path.abspath(root), "--run", os.path.abspath(run)]
     env = dict(os.environ)
     env.pop("NETKIT_TEST_FAULT", None)          # a test's fault plan targets the action, not us
     pkg_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -238,17 +244,13 @@ def _spawn(run_dir: str, netns: str | None, store: str | None, host_resolv: str 
 
 
 def ensure_running(run_dir: str, netns: str | None = None, *, store: str | None = None,
-                   host_resolv: str | None = None, agent: tuple[str, str, str] | None = None,
-                   timeout: float = WAIT) -> int:
+                   host_resolv: str | None = None, timeout: float = WAIT) -> int:
     """Start the resolver for `run_dir` unless it runs; wait until it answers; its pid.
 
     `netns` is the node's netns name (None: the caller's netns). With
     `store` (the node's database) and `host_resolv` (the node's
     resolv.conf) it runs in store mode, else in snapshot mode, where this
-    also waits until it serves the current snapshot. `agent` (node name,
-    state root, run root; store mode) makes it the node's agent too: it
-    programs the node's overlay peers whenever the node is a swarm member
-    (netkit/agent/README.md). Raises InternalError
+    also waits until it serves the current snapshot. Raises InternalError
     when it does not come up within `timeout`.
     """
     os.makedirs(_dir(run_dir), exist_ok=True)
@@ -259,7 +261,7 @@ def ensure_running(run_dir: str, netns: str | None = None, *, store: str | None 
             if pid is None:
                 for stale in ("resolver.pid", "ready"):
                     _unlink(_path(run_dir, stale))
-                _spawn(run_dir, netns, store, host_resolv, agent)
+                _spawn(run_dir, netns, store, host_resolv)
                 while pid is None and time.monotonic() < deadline:
                     time.sleep(0.002)
                     pid = _pid(run_dir)
@@ -328,41 +330,16 @@ def stop(run_dir: str, timeout: float = WAIT) -> None:
 
 
 def status(run_dir: str) -> dict:
-    """{pid, running, version, sandboxes, started, applied} of the resolver for `run_dir`
-    (`applied`: the cluster version its agent applied, None off swarm or not known)."""
+    """{pid, running, version, sandboxes, started} of the resolver for `run_dir`."""
     pid = _pid(run_dir)
     ready = (_ready(run_dir, pid) if pid is not None else None) or {}
     version, sandboxes = ready.get("version"), ready.get("sandboxes", 0)
-    applied = None
     if pid is not None:
-        live = _control_words(run_dir, "status", timeout=1.0)
-        if live is not None and len(live) >= 3:
-            try:
-                version, sandboxes = int(live[1]), int(live[2])
-                applied = int(live[3]) if len(live) > 3 and live[3] != "-" else None
-            except ValueError:
-                pass
+        live = _control(run_dir, "status", timeout=1.0)
+        if live is not None:
+            version, sandboxes = live
     return {"pid": pid, "running": pid is not None, "version": version,
-            "sandboxes": sandboxes, "started": ready.get("started"), "applied": applied}
-
-
-def agent_status(run_dir: str, timeout: float = 1.0) -> dict:
-    """{running, applied}: is the node's resident process up, and which cluster version its
-    agent has applied (None: not a swarm member, or not answering)."""
-    words = _control_words(run_dir, "status", timeout)
-    applied = None
-    if words is not None and len(words) > 3 and words[3] != "-":
-        try:
-            applied = int(words[3])
-        except ValueError:
-            pass
-    return {"running": words is not None, "applied": applied}
-
-
-def poke(run_dir: str, timeout: float = 0.5) -> bool:
-    """Tell the node's agent that the cluster changed (it re-reads at once instead of at its
-    next poll); does not wait for it. False when none answered."""
-    return _control_words(run_dir, "cluster", timeout) is not None
+            "sandboxes": sandboxes, "started": ready.get("started")}
 
 
 def pid(run_dir: str) -> int | None:

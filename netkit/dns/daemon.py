@@ -1,4 +1,4 @@
-"""The resident resolver process (today also the loop of the node's agent).
+"""The resident resolver process of a node.
 
 Files under ``<run_dir>/dns/``:
 
@@ -16,17 +16,12 @@ runs it in the foreground in *store mode*, the engine's: the daemon reads
 the node's SQLite store itself (read-only) and the node's resolv.conf
 (its servers are the upstreams of sandboxes without ``--dns``). It builds
 everything from the store once at start; afterwards the engine tells it
-which containers changed and it re-reads just those. It exits by itself
-when an ``update`` leaves no sandbox to serve, unless it is a swarm agent.
-
-With ``--node NAME --root ROOT --run RUN`` (engines always pass them for a
-simulated node) it is also the node's *agent* (netkit/agent/README.md):
-while ``<node state root>/swarm.json`` names a cluster it polls the
-cluster store's ``version()`` every 50 ms (or at once on a ``cluster``
-poke) and on a change programs the node's VXLAN peers on a thread of its
-own (``netkit.agent.watch.Agent``) and serves the overlay endpoints of the
-other nodes' containers as names. It then runs even with no sandbox, and
-exits once the node is neither a member nor has a sandbox.
+which containers changed and it re-reads just those. On a swarm member,
+the node agent (netkit/agent/cluster_sync.py) tells it the other nodes'
+overlay endpoints (``remote``); it keeps them across reloads and serves
+them as names like the node's own. It exits by itself when an ``update``
+or ``remote`` leaves it nothing: no sandbox and no other node's endpoint
+(so a swarm node's next container does not wait for a new resolver).
 
 Without ``--store`` it runs in *snapshot mode* (tests, bench.dns_qps):
 it serves ``snapshot.json`` and every command reloads that file.
@@ -37,17 +32,14 @@ change is served (a sandbox's sockets are bound before ``ok``)::
     update <cid> [<cid>...]   -> ok <version> <sandboxes>
         re-read these containers from the store (absent = removed) and apply
         the difference: their names, their sandboxes; nothing else changes
+    remote <json>             -> ok <version> <sandboxes>
+        serve exactly these other nodes' endpoints (the JSON of
+        netkit.dns.entries.entries_to_json: container id -> ContainerEntries
+        without sandbox, network id -> NetworkEntry); applies the difference
     reload                    -> ok <version> <sandboxes>
         full rebuild from the store (or the snapshot)
-    status                    -> ok <version> <sandboxes> <applied>
-    cluster                   -> ok <version> <sandboxes> <applied>
-        (a poke, answered at once) the cluster store changed: the agent
-        re-reads it now instead of at its next poll
+    status                    -> ok <version> <sandboxes>
     (other)                   -> err <reason>
-
-Every ``ok`` carries a third number, ``applied``: the cluster version the
-node agent has applied, ``-`` when the node is not a swarm member (or the
-daemon is not an agent).
 
 ``version`` increases with every update or reload (snapshot mode: the
 snapshot's version); ``sandboxes`` is how many it serves. A daemon on its
@@ -76,14 +68,14 @@ import time
 
 from netkit.dns.client import MODULE, _dir, _path, _unlink, _write_atomic, load_snapshot
 # the client side, still reachable here for the daemon's callers (tests, bench)
-from netkit.dns.client import (DNS_DIR, WAIT, _alive, _control, _control_words,  # noqa: F401
-                               _pid, agent_status, crashed, ensure_running, notify, poke,
-                               status, stop, update, write_snapshot)
-from netkit.dns.entries import ContainerEntries, NetworkEntry, Snapshot
+from netkit.dns.client import (DNS_DIR, WAIT, _alive, _control, _pid,  # noqa: F401
+                               crashed, ensure_running, notify, set_remote, status, stop,
+                               update, write_snapshot)
+from netkit.dns.entries import ContainerEntries, NetworkEntry, Snapshot, entries_from_json
 
 POLL = 2.0
-AGENT_POLL = 0.05       # seconds between two looks at the cluster store's version
 READY_DELAY = 0.5       # seconds after an update before the ready file is rewritten
+CONTROL_LIMIT = 1 << 26  # bytes of one control line (a `remote` line lists every endpoint)
 log = logging.getLogger("netkit.dns")
 
 
@@ -173,19 +165,11 @@ class Resolver:
 
 class _Daemon:
     def __init__(self, run_dir: str, store: str | None = None,
-                 host_resolv: str | None = None,
-                 agent: tuple[str, str, str] | None = None) -> None:
+                 host_resolv: str | None = None) -> None:
         from netkit.dns.server import Server
         self.run_dir = run_dir
-        self.agent_args = agent if store else None   # (node, root, run): the node's agent too
-        self.agent = None                            # netkit.agent.watch.Agent, on first use
-        self.agent_pool = None                       # its one thread (kernel + stores)
-        self.member = False                          # the node is a swarm member (last tick)
-        self.applied: int | None = None              # cluster version applied (None: not a member)
-        self.remote: dict[str, ContainerEntries] = {}       # other nodes' endpoints
+        self.remote: dict[str, ContainerEntries] = {}       # other nodes' endpoints (agent)
         self.remote_nets: dict[str, NetworkEntry] = {}
-        self.poked: asyncio.Event | None = None
-        self.agent_error: str | None = None
         self.server = Server()
         self.source = None
         if store:
@@ -252,14 +236,14 @@ class _Daemon:
                 await self.server.apply(snap)
             self._write_ready()
             return
-        from netkit.dns.records import Catalog
+        from netkit.dns.catalog import Catalog
         self._read_resolv()
         source, servers = self.source, self.host_servers
         self.seen_dv = source.data_version()
 
         def build() -> Catalog:
             changes, networks = source.read_all(servers)
-            changes.update(self.remote)             # other nodes' overlay endpoints (agent)
+            changes.update(self.remote)             # other nodes' overlay endpoints
             networks.update(self.remote_nets)
             return Catalog.build(changes, networks)
 
@@ -338,76 +322,18 @@ class _Daemon:
             except Exception:
                 log.exception("backstop check failed")
 
-    # -- the node agent (netkit/agent/README.md) -------------------------------------
-
-    async def agent_loop(self) -> None:
-        """Watch the node's membership and the cluster's version; on a change sync the
-        node's peers (on the agent's own thread) and serve the other nodes' names."""
-        from concurrent.futures import ThreadPoolExecutor
-        from netkit.agent.watch import Agent
-        loop = asyncio.get_running_loop()
-        assert self.agent_args is not None and self.poked is not None
-        self.agent_pool = ThreadPoolExecutor(1, thread_name_prefix="netkit-agent")
-        node, root, run = self.agent_args
-
-        def make() -> Agent:
-            return Agent(node, root, run)
-
-        self.agent = agent = await loop.run_in_executor(self.agent_pool, make)
-        while not self.retired:
-            try:
-                await asyncio.wait_for(self.poked.wait(), AGENT_POLL)
-            except asyncio.TimeoutError:
-                pass
-            self.poked.clear()
-            if self.retired:
-                return
-            try:
-                member = await loop.run_in_executor(self.agent_pool, agent.member)
-                if not member:
-                    if self.member or self.remote:
-                        log.info("agent: not a swarm member any more")
-                        await self._set_remote({}, {})
-                        self.applied = None
-                    self.member = False
-                    async with self.lock:
-                        if not self.retired and not self.server.catalog.sandboxes:
-                            self._retire("no sandbox left and not a swarm member")
-                    continue
-                if not self.member:
-                    log.info("agent: swarm member: watching the cluster store")
-                self.member = True
-                result = await loop.run_in_executor(self.agent_pool, agent.tick, self.applied)
-                if result is None:
-                    continue
-                version, changes, remote, nets = result
-                await self._set_remote(remote, nets)
-                if changes or self.applied is None:
-                    log.info("agent: cluster version %s applied: %d kernel changes, %d remote "
-                             "containers", version, changes, len(remote))
-                self.applied = version
-                self.agent_error = None
-            except Exception as exc:
-                text = f"{type(exc).__name__}: {exc}"
-                if text != self.agent_error:        # once per distinct failure; retried each tick
-                    log.exception("agent: sync failed (retrying)")
-                self.agent_error = text
-
-    async def _set_remote(self, remote: dict[str, ContainerEntries],
-                          nets: dict[str, NetworkEntry]) -> None:
+    async def set_remote(self, remote: dict[str, ContainerEntries],
+                         nets: dict[str, NetworkEntry]) -> None:
         """Serve exactly `remote` as the other nodes' endpoints (only the difference)."""
         changes = {cid: e for cid, e in remote.items() if self.remote.get(cid) != e}
         for cid in self.remote:
             if cid not in remote:
                 changes[cid] = ContainerEntries()
-        if not changes:
-            self.remote_nets = nets
-            return
-        async with self.lock:
-            if self.retired:
-                return
-            self.remote, self.remote_nets = remote, nets
-            await self.server.update(changes, nets, self._next_version())
+        self.remote, self.remote_nets = remote, nets
+        if changes:
+            delta = await self.server.update(changes, nets, self._next_version())
+            log.info("other nodes' endpoints: %d containers (%d changed, %d names)",
+                     len(remote), len(changes), delta.names)
             self._ready_soon()
 
     async def _locked_full(self, why: str) -> None:
@@ -422,7 +348,6 @@ class _Daemon:
         loop = asyncio.get_running_loop()
         self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
-        self.poked = asyncio.Event()
         tasks: set[asyncio.Task] = set()
 
         def on_hup() -> None:
@@ -438,23 +363,14 @@ class _Daemon:
                 # listen first: commands sent meanwhile wait for the lock (the first load)
                 control = _path(self.run_dir, "control")
                 _unlink(control)
-                self.ctl = await asyncio.start_unix_server(self._on_control, path=control)
+                self.ctl = await asyncio.start_unix_server(self._on_control, path=control,
+                                                           limit=CONTROL_LIMIT)
                 self.ctl_ino = os.stat(control).st_ino
                 await self.full("start")
             poller = loop.create_task(self.poll())
-            agent = loop.create_task(self.agent_loop()) if self.agent_args else None
             await self.stopping.wait()
             poller.cancel()
-            if agent is not None:
-                agent.cancel()
         finally:
-            if self.agent is not None and self.agent_pool is not None:
-                try:
-                    await loop.run_in_executor(self.agent_pool, self.agent.close)
-                except Exception:
-                    log.exception("agent: close failed")
-            if self.agent_pool is not None:
-                self.agent_pool.shutdown(wait=False)
             if self.ctl is not None:
                 self.ctl.close()
             self._unlink_control()
@@ -495,32 +411,29 @@ class _Daemon:
                           writer: asyncio.StreamWriter) -> None:
         try:
             while line := await reader.readline():
-                words = line.decode(errors="replace").split()
+                words = line.decode(errors="replace").split(None, 1)
                 if not words:
                     continue
-                cmd, args = words[0], words[1:]
-                if cmd == "cluster":            # a poke: answered at once, no lock
-                    if self.poked is not None:
-                        self.poked.set()
-                    reply = "gone\n" if self.retired else self._ok()
-                else:
-                    async with self.lock:
-                        reply = await self._command(cmd, args)
+                cmd, rest = words[0], words[1] if len(words) > 1 else ""
+                async with self.lock:
+                    reply = await self._command(cmd, rest)
                 writer.write(reply.encode())
                 await writer.drain()
                 if self.retired:
                     break
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError, ValueError):    # ValueError: a line over the limit
             pass
         finally:
             writer.close()
 
-    async def _command(self, cmd: str, args: list[str]) -> str:
+    async def _command(self, cmd: str, rest: str) -> str:
         if self.retired:
             return "gone\n"
         try:
             if cmd == "update":
-                await self.update(args)
+                await self.update(rest.split())
+            elif cmd == "remote":
+                await self.set_remote(*entries_from_json(json.loads(rest)))
             elif cmd == "reload":
                 await self.full("control")
             elif cmd != "status":
@@ -528,25 +441,11 @@ class _Daemon:
         except Exception as exc:
             log.exception("%s failed", cmd)
             return f"err {type(exc).__name__}: {exc}\n".replace("\n", " ").rstrip() + "\n"
-        reply = self._ok()
-        if cmd == "update" and self.source is not None and not self.server.catalog.sandboxes \
-                and not self._member_now():
+        reply = f"ok {self.server.version or 0} {len(self.server.states)}\n"
+        if cmd in ("update", "remote") and self.source is not None \
+                and not self.server.catalog.sandboxes and not self.remote:
             self._retire()
         return reply
-
-    def _member_now(self) -> bool:
-        """Is the node a swarm member right now (its swarm.json names a cluster)?"""
-        if self.agent_args is None:
-            return False
-        from netkit.paths import NodePaths
-        from netkit.store.cluster import read_cluster_id
-        node, root, run = self.agent_args
-        return read_cluster_id(NodePaths.of(node, root, run).root) is not None
-
-    def _ok(self) -> str:
-        """``ok <version> <sandboxes> <cluster version applied | ->``"""
-        applied = "-" if self.applied is None else str(self.applied)
-        return f"ok {self.server.version or 0} {len(self.server.states)} {applied}\n"
 
 
 def _remove_own_files(run_dir: str) -> None:
@@ -569,11 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--store", help="the node's state database (store mode)")
     parser.add_argument("--host-resolv", help="the node's resolv.conf (upstreams)")
-    parser.add_argument("--node", help="the simulated node: be its swarm agent too")
-    parser.add_argument("--root", help="NETKIT_ROOT (with --node)")
-    parser.add_argument("--run", help="the run root (with --node)")
     args = parser.parse_args(argv)
-    agent = (args.node, args.root, args.run) if args.node and args.root and args.run else None
     run_dir = os.path.abspath(args.run_dir)
     os.makedirs(_dir(run_dir), exist_ok=True)
     handler = logging.FileHandler(_path(run_dir, "resolver.log"))
@@ -588,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("start pid %d in %s (%s)", os.getpid(), run_dir,
              f"store {args.store}" if args.store else "snapshot mode")
     try:
-        daemon = _Daemon(run_dir, args.store, args.host_resolv, agent)
+        daemon = _Daemon(run_dir, args.store, args.host_resolv)
         asyncio.run(daemon.run())
     except Exception:
         log.exception("resolver failed")

@@ -1,8 +1,8 @@
 """What the resolver is told: typed records between the store and the record table.
 
 The store-reading side (``netkit.dnssync``: one container at a time, or a
-whole node; ``netkit.agent.watch.remote_entries``: other nodes' overlay
-endpoints) produces these; :mod:`netkit.dns.records` consumes them. This
+whole node; the node agent's cluster sync: other nodes' overlay endpoints,
+sent over the daemon's control socket) produces these; :mod:`netkit.dns.records` consumes them. This
 module imports nothing but the standard library, so the resolver depends on
 nothing from the engine, the agent, swarm or the drivers.
 
@@ -14,8 +14,9 @@ nothing from the engine, the agent, swarm or the drivers.
 
 Every record is immutable and compares by value, so "did this container's
 entries change?" is ``old != new``. ``to_json`` / ``from_json`` convert to
-and from the JSON form of snapshot files (``netkit.dns.daemon.write_snapshot``);
-``from_json`` takes missing keys as their defaults.
+and from the JSON form of snapshot files (``netkit.dns.client.write_snapshot``)
+and of the daemon's ``remote`` command; ``from_json`` takes missing keys as
+their defaults.
 """
 
 from __future__ import annotations
@@ -126,6 +127,15 @@ class ContainerEntries(NamedTuple):
     def empty(self) -> bool:
         return self.sandbox is None and not self.endpoints
 
+    def to_json(self) -> dict[str, Any]:
+        return {"sandbox": self.sandbox.to_json() if self.sandbox is not None else None,
+                "endpoints": [ep.to_json() for ep in self.endpoints]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "ContainerEntries":
+        sandbox = data.get("sandbox")
+        return cls(SandboxEntry.from_json(sandbox) if sandbox else None,
+                   tuple(EndpointEntry.from_json(ep) for ep in data.get("endpoints") or ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,3 +174,17 @@ class Snapshot:
                     for nid, net in (data.get("networks") or {}).items()},
                    tuple(EndpointEntry.from_json(ep) for ep in data.get("endpoints") or ()))
 
+
+
+def entries_to_json(containers: Mapping[str, ContainerEntries],
+                    networks: Mapping[str, NetworkEntry]) -> dict[str, Any]:
+    """Some containers' entries and their networks as JSON (the daemon's ``remote`` command)."""
+    return {"containers": {cid: e.to_json() for cid, e in containers.items()},
+            "networks": {nid: net.to_json() for nid, net in networks.items()}}
+
+
+def entries_from_json(data: Mapping[str, Any]
+                      ) -> tuple[dict[str, ContainerEntries], dict[str, NetworkEntry]]:
+    """What :func:`entries_to_json` wrote: ({container id: entries}, {network id: entry})."""
+    return ({cid: ContainerEntries.from_json(e) for cid, e in (data.get("containers") or {}).items()},
+            {nid: NetworkEntry.from_json(net, nid) for nid, net in (data.get("networks") or {}).items()})

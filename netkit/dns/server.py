@@ -14,7 +14,7 @@ truncation, shuffled order, NOTIMP, unusual shapes) goes through
 unknown names are forwarded by :class:`upstream.Forwarder` in tasks, so
 they never hold up the names we know.
 
-What is served is a :class:`records.Catalog`. :meth:`Server.update` applies
+What is served is a :class:`netkit.dns.catalog.Catalog`. :meth:`Server.update` applies
 a few containers' changes to it in place, on the loop (no query sees a
 half-made change): sandboxes of new containers get their sockets, those
 of gone ones are closed, every other sandbox keeps its sockets, its table
@@ -33,8 +33,9 @@ import socket
 import struct
 from functools import partial
 
-from netkit.dns import records, wire
-from netkit.dns.entries import ContainerEntries, NetworkEntry, Snapshot
+from netkit.dns import wire
+from netkit.dns.catalog import Catalog, Delta, Sandbox
+from netkit.dns.entries import ORDER_SHUFFLE, ContainerEntries, NetworkEntry, Snapshot
 from netkit.dns.upstream import Forwarder
 from netkit.kernel import netns as knetns
 
@@ -51,7 +52,7 @@ class _State:
 
     __slots__ = ("sandbox", "fast", "udp", "tcp", "tcp_server", "conns", "counters")
 
-    def __init__(self, sandbox: records.Sandbox) -> None:
+    def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
         self.fast = sandbox.table.fast
         self.udp: socket.socket | None = None
@@ -104,7 +105,7 @@ class Server:
         self.forwarder = Forwarder(timeout, max_inflight)
         self.address = address
         self.states: dict[str, _State] = {}
-        self.catalog = records.Catalog()
+        self.catalog = Catalog()
         self.version: int | None = None
         self._lock: asyncio.Lock | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -121,15 +122,15 @@ class Server:
         """Serve `snapshot`: open new sandboxes, close gone ones, swap the rest's tables."""
         async with self.lock:
             loop = asyncio.get_running_loop()
-            catalog = await loop.run_in_executor(None, records.Catalog.from_snapshot, snapshot)
+            catalog = await loop.run_in_executor(None, Catalog.from_snapshot, snapshot)
             await self._replace(catalog, snapshot.version)
 
-    async def replace(self, catalog: records.Catalog, version: int | None) -> None:
+    async def replace(self, catalog: Catalog, version: int | None) -> None:
         """Serve a freshly built `catalog` (a full reload), as :meth:`apply`."""
         async with self.lock:
             await self._replace(catalog, version)
 
-    async def _replace(self, catalog: records.Catalog, version: int | None) -> None:
+    async def _replace(self, catalog: Catalog, version: int | None) -> None:
         built = catalog.sandboxes
         for cid in list(self.states):
             st = self.states[cid]
@@ -157,7 +158,7 @@ class Server:
 
     async def update(self, changes: dict[str, ContainerEntries],
                      networks: dict[str, NetworkEntry] | None = None,
-                     version: int | None = None) -> records.Delta:
+                     version: int | None = None) -> Delta:
         """Apply the new entries of a few containers (``ContainerEntries()``: gone) in place.
 
         Only their names are recomputed; sandboxes not among them keep their
@@ -168,7 +169,7 @@ class Server:
 
     async def _update(self, changes: dict[str, ContainerEntries],
                       networks: dict[str, NetworkEntry] | None,
-                      version: int | None) -> records.Delta:
+                      version: int | None) -> Delta:
         delta = self.catalog.update(changes, networks)
         for cid in delta.closed:
             if cid in self.states:
@@ -192,7 +193,7 @@ class Server:
             self.version = version
         return delta
 
-    async def _open(self, sb: records.Sandbox) -> bool:
+    async def _open(self, sb: Sandbox) -> bool:
         try:
             udp, tcp = bind_sockets(sb.netns, self.address)
         except Exception as exc:
@@ -336,7 +337,7 @@ class Server:
             return query
         recs = answer.records
         if len(recs) > 1:
-            if answer.order == records.ORDER_SHUFFLE:
+            if answer.order == ORDER_SHUFFLE:
                 recs = random.sample(recs, len(recs))
             else:
                 n = st.counters.get(query.key, 0)

@@ -90,6 +90,7 @@ class NetnsHandle:
         self.name = name
         self.rt = rt
         self._ipr: "IPRoute | None" = None
+        self._doomed: set[int] = set()     # links this action deletes when it commits
 
     @property
     def ipr(self) -> "IPRoute":
@@ -126,20 +127,16 @@ class NetnsHandle:
             raise NotFound(f"link {target} not found in netns {self.name or 'host'}")
         return index
 
-    # -- queries (not journaled, not counted) ---------------------------------
+    # -- queries (not journaled, not counted; links the action deletes are gone) -------
     def link_index(self, ifname: str) -> int | None:
-        try:
-            return self.rt.link_get(ifname)["index"]
-        except OSError as exc:
-            if is_missing(exc):
-                return None
-            raise
+        info = self.link_info(ifname)
+        return None if info is None else info["index"]
 
     def has_link(self, ifname: str) -> bool:
         return self.link_index(ifname) is not None
 
     def links(self) -> list[dict[str, Any]]:
-        return self.rt.link_dump()
+        return [l for l in self.rt.link_dump() if l["index"] not in self._doomed]
 
     def addresses(self, family: int = socket.AF_INET) -> list[tuple[str, str, int]]:
         return self.rt.addr_dump(family)
@@ -159,7 +156,7 @@ class NetnsHandle:
             data = [attr(IFLA_BR_NF_CALL_IPTABLES, b"\x01"), attr(IFLA_BR_NF_CALL_IP6TABLES, b"\x01")]
         with self._op("create bridge", name):
             self.rt.link_add(name, "bridge", address=mac, mtu=mtu, data=data)
-        self.journal.push(f"delete bridge {name}", lambda: self.delete_link(name))
+        self.journal.push(f"delete bridge {name}", lambda: self._delete_link_now(name))
         index = self.link_index(name)
         assert index is not None
         return index
@@ -178,7 +175,7 @@ class NetnsHandle:
         finally:
             import os
             os.close(fd)
-        self.journal.push(f"delete veth {name}", lambda: self.delete_link(name))
+        self.journal.push(f"delete veth {name}", lambda: self._delete_link_now(name))
 
     def set_link(self, target: str | int, *, state: str | None = None, master: int | None = None,
                  ifalias: str | None = None, mtu: int | None = None, address: str | None = None) -> None:
@@ -224,11 +221,42 @@ class NetnsHandle:
             lambda: self.rt.route(False, family=family, dst=d, dst_len=dlen, gateway=gateway, oif=oif)))
 
     def del_route(self, *, dst: str = "default", family: int = socket.AF_INET) -> None:
+        """Delete the gateway routes to `dst` (none is fine); the undo adds them back."""
         d, dlen = self._dst(dst, family)
-        self._quiet(lambda: self.rt.route(False, family=family, dst=d, dst_len=dlen, gateway=None))
+        for r in self.rt.route_dump(family):
+            if r["dst"] != d or r["dst_len"] != dlen or not r["gateway"]:
+                continue
+            gw, oif = r["gateway"], r["oif"]
+            if not self._removed("delete route", f"{dst} via {gw}", lambda: self.rt.route(
+                    False, family=family, dst=d, dst_len=dlen, gateway=gw, oif=oif)):
+                continue
+            self.journal.push(f"add route {dst} via {gw}", lambda gw=gw, oif=oif: self._quiet(
+                lambda: self.rt.route(True, family=family, dst=d, dst_len=dlen, gateway=gw, oif=oif)))
 
     def delete_link(self, target: str | int, missing_ok: bool = True) -> None:
-        """Delete a link; succeeds if it is already gone (CNI DEL semantics)."""
+        """Delete a link; succeeds if it is already gone (CNI DEL semantics).
+
+        In an action (`session.defer_removals`) a deletion cannot be undone, so the
+        link goes when the action commits; until then the action's queries no
+        longer show it. Outside one it goes at once.
+        """
+        if not self.session.defer_removals:
+            self._delete_link_now(target, missing_ok)
+            return
+        self.session.tick(f"delete link {target}")
+        if isinstance(target, int):
+            index = target if any(l["index"] == target for l in self.links()) else None
+        else:
+            index = self.link_index(target)
+        if index is None:
+            if not missing_ok:
+                raise NotFound(f"delete link {target} in netns {self.name or 'host'}: no such device")
+            return
+        self._doomed.add(index)
+        self.journal.defer(f"delete link {target} in netns {self.name or 'host'}",
+                           lambda: self._quiet(lambda: self.rt.link_del(index=index)))
+
+    def _delete_link_now(self, target: str | int, missing_ok: bool = True) -> None:
         key = {"index": target} if isinstance(target, int) else {"ifname": target}
         if not self._removed("delete link", str(target), lambda: self.rt.link_del(**key)) \
                 and not missing_ok:
@@ -256,11 +284,12 @@ class NetnsHandle:
     def link_info(self, ifname: str) -> dict[str, Any] | None:
         """One link described as `links()` does (+ `link`: its lower device's index), or None."""
         try:
-            return self.rt.link_get(ifname)
+            info = self.rt.link_get(ifname)
         except OSError as exc:
             if is_missing(exc):
                 return None
             raise
+        return None if info["index"] in self._doomed else info
 
     def add_device(self, name: str, kind: str, *, mtu: int | None = None) -> int:
         """A stand-alone link of `kind` (dummy, bridge...) with kernel defaults (down).
@@ -276,7 +305,7 @@ class NetnsHandle:
         with self._op(f"create {kind}", name):
             self.ipr.link("add", ifname=name, kind=kind,
                           **{k: v for k, v in kw.items() if v is not None})
-        self.journal.push(f"delete {kind} {name}", lambda: self.delete_link(name))
+        self.journal.push(f"delete {kind} {name}", lambda: self._delete_link_now(name))
         return self._index(name)
 
     def add_macvlan(self, name: str, parent: int, *, mode: str, netns: str | None = None,
@@ -304,7 +333,7 @@ class NetnsHandle:
                 import os
                 os.close(fd)
         where = self if fd is None else self.session.netns(netns)
-        self.journal.push(f"delete macvlan {name}", lambda: where.delete_link(name))
+        self.journal.push(f"delete macvlan {name}", lambda: where._delete_link_now(name))
 
     def add_vlan(self, name: str, parent: int, vid: int) -> int:
         """An 802.1q subinterface `name` of link `parent` with VLAN id `vid` (down).
@@ -414,10 +443,12 @@ class KernelSession:
 
     def __init__(self, host_netns: str | None, journal: UndoJournal | None = None,
                  cache: dict[str | None, Rtnl] | None = None,
-                 faults: FaultPlan | None = None) -> None:
+                 faults: FaultPlan | None = None, *, defer_removals: bool = False) -> None:
         self.host_netns = host_netns
         self.journal = journal if journal is not None else UndoJournal()
         self.faults = faults
+        # an action's session: deleting a link or a netns waits for the commit (journal.defer)
+        self.defer_removals = defer_removals
         self._cache = cache if cache is not None else {}
         self._owned: dict[str | None, NetnsHandle] = {}
 
@@ -446,7 +477,7 @@ class KernelSession:
         """A new netns (lo up, + a UTS namespace if asked), with its handle ready."""
         self.tick(f"create netns {name}")
         sock = ns.create_netns(name, sysctls, lo_up=lo_up, netlink=True, uts=uts)
-        self.journal.push(f"delete netns {name}", lambda: self.delete_netns(name))
+        self.journal.push(f"delete netns {name}", lambda: self._delete_netns_now(name))
         if uts is not None:
             self.journal.push(f"remove {uts[0]}", lambda: ns.remove_bind(uts[0]))
         assert sock is not None
@@ -460,6 +491,15 @@ class KernelSession:
         mntns.create(path, template=template, netns=netns, binds=binds, journal=self.journal)
 
     def delete_netns(self, name: str) -> None:
+        """Delete netns `name` (gone already is fine); in an action, when it commits."""
+        if not self.defer_removals:
+            self._delete_netns_now(name)
+            return
+        self.tick(f"delete netns {name}")
+        if ns.exists(name):
+            self.journal.defer(f"delete netns {name}", lambda: self._delete_netns_now(name))
+
+    def _delete_netns_now(self, name: str) -> None:
         handle = self._owned.pop(name, None)
         if handle is not None and name not in self._cache:
             handle.close()

@@ -8,6 +8,8 @@
     render.py    Project -> Compose-shaped mapping (`lab config`)         (pure)
     checks.py    the check registry and the built-in kinds                (pure parsing)
     runner.py    Lab: up, down, scale, ps, exec, logs, check, test        (Engine)
+    lifecycle.py stop / start / restart in Compose's order, steps at once (Engine)
+    hosts.py     x-netkit LANs, nodes and swarm: made by up, removed by down (Engine)
     health.py    healthchecks and completion for depends_on               (Engine)
     context.py   what checks may ask of a running lab (CheckContext)      (Engine)
     graph.py     topology -> Graphviz / Mermaid                           (dot for images)

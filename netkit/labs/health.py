@@ -1,8 +1,8 @@
 """Healthchecks and completion, run from outside: how `depends_on` conditions are met.
 
-Docker's daemon runs a container's healthcheck on a timer; netkit has no
-daemon, so the lab runner runs the test when it needs the answer (`up`
-waiting on `service_healthy`, `ps` showing the state), with Docker's rules:
+Docker's daemon runs a container's healthcheck on a timer; netkit's node
+agent does not, so the lab runner runs the test when it needs the answer
+(`up` waiting on `service_healthy`, `ps` showing the state), with Docker's rules:
 failures during `start_period` do not count, `retries` failures in a row
 after it make the container unhealthy, each test is killed after
 `timeout`. The first test runs at once (Docker waits one interval).
@@ -34,16 +34,23 @@ def probe(eng: "Engine", container_id: str, hc: "Healthcheck") -> tuple[int, str
 
 
 def wait_healthy(eng: "Engine", ctr: "Container", hc: "Healthcheck") -> None:
-    """Return once the test passes; raise Conflict when the container is unhealthy or exits."""
-    started = age(ctr.created)
+    """Return once the test passes; raise Conflict when the container is unhealthy or exits.
+    While its restart policy restarts it, each look counts as a failed test."""
+    from netkit.model import State
     t0 = time.monotonic()
+    started = None
     fails = 0
     while True:
         c = eng.container(ctr.id)
-        if not c.running:
+        if c.state not in (State.RUNNING, State.RESTARTING):
             raise Conflict(f"dependency failed to start: container {c.name} exited "
                            f"({c.exit_code}) before it was healthy")
-        code, out = probe(eng, c.id, hc)
+        if started is None:                   # start_period counts from the container's start
+            started = age(c.started_at or c.created)
+        if c.state is State.RESTARTING:
+            code, out = 1, f"restarting after exit {c.exit_code}"
+        else:
+            code, out = probe(eng, c.id, hc)
         if code == 0:
             return
         last = out.strip().splitlines()[-1] if out.strip() else f"exit {code}"
@@ -57,21 +64,11 @@ def wait_healthy(eng: "Engine", ctr: "Container", hc: "Healthcheck") -> None:
 
 
 def wait_exited(eng: "Engine", ctr: "Container", service: str) -> None:
-    """Return once the container's command exited 0; raise Conflict on another code."""
-    gone_since = None
-    while True:
-        c = eng.container(ctr.id)
-        if not c.running:
-            # the exit status lands in a file a moment after the process is gone
-            gone_since = gone_since or time.monotonic()
-            if c.exit_code is None and time.monotonic() - gone_since < 5:
-                time.sleep(0.05)
-                continue
-            if c.exit_code != 0:
-                code = "unknown" if c.exit_code is None else c.exit_code
-                raise Conflict(f'service "{service}" didn\'t complete successfully: exit {code}')
-            return
-        time.sleep(0.1)
+    """Return once the container's command ended for good (its restart policy gave up)
+    with exit 0; raise Conflict on another code. The node agent reports the exit code."""
+    code = eng.wait(ctr.id)
+    if code != 0:
+        raise Conflict(f'service "{service}" didn\'t complete successfully: exit {code}')
 
 
 def age(created: str) -> float:

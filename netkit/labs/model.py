@@ -40,6 +40,7 @@ class Dependency:
     service: str
     condition: str = "service_started"
     required: bool = True
+    restart: bool = False               # `restart` of the dependency restarts this service too
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,15 @@ class Service:
     environment: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     node: str | None = None                     # node name (resolved from x-netkit.nodes keys)
+    restart: str = "no"                         # Docker's policy text: no, always, on-failure[:N] ...
+    stop_signal: str | None = None              # as written (SIGTERM when None)
+    stop_grace_period: float | None = None      # seconds (10 when None)
+
+    @property
+    def stop_timeout(self) -> int | None:
+        """The grace period as Docker's stop timeout: whole seconds, rounded up."""
+        import math
+        return None if self.stop_grace_period is None else math.ceil(round(self.stop_grace_period, 6))
 
 
 @dataclass(frozen=True)

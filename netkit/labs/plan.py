@@ -114,7 +114,9 @@ def container_spec(project: "Project", service: "Service", number: int, *,
                   for t, alias in service.links if t in project.services)
     mode = service.network_mode
     common = dict(name=name, command=service.command, hostname=service.hostname, detach=True,
-                  dns=service.dns, publish=service.ports, expose=service.expose, env=env, labels=labels)
+                  dns=service.dns, publish=service.ports, expose=service.expose, env=env, labels=labels,
+                  restart=service.restart, stop_signal=service.stop_signal,
+                  stop_timeout=service.stop_timeout)
     if mode is not None:
         if mode.startswith("service:"):
             other = project.services[mode.split(":", 1)[1]]

@@ -387,7 +387,8 @@ def _service(name: str, raw: dict, networks: dict[str, NetworkDef], nodes: dict[
     for i, link in enumerate(raw.get("links") or ()):
         target, _, alias = link.partition(":")
         links.append((target, alias or target))
-    deps = [Dependency(svc, (d or {}).get("condition", "service_started"), (d or {}).get("required", True))
+    deps = [Dependency(svc, (d or {}).get("condition", "service_started"), (d or {}).get("required", True),
+                       bool((d or {}).get("restart")))
             for svc, d in (raw.get("depends_on") or {}).items()]
     have = {d.service for d in deps}
     implied = [t for t, _ in links] + ([mode.split(":", 1)[1]] if mode and mode.startswith("service:") else [])
@@ -410,7 +411,36 @@ def _service(name: str, raw: dict, networks: dict[str, NetworkDef], nodes: dict[
         replicas=replicas,
         environment={k: v for k, v in environment.items() if v is not None},
         labels={k: v or "" for k, v in (raw.get("labels") or {}).items()},
-        node=node)
+        node=node, restart=_restart(raw.get("restart"), base + ("restart",), where),
+        stop_signal=_stop_signal(raw.get("stop_signal"), base + ("stop_signal",), where),
+        stop_grace_period=raw.get("stop_grace_period"))
+
+
+_RESTART_ALIASES = {"none": "no", "any": "always"}      # Compose maps deploy's names too
+
+
+def _restart(value: str | None, path: tuple, where: Where) -> str:
+    """`restart:` as Compose hands it to Docker: Docker's policy text, Docker's messages."""
+    from netkit.lifecycle import RestartPolicy
+    if not value:
+        return "no"
+    name, sep, count = value.partition(":")
+    text = _RESTART_ALIASES.get(name, name) + sep + count
+    try:
+        return RestartPolicy.parse(text).text
+    except InvalidArgument as exc:
+        raise where.error(path, str(exc)) from None
+
+
+def _stop_signal(value: str | None, path: tuple, where: Where) -> str | None:
+    from netkit.lifecycle import parse_signal
+    if not value:
+        return None
+    try:
+        parse_signal(value)
+    except InvalidArgument as exc:
+        raise where.error(path, str(exc)) from None
+    return value
 
 
 def _check_references(services: dict[str, Service], where: Where) -> None:

@@ -32,8 +32,11 @@ def service_dict(s: "Service") -> dict[str, Any]:
         "network_mode": s.network_mode, "networks": nets,
         "ports": list(s.ports), "expose": list(s.expose),
         "links": [t if a == t else f"{t}:{a}" for t, a in s.links], "dns": list(s.dns),
-        "depends_on": {d.service: {"condition": d.condition, "required": d.required} for d in s.depends_on},
+        "depends_on": {d.service: {"condition": d.condition, "required": d.required,
+                                   **({"restart": True} if d.restart else {})} for d in s.depends_on},
         "healthcheck": hc, "environment": dict(s.environment), "labels": dict(s.labels),
+        "restart": s.restart if s.restart != "no" else None, "stop_signal": s.stop_signal,
+        "stop_grace_period": None if s.stop_grace_period is None else format_duration(s.stop_grace_period),
     })
     out["scale"] = s.replicas
     if s.node:

@@ -1,4 +1,4 @@
-"""Running a lab on engines: up, down, scale, ps, exec, logs and checks.
+"""Running a lab on engines: up, down, stop, start, restart, scale, ps, exec, logs and checks.
 
 `Lab` is the Python API behind `netkit lab ...`::
 
@@ -24,8 +24,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from netkit.errors import Conflict, InvalidArgument, NetkitError, NotFound
-from netkit.labs import health, plan
+from netkit.errors import InvalidArgument, NetkitError, NotFound
+from netkit.labs import health, hosts, lifecycle, plan
 from netkit.labs.checks import Check, CheckResult
 from netkit.labs.model import Healthcheck, Project, Service
 from netkit.labs.project import load_project, order
@@ -224,9 +224,9 @@ class Lab:
         rec["project"] = p.name
         rec["files"] = [os.path.abspath(f) for f in p.files]
         rec["compatibility"] = self.compatibility
-        self._up_lans(rec)
-        self._up_nodes(rec)
-        self._up_swarm(rec)
+        hosts.up_lans(self, rec)
+        hosts.up_nodes(self, rec)
+        hosts.up_swarm(self, rec)
         placement = plan.network_nodes(p, self.target_node)
         for node in [plan.node_of(s, self.target_node) for s in p.services.values()] + \
                 [n for nodes in placement.values() for n in nodes]:
@@ -260,98 +260,6 @@ class Lab:
                         todo.append(d.service)
         return chosen
 
-    def _up_lans(self, rec: dict[str, Any]) -> None:
-        p = self._require_project()
-        if not p.lans:
-            return
-        existing = {lan.name for lan in self.target.lans()}
-        for lan in p.lans.values():
-            if lan.name in existing:
-                if not lan.external and lan.name not in rec["lans"]:
-                    raise Conflict(f"lan {lan.name} already exists and was not created by lab {p.name}: "
-                                   "remove it, or mark it external: true to use it")
-                self._emit("Lan", lan.name, "Exists" if lan.external else "Running")
-                continue
-            if lan.external:
-                raise NotFound(f"lan {lan.name} declared as external, but could not be found")
-            self._emit("Lan", lan.name, "Creating", done=False)
-            self.target.create_lan(lan.name, lan.subnet, lan.gateway)
-            rec["lans"].append(lan.name)
-            self._save_record(rec)
-            self._emit("Lan", lan.name, "Created", lan.subnet)
-
-    def _up_nodes(self, rec: dict[str, Any]) -> None:
-        p = self._require_project()
-        if not p.nodes:
-            return
-        existing = self._node_names()
-        for node in p.nodes.values():
-            if node.name in existing:
-                if not node.external and node.name not in rec["nodes"]:
-                    raise Conflict(f"node {node.name} already exists and was not created by lab {p.name}: "
-                                   "remove it, or mark it external: true to use it")
-                self._emit("Node", node.name, "Exists" if node.external else "Running")
-                continue
-            if node.external:
-                raise NotFound(f"node {node.name} declared as external, but could not be found")
-            self._emit("Node", node.name, "Creating", done=False)
-            self.target.create_node(node.name, lan=node.lan, ip=node.ip, gateway=node.gateway, dns=node.dns)
-            rec["nodes"].append(node.name)
-            self._save_record(rec)
-            self._emit("Node", node.name, "Created", node.ip or "")
-
-    def _up_swarm(self, rec: dict[str, Any]) -> None:
-        """x-netkit.swarm: `swarm init` on the manager, `swarm join` on each worker (nodes
-        already in the swarm are kept; one in another role or cluster is an error)."""
-        p = self._require_project()
-        if not p.swarm:
-            return
-        manager, workers = p.swarm["manager"], p.swarm["workers"]
-        roles = self.target.swarm_roles()
-        for node, want in [(manager, "manager")] + [(w, "worker") for w in workers]:
-            if node not in roles:
-                raise NotFound(f"x-netkit.swarm: node {node} not found")
-            have = roles[node]
-            if have:
-                if have != want:
-                    raise Conflict(f"x-netkit.swarm: node {node} is already a swarm {have}, "
-                                   f"not a {want}: `netkit --node {node} swarm leave -f` first")
-                if want == "worker" and not self._same_cluster(node, manager):
-                    raise Conflict(f"x-netkit.swarm: node {node} is in another swarm than {manager}")
-                self._emit("Swarm", node, "Running", want)
-                continue
-            self._emit("Swarm", node, "Joining" if want == "worker" else "Initializing", done=False)
-            eng = self.engine(node)
-            if want == "manager":
-                eng.swarm_init()
-            else:
-                eng.swarm_join(manager)
-            rec["swarm"].append(node)
-            self._save_record(rec)
-            self._emit("Swarm", node, "Joined" if want == "worker" else "Initialized", want)
-
-    def _same_cluster(self, a: str, b: str) -> bool:
-        from netkit.paths import NodePaths
-        from netkit.swarm import read_cluster_id
-        ids = {read_cluster_id(NodePaths.of(n, self.target.root, self.target.run_root).root) for n in (a, b)}
-        return len(ids) == 1
-
-    def _down_swarm(self, rec: dict[str, Any]) -> None:
-        """Workers this lab joined leave, then the manager it made (the last member to leave
-        deletes the cluster's files)."""
-        if not rec["swarm"]:
-            return
-        existing = self._node_names()
-        roles = self.target.swarm_roles()
-        for name in reversed(rec["swarm"]):
-            if name not in existing or not roles.get(name):
-                continue
-            self._emit("Swarm", name, "Leaving", done=False)
-            self.engine(name).swarm_leave(force=True)
-            self._emit("Swarm", name, "Left")
-        rec["swarm"] = []
-        self._save_record(rec)
-
     def _where(self, node: str | None) -> str:
         return "" if node == self.target_node else f"on {node or 'the host'}"
 
@@ -377,28 +285,34 @@ class Lab:
                 self._emit("Network", net.name, "Created", " ".join(x for x in (subnets, self._where(node)) if x))
 
     def _converge(self, svc: Service, replicas: int, force: bool) -> bool:
-        """Make the service have `replicas` up-to-date containers; True if any was (re)made."""
+        """Make the service have `replicas` up-to-date containers, running; True if any was
+        (re)made. Stopped ones whose configuration is unchanged are started again."""
         p = self._require_project()
         node = plan.node_of(svc, self.target_node)
         eng = self.engine(node)
         have = {m.number: m for m in self.members(eng, service=svc.name)}
         want_hash = plan.config_hash(p, svc)
         changed = False
-        for number in sorted(have, reverse=True):
-            if number > replicas:
-                self._remove(eng, have[number].container, "scale down")
+        surplus = [m for number, m in have.items() if number > replicas]
+        if surplus:
+            lifecycle.remove(self, surplus, why="scale down")
         for number in range(1, replicas + 1):
             m = have.get(number)
             name = plan.container_name(p.name, svc, number, self.compatibility)
             verb = "Started"
             if m is not None:
                 c = m.container
-                labels = c.options.get("labels") or {}
-                if (not force and c.running and c.name == name
-                        and labels.get(plan.CONFIG_HASH) == want_hash):     # type: ignore[union-attr]
-                    self._emit("Container", c.name, "Running")
+                labels: dict = c.options.get("labels") or {}                # type: ignore[assignment]
+                if not force and c.name == name and labels.get(plan.CONFIG_HASH) == want_hash:
+                    if lifecycle.live(m):
+                        self._emit("Container", c.name, "Running")
+                    else:
+                        self._emit("Container", c.name, "Starting", self._where(node), done=False)
+                        eng.start(c.id)
+                        self._emit("Container", c.name, "Started", self._where(node))
                     continue
                 self._emit("Container", c.name, "Recreate", done=False)
+                lifecycle.stop_step(self, [m], None)
                 eng.remove_container(c.id, force=True)
                 verb = "Recreated"
             self._emit("Container", name, "Creating", self._where(node), done=False)
@@ -454,17 +368,13 @@ class Lab:
         self._emit("Container", member.name, "Exited", "0")
 
     # -- down / scale ------------------------------------------------------------------------------
-    def down(self) -> None:
-        """`compose down`: the lab's containers (dependents first), networks, then the
-        nodes and LANs it created. What it did not create stays."""
+    def down(self, timeout: int | None = None) -> None:
+        """`compose down [-t N]`: the lab's containers, stopped with their stop signal and
+        grace period (`timeout` for all) and removed, dependents first; then its networks,
+        and the nodes and LANs it created. What it did not create stays."""
         rec = self._load_record()
         nodes = self._engine_nodes()
-        rank = {name: i for i, name in enumerate(order(self.project.services))} if self.project else {}
-        members = [m for node in nodes for m in self.members(self.engine(node))]
-        members.sort(key=lambda m: (m.container.shares_netns_of is None, -rank.get(m.service, len(rank)),
-                                    -m.number))
-        for m in members:
-            self._remove(self.engine(m.node), m.container)
+        lifecycle.remove(self, [m for node in nodes for m in self.members(self.engine(node))], timeout)
         roles = self.target.swarm_roles() if any(n for n in nodes) else {}
         for node in sorted(nodes, key=lambda n: roles.get(n or "") != "manager"):   # managers first
             eng = self.engine(node)
@@ -475,22 +385,8 @@ class Lab:
                     self._emit("Network", net.name, "Removing", self._where(node), done=False)
                     eng.remove_network(net.id)
                     self._emit("Network", net.name, "Removed", self._where(node))
-        self._down_swarm(rec)
-        existing = self._node_names()
-        for name in reversed(rec["nodes"]):
-            eng = self._engines.pop(name, None)
-            if eng is not None and eng is not self.target:
-                eng.close()
-            if name in existing:
-                self._emit("Node", name, "Removing", done=False)
-                self.target.remove_node(name, force=True)
-                self._emit("Node", name, "Removed")
-        lans = {lan.name for lan in self.target.lans()} if rec["lans"] else set()
-        for name in reversed(rec["lans"]):
-            if name in lans:
-                self._emit("Lan", name, "Removing", done=False)
-                self.target.remove_lan(name)
-                self._emit("Lan", name, "Removed")
+        hosts.down_swarm(self, rec)
+        hosts.down_nodes_and_lans(self, rec)
         try:
             os.unlink(self._record_path())
         except FileNotFoundError:
@@ -499,6 +395,29 @@ class Lab:
     def scale(self, counts: dict[str, int]) -> list[Member]:
         """`compose scale svc=N`: only these services change."""
         return self.up(list(counts), scale=counts, no_deps=True)
+
+    def _chosen(self, services: Sequence[str] | None) -> list[Member]:
+        if self.project is not None:
+            for name in services or ():
+                self.project.service(name)
+        return [m for m in self.members() if not services or m.service in services]
+
+    def stop(self, services: Sequence[str] | None = None, timeout: int | None = None) -> None:
+        """`compose stop [-t N] [SERVICE...]`: each container with its stop signal and grace
+        period (`timeout` for all), dependents first; they keep their configuration."""
+        lifecycle.stop(self, self._chosen(services), timeout)
+
+    def start(self, services: Sequence[str] | None = None) -> None:
+        """`compose start [SERVICE...]`: the stopped containers again, dependencies first,
+        waiting for `depends_on` conditions."""
+        lifecycle.start(self, self._chosen(services))
+
+    def restart(self, services: Sequence[str] | None = None, timeout: int | None = None) -> None:
+        """`compose restart [-t N] [SERVICE...]`: stop (as `stop`) and start each container;
+        services depending on a restarted one with `restart: true` are restarted too."""
+        if services and self.project is not None:
+            services = lifecycle.with_restart_dependents(self.project.services, services)
+        lifecycle.restart(self, self._chosen(services), timeout)
 
     # -- looking at it -----------------------------------------------------------------------------
     def members(self, eng: "Engine | None" = None, service: str | None = None) -> list[Member]:
@@ -520,8 +439,9 @@ class Lab:
         return sorted(out, key=lambda m: (m.service, m.number))
 
     def ps(self, service: str | None = None, all: bool = True) -> list[Member]:
+        """The lab's containers; `all=False`: only running (or restarting) ones."""
         out = self.members(service=service)
-        return out if all else [m for m in out if m.container.running]
+        return out if all else [m for m in out if lifecycle.live(m)]
 
     def service(self, name: str) -> ServiceHandle:
         if self.project is not None:
@@ -569,6 +489,10 @@ class Lab:
                 entries = []
             out.append((m, "".join(e.text for e in entries)))
         return out
+
+    def log_dir(self, m: Member) -> str:
+        """Where the node agent writes the container's json log (netkit.agent.logs)."""
+        return self.engine(m.node).paths.container_dir(m.container.id)
 
     def health(self, m: Member) -> str | None:
         """healthy / unhealthy (the test run once now), or None without a healthcheck."""

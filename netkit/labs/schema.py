@@ -382,8 +382,8 @@ _UNSUPPORTED_SERVICE_KEYS = (
     "entrypoint env_file external_links extends extra_hosts gpus group_add init ipc isolation "
     "label_file logging mac_address mem_limit mem_reservation mem_swappiness memswap_limit "
     "models oom_kill_disable oom_score_adj pid pids_limit platform post_start pre_stop "
-    "privileged profiles provider pull_policy read_only restart runtime secrets security_opt "
-    "shm_size stdin_open stop_grace_period stop_signal storage_opt sysctls tmpfs tty ulimits "
+    "privileged profiles provider pull_policy read_only runtime secrets security_opt "
+    "shm_size stdin_open storage_opt sysctls tmpfs tty ulimits "
     "use_api_socket user userns_mode uts volumes_from working_dir").split()
 
 SERVICE = Obj({
@@ -399,6 +399,9 @@ SERVICE = Obj({
     "depends_on": DEPENDS_ON,
     "healthcheck": HEALTHCHECK,
     "scale": Int(minimum=0),
+    "restart": Str(),                       # values checked when normalized (Docker's messages)
+    "stop_signal": Str(),
+    "stop_grace_period": Duration(),
     "deploy": Obj({"replicas": Int(minimum=0), "mode": Enum("replicated"),
                    "resources": Unsupported(), "placement": Unsupported(),
                    "restart_policy": Unsupported(), "update_config": Unsupported(),

@@ -5,20 +5,28 @@
 
 The server answers every message with the address it saw the client at,
 so a probe shows both that the path works and what source address arrived
-(masquerade visible). `probe` exits 0 and prints that address on success,
-1 on timeout or refusal. Traffic only goes where it is told: the caller
-picks an address inside its own namespaces.
+(masquerade visible); it exits 0 on SIGTERM (as pid 1 of a container it
+would otherwise ignore it, and `stop` would wait out the grace period).
+`probe` exits 0 and prints that address on success, 1 on timeout or
+refusal. Traffic only goes where it is told: the caller picks an address
+inside its own namespaces.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 import sys
 import threading
 
 
+def _stopped(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def serve(proto: str, port: int) -> None:
+    signal.signal(signal.SIGTERM, _stopped)
     if proto == "udp":
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("0.0.0.0", port))

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 
+from netkit.kernel.netns import read_sysctl
 from netkit.paths import container_netns_prefix
 
 
@@ -43,21 +44,128 @@ def settle(engine, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def store_rows(store) -> dict[str, list[tuple]]:
+    """Every row of every table of a store (all columns), in a stable order."""
+    db = store.db
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    return {t: sorted(map(tuple, db.execute(f"SELECT * FROM {t}").fetchall()), key=repr)
+            for t in sorted(tables)}
+
+
+def nft_ruleset(netns: str | None) -> str:
+    """`nft list ruleset` inside `netns` (None: the root netns)."""
+    cmd = (["nsenter", f"--net=/run/netns/{netns}", "--"] if netns else []) + ["nft", "list", "ruleset"]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+
+
+def mounts_under(path: str) -> list[tuple[str, str]]:
+    """(mount point, fs type) of every mount at or below `path` in our mount namespace
+    (stacked mounts count once each); mount ids left out, they change."""
+    from netkit.kernel.mntns import mounts
+    path = os.path.realpath(path)
+    return sorted((m.mountpoint, m.fstype) for m in mounts()
+                  if m.mountpoint == path or m.mountpoint.startswith(path + "/"))
+
+
+def container_mounts(engine) -> list[tuple[str, str]]:
+    """Mounts under the node's run dir but the node's own: its UTS namespace file, and the
+    template mount namespace with the private bind of the run dir it needs, both made once
+    (the template on the node's first container) and kept until the node goes."""
+    from netkit.processes import MNT_TEMPLATE
+    run = os.path.realpath(engine.paths.run)
+    node_own = {run, os.path.join(run, "uts"), os.path.join(run, MNT_TEMPLATE)}
+    return [m for m in mounts_under(run) if m[0] not in node_own]
+
+
+def netns_state(netns: str | None) -> dict:
+    """Links (name, kind, master, admin up), addresses, routes and static neighbour / FDB
+    entries of one netns, as `ip` and `bridge` show them."""
+    out = [(l["ifname"], l.get("linkinfo", {}).get("info_kind"), l.get("master"),
+            "UP" in l.get("flags", []), l.get("address"), l.get("mtu"))
+           for l in links(netns).values()]
+    bridge = ["bridge"] + (["-n", netns] if netns else [])
+    fdb = subprocess.run(bridge + ["fdb", "show"], capture_output=True, text=True).stdout
+    return {"links": sorted(out, key=repr),
+            "addrs": sorted(" ".join(w for w in line.split()[1:] if w != "tentative")   # DAD: transient
+                            for line in ip("-o", "addr", netns=netns).splitlines()),
+            "routes": ip("route", netns=netns).replace(" linkdown", ""),
+            "routes6": ip("-6", "route", netns=netns).replace(" linkdown", ""),
+            "neigh": sorted(ip("neigh", "show", "nud", "permanent", netns=netns).splitlines()),
+            "fdb": sorted(line for line in fdb.splitlines() if " dst " in line)}
+
+
+ETC_FILES = ("hosts", "resolv.conf", "hostname")
+
+
+def container_files(directory: str) -> dict:
+    """A container's run dir: its entries, and the text and inode of its /etc files (the
+    inode too: the container's mount namespace binds that very file)."""
+    out: dict = {"entries": sorted(os.listdir(directory))}
+    for name in ETC_FILES:
+        path = os.path.join(directory, name)
+        try:
+            with open(path) as f:
+                out[name] = (f.read(), os.fstat(f.fileno()).st_ino)
+        except FileNotFoundError:
+            out[name] = None
+    return out
+
+
+NODE_SYSCTLS = ("ipv4/ip_forward", "ipv4/conf/all/route_localnet")   # set by the firewall sync
+
+
 def snapshot(engine) -> dict:
-    """Everything an action may change: kernel objects of the node + every store row."""
+    """Everything an action may change on a node: the kernel objects of the node's netns
+    and of each container's, the node's nftables ruleset, mounts under the node's run dir,
+    every row of the node's store and of the real host's (nodes, LANs), and each
+    container's run dir with its /etc files."""
     settle(engine)
     node_ns = engine.node.netns
-    db = engine.store.db
-    rows = {t: sorted(map(tuple, db.execute(f"SELECT * FROM {t}").fetchall()))
-            for t in ("networks", "pools", "addresses", "containers", "endpoints")}
     prefix = container_netns_prefix(engine.node_name)
     netns = sorted(n for n in os.listdir("/run/netns") if n.startswith(prefix))
     try:
         dirs = sorted(os.listdir(engine.paths.containers_dir))
     except FileNotFoundError:
         dirs = []
-    return {"links": sorted(links(node_ns)), "addrs": ip("-o", "addr", netns=node_ns),
-            "routes": ip("route", netns=node_ns).replace(" linkdown", ""), "netns": netns, "dirs": dirs, "rows": rows}
+    applied = {}
+    for name in ("firewall.nft", "firewall.nft.list"):
+        try:
+            with open(os.path.join(engine.paths.run, name)) as f:
+                applied[name] = f.read()
+        except FileNotFoundError:
+            applied[name] = None
+    sysctls = {k: read_sysctl(node_ns, k) for k in NODE_SYSCTLS}
+    return {"node": netns_state(node_ns), "nft": nft_ruleset(node_ns), "applied": applied,
+            "sysctls": sysctls,
+            "netns": netns, "containers": {n: netns_state(n) for n in netns},
+            "mounts": container_mounts(engine), "dirs": dirs,
+            "files": {d: container_files(os.path.join(engine.paths.containers_dir, d)) for d in dirs},
+            "rows": store_rows(engine.store),
+            "host_rows": store_rows(engine.host_store) if engine.host_store is not engine.store else None}
+
+
+def host_snapshot(host, run_root: str, *names: str) -> dict:
+    """What node and LAN actions change on the real host: its store's rows, the namespaces
+    of the nodes and LANs `names` and the links of each, mounts and directories of nodes
+    under the run root. (Other namespaces are left out: other test runs share the machine.)"""
+    from netkit.paths import lan_netns, node_netns
+    nodes_dir = os.path.join(run_root, "nodes")
+    mine = {f(n) for n in names for f in (node_netns, lan_netns)}
+    netns = sorted(n for n in os.listdir("/run/netns") if n in mine)
+    return {"rows": store_rows(host.host_store), "netns": netns,
+            "state": {n: netns_state(n) for n in netns}, "mounts": mounts_under(run_root),
+            "dirs": sorted(os.listdir(nodes_dir)) if os.path.isdir(nodes_dir) else []}
+
+
+def wait_converged(engines, timeout: float = 5) -> None:
+    """Until the agent of each engine's node has applied its cluster's current version."""
+    import time
+    from netkit.agent.cluster_sync import converged
+    engines = list(engines)
+    deadline = time.monotonic() + timeout
+    while late := [e.node_name for e in engines if not converged(e)]:
+        assert time.monotonic() < deadline, f"agents of {late} did not converge in {timeout} s"
+        time.sleep(0.01)
 
 
 def in_ctr(engine, name: str, *cmd: str) -> int:

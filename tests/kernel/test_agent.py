@@ -1,11 +1,12 @@
-"""The node agent: each swarm node's resident process programs its own node.
+"""The node agent's cluster sync: each swarm node's agent programs its own node.
 
 Three simulated nodes on one LAN in a swarm (a manager; b, c workers) and an
 attachable overlay. A change committed on one node reaches the others
-through their agents (the resolver daemons, netkit/agent/README.md), which
-poll the cluster store: the acting command programs only its own node and
-pokes the others. Names are cluster-wide: a container on b resolves one on
-a by name, alias and `name.network`.
+through their node agents (netkit/agent/README.md), which poll the cluster
+store and push the other nodes' names to their node's resolver: the acting
+command programs only its own node and pokes the others. Names are
+cluster-wide: a container on b resolves one on a by name, alias and
+`name.network`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 import pytest
 from dnslib import DNSRecord
 
+from netkit.agent import client as agent_client
 from netkit.dns import daemon
 from netkit.kernel import netns
 from netkit.specs import ContainerSpec, NetworkSpec
@@ -57,7 +59,7 @@ def converge(sw, keys=tuple(IPS)) -> None:
 
 
 def agent_pid(sw, k: str) -> int | None:
-    return daemon._pid(sw[k].paths.run)
+    return agent_client.pid(sw[k].paths.run)
 
 
 def fdb(sw, k: str) -> str:
@@ -77,7 +79,10 @@ def query(ns: str, name: str) -> list[str]:
         s.settimeout(2)
         s.connect(("127.0.0.11", 53))
         s.send(bytes(q.pack()))
-        reply = DNSRecord.parse(s.recv(4096))
+        try:
+            reply = DNSRecord.parse(s.recv(4096))
+        except ConnectionRefusedError:         # no resolver listens (yet)
+            return []
     return sorted(str(rr.rdata) for rr in reply.rr)
 
 
@@ -101,10 +106,11 @@ def until(fn, timeout: float = 5.0, step: float = 0.005) -> float:
 def test_agents_run_on_every_member_without_sandboxes(sw):
     converge(sw)
     agents = sw["host"].swarm_agents()
-    assert all(agents[sw["names"][k]] == "running" for k in IPS)
     for k in IPS:
-        st = daemon.status(sw[k].paths.run)
-        assert st["running"] and st["sandboxes"] == 0 and st["applied"] is not None
+        st = agent_client.status(sw[k].paths.run)
+        assert st["running"] and st["applied"] is not None
+        assert agents[sw["names"][k]] == f"running (pid {st['pid']})"
+        assert not daemon.status(sw[k].paths.run)["running"]     # no sandbox: no resolver
     assert [sw[k].system_check() for k in IPS] == [[], [], []]
 
 
@@ -137,7 +143,7 @@ def test_run_on_a_is_reachable_by_name_from_b_and_c(sw, peers, capsys):
 
 def test_polling_alone_converges(sw, peers, monkeypatch, capsys):
     """Without the poke, the agents' 50 ms poll of the cluster version finds the change."""
-    monkeypatch.setattr(daemon, "poke", lambda run_dir, timeout=0.5: False)
+    monkeypatch.setattr(agent_client, "poke", lambda run_dir, timeout=0.5: False)
     converge(sw)
     t0 = time.monotonic()
     x = sw["a"].run(ContainerSpec(name="x2", network=NET, detach=True, command=SLEEP))[0]
@@ -148,6 +154,31 @@ def test_polling_alone_converges(sw, peers, monkeypatch, capsys):
         print(f"\n  no poke: run on a returned in {returned * 1000:.0f} ms; "
               f"resolvable on b {took * 1000:.0f} ms later")
     sw["a"].remove_container("x2", force=True)
+    converge(sw)
+
+
+def test_the_agent_answers_while_it_syncs(sw, peers):
+    """b's sync waits for b's store (the test holds its write lock, as a long action would):
+    b's agent still answers at once, and applies the change once the lock is free."""
+    import sqlite3
+    converge(sw)
+    run_b = sw["b"].paths.run
+    before = agent_client.status(run_b)["applied"]
+    db = sqlite3.connect(sw["b"].paths.db, timeout=5, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        sw["a"].run(ContainerSpec(name="s1", network=NET, detach=True, command=SLEEP))
+        time.sleep(0.2)                                   # b was poked: its sync is waiting
+        t0 = time.monotonic()
+        st = agent_client.status(run_b)
+        took = time.monotonic() - t0
+        assert st["running"] and st["applied"] == before and took < 0.15, (st, took)
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    converge(sw)
+    assert query(ctr_ns(sw, "b", "pb"), "s1") == [sw["a"].container("s1").endpoints[0].ipv4_address]
+    sw["a"].remove_container("s1", force=True)
     converge(sw)
 
 
@@ -172,8 +203,8 @@ def test_acting_command_does_not_touch_other_nodes(sw, peers, cli):
     converge(sw)
     assert mac in fdb(sw, "b") and f"{ip4} " in neigh(sw, "b")
     assert query(ctr_ns(sw, "b", "pb"), "y1") == [ip4]
-    with open(os.path.join(sw["b"].paths.run, "dns", "resolver.log")) as f:
-        assert "agent: cluster version" in f.read()
+    with open(agent_client.path(sw["b"].paths.run, "agent.log")) as f:
+        assert "cluster version" in f.read()
 
 
 def test_removed_container_disappears_everywhere(sw, peers):
@@ -188,11 +219,34 @@ def test_removed_container_disappears_everywhere(sw, peers):
         assert query(ctr_ns(sw, k, f"p{k}"), "y1") == []
 
 
+def test_a_new_resolver_gets_the_other_nodes_names_at_once(sw, peers):
+    """Killed or stopped: while there are other nodes' names the agent starts the resolver
+    again and pushes them within a second, with no cluster change; an action finds it."""
+    x = sw["a"].run(ContainerSpec(name="w1", network=NET, detach=True, command=SLEEP))[0]
+    ip4 = x.endpoints[0].ipv4_address
+    try:
+        converge(sw)
+        old = daemon._pid(sw["c"].paths.run)
+        os.kill(old, signal.SIGKILL)
+        took = until(lambda: daemon._pid(sw["c"].paths.run) not in (None, old), 1.0)
+        took += until(lambda: query(ctr_ns(sw, "c", "pc"), "w1") == [ip4], 1.0)
+        assert took < 1.0
+        daemon.stop(sw["b"].paths.run)                   # not a crash: no heal, but names
+        assert until(lambda: query(ctr_ns(sw, "b", "pb"), "w1") == [ip4], 1.0) < 1.0
+        pid = daemon._pid(sw["b"].paths.run)
+        q = sw["b"].run(ContainerSpec(name="q1", network=NET, detach=True, command=SLEEP))[0]
+        assert daemon._pid(sw["b"].paths.run) == pid and query(q.netns, "w1") == [ip4]
+        sw["b"].remove_container("q1", force=True)
+    finally:
+        sw["a"].remove_container("w1", force=True)
+        converge(sw)
+
+
 def test_killed_agent_is_reported_restarted_and_catches_up(sw, peers):
     pid = agent_pid(sw, "c")
     os.kill(pid, signal.SIGKILL)
     until(lambda: agent_pid(sw, "c") is None)
-    assert any(line.startswith("agent: not running") for line in sw["c"].system_check())
+    assert any(line.startswith("node agent: not running") for line in sw["c"].system_check())
     assert sw["host"].swarm_agents()[sw["names"]["c"]] == "stopped"
     z = sw["a"].run(ContainerSpec(name="z1", network=NET, detach=True, command=SLEEP))[0]
     mac, ip4 = z.endpoints[0].mac, z.endpoints[0].ipv4_address
@@ -211,15 +265,17 @@ def test_killed_agent_is_reported_restarted_and_catches_up(sw, peers):
         sw["a"].remove_container("z1", force=True)
 
 
-def test_swarm_leave_stops_the_agent(sw, peers, cli):
+def test_swarm_leave_ends_the_sync_not_the_agent(sw, peers, cli):
     nc = sw["names"]["c"]
     sw["c"].remove_container("pc", force=True)
     converge(sw)
     pid = agent_pid(sw, "c")
     assert pid is not None
     cli("swarm", "leave", node=nc)
-    assert agent_pid(sw, "c") is None and sw["host"].swarm_agents()[nc] == "stopped"
+    until(lambda: agent_client.status(sw["c"].paths.run)["applied"] is None, 1)
+    assert agent_pid(sw, "c") == pid and sw["host"].swarm_agents()[nc] == f"running (pid {pid})"
     converge(sw)
     assert f"dst {IPS['c']}" not in fdb(sw, "b")
     cli("swarm", "join", "--manager", sw["names"]["a"], node=nc)
-    assert sw["host"].swarm_agents()[nc] == "running"
+    converge(sw)
+    assert agent_client.status(sw["c"].paths.run)["applied"] is not None

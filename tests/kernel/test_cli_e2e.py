@@ -151,3 +151,25 @@ def test_dns_status_and_logs(node, cli):
     assert "start" in cli("dns", "logs", node=n).stdout
     cli("rm", "-f", "d1", node=n)
     assert cli("dns", "status", node=n).stdout.strip() == "resolver: not running"
+
+
+def test_node_ls_shows_the_agent_of_every_node(node, cli):
+    """AGENT: each node's own agent, swarm member or not; a killed one shows `stopped`
+    until the next command that needs it starts another."""
+    from netkit.agent import client as agent_client
+    n = node.node_name
+
+    def agent_column() -> str:
+        row = next(line for line in cli("node", "ls").stdout.splitlines() if line.startswith(n + " "))
+        return row[row.index("running"):].strip() if "running" in row else row.split()[-1]
+
+    pid = agent_client.pid(node.paths.run)
+    assert pid is not None and agent_column() == f"running (pid {pid})"
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while agent_client.pid(node.paths.run) is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert agent_column() == "stopped"
+    cli("run", "-d", "--name", "a1", "--network", "none", "sleep", "600", node=n)
+    new = agent_client.pid(node.paths.run)
+    assert new not in (None, pid) and agent_column() == f"running (pid {new})"

@@ -182,6 +182,28 @@ def test_control_protocol(node, net):
     assert query(a.netns, "ca") == (RCODE.NOERROR, [ip4(a)])
 
 
+def test_remote_entries_are_served_kept_across_reloads_and_keep_the_resolver(node, net):
+    """`remote`: what the node agent pushes on a swarm node (the other nodes' endpoints)."""
+    from netkit.dns.entries import ContainerEntries, EndpointEntry, NetworkEntry
+    a = run(node, "ca")
+    rd = run_dir(node)
+    far = {"f" * 64: ContainerEntries(None, (EndpointEntry(
+        "f" * 64, "far", net.id, "10.61.0.250", None, ("far", "faraway")),))}
+    assert daemon.set_remote(rd, far, {net.id: NetworkEntry("dn")}) is not None
+    assert query(a.netns, "faraway.dn") == (RCODE.NOERROR, ["10.61.0.250"])
+    daemon._control(rd, "reload")                        # a full rebuild keeps them
+    assert query(a.netns, "far") == (RCODE.NOERROR, ["10.61.0.250"])
+    pid = node.dns_status()["pid"]
+    node.remove_container("ca", force=True)              # no sandbox, but other nodes' names
+    assert node.dns_status()["pid"] == pid
+    b = run(node, "cb")                                  # no new resolver to wait for
+    assert node.dns_status()["pid"] == pid and query(b.netns, "far")[1] == ["10.61.0.250"]
+    assert daemon.set_remote(rd, {}, {}) is not None     # the node left the swarm
+    assert query(b.netns, "far")[0] == RCODE.SERVFAIL
+    node.remove_container("cb", force=True)              # now nothing is left: it exits
+    assert not node.dns_status()["running"]
+
+
 def test_backstop_catches_a_change_nobody_announced(node, net, monkeypatch):
     a = run(node, "ca")
     from netkit.resolver import ResolverClient

@@ -50,6 +50,12 @@ def sh(node, name: str, script: str, **kw) -> "object":
     return c
 
 
+def trapped(node, name: str) -> None:
+    """Until the script's `echo ready` (after its traps): the init is pid 1 of its pid
+    namespace, so a signal it has no handler for yet is dropped, as in Docker."""
+    assert until(lambda: [e.text for e in node.logs(name)][:1] == ["ready\n"], 5)
+
+
 def test_create_then_start_allocates_at_start(node, net):
     c = node.create_container(ContainerSpec(name="c1", network="n1", aliases=("web",),
                                             command=("sleep", "infinity")))
@@ -104,14 +110,16 @@ def test_stop_escalates_to_sigkill_after_the_timeout(node, net):
 
 
 def test_stop_signal_option(node, net):
-    sh(node, "c1", "trap 'exit 7' USR1; trap '' TERM; while :; do sleep 0.05; done",
+    sh(node, "c1", "trap 'exit 7' USR1; trap '' TERM; echo ready; while :; do sleep 0.05; done",
        stop_signal="SIGUSR1")
+    trapped(node, "c1")
     assert node.stop("c1", timeout=5).exit_code == 7
     assert node.inspect_containers(["c1"])[0]["Config"]["StopSignal"] == "SIGUSR1"
 
 
 def test_kill_wait_and_restart(node, net):
-    sh(node, "c1", "trap 'echo usr1; exit 5' USR1; while :; do sleep 0.05; done")
+    sh(node, "c1", "trap 'echo usr1; exit 5' USR1; echo ready; while :; do sleep 0.05; done")
+    trapped(node, "c1")
     node.kill("c1", "USR1")
     assert node.wait("c1") == 5
     assert node.container("c1").state is State.EXITED

@@ -17,7 +17,7 @@ from netkit.errors import AlreadyExists, Conflict, Forbidden, KernelError, Netki
 from netkit.kernel.session import FaultPlan
 from netkit.specs import ContainerSpec, NetworkSpec
 from netkit.swarm import LAST_MANAGER, NOT_MANAGER
-from tests.kernel.helpers import ip, ip_json, snapshot, swarm_of_three
+from tests.kernel.helpers import ip, ip_json, snapshot, swarm_of_three, wait_converged
 
 pytestmark = pytest.mark.root
 IPS = {"a": "192.168.77.10", "b": "192.168.77.11", "c": "192.168.77.12"}
@@ -34,19 +34,6 @@ def sw(host, netkit_dirs):
     cluster_dir = os.path.join(root, "cluster")
     left = [f for f in os.listdir(cluster_dir) if f.startswith(cid)] if os.path.isdir(cluster_dir) else []
     assert not left, f"cluster files left behind: {left}"
-
-
-def wait_converged(engines, timeout: float = 5) -> None:
-    """Until every engine's node agent has applied its cluster's current version."""
-    from netkit.agent.watch import converged
-    engines = list(engines)
-    deadline = time.monotonic() + timeout
-    while True:
-        late = [e.node_name for e in engines if not converged(e)]
-        if not late:
-            return
-        assert time.monotonic() < deadline, f"agents of {late} did not converge in {timeout} s"
-        time.sleep(0.01)
 
 
 def converge(sw) -> None:
@@ -93,7 +80,9 @@ def test_roles(sw, cli):
     out = cli("node", "ls").stdout.splitlines()
     assert out[0].split() == ["NAME", "LAN", "IP", "ROLE", "AGENT"]
     row = next(line for line in out if line.startswith(n["b"]))
-    assert row.split()[-2:] == ["worker", "running"]
+    from netkit.agent import client as agent_client
+    pid = agent_client.pid(sw["b"].paths.run)
+    assert row.split()[-4:] == ["worker", "running", "(pid", f"{pid})"]
 
 
 def test_swarm_errors(sw, host):
@@ -332,7 +321,7 @@ def test_leaving_container_disappears_everywhere(sw, myoverlay):
 
 def test_sync_is_idempotent(sw, myoverlay):
     from netkit.agent import peers
-    from netkit.agent.watch import sync_node
+    from netkit.agent.cluster_sync import sync_node
     converge(sw)
     assert [sync_node(sw[k]) for k in IPS] == [0, 0, 0]
     want = peers.desired(sw["a"].cluster.store().read(), sw["names"]["a"])
@@ -350,7 +339,7 @@ def test_worker_leave_and_rejoin(sw, myoverlay, cli):
     cli("swarm", "leave", node=nc)
     converge(sw)
     assert sw["host"].swarm_roles()[nc] == ""
-    assert sw["host"].swarm_agents()[nc] == "stopped"
+    assert sw["host"].swarm_agents()[nc].startswith("running (pid ")    # the node agent stays
     assert "myoverlay" not in {n.name for n in sw["c"].networks()}
     assert addr(myoverlay["c"]) not in neigh(sw, "a", "vx-001000")
     proc = cli("network", "create", "-d", "overlay", "x", node=nc, check=False)

@@ -51,3 +51,9 @@ def test_reset_removes_everything(node):
     assert [l for l in links(node.node.netns) if l not in ("lo", "eth0")] == []
     assert not [n for n in os.listdir("/run/netns") if n.startswith(f"nkc-{node.node_name}-")]
     assert node.system_check() == []
+    # the node itself stays whole: its UTS namespace (bound below its run dir) is still there
+    out: list[bytes] = []
+    assert node.node_exec(node.node_name, ["hostname"], capture=out) == 0
+    assert b"".join(out).decode().strip() == node.node_name
+    node.run(ContainerSpec(name="c3", detach=True))
+    assert node.exec("c3", ["true"]) == 0

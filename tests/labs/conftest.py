@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
 
 import pytest
 
-LABS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "labs")
+SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LABS = os.path.join(SOURCE, "labs")
+# A container's command is pid 1 of its PID namespace: a signal it does not handle is
+# ignored, so `sleep infinity` would make every `lab down` wait out the 10 s grace period.
+IDLE = "sh -c 'trap exit TERM; sleep infinity & wait'"
+# The probe server of the netkit under test (it exits on SIGTERM): lab containers get only
+# the environment their service declares, so name the source tree explicitly.
+SERVE = f"env PYTHONPATH={SOURCE} {sys.executable} -m netkit.testing.probe serve tcp"
 
 
 @pytest.fixture

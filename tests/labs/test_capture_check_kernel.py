@@ -4,14 +4,12 @@ nothing, a lab file with a capture check through `lab test`."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from netkit.labs import Lab
+from tests.labs.conftest import IDLE, SERVE
 
 pytestmark = pytest.mark.root
-SERVE = f"{sys.executable} -m netkit.testing.probe serve tcp"
 
 LAB = f"""
     name: cap
@@ -21,10 +19,10 @@ LAB = f"""
         scale: 3
         networks: [front]
       client:
-        command: sleep infinity
+        command: {IDLE}
         networks: [front]
       other:
-        command: sleep infinity
+        command: {IDLE}
         networks: [back]
     networks:
       front: {{ipam: {{config: [{{subnet: 172.31.7.0/24}}]}}}}

@@ -34,6 +34,20 @@ def test_config_prints_the_normalized_file(write):
     assert run("lab", "config", "-f", path, "-q").stdout == ""
 
 
+def test_config_shows_restart_stop_signal_and_grace_period(write):
+    path = write("lab.yml", """
+        services:
+          web: {command: "serve 80", restart: "on-failure:3", stop_signal: SIGINT, stop_grace_period: 90s}
+          db: {command: "serve 81", restart: "no"}
+        """)
+    r = run("lab", "-f", path, "config")
+    assert r.exit_code == 0, r.output
+    services = yaml.safe_load(r.stdout)["services"]
+    web = services["web"]
+    assert (web["restart"], web["stop_signal"], web["stop_grace_period"]) == ("on-failure:3", "SIGINT", "1m30s")
+    assert not {"restart", "stop_signal", "stop_grace_period"} & set(services["db"])
+
+
 def test_invalid_file_is_one_error_line(write):
     path = write("lab.yml", "services:\n  web:\n    networks: {front: {ipv4_adress: 10.0.0.2}}\n")
     r = run("lab", "-f", path, "config")
@@ -52,5 +66,6 @@ def test_missing_file_and_bad_scale(write, tmp_path, monkeypatch):
 
 def test_help_lists_the_commands():
     r = run("lab", "--help")
-    for name in ("up", "down", "ps", "config", "scale", "exec", "logs", "graph", "test"):
+    for name in ("up", "down", "stop", "start", "restart", "ps", "config", "scale", "exec", "logs",
+                 "graph", "test"):
         assert f"  {name} " in r.stdout

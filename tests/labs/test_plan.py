@@ -69,6 +69,18 @@ def test_static_address_and_modes(write):
     assert (old.network, old.aliases, old.links) == ("bridge", (), ("shop-db-1:db",))
 
 
+def test_restart_stop_signal_and_grace_period_reach_the_container_spec(write):
+    p = load_project(write("lab.yml", """
+        services:
+          a: {command: sleep 1, restart: "on-failure:2", stop_signal: SIGUSR1, stop_grace_period: 1500ms}
+          b: {command: sleep 1}
+        """))
+    a = plan.container_spec(p, p.services["a"], 1)
+    assert (a.restart, a.stop_signal, a.stop_timeout) == ("on-failure:2", "SIGUSR1", 2)
+    b = plan.container_spec(p, p.services["b"], 1)
+    assert (b.restart, b.stop_signal, b.stop_timeout) == ("no", None, None)
+
+
 def test_network_spec_labels_and_ipam(write):
     p = load_project(write("lab.yml", LAB))
     spec = plan.network_spec(p, p.networks["back"])
@@ -86,6 +98,9 @@ def test_config_hash_changes_with_the_service_not_with_scale(write):
     h = plan.config_hash(p1, p1.services["web"])
     assert plan.config_hash(p2, p2.services["web"]) == h
     assert plan.config_hash(p3, p3.services["web"]) != h
+    for extra in ("restart: always", "stop_signal: SIGINT", "stop_grace_period: 3s"):
+        p4 = load_project(write("lab.yml", LAB.replace("    scale: 3\n", f"    scale: 3\n    {extra}\n")))
+        assert plan.config_hash(p4, p4.services["web"]) != h, extra
 
 
 def test_network_placement_follows_service_nodes(write):

@@ -36,6 +36,17 @@ def error_of(path: str, **kw) -> str:
      "services.web.depends_on.db.condition: expected one of service_started, service_healthy, "
      'service_completed_successfully, got "service_ready"'),
     ("services:\n  web:\n    privileged: true\n", 3, "services.web.privileged: not supported by netkit"),
+    ("services:\n  web:\n    restart: sometimes\n", 3, "services.web.restart: invalid restart policy 'sometimes'"),
+    ("services:\n  web:\n    restart: always:3\n", 3, "services.web.restart: invalid restart policy: maximum "
+                                                        "retry count can only be used with 'on-failure'"),
+    ("services:\n  web:\n    restart: on-failure:x\n", 3, "services.web.restart: invalid restart policy format: "
+     'maximum retry count must be an integer: strconv.Atoi: parsing "x": invalid syntax'),
+    ("services:\n  web:\n    restart: false\n", 3, "services.web.restart: expected a string, got false"),
+    ("services:\n  web:\n    stop_signal: SIGNOPE\n", 3, "services.web.stop_signal: Invalid signal: SIGNOPE"),
+    ("services:\n  web:\n    stop_grace_period: 1 minute\n", 3, 'services.web.stop_grace_period: expected a '
+                                                               'duration ("10s", "1m30s", "500ms"), got "1 minute"'),
+    ("services:\n  web:\n    stop_grace_period: -1s\n", 3, 'services.web.stop_grace_period: expected a '
+                                                          'duration ("10s", "1m30s", "500ms"), got "-1s"'),
     ("networks:\n  n1:\n    internal: maybe\n", 3, 'networks.n1.internal: expected a boolean, got "maybe"'),
     ("networks:\n  n1:\n    ipam:\n      config:\n        - subnet: 10.1.0.0/24\n          iprange: x\n", 6,
      'networks.n1.ipam.config[0].iprange: unknown key (did you mean "ip_range"?)'),
@@ -228,6 +239,28 @@ def test_healthcheck_forms_and_defaults(write):
     assert s["c"].healthcheck.argv() == ["probe", "1"]
     assert (s["a"].healthcheck.interval, s["a"].healthcheck.retries) == (30.0, 3)
     assert s["d"].healthcheck is None and s["e"].healthcheck is None
+
+
+def test_restart_stop_signal_and_grace_period(write):
+    path = write("lab.yml", """
+        services:
+          a: {restart: "no"}
+          b: {restart: always, stop_signal: SIGUSR1, stop_grace_period: 1m30s}
+          c: {restart: on-failure, stop_signal: "15", stop_grace_period: 500ms}
+          d: {restart: "on-failure:2", stop_grace_period: 0s}
+          e: {restart: unless-stopped, stop_grace_period: 1.5s}
+          f: {restart: any}
+          g: {restart: none}
+          h: {restart: "on-failure:0", stop_grace_period: "${GRACE:-3s}"}
+        """)
+    s = load_project(path).services
+    assert {k: v.restart for k, v in s.items()} == {
+        "a": "no", "b": "always", "c": "on-failure", "d": "on-failure:2", "e": "unless-stopped",
+        "f": "always", "g": "no", "h": "on-failure"}
+    assert (s["b"].stop_signal, s["c"].stop_signal, s["a"].stop_signal) == ("SIGUSR1", "15", None)
+    # Docker's stop timeout is in whole seconds: the grace period, rounded up
+    assert {k: (v.stop_grace_period, v.stop_timeout) for k, v in s.items() if k in "abcdeh"} == {
+        "a": (None, None), "b": (90.0, 90), "c": (0.5, 1), "d": (0.0, 0), "e": (1.5, 2), "h": (3.0, 3)}
 
 
 def test_ports_expose_dns_scale(write):

@@ -13,9 +13,9 @@ import pytest
 from netkit.errors import Conflict, NetkitError
 from netkit.labs import Lab
 from tests.conftest import unique
+from tests.labs.conftest import IDLE, SERVE
 
 pytestmark = pytest.mark.root
-SERVE = f"{sys.executable} -m netkit.testing.probe serve tcp"
 
 
 def empty(node) -> None:
@@ -39,7 +39,7 @@ def test_up_aliases_ps_down(write, node):
             networks:
               front: {{aliases: [www]}}
               back: {{}}
-          client: {{command: sleep infinity, networks: [front]}}
+          client: {{command: {IDLE}, networks: [front]}}
         networks: {{front: {{}}, back: {{}}}}
         """)
     events = []
@@ -69,7 +69,7 @@ def test_scale_up_and_down(write, node):
         name: sc
         services:
           web: {{command: {SERVE} 80}}
-          client: {{command: sleep infinity}}
+          client: {{command: {IDLE}}}
         """)
     with Lab.load(path, engine=node) as lab:
         lab.scale({"web": 4})
@@ -84,16 +84,17 @@ def test_scale_up_and_down(write, node):
         assert r.passed and r.evidence.endswith(lab.service("web").addresses()[0]), r.evidence
         lab.up(scale={"web": 2})
         assert [m.number for m in lab.ps(service="web")] == [1, 2]
+        assert lab.check({"reach": {"from": "client", "to": "sc-web-2", "port": 80}}).passed
     empty(node)
 
 
 def test_up_converges_and_recreates_changed_services(write, node, monkeypatch):
-    text = """
+    text = f"""
         name: cv
         services:
-          a: {command: sleep infinity, environment: {V: "${V:-1}"}}
-          b: {command: sleep infinity}
-          side: {command: sleep infinity, network_mode: "service:a"}
+          a: {{command: {IDLE}, environment: {{V: "${{V:-1}}"}}}}
+          b: {{command: {IDLE}}}
+          side: {{command: {IDLE}, network_mode: "service:a"}}
         """
     path = write("lab.yml", text)
     with Lab.load(path, engine=node) as lab:
@@ -116,7 +117,7 @@ def test_depends_on_waits_for_healthy(write, node):
         name: hg
         services:
           web:
-            command: sleep infinity
+            command: {IDLE}
             depends_on: {{db: {{condition: service_healthy}}}}
           db:
             command: sh -c "sleep 1; exec {SERVE} 3306"
@@ -144,11 +145,11 @@ def _ts(created: str) -> float:
 
 
 def test_unhealthy_dependency_fails_up(write, node):
-    path = write("lab.yml", """
+    path = write("lab.yml", f"""
         name: uh
         services:
-          web: {command: sleep infinity, depends_on: {db: {condition: service_healthy}}}
-          db: {command: sleep infinity, healthcheck: {test: [CMD, "false"], interval: 100ms, retries: 2}}
+          web: {{command: {IDLE}, depends_on: {{db: {{condition: service_healthy}}}}}}
+          db: {{command: {IDLE}, healthcheck: {{test: [CMD, "false"], interval: 100ms, retries: 2}}}}
         """)
     lab = Lab.load(path, engine=node)
     with pytest.raises(Conflict, match=r"^dependency failed to start: container uh-db-1 is unhealthy "
@@ -159,11 +160,11 @@ def test_unhealthy_dependency_fails_up(write, node):
 
 
 def test_completed_successfully(write, node, monkeypatch):
-    path = write("lab.yml", """
+    path = write("lab.yml", f"""
         name: cs
         services:
-          app: {command: sleep infinity, depends_on: {init: {condition: service_completed_successfully}}}
-          init: {command: 'sh -c "sleep 0.3; exit ${CODE:-0}"'}
+          app: {{command: {IDLE}, depends_on: {{init: {{condition: service_completed_successfully}}}}}}
+          init: {{command: 'sh -c "sleep 0.3; exit ${{CODE:-0}}"'}}
         """)
     with Lab.load(path, engine=node) as lab:
         init, app = lab.container("init"), lab.container("app")
@@ -183,7 +184,7 @@ def test_checks_report_evidence(write, node, cli):
         name: ck
         services:
           srv: {{command: {SERVE} 80}}
-          cli: {{command: sleep infinity}}
+          cli: {{command: {IDLE}}}
         x-netkit:
           checks:
             - reach: {{from: cli, to: srv, port: 80}}
@@ -206,7 +207,7 @@ def test_checks_report_evidence(write, node, cli):
 
 
 def test_cli_project_names_compatibility_and_down_by_name(write, node, cli):
-    path = write("lab.yml", "services:\n  web: {command: sleep infinity}\n", dir="My_Dir")
+    path = write("lab.yml", f"services:\n  web: {{command: {IDLE}}}\n", dir="My_Dir")
     cli("lab", "-f", path, "up", "-d", node=node.node_name)
     assert [c.name for c in node.containers()] == ["my_dir-web-1"]
     cli("lab", "-f", path, "down", node=node.node_name)
@@ -224,10 +225,10 @@ def test_cli_project_names_compatibility_and_down_by_name(write, node, cli):
 
 
 def test_logs(write, node, cli):
-    path = write("lab.yml", """
+    path = write("lab.yml", f"""
         name: lg
         services:
-          talk: {command: sh -c "echo hello; echo oops >&2; sleep infinity", scale: 2}
+          talk: {{command: sh -c "echo hello; echo oops >&2; trap exit TERM; sleep infinity & wait", scale: 2}}
         """)
     with Lab.load(path, engine=node) as lab:
         deadline = time.monotonic() + 5
@@ -241,13 +242,13 @@ def test_logs(write, node, cli):
 
 
 def test_failed_up_then_down_removes_what_was_made(write, node):
-    path = write("lab.yml", """
+    path = write("lab.yml", f"""
         name: fu
         services:
-          a: {command: sleep infinity, networks: {n: {ipv4_address: 10.66.0.5}}}
-          b: {command: sleep infinity, networks: {n: {ipv4_address: 10.99.0.5}}}
+          a: {{command: {IDLE}, networks: {{n: {{ipv4_address: 10.66.0.5}}}}}}
+          b: {{command: {IDLE}, networks: {{n: {{ipv4_address: 10.99.0.5}}}}}}
         networks:
-          n: {ipam: {config: [{subnet: 10.66.0.0/24}]}}
+          n: {{ipam: {{config: [{{subnet: 10.66.0.0/24}}]}}}}
         """)
     lab = Lab.load(path, engine=node)
     with pytest.raises(NetkitError, match="10.99.0.5"):
@@ -267,8 +268,8 @@ def test_nodes_and_lans_are_created_and_removed(write, node, host, monkeypatch):
         name: mh
         services:
           api: {{command: {SERVE} 80, ports: ["8080:80"], x-netkit: {{node: a}}}}
-          caller: {{command: sleep infinity, x-netkit: {{node: b}}}}
-          local: {{command: sleep infinity}}
+          caller: {{command: {IDLE}, x-netkit: {{node: b}}}}
+          local: {{command: {IDLE}}}
         x-netkit:
           lans:
             lan: {{name: "${{LAN}}", subnet: 192.168.91.0/24, gateway: 192.168.91.1}}
@@ -299,14 +300,14 @@ def test_existing_node_is_not_taken_over(write, node, host, monkeypatch):
     host.create_node(other)
     try:
         monkeypatch.setenv("OTHER", other)
-        path = write("lab.yml", "services:\n  a: {command: sleep infinity, x-netkit: {node: n}}\n"
-                                "x-netkit:\n  nodes:\n    n: {name: '${OTHER}'}\n")
+        path = write("lab.yml", f"services:\n  a: {{command: {IDLE}, x-netkit: {{node: n}}}}\n"
+                                f"x-netkit:\n  nodes:\n    n: {{name: '${{OTHER}}'}}\n")
         lab = Lab.load(path, engine=node)
         with pytest.raises(Conflict, match=f"node {other} already exists and was not created by lab proj"):
             lab.up()
         lab.close()
-        ext = write("lab.yml", "services:\n  a: {command: sleep infinity, x-netkit: {node: n}}\n"
-                               "x-netkit:\n  nodes:\n    n: {name: '${OTHER}', external: true}\n")
+        ext = write("lab.yml", f"services:\n  a: {{command: {IDLE}, x-netkit: {{node: n}}}}\n"
+                               f"x-netkit:\n  nodes:\n    n: {{name: '${{OTHER}}', external: true}}\n")
         with Lab.load(ext, engine=node) as lab:
             assert lab.ps()[0].node == other
         assert other in [n.name for n in host.nodes()]                   # external: left alone
@@ -320,9 +321,9 @@ def test_graph_svg_names_every_container(write, node, cli, tmp_path):
         name: gr
         services:
           web: {{command: {SERVE} 80, scale: 2, ports: ["80"]}}
-          side: {{command: sleep infinity, network_mode: "service:web"}}
-          hostly: {{command: sleep infinity, network_mode: host}}
-          alone: {{command: sleep infinity, network_mode: none}}
+          side: {{command: {IDLE}, network_mode: "service:web"}}
+          hostly: {{command: {IDLE}, network_mode: host}}
+          alone: {{command: {IDLE}, network_mode: none}}
         """)
     with Lab.load(path, engine=node) as lab:
         svg = tmp_path / "lab.svg"

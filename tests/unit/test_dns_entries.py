@@ -6,9 +6,9 @@ import json
 import subprocess
 import sys
 
-from netkit.dns import client, daemon, records
+from netkit.dns import catalog, client, daemon
 from netkit.dns.entries import (ORDER_SHUFFLE, ContainerEntries, EndpointEntry, NetworkEntry,
-                                SandboxEntry, Snapshot)
+                                SandboxEntry, Snapshot, entries_from_json, entries_to_json)
 
 SB = SandboxEntry("c" * 64, "nkc-web", ("n1", "n2"), (("db", "postgres"),), ("1.1.1.1",),
                   ("192.0.2.53",), False)
@@ -46,6 +46,17 @@ def test_from_json_takes_missing_keys_as_defaults():
     assert Snapshot.from_json({}) == Snapshot()
 
 
+def test_container_entries_round_trip_as_the_remote_command_carries_them():
+    containers = {"a" * 64: ContainerEntries(None, EPS[:1]), "c" * 64: ContainerEntries(SB),
+                  "e" * 64: ContainerEntries()}
+    nets = dict(SNAP.networks)
+    data = json.loads(json.dumps(entries_to_json(containers, nets)))
+    assert data["containers"]["a" * 64] == {"sandbox": None, "endpoints": [EPS[0].to_json()]}
+    assert data["networks"]["n2"] == {"name": "back", "order": "shuffle"}
+    assert entries_from_json(data) == (containers, nets)
+    assert entries_from_json({}) == ({}, {})
+
+
 def test_snapshot_file_round_trip(tmp_path):
     run_dir = str(tmp_path)
     assert daemon.load_snapshot(run_dir) == Snapshot()  # none yet: empty, version 0
@@ -69,7 +80,7 @@ def test_snapshot_containers_groups_per_container_in_list_order():
 
 
 def test_entries_compare_by_value_so_unchanged_containers_are_not_rebuilt():
-    cat = records.Catalog.from_snapshot(SNAP)
+    cat = catalog.Catalog.from_snapshot(SNAP)
     again = Snapshot.from_json(json.loads(json.dumps(SNAP.to_json())))
     assert cat.diff(again.containers()) == {}
     moved = EndpointEntry("b" * 64, "db", "n2", "10.0.1.4", None, ("db",))
@@ -78,7 +89,7 @@ def test_entries_compare_by_value_so_unchanged_containers_are_not_rebuilt():
 
 
 def test_resolver_core_imports_nothing_of_engine_agent_swarm_or_drivers():
-    code = ("import sys; import netkit.dns.entries, netkit.dns.records, netkit.dns.wire, "
+    code = ("import sys; import netkit.dns.entries, netkit.dns.records, netkit.dns.catalog, netkit.dns.wire, "
             "netkit.dns.server, netkit.dns.upstream; "
             "print(' '.join(m for m in sys.modules if m.startswith(('netkit.engine', "
             "'netkit.agent', 'netkit.swarm', 'netkit.drivers', 'netkit.dnssync'))))")

@@ -1,6 +1,6 @@
 """Incremental resolver updates: one container's delta, and the same tables as a full build.
 
-No sockets: records.Catalog directly, server._State for the hot path's
+No sockets: netkit.dns.catalog.Catalog directly, server._State for the hot path's
 round-robin counters, and a synthetic store (a temporary SQLite file) for
 the daemon's reads.
 """
@@ -14,6 +14,7 @@ import pytest
 from dnslib import RCODE, DNSRecord
 
 from netkit.dns import records, wire
+from netkit.dns.catalog import Catalog, Delta
 from netkit.dns.entries import (ContainerEntries, EndpointEntry, NetworkEntry, SandboxEntry,
                                 Snapshot)
 from netkit.dns.server import Server, _State
@@ -41,7 +42,7 @@ def only(*endpoints):
 
 
 def catalog(endpoints, sandboxes=None):
-    return records.Catalog.from_snapshot(Snapshot(1, tuple(sandboxes or [sandbox()]), NETS,
+    return Catalog.from_snapshot(Snapshot(1, tuple(sandboxes or [sandbox()]), NETS,
                                                   tuple(endpoints)))
 
 
@@ -134,7 +135,7 @@ def test_update_for_an_unknown_container_changes_nothing():
     table = cat.sandboxes[CID].table
     before = (dict(table.answers), dict(table.fast))
     delta = cat.update({"nobody".ljust(64, "0"): GONE})
-    assert delta == records.Delta()
+    assert delta == Delta()
     assert (table.answers, table.fast) == before
 
 
@@ -199,7 +200,7 @@ def test_ptr_winner_is_recomputed():
     assert [str(r.rdata) for r in fast(st, ptr, "PTR").rr] == ["second.net1."]
 
 
-def _tables(cat: records.Catalog) -> dict:
+def _tables(cat: Catalog) -> dict:
     return {cid: (dict(sb.table.answers), dict(sb.table.fast), sb.spec)
             for cid, sb in cat.sandboxes.items()}
 
@@ -209,7 +210,7 @@ def test_incremental_updates_give_the_tables_of_a_full_build(seed):
     rng = random.Random(seed)
     nets = list(NETS)
     pool = ["svc", "db", "x.net2", "api", "web"]
-    cat = records.Catalog()
+    cat = Catalog()
     state: dict[str, ContainerEntries] = {}
     born = itertools.count()
     ids = [f"{i:02d}".ljust(64, "c") for i in range(14)]
@@ -245,7 +246,7 @@ def test_incremental_updates_give_the_tables_of_a_full_build(seed):
                 state.pop(c, None)
             else:
                 state[c] = e
-        full = records.Catalog.build(dict(state), NETS)
+        full = Catalog.build(dict(state), NETS)
         assert _tables(cat) == _tables(full)
         # equal (networks, links) share one table, and no table outlives its sandboxes
         shared = {(sb.networks, sb.links) for sb in cat.sandboxes.values()}
@@ -327,8 +328,8 @@ def test_store_source_reads_what_build_snapshot_builds(store):
         assert full["web2".ljust(64, "f")].sandbox.links == (("upstream", "web1"),)
         assert not full["db".ljust(64, "f")].sandbox.external
         assert full["db".ljust(64, "f")].sandbox.upstreams == ("1.1.1.1",)
-        assert _tables(records.Catalog.build(full, networks)) == \
-            _tables(records.Catalog.from_snapshot(snap))
+        assert _tables(Catalog.build(full, networks)) == \
+            _tables(Catalog.from_snapshot(snap))
         # one container at a time; gone or stopped ones read as nothing
         one, nets = source.read([c1, "x" * 64, "old".ljust(64, "f")], [])
         assert one["x" * 64] == GONE and one["old".ljust(64, "f")] == GONE
@@ -351,7 +352,7 @@ def test_addresses_of_a_name_follow_creation_order(store):
     try:
         full, networks = source.read_all([])
         full["s" * 64] = ContainerEntries(sandbox("s" * 64, networks=("a" * 64,)))
-        st = _State(records.Catalog.build(full, networks).sandboxes["s" * 64])
+        st = _State(Catalog.build(full, networks).sandboxes["s" * 64])
         assert ips(fast(st, "svc")) == ["10.8.0.2", "10.8.0.3"]
     finally:
         source.close()

@@ -7,7 +7,7 @@ import itertools
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord
 
-from netkit.dns import records, wire
+from netkit.dns import catalog, records, wire
 from netkit.dns.entries import EndpointEntry, NetworkEntry, SandboxEntry, Snapshot
 from netkit.dns.server import Server, _State
 
@@ -31,7 +31,7 @@ def sandbox(cid=CID, networks=("n1",), links=None, upstreams=(), host_upstreams=
 
 
 def state(snapshot, cid=CID) -> _State:
-    return _State(records.build(snapshot)[cid])
+    return _State(catalog.build(snapshot)[cid])
 
 
 def ask(st, name, qtype="A", tcp=False, **kw):
@@ -116,7 +116,7 @@ def test_link_alias_is_private_and_maps_to_target():
     eps = [ep("db", "n1", "10.0.0.2"), ep("postgres", "n1", "10.0.0.3")]
     linker = sandbox(links={"db": "postgres", "cache": "missing"})
     other = sandbox(cid="d" * 64)
-    tables = records.build(snap(eps, [linker, other]))
+    tables = catalog.build(snap(eps, [linker, other]))
     st, st2 = _State(tables[CID]), _State(tables["d" * 64])
     assert ips(ask(st, "db")) == ["10.0.0.3"]               # alias beats the plain name
     assert ips(ask(st, "db.net1")) == ["10.0.0.3"]
@@ -142,7 +142,7 @@ def test_round_robin_rotates_by_one_per_query():
 
 def test_round_robin_counters_are_per_sandbox():
     eps = [ep(f"w{i}", "n1", f"10.0.0.{i}", aliases=["svc"]) for i in (1, 2)]
-    tables = records.build(snap(eps, [sandbox(), sandbox(cid="d" * 64)]))
+    tables = catalog.build(snap(eps, [sandbox(), sandbox(cid="d" * 64)]))
     assert tables[CID].table is tables["d" * 64].table      # shared table
     a, b = _State(tables[CID]), _State(tables["d" * 64])
     assert ips(fast(a, "svc")) == ["10.0.0.1", "10.0.0.2"]
@@ -192,13 +192,13 @@ def test_reply_header_bits():
 
 
 def test_forward_servers_choice():
-    sb = records.build(snap(ENDPOINTS, [sandbox(upstreams=["1.1.1.1"] * 5,
+    sb = catalog.build(snap(ENDPOINTS, [sandbox(upstreams=["1.1.1.1"] * 5,
                                                 host_upstreams=["2.2.2.2"])]))[CID]
     assert sb.forward_servers() == (("1.1.1.1",) * 3, True)
-    internal = records.build(snap(ENDPOINTS, [sandbox(host_upstreams=["2.2.2.2"],
+    internal = catalog.build(snap(ENDPOINTS, [sandbox(host_upstreams=["2.2.2.2"],
                                                       external=False)]))[CID]
     assert internal.forward_servers() == ((), False)
-    ext = records.build(snap(ENDPOINTS, [sandbox(host_upstreams=["2.2.2.2"])]))[CID]
+    ext = catalog.build(snap(ENDPOINTS, [sandbox(host_upstreams=["2.2.2.2"])]))[CID]
     assert ext.forward_servers() == (("2.2.2.2",), False)
 
 

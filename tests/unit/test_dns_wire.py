@@ -7,7 +7,7 @@ import random
 import pytest
 from dnslib import EDNS0, QTYPE, RCODE, DNSRecord
 
-from netkit.dns import records, wire
+from netkit.dns import catalog, wire
 from netkit.dns.entries import EndpointEntry, NetworkEntry, SandboxEntry, Snapshot
 from netkit.dns.server import Server, _State
 
@@ -81,7 +81,7 @@ def test_parser_only_ever_raises_formerror_on_random_input():
 def test_server_handle_survives_random_input():
     snap = Snapshot(1, (SandboxEntry("c", "x", ("n",)),), {"n": NetworkEntry("net")},
                     (EndpointEntry("a", "web1", "n", "10.0.0.2", None, ("web1",)),))
-    st = _State(records.build(snap)["c"])
+    st = _State(catalog.build(snap)["c"])
     server = Server(timeout=1, max_inflight=1)
     rng = random.Random(11)
     for _ in range(5000):
@@ -184,7 +184,7 @@ def test_unusual_shapes_go_through_dnslib():
 
 def test_handle_zero_questions_no_reply_and_other_opcodes_notimp():
     snap = Snapshot(1, (SandboxEntry("c", "x"),))
-    st = _State(records.build(snap)["c"])
+    st = _State(catalog.build(snap)["c"])
     server = Server(timeout=1, max_inflight=1)
     assert server.handle(st, b"\x00\x07\x01\x00" + bytes(8), tcp=False) is None
     q = DNSRecord.question("web1")

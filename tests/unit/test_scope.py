@@ -114,7 +114,7 @@ def member(tmp_path):
     with open(os.path.join(paths.root, SWARM_FILE), "w") as f:
         json.dump({"cluster": cluster.cluster_id}, f)
     actions = Actions(store, node, KernelSessions(None))
-    scope = ClusterScope(store, root, run, node, actions, KernelSessions(None), None,  # type: ignore[arg-type]
+    scope = ClusterScope(store, root, run, node, actions, KernelSessions(None), None, None,  # type: ignore[arg-type]
                          in_agent=True)
     yield scope, actions, store, cluster
     scope.close()
