@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
-log = logging.getLogger("netkit")
+if TYPE_CHECKING:
+    import logging
+
+
+class _Log:
+    """The "netkit" logger, loaded on first use: most commands never log, and
+    importing `logging` costs each one ~2 ms."""
+
+    def __getattr__(self, name: str) -> Any:
+        import logging
+        return getattr(logging.getLogger("netkit"), name)
+
+
+log = cast("logging.Logger", _Log())
 
 
 class UndoJournal:
