@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from netkit import __version__
-from netkit.cli import container, debug, dns, lifecycle, network, node, system
-from netkit.cli import capture
-from netkit.cli import lab
-from netkit.cli import swarm
+from netkit.cli import debug
 from netkit.errors import NetkitError
+
+# Each command and where it lives (module of netkit.cli, attribute): a command's module is
+# imported when that command runs (`--help` lists them all), so that `netkit run` does not
+# load `capture`, `lab`, `swarm` and the others (~3 ms of every command's start-up).
+COMMANDS = {
+    "network": ("network", "network"),
+    "run": ("container", "run"), "create": ("container", "create"), "exec": ("container", "exec_"),
+    "ps": ("container", "ps"), "rm": ("container", "rm"), "inspect": ("container", "inspect"),
+    "port": ("container", "port"),
+    "start": ("lifecycle", "start"), "stop": ("lifecycle", "stop"),
+    "restart": ("lifecycle", "restart"), "kill": ("lifecycle", "kill"),
+    "wait": ("lifecycle", "wait"), "logs": ("lifecycle", "logs"), "rename": ("lifecycle", "rename"),
+    "system": ("system", "system"), "dns": ("dns", "dns"), "node": ("node", "node"),
+    "lan": ("node", "lan"), "capture": ("capture", "capture"), "lab": ("lab", "lab"),
+    "swarm": ("swarm", "swarm"),
+}
 
 
 class NetkitGroup(click.Group):
@@ -48,6 +63,17 @@ class NetkitGroup(click.Group):
                 raise
             raise click.exceptions.Exit(130) from None
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is None and cmd_name in COMMANDS:
+            module, attr = COMMANDS[cmd_name]
+            cmd = getattr(importlib.import_module(f"netkit.cli.{module}"), attr)
+            self.add_command(cmd, cmd_name)
+        return cmd
+
     def _failure_exit_code(self, ctx: click.Context) -> int | None:
         """The invoked subcommand's exit code for netkit's own failures, if it has one."""
         name = ctx.invoked_subcommand
@@ -61,26 +87,6 @@ class NetkitGroup(click.Group):
 @click.version_option(__version__, prog_name="netkit")
 def cli(node: str | None) -> None:
     """Docker's container networking on Linux namespaces, without Docker."""
-
-
-cli.add_command(network.network)
-cli.add_command(container.run)
-cli.add_command(container.create)
-cli.add_command(container.exec_)
-cli.add_command(container.ps)
-cli.add_command(container.rm)
-cli.add_command(container.inspect)
-cli.add_command(container.port)
-for _cmd in (lifecycle.start, lifecycle.stop, lifecycle.restart, lifecycle.kill, lifecycle.wait,
-             lifecycle.logs, lifecycle.rename):
-    cli.add_command(_cmd)
-cli.add_command(system.system)
-cli.add_command(dns.dns)
-cli.add_command(node.node)
-cli.add_command(node.lan)
-cli.add_command(capture.capture)
-cli.add_command(lab.lab)
-cli.add_command(swarm.swarm)
 
 
 def main(prog_name: str = "netkit") -> None:
