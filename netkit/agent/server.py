@@ -373,8 +373,10 @@ class Agent:
         proc.leave = leave
         fut = self.loop.create_future()
         proc.exit_waiters.append(fut)
-        if timeout > 0:
+        if timeout != 0:
             _signal(proc, sig)
+            if timeout < 0:                      # Docker's -1: wait as long as it takes
+                return await fut
             try:
                 return await asyncio.wait_for(asyncio.shield(fut), timeout)
             except asyncio.TimeoutError:
