@@ -206,7 +206,7 @@ class Processes:
             timeout = DEFAULT_STOP_TIMEOUT if own is None else int(own)       # type: ignore[arg-type]
         sig = str(ctr.options.get("stop_signal") or "SIGTERM")
         reply = self._request("stop", id=ctr.id, timeout=timeout, signal=sig, leave=leave,
-                              wait=timeout + agent.REQUEST_TIMEOUT)
+                              wait=(timeout if timeout >= 0 else 365 * 86400) + agent.REQUEST_TIMEOUT)
         return reply.get("exit_code")
 
     def kill(self, ctr: Container, sig: str | int) -> None:

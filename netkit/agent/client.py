@@ -37,7 +37,6 @@ import json
 import os
 import signal
 import socket
-import sys
 import time
 from contextlib import contextmanager
 from typing import Iterator, Sequence
@@ -204,45 +203,6 @@ def _spawn_lock(run_dir: str) -> Iterator[None]:
         os.close(fd)
 
 
-def spawn_daemon(argv: list[str], *, netns: str | None, logfile: str) -> None:
-    """Double-fork a detached Python daemon (new session, stdio to `logfile`), in `netns`.
-
-    The daemon runs this interpreter with this package importable, without a
-    test's fault plan (NETKIT_TEST_FAULT targets the action, not the daemon).
-    """
-    env = dict(os.environ)
-    env.pop("NETKIT_TEST_FAULT", None)
-    pkg_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
-    ns_fd = None
-    if netns is not None:
-        from netkit.kernel.netns import open_fd
-        ns_fd = open_fd(netns)
-    try:
-        child = os.fork()
-        if child == 0:              # first child: new session, fork again, exit
-            try:
-                os.setsid()
-                if os.fork() != 0:
-                    os._exit(0)
-                if ns_fd is not None:
-                    from netkit.kernel.netns import setns
-                    setns(ns_fd)
-                os.chdir("/")
-                null = os.open(os.devnull, os.O_RDONLY)
-                out = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                os.dup2(null, 0)
-                os.dup2(out, 1)
-                os.dup2(out, 2)
-                os.execve(sys.executable, [sys.executable, *argv], env)
-            finally:
-                os._exit(127)
-        os.waitpid(child, 0)
-    finally:
-        if ns_fd is not None:
-            os.close(ns_fd)
-
-
 def ensure_running(run_dir: str, *, node: str, root: str, run: str, netns: str | None,
                    timeout: float = START_TIMEOUT) -> int:
     """The agent's pid: started (detached, in `netns`) unless one answers already."""
@@ -255,6 +215,7 @@ def ensure_running(run_dir: str, *, node: str, root: str, run: str, netns: str |
         if found is None:
             argv = ["-m", MODULE, "--run-dir", os.path.abspath(run_dir), "--node", node,
                     "--root", os.path.abspath(root), "--run", os.path.abspath(run)]
+            from netkit.kernel.daemon import spawn_daemon
             spawn_daemon(argv, netns=netns, logfile=path(run_dir, "agent.log"))
         while True:
             try:

@@ -14,8 +14,10 @@ A line longer than 16 KiB is cut into 16 KiB pieces, as Docker's are.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterator
@@ -24,6 +26,9 @@ LOG_NAME = "log.json"
 MAX_LINE = 16 * 1024
 DEFAULT_MAX_SIZE = 10 * 1024 * 1024
 DEFAULT_MAX_FILES = 2
+STREAMS = ("stdout", "stderr")
+F_SETPIPE_SZ = 1031
+PIPE_SIZE = 1024 * 1024       # what a container may write while no agent reads
 
 
 def now_text() -> str:
@@ -109,6 +114,81 @@ class LogWriter:
     def close(self) -> None:
         self.flush()
         os.close(self._fd)
+
+
+class Output:
+    """A container's stdout and stderr: FIFOs in its run dir, the agent's read ends, and
+    the log they go to.
+
+    The container gets each FIFO opened read-write, so it never has a pipe without a
+    reader (no SIGPIPE while the agent is away: it blocks once PIPE_SIZE is buffered);
+    an agent that comes back opens the read ends again (`reopen`).
+    """
+
+    def __init__(self, writer: LogWriter, ends: dict[int, str]) -> None:
+        self.writer = writer
+        self.ends = ends                      # our read fd -> stream
+
+    @classmethod
+    def make(cls, directory: str, writer: LogWriter) -> tuple["Output", list[int]]:
+        """New ends, and the container's (its stdout and stderr fds, for the caller to close)."""
+        ours: dict[int, str] = {}
+        theirs: list[int] = []
+        try:
+            for stream in STREAMS:
+                path = os.path.join(directory, f"{stream}.fifo")
+                if not os.path.exists(path):
+                    os.mkfifo(path, 0o600)
+                ours[os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)] = stream
+                w = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+                theirs.append(w)
+                try:
+                    fcntl.fcntl(w, F_SETPIPE_SZ, PIPE_SIZE)
+                except OSError:
+                    pass
+        except OSError:
+            for fd in [*ours, *theirs]:
+                os.close(fd)
+            writer.close()
+            raise
+        return cls(writer, ours), theirs
+
+    @classmethod
+    def reopen(cls, directory: str, writer: LogWriter) -> "Output":
+        """The read ends of a running container's FIFOs (after an agent restart)."""
+        ours: dict[int, str] = {}
+        for stream in STREAMS:
+            path = os.path.join(directory, f"{stream}.fifo")
+            try:
+                if stat.S_ISFIFO(os.stat(path).st_mode):
+                    ours[os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)] = stream
+            except OSError:
+                pass
+        return cls(writer, ours)
+
+    def pump(self, fd: int) -> None:
+        """`fd` is readable: log what is there."""
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            return
+        if data:
+            self.writer.feed(self.ends[fd], data)
+
+    def close(self) -> None:
+        """The process ended: log what is left, close everything."""
+        for fd, stream in self.ends.items():
+            while True:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not data:
+                    break
+                self.writer.feed(stream, data)
+            os.close(fd)
+        self.ends.clear()
+        self.writer.close()
 
 
 def files(directory: str) -> list[str]:

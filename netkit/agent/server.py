@@ -38,21 +38,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fcntl
 import json
 import logging
 import os
 import resource
 import signal
 import socket
-import stat
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from netkit.agent import client
 from netkit.agent.cluster_sync import ClusterSync
-from netkit.agent.logs import LogWriter
+from netkit.agent.logs import LogWriter, Output
 from netkit.errors import NetkitError
 from netkit.lifecycle import Backoff, RestartPolicy, parse_signal
 
@@ -60,8 +58,6 @@ if TYPE_CHECKING:
     from netkit.engine import Engine
 
 log = logging.getLogger("netkit.agent")
-F_SETPIPE_SZ = 1031
-PIPE_SIZE = 1024 * 1024
 TICK = 0.2                     # seconds between two looks at the resolver
 UNKNOWN_EXIT = 255             # exit code recorded when it cannot be known
 
@@ -78,8 +74,7 @@ class Proc:
     started: float = field(default_factory=time.monotonic)
     child: bool = True                 # our child (reaped) or adopted (pidfd, exit unknown)
     pidfd: int | None = None
-    pipes: dict[int, str] = field(default_factory=dict)    # read fd -> stream
-    log: LogWriter | None = None
+    output: Output | None = None       # FIFOs and log (None: attached to a client's stdio)
     stopping: bool = False             # stop/kill asked: no restart
     leave: bool = True                 # on exit, release its networks (not when being removed)
     exit_waiters: list[asyncio.Future] = field(default_factory=list)
@@ -109,30 +104,6 @@ class Agent:
         return self.engine
 
     # -- processes ----------------------------------------------------------------------
-    def _fifos(self, directory: str) -> tuple[dict[int, str], list[int]]:
-        """Read ends (ours) and write ends (the container's, opened read-write) of its
-        stdout and stderr FIFOs."""
-        ours: dict[int, str] = {}
-        theirs: list[int] = []
-        try:
-            for stream in ("stdout", "stderr"):
-                p = os.path.join(directory, f"{stream}.fifo")
-                if not os.path.exists(p):
-                    os.mkfifo(p, 0o600)
-                r = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-                ours[r] = stream
-                w = os.open(p, os.O_RDWR | os.O_CLOEXEC)
-                theirs.append(w)
-                try:
-                    fcntl.fcntl(w, F_SETPIPE_SZ, PIPE_SIZE)
-                except OSError:
-                    pass
-        except OSError:
-            for fd in [*ours, *theirs]:
-                os.close(fd)
-            raise
-        return ours, theirs
-
     def start(self, cid: str, fds: list[int] | None = None, *, restart: bool = False) -> Proc:
         from netkit.kernel import spawn
         engine = self._engine()
@@ -140,29 +111,26 @@ class Agent:
         if cid in self.procs:
             raise client.AgentError(f"container {cid} is already running", 1)
         theirs: list[int] = []
-        ours: dict[int, str] = {}
-        writer = None
+        output = None
         if fds:
             stdio = (fds + [fds[-1]] * 3)[:3]
         else:
-            ours, theirs = self._fifos(spec.directory)
+            output, theirs = Output.make(spec.directory, LogWriter(
+                spec.directory, max_size=spec.log_max_size, max_files=spec.log_max_files))
             null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
             stdio = [null, *theirs]
             theirs.append(null)
-            writer = LogWriter(spec.directory, max_size=spec.log_max_size, max_files=spec.log_max_files)
         try:
             pid, start_time = spawn.start_init(spec.box, list(spec.argv), spec.env,
                                                stdin=stdio[0], stdout=stdio[1], stderr=stdio[2])
         except BaseException:
-            for fd in ours:
-                os.close(fd)
-            if writer is not None:
-                writer.close()
+            if output is not None:
+                output.close()
             raise
         finally:
             for fd in theirs:
                 os.close(fd)
-        proc = Proc(cid, pid, start_time, spec.policy, spec.auto_remove, pipes=ours, log=writer)
+        proc = Proc(cid, pid, start_time, spec.policy, spec.auto_remove, output=output)
         self._track(proc)
         engine.runtime.record_started(cid, pid, start_time, restart=restart)
         log.info("started %s pid %d%s", cid[:12], pid, " (restart)" if restart else "")
@@ -172,39 +140,18 @@ class Agent:
         assert self.loop is not None
         self.procs[proc.cid] = proc
         self.by_pid[proc.pid] = proc
-        for fd in proc.pipes:
-            self.loop.add_reader(fd, self._pump, proc, fd)
+        for fd in proc.output.ends if proc.output is not None else ():
+            self.loop.add_reader(fd, proc.output.pump, fd)      # type: ignore[union-attr]
         if proc.pidfd is not None:
             self.loop.add_reader(proc.pidfd, self._adopted_exit, proc)
 
-    def _pump(self, proc: Proc, fd: int) -> None:
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if data and proc.log is not None:
-            proc.log.feed(proc.pipes[fd], data)
-
     def _drain(self, proc: Proc) -> None:
         assert self.loop is not None
-        for fd, stream in proc.pipes.items():
-            self.loop.remove_reader(fd)
-            while True:
-                try:
-                    data = os.read(fd, 65536)
-                except OSError:
-                    break
-                if not data:
-                    break
-                if proc.log is not None:
-                    proc.log.feed(stream, data)
-            os.close(fd)
-        proc.pipes.clear()
-        if proc.log is not None:
-            proc.log.close()
-            proc.log = None
+        if proc.output is not None:
+            for fd in proc.output.ends:
+                self.loop.remove_reader(fd)
+            proc.output.close()
+            proc.output = None
 
     def _reap(self) -> None:
         """SIGCHLD: collect every exited child (we are a subreaper: orphans come to us)."""
@@ -217,7 +164,8 @@ class Agent:
                 return
             proc = self.by_pid.get(pid)
             if proc is not None:
-                self._exited(proc, _exit_code(status))
+                from netkit.kernel import spawn
+                self._exited(proc, spawn.exit_code(status))
 
     def _adopted_exit(self, proc: Proc) -> None:
         assert self.loop is not None and proc.pidfd is not None
@@ -315,17 +263,9 @@ class Agent:
                 except OSError:
                     pidfd = None
                 directory = engine.runtime.container_dir(ctr.id)
-                pipes: dict[int, str] = {}
-                for stream in ("stdout", "stderr"):
-                    p = os.path.join(directory, f"{stream}.fifo")
-                    try:
-                        if stat.S_ISFIFO(os.stat(p).st_mode):
-                            pipes[os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)] = stream
-                    except OSError:
-                        pass
-                writer = LogWriter(directory, **engine.runtime.log_options(ctr)) if pipes else None
+                output = Output.reopen(directory, LogWriter(directory, **engine.runtime.log_options(ctr)))
                 proc = Proc(ctr.id, ctr.pid, start, policy, ctr.auto_remove,     # type: ignore[arg-type]
-                            child=False, pidfd=pidfd, pipes=pipes, log=writer)
+                            child=False, pidfd=pidfd, output=output)
                 self._track(proc)
                 if pidfd is None:
                     self._adopted_exit_now(proc)
@@ -433,8 +373,10 @@ class Agent:
         proc.leave = leave
         fut = self.loop.create_future()
         proc.exit_waiters.append(fut)
-        if timeout > 0:
+        if timeout != 0:
             _signal(proc, sig)
+            if timeout < 0:                      # Docker's -1: wait as long as it takes
+                return await fut
             try:
                 return await asyncio.wait_for(asyncio.shield(fut), timeout)
             except asyncio.TimeoutError:
@@ -529,12 +471,6 @@ def _reply(conn: socket.socket, msg: dict) -> None:
         conn.sendall(json.dumps(msg).encode() + b"\n")
     except OSError:
         pass
-
-
-def _exit_code(status: int) -> int:
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.waitstatus_to_exitcode(status)
 
 
 def _write_atomic(path: str, text: str) -> None:

@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import socket
-import sys
 import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterable, Iterator
@@ -203,44 +202,14 @@ def _spawn_lock(run_dir: str) -> Iterator[None]:
 
 
 def _spawn(run_dir: str, netns: str | None, store: str | None, host_resolv: str | None) -> None:
-    """Double-fork a detached daemon (setsid, stdio to the log), in `netns` if given."""
-    logfile = _path(run_dir, "resolver.log")
-    argv = [sys.executable, "-m", MODULE, "--run-dir", os.path.abspath(run_dir)]
+    """Start a detached daemon (new session, stdio to its log), in `netns` if given."""
+    from netkit.kernel.daemon import spawn_daemon
+    argv = ["-m", MODULE, "--run-dir", os.path.abspath(run_dir)]
     if store:
         argv += ["--store", os.path.abspath(store)]
     if host_resolv:
         argv += ["--host-resolv", os.path.abspath(host_resolv)]
-    env = dict(os.environ)
-    env.pop("NETKIT_TEST_FAULT", None)          # a test's fault plan targets the action, not us
-    pkg_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
-    ns_fd = None
-    if netns is not None:
-        from netkit.kernel.netns import open_fd
-        ns_fd = open_fd(netns)
-    try:
-        child = os.fork()
-        if child == 0:              # first child: new session, fork again, exit
-            try:
-                os.setsid()
-                if os.fork() != 0:
-                    os._exit(0)
-                if ns_fd is not None:
-                    from netkit.kernel.netns import setns
-                    setns(ns_fd)
-                os.chdir("/")
-                null = os.open(os.devnull, os.O_RDONLY)
-                out = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-                os.dup2(null, 0)
-                os.dup2(out, 1)
-                os.dup2(out, 2)
-                os.execve(sys.executable, argv, env)
-            finally:
-                os._exit(127)
-        os.waitpid(child, 0)
-    finally:
-        if ns_fd is not None:
-            os.close(ns_fd)
+    spawn_daemon(argv, netns=netns, logfile=_path(run_dir, "resolver.log"))
 
 
 def ensure_running(run_dir: str, netns: str | None = None, *, store: str | None = None,

@@ -65,7 +65,7 @@ def gather(lab: "Lab") -> Topology:
     topo = Topology(lab.name)
     known = {n.name: n for n in lab.target.nodes()}
     lans_used: set[str] = set()
-    for node in lab._engine_nodes():
+    for node in lab.engine_nodes():
         info = known.get(node or "")
         topo.nodes.append(GNode(node or "", info.ip if info else None, info.lan if info else None))
         if info and info.lan:

@@ -188,7 +188,7 @@ class Lab:
     def _node_names(self) -> set[str]:
         return {n.name for n in self.target.nodes()}
 
-    def _engine_nodes(self) -> list[str | None]:
+    def engine_nodes(self) -> list[str | None]:
         """Every node that may hold something of this lab (and still exists)."""
         rec = self._load_record()
         wanted: list[str | None] = [self.target_node] + [e or None for e in rec["engines"]]
@@ -331,7 +331,7 @@ class Lab:
         self._emit("Container", c.name, "Removed")
 
     def _warn_orphans(self, p: Project) -> None:
-        for node in self._engine_nodes():
+        for node in self.engine_nodes():
             for m in self.members(self.engine(node)):
                 if m.service not in p.services:
                     self._emit("Warning", m.name, "", f"found orphan container {m.name} (service "
@@ -373,7 +373,7 @@ class Lab:
         grace period (`timeout` for all) and removed, dependents first; then its networks,
         and the nodes and LANs it created. What it did not create stays."""
         rec = self._load_record()
-        nodes = self._engine_nodes()
+        nodes = self.engine_nodes()
         lifecycle.remove(self, [m for node in nodes for m in self.members(self.engine(node))], timeout)
         roles = self.target.swarm_roles() if any(n for n in nodes) else {}
         for node in sorted(nodes, key=lambda n: roles.get(n or "") != "manager"):   # managers first
@@ -423,7 +423,7 @@ class Lab:
     def members(self, eng: "Engine | None" = None, service: str | None = None) -> list[Member]:
         """The lab's containers on one engine (default: every engine of the lab)."""
         if eng is None:
-            return [m for node in self._engine_nodes() for m in self.members(self.engine(node), service)]
+            return [m for node in self.engine_nodes() for m in self.members(self.engine(node), service)]
         out = []
         for c in eng.containers(all=True):
             labels: dict = c.options.get("labels") or {}              # type: ignore[assignment]

@@ -109,6 +109,14 @@ def test_stop_escalates_to_sigkill_after_the_timeout(node, net):
     assert c.exit_code == 137
 
 
+def test_stop_timeout_minus_one_waits_as_long_as_it_takes(node, net):
+    c = sh(node, "slow", "trap 'sleep 1.5; exit 9' TERM; echo ready; while :; do sleep 0.05; done")
+    assert until(lambda: [e.text for e in node.logs("slow")] == ["ready\n"], 5)
+    t0 = time.monotonic()
+    assert node.stop("slow", timeout=-1).exit_code == 9       # not SIGKILLed at once
+    assert time.monotonic() - t0 >= 1.4
+
+
 def test_stop_signal_option(node, net):
     sh(node, "c1", "trap 'exit 7' USR1; trap '' TERM; echo ready; while :; do sleep 0.05; done",
        stop_signal="SIGUSR1")
