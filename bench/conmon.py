@@ -71,11 +71,20 @@ def measure(n: int, netns_path: str) -> dict[str, float]:
                 os.kill(pid, 9)
             except ProcessLookupError:
                 pass
+        # each conmon runs `podman container cleanup` as its container ends, which writes
+        # lock files under tmp: wait for those before removing it
+        deadline = time.monotonic() + 15
+        while processes_named("", tmp) and time.monotonic() < deadline:
+            time.sleep(0.1)
         with open("/proc/self/mountinfo") as f:
             left = [line.split()[4] for line in f if tmp in line.split()[4]]
         for mp in sorted(left, reverse=True):
             subprocess.run(["umount", "-l", mp], check=False)
-        shutil.rmtree(tmp, ignore_errors=True)
+        for _ in range(50):
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not os.path.exists(tmp):
+                break
+            time.sleep(0.1)
 
 
 def main() -> None:

@@ -88,7 +88,7 @@ def netkit_processes(marker: str, netns_path: str, python: str) -> dict[int, str
 
 
 def processes_named(program: str, marker: str) -> list[int]:
-    """pids whose argv[0] ends with `program` and whose command line names `marker`."""
+    """pids whose argv[0] ends with `program` ("": any) and whose command line names `marker`."""
     out = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
