@@ -341,6 +341,19 @@ def test_network_mode_errors(view):
         run(view, network="n1", extra_networks=(EndpointSpec("n2"), EndpointSpec("nosuch")))
 
 
+def test_find_container_by_id_then_name_then_prefix(fill, view):
+    web = fill.container("web")
+    db = fill.container("db")
+    assert planning.find_container(view, web.id).id == web.id
+    assert planning.find_container(view, "/db").id == db.id
+    assert planning.find_container(view, db.id[:10]).id == db.id
+    named = fill.container(web.id[:12])             # a name that is another container's id prefix
+    assert planning.find_container(view, web.id[:12]).id == named.id
+    assert planning.find_container(view, web.id[:11]).id == web.id
+    with fails(NotFound, "No such container: nosuch"):
+        planning.find_container(view, "nosuch")
+
+
 def test_network_prefix_ambiguous(store):
     with store.transaction() as tx:
         tx.insert_network(Network("ab" + "0" * 62, "x1", "bridge"))
