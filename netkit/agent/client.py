@@ -38,7 +38,6 @@ import os
 import signal
 import socket
 import time
-from contextlib import contextmanager
 from typing import Iterator, Sequence
 
 from netkit.errors import InternalError, NetkitError
@@ -192,15 +191,9 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-@contextmanager
-def _spawn_lock(run_dir: str) -> Iterator[None]:
-    import fcntl
-    fd = os.open(path(run_dir, "spawn.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def _spawn_lock(run_dir: str):
+    from netkit.kernel.daemon import spawn_lock
+    return spawn_lock(path(run_dir, "spawn.lock"))
 
 
 def ensure_running(run_dir: str, *, node: str, root: str, run: str, netns: str | None,

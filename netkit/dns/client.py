@@ -18,8 +18,7 @@ import os
 import signal
 import socket
 import time
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable
 
 from netkit.errors import InternalError
 
@@ -190,15 +189,9 @@ def set_remote(run_dir: str, containers: "dict[str, ContainerEntries]",
     return _control(run_dir, f"remote {payload}", timeout)
 
 
-@contextmanager
-def _spawn_lock(run_dir: str) -> Iterator[None]:
-    import fcntl
-    fd = os.open(_path(run_dir, "spawn.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def _spawn_lock(run_dir: str):
+    from netkit.kernel.daemon import spawn_lock
+    return spawn_lock(_path(run_dir, "spawn.lock"))
 
 
 def _spawn(run_dir: str, netns: str | None, store: str | None, host_resolv: str | None) -> None:

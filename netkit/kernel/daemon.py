@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 
 def spawn_daemon(argv: list[str], *, netns: str | None, logfile: str) -> None:
@@ -43,3 +45,15 @@ def spawn_daemon(argv: list[str], *, netns: str | None, logfile: str) -> None:
     finally:
         if ns_fd is not None:
             os.close(ns_fd)
+
+
+@contextmanager
+def spawn_lock(path: str) -> Iterator[None]:
+    """Held while a client checks for / starts a daemon: one starts it, the others wait."""
+    import fcntl
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
