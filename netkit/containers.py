@@ -219,7 +219,10 @@ class Containers:
                 except NotFound:
                     return ctr                    # --rm: the agent removed it meanwhile
                 own_netns = ctr.netns if not ctr.shares_netns_of and ctr.network_mode != "host" else None
-                self.detach(tx, ctx, ctr, sandbox_removed=own_netns is not None)
+                # a caller's namespace (netkit/attached.py) outlives netkit's name for it:
+                # its interfaces are removed one by one
+                caller_owned = "external" in ctr.options
+                self.detach(tx, ctx, ctr, sandbox_removed=own_netns is not None and not caller_owned)
                 tx.delete_container(ctr.id)
                 # the sandbox goes when the action commits (removals cannot be undone)
                 journal = ctx.kernel.journal
