@@ -135,3 +135,96 @@ def test_gc_keeps_only_valid_attachments(node, n1, cni):
         for name in made:
             subprocess.run(["ip", "netns", "del", name], check=False)
     assert node.system_check() == []
+
+
+# -- a real runtime: Podman 4.3 with its CNI backend, inside the test's node -------------------
+PODMAN_ULIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
+
+
+@pytest.fixture
+def podman(node, netkit_dirs, tmp_path):
+    """podman(*args) -> CompletedProcess: Podman with its CNI backend (network_backend
+    "cni", the conflists and a netkit-cni wrapper in the test's directory), runc with
+    cgroupfs, every bit of its state under a temporary directory, started in the node's
+    netns (nsenter --net) so nothing lands in the host's. Containers and state are removed
+    afterwards, also on failure."""
+    import tempfile
+
+    import netkit
+    from bench import conmon
+    if (missing := conmon.available()) is not None:
+        pytest.skip(f"needs {missing} (Debian: podman conmon runc busybox-static)")
+    tmp = tempfile.mkdtemp(prefix="netkit-cni-podman.")
+    confdir, bindir, rootfs = f"{tmp}/net.d", f"{tmp}/bin", f"{tmp}/rootfs"
+    for d in (confdir, bindir):
+        os.makedirs(d)
+    conmon._rootfs(rootfs)                     # busybox's sh and sleep
+    for applet in ("ping", "nslookup", "cat", "ip"):
+        os.symlink("busybox", f"{rootfs}/bin/{applet}")
+    src = os.path.dirname(os.path.dirname(netkit.__file__))
+    with open(f"{bindir}/netkit-cni", "w") as f:
+        f.write(f"#!/bin/sh\nPYTHONPATH={src} exec {sys.executable} -m netkit.cni\n")
+    os.chmod(f"{bindir}/netkit-cni", 0o755)
+    with open(f"{tmp}/containers.conf", "w") as f:
+        f.write(f'[network]\nnetwork_backend = "cni"\nnetwork_config_dir = "{confdir}"\n'
+                f'cni_plugin_dirs = ["{bindir}"]\n'
+                # only netkit's resolver: Podman would add the machine's own servers
+                '[containers]\ndns_servers = ["127.0.0.11"]\n')
+
+    def conflist(network: str) -> None:
+        conf = {"cniVersion": "1.0.0", "name": network, "plugins": [
+            {"type": "netkit-cni", "network": network, "node": node.node_name,
+             "root": netkit_dirs[0], "run": netkit_dirs[1], "capabilities": {"aliases": True}}]}
+        with open(f"{confdir}/{network}.conflist", "w") as f:
+            json.dump(conf, f)
+
+    base = ["nsenter", f"--net=/run/netns/{node.node.netns}", "podman", "--root", f"{tmp}/root",
+            "--runroot", f"{tmp}/runroot", "--tmpdir", f"{tmp}/tmp", "--storage-driver", "vfs",
+            "--cgroup-manager", "cgroupfs", "--events-backend", "none", "--runtime", "runc"]
+    env = dict(os.environ, CONTAINERS_CONF=f"{tmp}/containers.conf")
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run(base + list(args), env=env, capture_output=True, text=True,
+                              timeout=120)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"podman {' '.join(args)} -> {proc.returncode}\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def container(name: str, network: str, *cmd: str, detach: bool = False,
+                  aliases: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+        opts = ["-d"] if detach else []
+        for alias in aliases:
+            opts += ["--network-alias", alias]
+        return run("run", *opts, "--name", name, "--network", network, "--cap-add", "NET_RAW",
+                   *PODMAN_ULIMITS, "--rootfs", rootfs, *cmd, check=False)
+
+    run.conflist = conflist            # type: ignore[attr-defined]
+    run.container = container          # type: ignore[attr-defined]
+    try:
+        yield run
+    finally:
+        run("rm", "-fa", "-t", "0", check=False)
+        conmon.remove_state(tmp)
+
+def test_podman_cni_backend(node, podman):
+    node.create_network(NetworkSpec("pnet", subnets=("10.72.0.0/24",)))
+    node.run(ContainerSpec(name="web", network="pnet", detach=True))       # a netkit container
+    podman.conflist("pnet")
+    first = podman.container("pa", "pnet", "sleep", "300", detach=True, aliases=("alpha",))
+    assert first.returncode == 0, first.stderr
+    out = podman.container("pb", "pnet", "sh", "-c",
+                           "cat /etc/resolv.conf; ip -4 -o addr show dev eth0; "
+                           "nslookup pa 127.0.0.11 && nslookup alpha 127.0.0.11 && "
+                           "ping -c 1 -W 3 pa && ping -c 1 -W 3 alpha && "
+                           "ping -c 1 -W 3 web && echo ALL-OK")
+    assert out.returncode == 0 and "ALL-OK" in out.stdout, out.stdout + out.stderr
+    assert out.stdout.startswith("nameserver 127.0.0.11\n")
+    assert "10.72.0.3" in out.stdout                  # pa's address, through netkit's DNS
+    # netkit sees both (pb exited: podman has run DEL for it) and reaches pa by name
+    names = {c.name for c in node.containers()}
+    assert "pa" in names and "pb" not in names
+    assert ping(node, "web", "pa") and ping(node, "web", "alpha")
+    podman("rm", "-f", "-t", "0", "pa")
+    assert {c.name for c in node.containers()} == {"web"}
+    assert node.system_check() == []
