@@ -235,6 +235,8 @@ class AttachedSandboxes:
             net = planning.find_network(tx, network)
             ep = next((e for e in ctr.endpoints if e.network_id == net.id), None)
             if ep is None:
+                if not ctr.endpoints:       # `netkit stop` took them all: forget it now
+                    self._forget(tx, ctx, ctr)
                 return False
             self.endpoints.leave(tx, ctx, net, ep, ctr)
             tx.delete_endpoint(ep.id)

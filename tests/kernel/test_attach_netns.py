@@ -111,3 +111,20 @@ def test_detach_after_the_namespace_is_gone(node):
     assert node.detach(None, "n1", sandbox="gone") is True
     assert node.system_check() == []
     assert node.network("n1") and not node.network_members(node.network("n1"))
+
+
+def test_stop_and_start_of_an_attached_sandbox(node, caller_netns):
+    name, proc = caller_netns
+    node.create_network(NetworkSpec("n1", subnets=("10.65.0.0/24",)))
+    box, _ = node.attach(name, "n1", name="pod1")
+    assert [c.name for c in node.containers()] == ["pod1"]
+    assert node.inspect_containers(["pod1"])[0]["State"]["Status"] == "running"
+    # `netkit stop` takes its interfaces (nothing of the caller's is signalled) ...
+    assert node.stop("pod1").state is State.EXITED
+    assert sorted(links(name)) == ["lo"] and proc.poll() is None
+    # ... `netkit start` cannot join it again (its owner attaches it) ...
+    with pytest.raises(Conflict):
+        node.start("pod1")
+    # ... and the owner's detach forgets it
+    assert node.detach(name, "n1") is False
+    assert node.containers(all=True) == [] and node.system_check() == []
