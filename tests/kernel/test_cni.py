@@ -225,6 +225,7 @@ def test_podman_cni_backend(node, podman):
     names = {c.name for c in node.containers()}
     assert "pa" in names and "pb" not in names
     assert ping(node, "web", "pa") and ping(node, "web", "alpha")
+    assert node.container("pa").id == podman("inspect", "-f", "{{.Id}}", "pa").stdout.strip()
     podman("rm", "-f", "-t", "0", "pa")
     assert {c.name for c in node.containers()} == {"web"}
     assert node.system_check() == []
