@@ -171,8 +171,6 @@ class AttachedSandboxes:
             plan = planning.plan_endpoint(net, EndpointSpec(net.id, tuple(aliases), ip, ip6, mac),
                                           ctr.endpoints)
             plan = dataclasses.replace(plan, ifname=ifname)
-            if not any(link["ifname"] == "lo" and link.get("state") == "up" for link in box.links()):
-                box.up("lo")            # the resolver listens on 127.0.0.11 there
             ep = self.endpoints.join(tx, ctx, net, ctr, plan)
             self._default_route(ctx, ctr, net, ep)
             tx.set_netconfig(ctr.id, (*ctr.netconfig, EndpointConfig(
@@ -181,6 +179,10 @@ class AttachedSandboxes:
             self.containers.write_files(ctx.kernel.journal, tx, ctr, eps)
             if net.name == "bridge":
                 self.containers.firewall.sync(tx, ctx)     # the predefined bridge's first use
+            # last (the kernel gives lo 127.0.0.1 when it first comes up, for good): the
+            # resolver listens on 127.0.0.11 there
+            if not any(link["ifname"] == "lo" and link.get("state") == "up" for link in box.links()):
+                box.up("lo")
             ctr = tx.container(ctr.id)                                          # type: ignore[assignment]
         self.resolver.after_change(ctr.id)
         return ctr, ep

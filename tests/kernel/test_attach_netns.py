@@ -128,3 +128,22 @@ def test_stop_and_start_of_an_attached_sandbox(node, caller_netns):
     # ... and the owner's detach forgets it
     assert node.detach(name, "n1") is False
     assert node.containers(all=True) == [] and node.system_check() == []
+
+
+def test_every_failure_point_of_attach_and_detach(node, caller_netns):
+    """A failed attach or detach leaves the node, netkit's records and the caller's
+    namespace as they were (tests/kernel/test_rollback.py's method)."""
+    from tests.kernel.helpers import netns_state, snapshot
+    from tests.kernel.test_rollback import fail_every_call
+    name, proc = caller_netns
+    node.create_network(NetworkSpec("n1", subnets=("10.66.0.0/24",)))
+    node.create_network(NetworkSpec("n2", subnets=("10.67.0.0/24",)))
+    state = lambda: (snapshot(node), netns_state(name))
+    assert fail_every_call(node, lambda: node.attach(name, "n1", name="pod1"), state,
+                           at_least=5)
+    assert fail_every_call(node, lambda: node.attach(name, "n2", ifname="eth1"), state,
+                           at_least=3)
+    assert fail_every_call(node, lambda: node.detach(name, "n2"), state)
+    assert fail_every_call(node, lambda: node.detach(name, "n1"), state)
+    assert node.containers(all=True) == [] and proc.poll() is None
+    assert node.system_check() == []
