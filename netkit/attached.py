@@ -163,6 +163,8 @@ class AttachedSandboxes:
                 ctr = self._record(tx, ctx, path, ident, name, sandbox)
             elif tuple(external(ctr).get("ino") or ()) != ident:             # type: ignore[union-attr]
                 raise Conflict(f"sandbox {sandbox} is attached to another network namespace")
+            elif ctr.state is not State.RUNNING:       # `netkit stop` left it: live again
+                tx.set_container_state(ctr.id, State.RUNNING)
             if any(ep.network_id == net.id for ep in ctr.endpoints):
                 raise Conflict(f"endpoint with name {ctr.name} already exists in network {net.name}")
             box = ctx.kernel.netns(ctr.netns)

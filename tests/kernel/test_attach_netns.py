@@ -125,7 +125,10 @@ def test_stop_and_start_of_an_attached_sandbox(node, caller_netns):
     # ... `netkit start` cannot join it again (its owner attaches it) ...
     with pytest.raises(Conflict):
         node.start("pod1")
-    # ... and the owner's detach forgets it
+    # ... but its owner can, and the owner's detach forgets one left without networks
+    box, _ = node.attach(name, "n1")
+    assert box.state is State.RUNNING and ping(node, "pod1", "10.65.0.1")
+    node.stop("pod1")
     assert node.detach(name, "n1") is False
     assert node.containers(all=True) == [] and node.system_check() == []
 
