@@ -66,25 +66,31 @@ def measure(n: int, netns_path: str) -> dict[str, float]:
                 "pss_mb_per_ctr": pss / 1024 / n, "run_ms_mean": 1000 * sum(spans) / n}
     finally:
         subprocess.run(podman + ["rm", "-fa", "-t", "0"], capture_output=True, check=False)
-        for pid in processes_named("conmon", tmp):      # whatever podman rm left behind
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
-        # each conmon runs `podman container cleanup` as its container ends, which writes
-        # lock files under tmp: wait for those before removing it
-        deadline = time.monotonic() + 15
-        while processes_named("", tmp) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        with open("/proc/self/mountinfo") as f:
-            left = [line.split()[4] for line in f if tmp in line.split()[4]]
-        for mp in sorted(left, reverse=True):
-            subprocess.run(["umount", "-l", mp], check=False)
-        for _ in range(50):
-            shutil.rmtree(tmp, ignore_errors=True)
-            if not os.path.exists(tmp):
-                break
-            time.sleep(0.1)
+        remove_state(tmp)
+
+
+def remove_state(tmp: str) -> None:
+    """Remove podman's state directory `tmp` once its containers were removed: conmons
+    left behind killed, their cleanup commands waited for, mounts below it released."""
+    for pid in processes_named("conmon", tmp):      # whatever podman rm left behind
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    # each conmon runs `podman container cleanup` as its container ends, which writes
+    # lock files under tmp: wait for those before removing it
+    deadline = time.monotonic() + 15
+    while processes_named("", tmp) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with open("/proc/self/mountinfo") as f:
+        left = [line.split()[4] for line in f if tmp in line.split()[4]]
+    for mp in sorted(left, reverse=True):
+        subprocess.run(["umount", "-l", mp], check=False)
+    for _ in range(50):
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.path.exists(tmp):
+            break
+        time.sleep(0.1)
 
 
 def main() -> None:

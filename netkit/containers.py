@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from netkit import drivers, planning, sandbox
 from netkit.drivers.base import DriverContext
-from netkit.errors import AlreadyExists, InvalidArgument, NetkitError, NotFound
+from netkit.errors import AlreadyExists, Conflict, InvalidArgument, NetkitError, NotFound
 from netkit.ids import CONTAINER_NAME_RE, new_id, now
 from netkit.kernel import netns as kns
 from netkit.kernel.journal import log
@@ -151,6 +151,9 @@ class Containers:
     def attach(self, tx: "Tx", ctx: DriverContext, ctr: Container) -> Container:
         """Join every configured network: addresses, interfaces, routes, published ports,
         files. The container with its endpoints and ports."""
+        if "external" in ctr.options:       # netkit/attached.py: its owner attaches it
+            raise Conflict(f"container {ctr.name} is a network namespace attached by its "
+                           "owner: it joins networks through Engine.attach only")
         nets: dict[str, Network] = {}
         joins = []
         for cfg in ctr.netconfig:
@@ -205,7 +208,6 @@ class Containers:
     # -- rm, rename ----------------------------------------------------------------------------
     def remove(self, ref: str, *, force: bool = False) -> Container:
         """`docker rm [-f]`: (kill,) leave every network, delete the sandbox."""
-        from netkit.errors import Conflict
         ctr = self.get(ref)
         if ctr.state in LIVE and (self.processes.supervised(ctr) or ctr.state is State.RESTARTING):
             if not force:
@@ -219,7 +221,10 @@ class Containers:
                 except NotFound:
                     return ctr                    # --rm: the agent removed it meanwhile
                 own_netns = ctr.netns if not ctr.shares_netns_of and ctr.network_mode != "host" else None
-                self.detach(tx, ctx, ctr, sandbox_removed=own_netns is not None)
+                # a caller's namespace (netkit/attached.py) outlives netkit's name for it:
+                # its interfaces are removed one by one
+                caller_owned = "external" in ctr.options
+                self.detach(tx, ctx, ctr, sandbox_removed=own_netns is not None and not caller_owned)
                 tx.delete_container(ctr.id)
                 # the sandbox goes when the action commits (removals cannot be undone)
                 journal = ctx.kernel.journal

@@ -15,6 +15,7 @@ the one that owns the noun:
     _networks     Networks        network create / ls / inspect / rm / prune (networks.py)
     _endpoints    Endpoints       join / leave, default route, published ports (endpoints.py)
     _containers   Containers      create / rm / rename / connect / disconnect, networks at start/stop (containers.py)
+    _attached     AttachedSandboxes  network namespaces the caller owns: attach / detach (attached.py)
     runtime       Runtime         run / start / stop / restart / kill / wait / logs / exec; the agent's side (runtime.py)
     _swarm        Swarm           swarm init / join / leave, members, roles (swarm.py)
     _registry     NodeRegistry    simulated nodes and LANs, their agents, kept on the real host (nodes.py)
@@ -29,9 +30,10 @@ action leaves nothing behind. The CLI is a thin layer over this class.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from netkit.actions import Actions, KernelSessions
+from netkit.attached import AttachedSandboxes
 from netkit.cluster import ClusterScope
 from netkit.containers import Containers
 from netkit.endpoints import Endpoints
@@ -99,6 +101,8 @@ class Engine:
         self._containers = Containers(self.store, self._actions, self.paths, self.node,
                                       self._networks, self._endpoints, self._processes,
                                       self._firewall, self._resolver)
+        self._attached = AttachedSandboxes(self.store, self._actions, self.paths, self.node,
+                                           self._endpoints, self._containers, self._resolver)
         self.runtime = Runtime(self.store, self._actions, self._containers, self._processes,
                                self._resolver)
         self._swarm = Swarm(self.store, self.host_store, self.root, self.run_root, self.node,
@@ -275,6 +279,45 @@ class Engine:
     def disconnect(self, network: str, container: str, *, force: bool = False) -> None:
         """`docker network disconnect`."""
         return self._containers.disconnect(network, container, force=force)
+
+    # -- network namespaces the caller owns (CNI runtimes) -------------------------------
+    def attach(self, netns: str | int, network: str, *, ifname: str = "eth0",
+               name: str | None = None, aliases: Sequence[str] = (), ip: str | None = None,
+               ip6: str | None = None, mac: str | None = None,
+               sandbox: str | None = None) -> tuple[Container, Endpoint]:
+        """Connect a network namespace the caller made to `network` (what a CNI ADD does).
+
+        `netns` is a PID (its /proc/PID/ns/net), a path (/var/run/netns/X,
+        /proc/PID/ns/net) or a name under /run/netns. It gets the interface
+        `ifname` with an address from the network's IPAM (`ip` / `ip6`: static
+        ones, `mac`: its MAC), a default route via the network's gateway when it
+        has none, loopback up, and its names (`name`, else a random one, and
+        `aliases`) in the embedded DNS, which answers at 127.0.0.11 inside it.
+        `sandbox` is the caller's key for it (CNI's CONTAINERID), by which
+        `detach` finds it even once the namespace is gone; one namespace may be
+        attached to several networks. It shows as a running container without a
+        command (`netkit ps`); netkit never kills its processes, never deletes
+        the namespace and makes no mount namespace for it. Returns the sandbox
+        and the new endpoint.
+        """
+        return self._attached.attach(netns, network, ifname=ifname, name=name, aliases=aliases,
+                                     ip=ip, ip6=ip6, mac=mac, sandbox=sandbox)
+
+    def detach(self, netns: str | int | None, network: str, *,
+               sandbox: str | None = None) -> bool:
+        """Undo `attach` of `netns` (or of the caller's key `sandbox`) to `network`.
+
+        Removes the interface, its addresses (back to the pool) and its names;
+        after the last network the record and netkit's name for the namespace
+        go too, the namespace and its processes stay. Idempotent: False when
+        nothing was attached (also when the namespace is gone already).
+        """
+        return self._attached.detach(netns, network, sandbox=sandbox)
+
+    def attached(self, *, netns: str | int | None = None,
+                 sandbox: str | None = None) -> Container | None:
+        """The attached sandbox of `netns` or of the caller's key `sandbox` (None: none)."""
+        return self._attached.lookup(netns, sandbox=sandbox)
 
     def capture(self, target: "str | Target", *, iface: str | None = None,
                 filter: str | None = None, count: int | None = None,

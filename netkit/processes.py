@@ -129,13 +129,16 @@ class Processes:
         return self.node.netns if ctr.network_mode == "host" else ctr.netns
 
     def _uts(self, ctr: Container) -> str | None:
+        if "external" in ctr.options:          # a caller's namespace (attached.py): netns only
+            return None
         if ctr.network_mode == "host":
             return os.path.join(self.paths.run, "uts") if self.node.simulated else None
         return os.path.join(self.container_dir(ctr.shares_netns_of or ctr.id), "uts")
 
     def mnt_path(self, ctr: Container) -> str | None:
-        """The container's persistent mount namespace (None: host mode on the real host)."""
-        if ctr.network_mode == "host" and not self.node.simulated:
+        """The container's persistent mount namespace (None: host mode on the real host, or
+        a caller's namespace: netkit makes none for it)."""
+        if "external" in ctr.options or (ctr.network_mode == "host" and not self.node.simulated):
             return None
         return os.path.join(self.container_dir(ctr.id), "mnt")
 

@@ -355,3 +355,20 @@ def remove_bind(path: str) -> None:
 
 def is_missing(exc: OSError) -> bool:
     return exc.errno in (errno.ENOENT, errno.ENODEV, errno.ESRCH)
+
+
+def bind_netns(name: str, source: str) -> None:
+    """Give the existing netns at `source` (a netns file: another bind, /proc/PID/ns/net)
+    the name `name` (``ip netns attach``). `delete_netns(name)` drops only this name: the
+    namespace lives on while its owner holds it."""
+    path = netns_path(name)
+    _share_netns_dir()
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    except FileExistsError:
+        raise AlreadyExists(f"netns {name} already exists") from None
+    try:
+        mount(source, path, "none", MS_BIND)
+    except OSError as exc:
+        _remove_mountpoint(path)
+        raise KernelError(f"attach netns {source}: {exc.strerror or exc}") from exc

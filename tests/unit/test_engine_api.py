@@ -10,6 +10,8 @@ from netkit.engine import Engine
 
 PUBLIC = {
     "agent_status": "",
+    "attach": "netns network *ifname *name *aliases *ip *ip6 *mac *sandbox",
+    "attached": "*netns *sandbox",
     "capture": "target *iface *filter *count *timeout *pcap *on_packet",
     "close": "",
     "connect": "network container *aliases *ipv4 *ipv6 *links",
@@ -20,6 +22,7 @@ PUBLIC = {
     "create_lan": "name subnet gateway",
     "create_network": "spec",
     "create_node": "name *lan *ip *gateway *dns",
+    "detach": "netns network *sandbox",
     "disconnect": "network container *force",
     "dns_log": "",
     "dns_status": "",
