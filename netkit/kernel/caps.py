@@ -19,6 +19,7 @@ Docker's rules (moby caps.TweakCapabilities, oci.SetCapabilities):
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", 
 _SYSCTL_KEY = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+")
 
 
+@functools.cache
 def last_cap() -> int:
     """The highest capability number the running kernel knows."""
     try:
@@ -216,13 +218,19 @@ def write_sysctls(sysctls: tuple[tuple[str, str], ...]) -> None:
             os.close(fd)
 
 
+@functools.cache
+def _libc():
+    import ctypes
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def apply(creds: Creds) -> None:
     """Drop to `creds` for good: bounding set, ambient set, user, capability sets.
 
     The calling process must still be root with every capability (CAP_SETPCAP
     for the bounding set, CAP_SETUID/SETGID for the user)."""
     import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
 
     def check(rc: int, what: str) -> None:
         if rc < 0:

@@ -27,9 +27,9 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from netkit.errors import InvalidArgument, KernelError
+from netkit.kernel import caps, mntns
 from netkit.kernel import netns as ns
 from netkit.kernel.errors import ExecFailed, NotRunning
 from netkit.kernel.proc import (_close_fds, _collect, _execute, _record, _reset_signals,  # noqa: F401
@@ -37,12 +37,10 @@ from netkit.kernel.proc import (_close_fds, _collect, _execute, _record, _reset_
                                 pidfd_open, pipe, proc_stat, read_records, reap, reap_all,
                                 wait_quietly)
 
-if TYPE_CHECKING:
-    from netkit.kernel.caps import Creds
-
 CLONE_NEWPID = 0x20000000
 CLONE_FS = 0x00000200
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +63,7 @@ class Sandbox:
     uts: str | None = None
     binds: tuple[tuple[str, str], ...] = ()      # (source file, target path)
     mntns: str | None = None
-    creds: "Creds | None" = None
+    creds: caps.Creds | None = None
     hide: tuple[str, ...] = ()
 
 
@@ -95,7 +93,6 @@ def _enter(box: Sandbox, *, own_mnt: bool = False) -> None:
             if os.path.exists(target):
                 ns.mount(source, target, "none", ns.MS_BIND)
         if box.creds is not None:
-            from netkit.kernel import mntns
             mntns.hide_dirs(box.hide)
             if not box.creds.privileged:
                 ns.mount("", "/sys", None, ns.MS_BIND | mntns.MS_REMOUNT | mntns.MS_RDONLY)
@@ -138,17 +135,17 @@ def _child(box: Sandbox, argv: list[str], env: dict[str, str] | None) -> None:
     _exec(argv, env)
 
 
-def _own_pid_namespace(creds: "Creds") -> None:
+def _own_pid_namespace(creds: caps.Creds) -> None:
     """A container process without an init to join (a bare sandbox's exec): a PID namespace
     and a /proc of its own (in a private copy of the mount namespace), so it never sees the
     host's processes; this process waits for the command and exits with its code."""
-    from netkit.kernel import caps, mntns
     ns.unshare(ns.CLONE_NEWNS)          # a copy: the persisted namespace keeps its /proc
     ns.unshare(CLONE_NEWPID)
     pid = os.fork()
     if pid:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         os._exit(_wait_child(pid, None))
+    caps._libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)     # killed (timeout): its namespace ends
     mntns.mount_proc()
     mntns.protect_proc(privileged=creds.privileged)
     caps.apply(caps.Creds(creds.caps, creds.user, (), creds.privileged))
@@ -241,7 +238,7 @@ def spawn_detached(box: Sandbox, argv: list[str], *, log_path: str, exit_path: s
         try:
             os.close(r)
             os.setsid()
-            fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)
             os.dup2(fd, 1)
@@ -381,7 +378,7 @@ def _fork_init(box: Sandbox, argv: list[str], env: dict[str, str] | None,
 
 def _init(argv: list[str], env: dict[str, str] | None,
           stdio: tuple[int | None, int | None, int | None], w: int,
-          creds: "Creds | None" = None) -> None:
+          creds: caps.Creds | None = None) -> None:
     """pid 1: own session, stdio, a /proc of its PID namespace, sysctls, creds, exec."""
     try:
         os.setsid()
@@ -395,7 +392,6 @@ def _init(argv: list[str], env: dict[str, str] | None,
                 pass
             ns.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         else:
-            from netkit.kernel import caps, mntns
             mntns.mount_proc()
             caps.write_sysctls(creds.sysctls)      # before /proc/sys turns read-only
             mntns.protect_proc(privileged=creds.privileged)
@@ -483,7 +479,7 @@ def exec_in(box: Sandbox, init_pid: int, init_start: int, argv: list[str],
 
 def _exec_helper(fds: list[tuple[int, int]], argv: list[str], env: dict[str, str] | None,
                  w: int, cw: int, capture_stderr: bool, timeout: float | None,
-                 creds: "Creds | None" = None) -> None:
+                 creds: caps.Creds | None = None) -> None:
     """The forked helper of exec_in: join, fork the command into the PID namespace, wait for it,
     exit with its code (so the caller's wait gives it)."""
     code = 255
@@ -510,7 +506,7 @@ def _exec_helper(fds: list[tuple[int, int]], argv: list[str], env: dict[str, str
 
 
 def _exec_child(argv: list[str], env: dict[str, str] | None, w: int, cw: int,
-                capture_stderr: bool, creds: "Creds | None" = None) -> None:
+                capture_stderr: bool, creds: caps.Creds | None = None) -> None:
     try:
         _reset_signals()
         if cw >= 0:
@@ -519,7 +515,6 @@ def _exec_child(argv: list[str], env: dict[str, str] | None, w: int, cw: int,
                 os.dup2(cw, 2)
         _close_fds({w})
         if creds is not None:           # the container's, as Docker gives exec processes
-            from netkit.kernel import caps
             caps.apply(caps.Creds(creds.caps, creds.user, (), creds.privileged))
         os.chdir("/")
     except BaseException as exc:
