@@ -220,8 +220,19 @@ def write_sysctls(sysctls: tuple[tuple[str, str], ...]) -> None:
 
 @functools.cache
 def _libc():
+    """libc, the capget/capset numbers and buffers: made once, in the parent (start_init and
+    exec_in call it before they fork), so the forked child only makes system calls."""
     import ctypes
-    return ctypes.CDLL(None, use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)
+    machine = os.uname().machine
+    return (libc, ctypes, SYS_CAPGET_BY_ARCH.get(machine, SYS_CAPGET),
+            SYS_CAPSET_BY_ARCH.get(machine, SYS_CAPSET), ctypes.c_uint32 * 2, ctypes.c_uint32 * 6)
+
+
+def prepare() -> None:
+    """Load what `apply` needs (in the parent, before forking)."""
+    _libc()
+    last_cap()
 
 
 def apply(creds: Creds) -> None:
@@ -229,8 +240,7 @@ def apply(creds: Creds) -> None:
 
     The calling process must still be root with every capability (CAP_SETPCAP
     for the bounding set, CAP_SETUID/SETGID for the user)."""
-    import ctypes
-    libc = _libc()
+    libc, ctypes, capget, capset, header_t, data_t = _libc()
 
     def check(rc: int, what: str) -> None:
         if rc < 0:
@@ -239,20 +249,16 @@ def apply(creds: Creds) -> None:
 
     for cap in range(last_cap() + 1):
         if not creds.caps >> cap & 1:
-            check(libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0), "drop bounding set")
+            check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop bounding set")
     libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)     # EINVAL before 4.3: none
     user = creds.user
     if user is not None:
         os.setgroups(list(user.groups))
         os.setresgid(user.gid, user.gid, user.gid)
         os.setresuid(user.uid, user.uid, user.uid)   # to non-root: permitted and effective cleared
-    header = (ctypes.c_uint32 * 2)(_CAP_V3, 0)
-    data = (ctypes.c_uint32 * 6)()
-    check(libc.syscall(ctypes.c_long(SYS_CAPGET_BY_ARCH.get(os.uname().machine, SYS_CAPGET)),
-                       header, data), "capget")
+    header, data = header_t(_CAP_V3, 0), data_t()
+    check(libc.syscall(capget, header, data), "capget")
     permitted = data[1] | data[4] << 32      # what we hold: a capability the node lacks stays out
     keep = creds.caps & permitted if user is None or user.uid == 0 else 0
-    data = (ctypes.c_uint32 * 6)(keep & 0xFFFFFFFF, keep & 0xFFFFFFFF, 0,
-                                 keep >> 32, keep >> 32, 0)
-    nr = SYS_CAPSET_BY_ARCH.get(os.uname().machine, SYS_CAPSET)
-    check(libc.syscall(ctypes.c_long(nr), header, data), "capset")
+    data = data_t(keep & 0xFFFFFFFF, keep & 0xFFFFFFFF, 0, keep >> 32, keep >> 32, 0)
+    check(libc.syscall(capset, header, data), "capset")

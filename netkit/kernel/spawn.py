@@ -145,7 +145,7 @@ def _own_pid_namespace(creds: caps.Creds) -> None:
     if pid:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         os._exit(_wait_child(pid, None))
-    caps._libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)     # killed (timeout): its namespace ends
+    caps._libc()[0].prctl(PR_SET_PDEATHSIG, signal.SIGKILL)     # killed (timeout): its namespace ends
     mntns.mount_proc()
     mntns.protect_proc(privileged=creds.privileged)
     caps.apply(caps.Creds(creds.caps, creds.user, (), creds.privileged))
@@ -165,6 +165,8 @@ def run_foreground(box: Sandbox, argv: list[str], env: dict[str, str] | None = N
     """
     if not argv:
         raise InvalidArgument("no command given")
+    if box.creds is not None:
+        caps.prepare()
     sys.stdout.flush()
     sys.stderr.flush()
     r = w = -1
@@ -329,6 +331,8 @@ def start_init(box: Sandbox, argv: list[str], env: dict[str, str] | None = None,
     """
     if not argv:
         raise InvalidArgument("no command given")
+    if box.creds is not None:
+        caps.prepare()
     r, w = pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -437,6 +441,8 @@ def exec_in(box: Sandbox, init_pid: int, init_start: int, argv: list[str],
     """
     if not argv:
         raise InvalidArgument("no command given")
+    if box.creds is not None:
+        caps.prepare()
     fds = _ns_fds(box, init_pid, init_start)
     r, w = pipe()
     cr, cw = pipe() if capture is not None else (-1, -1)
