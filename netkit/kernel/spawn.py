@@ -9,6 +9,9 @@ subreaper) reaps it: no resident process per container. `exec_in` joins the same
 namespaces and the init's current PID namespace, so the container's end
 (SIGKILL of its init tears the PID namespace down) ends it too, and a
 process that merely entered the netns from outside is never touched.
+A container's process (init or exec) drops to its privileges last, right
+before exec (`Sandbox.creds`, kernel/caps.py: Docker's capabilities, user,
+sysctls; the init also gets Docker's masked and read-only /proc paths).
 
 The older path (`run_foreground`, `spawn_detached`) stays for what still
 uses it (node exec, host mode): the child joins the netns and UTS
@@ -92,10 +95,6 @@ def _enter(box: Sandbox, *, own_mnt: bool = False) -> None:
         for source, target in box.binds:
             if os.path.exists(target):
                 ns.mount(source, target, "none", ns.MS_BIND)
-        if box.creds is not None:
-            mntns.hide_dirs(box.hide)
-            if not box.creds.privileged:
-                ns.mount("", "/sys", None, ns.MS_BIND | mntns.MS_REMOUNT | mntns.MS_RDONLY)
         # sysfs shows the netns of whoever mounted it; remount so tools see ours
         if box.netns:
             try:
@@ -103,6 +102,10 @@ def _enter(box: Sandbox, *, own_mnt: bool = False) -> None:
                 ns.mount("sysfs", "/sys", "sysfs", 0)
             except OSError:
                 pass
+        if box.creds is not None:
+            mntns.hide_dirs(box.hide)
+            if not box.creds.privileged:
+                ns.mount("", "/sys", None, ns.MS_BIND | mntns.MS_REMOUNT | mntns.MS_RDONLY)
 
 
 def _exec(argv: list[str], env: dict[str, str] | None) -> None:
@@ -389,14 +392,8 @@ def _init(argv: list[str], env: dict[str, str] | None,
         _reset_signals()
         _stdio(stdio)
         _close_fds({w})
-        if creds is None:
-            try:
-                ns.umount("/proc")          # the previous start's (or the host's) procfs
-            except OSError:
-                pass
-            ns.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        else:
-            mntns.mount_proc()
+        mntns.mount_proc()
+        if creds is not None:
             caps.write_sysctls(creds.sysctls)      # before /proc/sys turns read-only
             mntns.protect_proc(privileged=creds.privileged)
             caps.apply(creds)
