@@ -153,6 +153,20 @@ def test_bad_flags_cli(cli, node, netkit_dirs):
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+def test_flags_cli(cli, node):
+    """`run --cap-add/--cap-drop/--user/--sysctl` as a user types them; `inspect` shows them."""
+    name = node.node.name
+    node.create_network(NetworkSpec("hn", subnets=("10.57.0.0/24",)))
+    p = cli("run", "--rm", "--network", "hn", "--cap-add", "net_admin", "--cap-drop", "CAP_MKNOD",
+            "-u", "0:10", "--sysctl", "net.ipv4.ip_forward=1", "sh", "-c",
+            "grep -E '^(CapEff|Gid)' /proc/self/status; cat /proc/sys/net/ipv4/ip_forward", node=name)
+    want = (int(DEFAULT_HEX, 16) | 1 << 12) & ~(1 << 27) & _host_bnd()
+    assert sorted(p.stdout.splitlines()) == ["1", f"CapEff:\t{want:016x}", "Gid:\t10\t10\t10\t10"], p.stdout
+    cid = cli("create", "--privileged", "--user", "root", "sleep", "1", node=name).stdout.strip()
+    fmt = "{{.HostConfig.Privileged}} {{.Config.User}}"
+    assert cli("inspect", "-f", fmt, cid, node=name).stdout.split() == ["true", "root"]
+
+
 def test_netkit_state_out_of_reach(node, net, netkit_dirs):
     root, run = netkit_dirs
     other, _ = node.run(ContainerSpec(name="victim", network="hn", command=("sleep", "infinity"),
