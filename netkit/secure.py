@@ -18,7 +18,8 @@ from netkit.errors import Forbidden
 
 
 def private_dir(path: str, what: str = "state directory") -> str:
-    """Create `path` (missing components 0700) or check the existing one; its path."""
+    """Create `path` (missing components 0700) or check the existing one (and make it 0700);
+    its path."""
     path = os.path.abspath(path)
     missing = []
     probe = path
@@ -34,6 +35,8 @@ def private_dir(path: str, what: str = "state directory") -> str:
         except FileExistsError:
             pass
     check_dir(path, what)
+    if stat.S_IMODE(os.lstat(path).st_mode) & 0o077:      # one made by an older netkit: 0755
+        os.chmod(path, 0o700)
     return path
 
 

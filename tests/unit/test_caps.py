@@ -112,3 +112,8 @@ def test_private_dirs_and_files(tmp_path):
     with pytest.raises(Forbidden, match="is a symbolic link"):
         secure.private_dir(str(link))
     secure.check_dir(str(tmp_path / "missing"))          # created later, by private_dir
+    old = tmp_path / "old"
+    old.mkdir(mode=0o755)
+    old.chmod(0o755)
+    secure.private_dir(str(old))                          # an older netkit's 0755: tightened
+    assert stat.S_IMODE(os.stat(old).st_mode) == 0o700
