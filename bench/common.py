@@ -56,7 +56,7 @@ def workspace(prefix: str = "netkit-bench.") -> Iterator[tuple[str, str]]:
     tmp = tempfile.mkdtemp(prefix=prefix)
     run_dir = os.path.join(tmp, "run")
     os.makedirs(run_dir)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2g", "netkit-bench", run_dir], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2g,mode=0700", "netkit-bench", run_dir], check=True)
     try:
         yield os.path.join(tmp, "root"), run_dir
     finally:

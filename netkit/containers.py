@@ -57,6 +57,8 @@ def check_spec(spec: ContainerSpec) -> None:
         raise InvalidArgument(f"invalid stop timeout: {spec.stop_timeout}")
     from netkit.processes import check_log_options
     check_log_options(dict(spec.log_opts))
+    from netkit.specs import check_privileges
+    check_privileges(spec)
 
 
 class Containers:
@@ -125,6 +127,8 @@ class Containers:
             options["stop_timeout"] = spec.stop_timeout
         if spec.log_opts:
             options["log_opts"] = dict(spec.log_opts)
+        if spec.privileges():
+            options["privileges"] = spec.privileges()
         if spec.publish or spec.expose:
             options["ports"] = {"publish": list(spec.publish), "publish_all": spec.publish_all,
                                 "expose": list(spec.expose)}

@@ -93,7 +93,8 @@ def container_json(ctr: Container, networks: dict[str, Network]) -> dict[str, An
                        "AutoRemove": ctr.auto_remove, "PortBindings": ports,
                        "RestartPolicy": _restart_policy(ctr),
                        "LogConfig": {"Type": "json-file",
-                                     "Config": dict(ctr.options.get("log_opts") or {})}},
+                                     "Config": dict(ctr.options.get("log_opts") or {})},
+                       **_privileges_json(ctr)},
         "NetworkSettings": {
             "SandboxKey": f"/run/netns/{ctr.netns}" if ctr.netns else "",
             "Ports": ports,
@@ -112,11 +113,28 @@ def state_json(ctr: Container) -> dict[str, Any]:
 
 
 def config_json(ctr: Container) -> dict[str, Any]:
-    out: dict[str, Any] = {"Hostname": ctr.hostname, "Cmd": list(ctr.command)}
+    user = (ctr.options.get("privileges") or {}).get("user") or ""      # type: ignore[union-attr]
+    out: dict[str, Any] = {"Hostname": ctr.hostname, "User": user, "Cmd": list(ctr.command)}
     if ctr.options.get("stop_signal"):
         out["StopSignal"] = ctr.options["stop_signal"]
     if ctr.options.get("stop_timeout") is not None:
         out["StopTimeout"] = ctr.options["stop_timeout"]
+    return out
+
+
+def _privileges_json(ctr: Container) -> dict[str, Any]:
+    """HostConfig's CapAdd, CapDrop (normalized as Docker stores them), Privileged, Sysctls."""
+    p: dict = ctr.options.get("privileges") or {}                # type: ignore[assignment]
+
+    def norm(caps: list[str]) -> list[str] | None:
+        out = [c.upper() if c.upper() == "ALL" else "CAP_" + c.upper().removeprefix("CAP_")
+               for c in caps]
+        return out or None
+
+    out: dict[str, Any] = {"CapAdd": norm(p.get("cap_add", [])), "CapDrop": norm(p.get("cap_drop", [])),
+                           "Privileged": bool(p.get("privileged"))}
+    if p.get("sysctls"):
+        out["Sysctls"] = dict(p["sysctls"])
     return out
 
 

@@ -24,6 +24,7 @@ from netkit.model import Container, State
 
 if TYPE_CHECKING:
     from netkit.kernel import spawn
+    from netkit.kernel.caps import Creds
     from netkit.kernel.session import KernelSession
     from netkit.model import Node
     from netkit.paths import NodePaths
@@ -79,6 +80,8 @@ class Processes:
         self.root = root
         self.run_root = run_root
         self.in_agent = in_agent
+        from netkit.secure import private_dir
+        private_dir(run_root, "run directory")        # 0700, not a symlink, ours
 
     # -- the agent ------------------------------------------------------------------------
     def ensure_agent(self) -> int:
@@ -144,7 +147,23 @@ class Processes:
 
     def box(self, ctr: Container) -> "spawn.Sandbox":
         from netkit.kernel import spawn
-        return spawn.Sandbox(netns=self._netns(ctr), uts=self._uts(ctr), mntns=self.mnt_path(ctr))
+        return spawn.Sandbox(netns=self._netns(ctr), uts=self._uts(ctr), mntns=self.mnt_path(ctr),
+                             creds=self.creds(ctr), hide=self.hidden())
+
+    def hidden(self) -> tuple[str, ...]:
+        """What no container sees: netkit's state and run roots (an empty read-only mount)."""
+        return (self.root, self.run_root)
+
+    @staticmethod
+    def creds(ctr: Container) -> "Creds":
+        """The container's capabilities, user and sysctls (Docker's defaults unless set)."""
+        from netkit.kernel import caps
+        p: dict = ctr.options.get("privileges") or {}                   # type: ignore[assignment]
+        privileged = bool(p.get("privileged"))
+        return caps.Creds(caps.capability_mask(tuple(p.get("cap_add", ())), tuple(p.get("cap_drop", ())),
+                                               privileged),
+                          caps.resolve_user(p.get("user")),
+                          tuple((p.get("sysctls") or {}).items()), privileged)
 
     def make_mount_namespace(self, kernel: "KernelSession", ctr: Container) -> None:
         """The container's mount namespace, made once (its removal journaled)."""
@@ -153,7 +172,7 @@ class Processes:
         if path is None:
             return
         template = os.path.join(self.paths.run, MNT_TEMPLATE)
-        mntns.ensure_template(template, detach=[self.paths.run])
+        mntns.ensure_template(template, detach=[self.paths.run], hide=self.hidden())
         kernel.create_mntns(path, template=template, netns=self._netns(ctr), binds=self.binds(ctr))
 
     def remove_mount_namespace(self, ctr: Container) -> None:
@@ -174,6 +193,10 @@ class Processes:
         env = {"PATH": os.environ.get("PATH", DEFAULT_PATH), "HOSTNAME": ctr.hostname, "HOME": "/root"}
         if "TERM" in os.environ:
             env["TERM"] = os.environ["TERM"]
+        user = (ctr.options.get("privileges") or {}).get("user")          # type: ignore[union-attr]
+        if user:                        # Docker: the user's home from passwd, else /
+            from netkit.kernel import caps
+            env["HOME"] = caps.resolve_user(user).home                    # type: ignore[union-attr]
         env.update(ctr.options.get("env") or {})                          # type: ignore[arg-type]
         return env
 

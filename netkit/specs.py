@@ -61,3 +61,23 @@ class ContainerSpec:
     stop_signal: str | None = None     # --stop-signal (default SIGTERM)
     stop_timeout: int | None = None    # --stop-timeout seconds (default 10)
     log_opts: dict[str, str] = field(default_factory=dict)   # --log-opt max-size=10m,max-file=2
+    cap_add: tuple[str, ...] = ()      # --cap-add NET_ADMIN | CAP_NET_ADMIN | ALL
+    cap_drop: tuple[str, ...] = ()     # --cap-drop
+    privileged: bool = False           # --privileged
+    user: str | None = None            # --user UID|NAME[:GID|GROUP]
+    sysctls: dict[str, str] = field(default_factory=dict)     # --sysctl net.KEY=VALUE
+
+    def privileges(self) -> dict[str, object]:
+        """The privilege settings as stored with the container (only those given)."""
+        out: dict[str, object] = {"cap_add": list(self.cap_add), "cap_drop": list(self.cap_drop),
+                                  "privileged": self.privileged, "user": self.user,
+                                  "sysctls": dict(self.sysctls)}
+        return {k: v for k, v in out.items() if v}
+
+
+def check_privileges(spec: ContainerSpec) -> None:
+    """--cap-add/--cap-drop/--user/--sysctl as Docker checks them (its wording); pure."""
+    from netkit.kernel import caps
+    caps.capability_mask(spec.cap_add, spec.cap_drop, spec.privileged)
+    caps.resolve_user(spec.user)
+    caps.check_sysctls(spec.sysctls, spec.network)

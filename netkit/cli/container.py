@@ -46,6 +46,11 @@ _CONTAINER_OPTIONS = (
     click.option("--log-driver", default="json-file", metavar="DRIVER", help="Logging driver (json-file)."),
     click.option("--log-opt", "log_opts", multiple=True, metavar="KEY=VALUE",
                  callback=key_values("--log-opt"), help="json-file options: max-size, max-file."),
+    click.option("--cap-add", "cap_add", multiple=True, metavar="CAP", help="Add a Linux capability (ALL: all)."),
+    click.option("--cap-drop", "cap_drop", multiple=True, metavar="CAP", help="Drop a Linux capability (ALL: all)."),
+    click.option("--privileged", is_flag=True, help="Give extended privileges to this container."),
+    click.option("-u", "--user", metavar="UID[:GID]", help="User (name or uid) and group to run as."),
+    click.option("--sysctl", "sysctls", multiple=True, metavar="KEY=VALUE", help="Sysctl options (net.*)."),
     click.argument("command", nargs=-1, type=click.UNPROCESSED),
 )
 
@@ -63,8 +68,10 @@ def container_spec(*, detach: bool, auto_remove: bool, name: str | None, network
                    links: tuple[str, ...], publish: tuple[str, ...], publish_all: bool,
                    expose: tuple[str, ...], env: tuple[str, ...], labels: dict[str, str],
                    restart: str, stop_signal: str | None, stop_timeout: int | None,
-                   log_driver: str, log_opts: dict[str, str],
-                   command: tuple[str, ...]) -> "ContainerSpec":
+                   log_driver: str, log_opts: dict[str, str], cap_add: tuple[str, ...] = (),
+                   cap_drop: tuple[str, ...] = (), privileged: bool = False,
+                   user: str | None = None, sysctls: tuple[str, ...] = (),
+                   command: tuple[str, ...] = ()) -> "ContainerSpec":
     """The flags of `run` / `create` as a ContainerSpec, with docker's client-side checks."""
     from netkit.errors import InvalidArgument
     from netkit.lifecycle import RestartPolicy
@@ -74,6 +81,8 @@ def container_spec(*, detach: bool, auto_remove: bool, name: str | None, network
         raise InvalidArgument("conflicting options: cannot specify both --restart and --rm")
     if log_driver != "json-file":
         raise InvalidArgument(f"logger: no log driver named '{log_driver}' is registered")
+    from netkit.kernel.caps import parse_sysctls
+    sysctl_map = parse_sysctls(sysctls)
     endpoints = [network_flag(n) for n in networks] or [network_flag("bridge")]
     first = merge_first_network(endpoints[0], aliases, ipv4, ipv6, mac)
     return ContainerSpec(name=name, command=command, network=first.network, aliases=first.aliases,
@@ -82,7 +91,8 @@ def container_spec(*, detach: bool, auto_remove: bool, name: str | None, network
                          extra_networks=tuple(endpoints[1:]), env=env_vars(env), labels=labels,
                          publish=publish, publish_all=publish_all, expose=expose,
                          restart=restart or "no", stop_signal=stop_signal,
-                         stop_timeout=stop_timeout, log_opts=log_opts)
+                         stop_timeout=stop_timeout, log_opts=log_opts, cap_add=cap_add,
+                         cap_drop=cap_drop, privileged=privileged, user=user, sysctls=sysctl_map)
 
 
 @runtime_command

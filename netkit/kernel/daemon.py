@@ -34,7 +34,7 @@ def spawn_daemon(argv: list[str], *, netns: str | None, logfile: str) -> None:
                     setns(ns_fd)
                 os.chdir("/")
                 null = os.open(os.devnull, os.O_RDONLY)
-                out = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                out = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
                 os.dup2(null, 0)
                 os.dup2(out, 1)
                 os.dup2(out, 2)
@@ -51,7 +51,7 @@ def spawn_daemon(argv: list[str], *, netns: str | None, logfile: str) -> None:
 def spawn_lock(path: str) -> Iterator[None]:
     """Held while a client checks for / starts a daemon: one starts it, the others wait."""
     import fcntl
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -56,6 +56,12 @@ AT_FDCWD = -100
 MOVE_MOUNT_F_EMPTY_PATH = 0x04
 MOVE_MOUNT_T_SYMLINKS = 0x10                      # follow a symlinked target, as mount(2) does
 HOSTNAME_FILES = ("/etc/hosts", "/etc/resolv.conf", "/etc/hostname")
+MS_RDONLY, MS_REMOUNT = 1, 32
+# Docker's default masked and read-only paths (moby oci.DefaultSpec), off with --privileged
+PROC_MASKED = ("/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+               "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi")
+PROC_READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+SYS_MASKED = ("/sys/firmware", "/sys/devices/virtual/powercap")
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,14 +232,18 @@ def _make(path: str, what: str, build: Callable[[], None]) -> None:
         raise
 
 
-def ensure_template(path: str, *, detach: Iterable[str] | None = None) -> None:
+def ensure_template(path: str, *, detach: Iterable[str] | None = None,
+                    hide: Iterable[str] = ()) -> None:
     """Make the node's template mount namespace, bound at `path`, unless it exists.
 
     `detach`: directories holding namespace files (default: the directory
     of `path`). Each is made a private mount point on the host; in the
     template they are detached whole, with /run/netns and any other nsfs
     mount. Container namespace files must live below one of them.
+    `hide`: directories covered by an empty read-only tmpfs in the template
+    (netkit's state and run roots: every container's copy inherits it).
     """
+    hidden = [os.path.realpath(d) for d in hide]
     if is_mntns(path):
         return
     dirs = [os.path.realpath(d) for d in (detach if detach is not None else [os.path.dirname(path)])]
@@ -255,10 +265,58 @@ def ensure_template(path: str, *, detach: Iterable[str] | None = None) -> None:
                 except OSError:
                     pass
             _detach_nsfs()
-            if os.path.isdir(ns.NETNS_DIR):      # `ip netns` inside lists nothing, as in Docker
-                ns.mount("tmpfs", ns.NETNS_DIR, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=755")
+            hide_dirs([ns.NETNS_DIR, *hidden])      # `ip netns` inside lists nothing, as in Docker
 
         _make(path, "create mount namespace template", build)
+
+
+def hide_dirs(dirs: Iterable[str]) -> None:
+    """Cover each existing directory with an empty read-only tmpfs (outermost first; one below
+    an already hidden one is hidden with it)."""
+    done: list[str] = []
+    for d in sorted(set(dirs), key=len):
+        if any(d == h or d.startswith(h.rstrip("/") + "/") for h in done) or not os.path.isdir(d):
+            continue
+        ns.mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=4k,mode=755")
+        done.append(d)
+
+
+def _mask(paths: Iterable[str]) -> None:
+    """Docker's masked paths: a directory under an empty read-only tmpfs, a file under /dev/null."""
+    for p in paths:
+        if os.path.isdir(p):
+            ns.mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=0")
+        elif os.path.exists(p):
+            ns.mount("/dev/null", p, None, ns.MS_BIND)
+
+
+def mount_proc() -> None:
+    """In the init, in the container's mount namespace: a /proc of its (new) PID namespace,
+    the previous one (and what was mounted below it) detached."""
+    try:
+        ns.umount("/proc")                  # the previous start's (or the host's) procfs
+    except OSError:
+        pass
+    ns.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def protect_proc(*, privileged: bool = False) -> None:
+    """After mount_proc: Docker's masked and read-only paths of /proc; with `privileged`
+    none, and /sys writable (Docker's --privileged)."""
+    if privileged:
+        # Docker's --privileged: /sys writable, nothing masked
+        ns.mount("", "/sys", None, MS_REMOUNT | ns.MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        for p in SYS_MASKED:
+            try:
+                ns.umount(p)
+            except OSError:
+                pass
+        return
+    _mask(PROC_MASKED)
+    for p in PROC_READONLY:
+        if os.path.exists(p):
+            ns.mount(p, p, None, ns.MS_BIND | ns.MS_REC)
+            ns.mount("", p, None, MS_REMOUNT | ns.MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
 def _syscall(nr: int, *args: int | bytes) -> int:
@@ -329,7 +387,10 @@ def create(path: str, *, template: str, netns: str | None = None,
                     ns.umount("/sys")
                 except OSError:
                     pass
+                # read-only, as Docker mounts it (the init of a --privileged one remounts it)
                 ns.mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+                ns.mount("", "/sys", None, MS_REMOUNT | ns.MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+                _mask(SYS_MASKED)
 
         _make(path, "create mount namespace", build)
     finally:

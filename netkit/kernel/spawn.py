@@ -9,6 +9,9 @@ subreaper) reaps it: no resident process per container. `exec_in` joins the same
 namespaces and the init's current PID namespace, so the container's end
 (SIGKILL of its init tears the PID namespace down) ends it too, and a
 process that merely entered the netns from outside is never touched.
+A container's process (init or exec) drops to its privileges last, right
+before exec (`Sandbox.creds`, kernel/caps.py: Docker's capabilities, user,
+sysctls; the init also gets Docker's masked and read-only /proc paths).
 
 The older path (`run_foreground`, `spawn_detached`) stays for what still
 uses it (node exec, host mode): the child joins the netns and UTS
@@ -29,6 +32,7 @@ import time
 from dataclasses import dataclass
 
 from netkit.errors import InvalidArgument, KernelError
+from netkit.kernel import caps, mntns
 from netkit.kernel import netns as ns
 from netkit.kernel.errors import ExecFailed, NotRunning
 from netkit.kernel.proc import (_close_fds, _collect, _execute, _record, _reset_signals,  # noqa: F401
@@ -39,6 +43,7 @@ from netkit.kernel.proc import (_close_fds, _collect, _execute, _record, _reset_
 CLONE_NEWPID = 0x20000000
 CLONE_FS = 0x00000200
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +54,20 @@ class Sandbox:
     namespace and `binds` are not used: the namespace holds them. Once an
     init was started in it, its /proc is the init's PID namespace's: run
     processes there with exec_in, not run_foreground.
+
+    `creds` (a container's: capabilities, user, sysctls; caps.py) are set
+    right before exec, after the namespaces were joined and /proc mounted;
+    None: root with every capability (node exec). `hide`: directories a
+    process without a persisted mount namespace gets an empty read-only
+    mount over (the persisted ones have them from their template).
     """
 
     netns: str | None
     uts: str | None = None
     binds: tuple[tuple[str, str], ...] = ()      # (source file, target path)
     mntns: str | None = None
+    creds: caps.Creds | None = None
+    hide: tuple[str, ...] = ()
 
 
 def _enter(box: Sandbox, *, own_mnt: bool = False) -> None:
@@ -75,7 +88,7 @@ def _enter(box: Sandbox, *, own_mnt: bool = False) -> None:
         ns.setns(fd, ns.CLONE_NEWNS)
         os.close(fd)
         return
-    if box.binds or own_mnt:
+    if box.binds or own_mnt or box.creds is not None:
         ns.unshare(ns.CLONE_NEWNS)
         # keep host mounts flowing in, but ours must not leak out
         ns.mount("", "/", None, ns.MS_SLAVE | ns.MS_REC)
@@ -89,6 +102,10 @@ def _enter(box: Sandbox, *, own_mnt: bool = False) -> None:
                 ns.mount("sysfs", "/sys", "sysfs", 0)
             except OSError:
                 pass
+        if box.creds is not None:
+            mntns.hide_dirs(box.hide)
+            if not box.creds.privileged:
+                ns.mount("", "/sys", None, ns.MS_BIND | mntns.MS_REMOUNT | mntns.MS_RDONLY)
 
 
 def _exec(argv: list[str], env: dict[str, str] | None) -> None:
@@ -113,10 +130,28 @@ def _child(box: Sandbox, argv: list[str], env: dict[str, str] | None) -> None:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         _enter(box)
+        if box.creds is not None:
+            _own_pid_namespace(box.creds)
     except BaseException as exc:
         os.write(2, f"netkit: cannot enter the container: {exc}\n".encode())
         os._exit(126)
     _exec(argv, env)
+
+
+def _own_pid_namespace(creds: caps.Creds) -> None:
+    """A container process without an init to join (a bare sandbox's exec): a PID namespace
+    and a /proc of its own (in a private copy of the mount namespace), so it never sees the
+    host's processes; this process waits for the command and exits with its code."""
+    ns.unshare(ns.CLONE_NEWNS)          # a copy: the persisted namespace keeps its /proc
+    ns.unshare(CLONE_NEWPID)
+    pid = os.fork()
+    if pid:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        os._exit(_wait_child(pid, None))
+    caps._libc()[0].prctl(PR_SET_PDEATHSIG, signal.SIGKILL)     # killed (timeout): its namespace ends
+    mntns.mount_proc()
+    mntns.protect_proc(privileged=creds.privileged)
+    caps.apply(caps.Creds(creds.caps, creds.user, (), creds.privileged))
 
 
 _status = exit_code
@@ -133,6 +168,8 @@ def run_foreground(box: Sandbox, argv: list[str], env: dict[str, str] | None = N
     """
     if not argv:
         raise InvalidArgument("no command given")
+    if box.creds is not None:
+        caps.prepare()
     sys.stdout.flush()
     sys.stderr.flush()
     r = w = -1
@@ -206,7 +243,7 @@ def spawn_detached(box: Sandbox, argv: list[str], *, log_path: str, exit_path: s
         try:
             os.close(r)
             os.setsid()
-            fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)
             os.dup2(fd, 1)
@@ -297,6 +334,8 @@ def start_init(box: Sandbox, argv: list[str], env: dict[str, str] | None = None,
     """
     if not argv:
         raise InvalidArgument("no command given")
+    if box.creds is not None:
+        caps.prepare()
     r, w = pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -338,25 +377,26 @@ def _fork_init(box: Sandbox, argv: list[str], env: dict[str, str] | None,
         ns.unshare(CLONE_NEWPID)
         pid = os.fork()
         if pid == 0:
-            _init(argv, env, stdio, w)
+            _init(argv, env, stdio, w, box.creds)
         forked.append(pid)
     except BaseException as exc:        # handed to the caller
         forked.append(exc)
 
 
 def _init(argv: list[str], env: dict[str, str] | None,
-          stdio: tuple[int | None, int | None, int | None], w: int) -> None:
-    """pid 1: own session, stdio, a /proc of its PID namespace, exec."""
+          stdio: tuple[int | None, int | None, int | None], w: int,
+          creds: caps.Creds | None = None) -> None:
+    """pid 1: own session, stdio, a /proc of its PID namespace, sysctls, creds, exec."""
     try:
         os.setsid()
         _reset_signals()
         _stdio(stdio)
         _close_fds({w})
-        try:
-            ns.umount("/proc")          # the previous start's (or the host's) procfs
-        except OSError:
-            pass
-        ns.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        mntns.mount_proc()
+        if creds is not None:
+            caps.write_sysctls(creds.sysctls)      # before /proc/sys turns read-only
+            mntns.protect_proc(privileged=creds.privileged)
+            caps.apply(creds)
         os.chdir("/")
     except BaseException as exc:
         _record(w, "K", f"cannot start the container: {exc}")
@@ -398,6 +438,8 @@ def exec_in(box: Sandbox, init_pid: int, init_start: int, argv: list[str],
     """
     if not argv:
         raise InvalidArgument("no command given")
+    if box.creds is not None:
+        caps.prepare()
     fds = _ns_fds(box, init_pid, init_start)
     r, w = pipe()
     cr, cw = pipe() if capture is not None else (-1, -1)
@@ -406,7 +448,7 @@ def exec_in(box: Sandbox, init_pid: int, init_start: int, argv: list[str],
     try:
         helper = os.fork()
         if helper == 0:
-            _exec_helper(fds, argv, env, w, cw, capture_stderr, timeout)
+            _exec_helper(fds, argv, env, w, cw, capture_stderr, timeout, box.creds)
     except BaseException:
         for fd in (r, cr):
             if fd >= 0:
@@ -439,7 +481,8 @@ def exec_in(box: Sandbox, init_pid: int, init_start: int, argv: list[str],
 
 
 def _exec_helper(fds: list[tuple[int, int]], argv: list[str], env: dict[str, str] | None,
-                 w: int, cw: int, capture_stderr: bool, timeout: float | None) -> None:
+                 w: int, cw: int, capture_stderr: bool, timeout: float | None,
+                 creds: caps.Creds | None = None) -> None:
     """The forked helper of exec_in: join, fork the command into the PID namespace, wait for it,
     exit with its code (so the caller's wait gives it)."""
     code = 255
@@ -454,7 +497,7 @@ def _exec_helper(fds: list[tuple[int, int]], argv: list[str], env: dict[str, str
             _record(w, "N", "the container is not running")
             os._exit(code)
         if child == 0:
-            _exec_child(argv, env, w, cw, capture_stderr)
+            _exec_child(argv, env, w, cw, capture_stderr, creds)
         os.close(w)                     # EOF for the caller once the command has exec'd
         if cw >= 0:
             os.close(cw)
@@ -466,7 +509,7 @@ def _exec_helper(fds: list[tuple[int, int]], argv: list[str], env: dict[str, str
 
 
 def _exec_child(argv: list[str], env: dict[str, str] | None, w: int, cw: int,
-                capture_stderr: bool) -> None:
+                capture_stderr: bool, creds: caps.Creds | None = None) -> None:
     try:
         _reset_signals()
         if cw >= 0:
@@ -474,6 +517,8 @@ def _exec_child(argv: list[str], env: dict[str, str] | None, w: int, cw: int,
             if capture_stderr:
                 os.dup2(cw, 2)
         _close_fds({w})
+        if creds is not None:           # the container's, as Docker gives exec processes
+            caps.apply(caps.Creds(creds.caps, creds.user, (), creds.privileged))
         os.chdir("/")
     except BaseException as exc:
         _record(w, "K", f"cannot start the command: {exc}")

@@ -64,6 +64,11 @@ class Service:
     restart: str = "no"                         # Docker's policy text: no, always, on-failure[:N] ...
     stop_signal: str | None = None              # as written (SIGTERM when None)
     stop_grace_period: float | None = None      # seconds (10 when None)
+    cap_add: tuple[str, ...] = ()                # Docker's privileges (`docker run` flags)
+    cap_drop: tuple[str, ...] = ()
+    privileged: bool = False
+    user: str | None = None
+    sysctls: dict[str, str] = field(default_factory=dict)
 
     @property
     def stop_timeout(self) -> int | None:

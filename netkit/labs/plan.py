@@ -116,7 +116,9 @@ def container_spec(project: "Project", service: "Service", number: int, *,
     common = dict(name=name, command=service.command, hostname=service.hostname, detach=True,
                   dns=service.dns, publish=service.ports, expose=service.expose, env=env, labels=labels,
                   restart=service.restart, stop_signal=service.stop_signal,
-                  stop_timeout=service.stop_timeout)
+                  stop_timeout=service.stop_timeout, cap_add=service.cap_add,
+                  cap_drop=service.cap_drop, privileged=service.privileged, user=service.user,
+                  sysctls=dict(service.sysctls))
     if mode is not None:
         if mode.startswith("service:"):
             other = project.services[mode.split(":", 1)[1]]

@@ -114,7 +114,7 @@ def _to_map_forms(data: dict, where: Where) -> None:
             for i, dep in enumerate(svc["depends_on"]):
                 where.move(base + ("depends_on", i), base + ("depends_on", dep))
             svc["depends_on"] = {dep: {"condition": "service_started"} for dep in svc["depends_on"]}
-        for key in ("environment", "labels"):
+        for key in ("environment", "labels", "sysctls"):
             if isinstance(svc.get(key), list):
                 svc[key] = _kv_list(svc[key], base + (key,), where)
     for name, net in (data.get("networks") or {}).items():
@@ -413,7 +413,11 @@ def _service(name: str, raw: dict, networks: dict[str, NetworkDef], nodes: dict[
         labels={k: v or "" for k, v in (raw.get("labels") or {}).items()},
         node=node, restart=_restart(raw.get("restart"), base + ("restart",), where),
         stop_signal=_stop_signal(raw.get("stop_signal"), base + ("stop_signal",), where),
-        stop_grace_period=raw.get("stop_grace_period"))
+        stop_grace_period=raw.get("stop_grace_period"),
+        cap_add=tuple(raw.get("cap_add") or ()), cap_drop=tuple(raw.get("cap_drop") or ()),
+        privileged=bool(raw.get("privileged")),
+        user=None if raw.get("user") is None else str(raw["user"]),
+        sysctls={k: "" if v is None else str(v) for k, v in (raw.get("sysctls") or {}).items()})
 
 
 _RESTART_ALIASES = {"none": "no", "any": "always"}      # Compose maps deploy's names too

@@ -37,6 +37,8 @@ def service_dict(s: "Service") -> dict[str, Any]:
         "healthcheck": hc, "environment": dict(s.environment), "labels": dict(s.labels),
         "restart": s.restart if s.restart != "no" else None, "stop_signal": s.stop_signal,
         "stop_grace_period": None if s.stop_grace_period is None else format_duration(s.stop_grace_period),
+        "cap_add": list(s.cap_add), "cap_drop": list(s.cap_drop), "privileged": s.privileged or None,
+        "user": s.user, "sysctls": dict(s.sysctls),
     })
     out["scale"] = s.replicas
     if s.node:

@@ -376,15 +376,15 @@ DEPENDS_ON = Either(List(Str(), unique=True), Map(Obj({
 }, null_ok=True)))
 
 _UNSUPPORTED_SERVICE_KEYS = (
-    "annotations attach blkio_config cap_add cap_drop cgroup cgroup_parent configs cpu_count "
+    "annotations attach blkio_config cgroup cgroup_parent configs cpu_count "
     "cpu_percent cpu_period cpu_quota cpu_rt_period cpu_rt_runtime cpu_shares cpus cpuset "
     "credential_spec develop device_cgroup_rules devices dns_opt dns_search domainname "
     "entrypoint env_file external_links extends extra_hosts gpus group_add init ipc isolation "
     "label_file logging mac_address mem_limit mem_reservation mem_swappiness memswap_limit "
     "models oom_kill_disable oom_score_adj pid pids_limit platform post_start pre_stop "
-    "privileged profiles provider pull_policy read_only runtime secrets security_opt "
-    "shm_size stdin_open storage_opt sysctls tmpfs tty ulimits "
-    "use_api_socket user userns_mode uts volumes_from working_dir").split()
+    "profiles provider pull_policy read_only runtime secrets security_opt "
+    "shm_size stdin_open storage_opt tmpfs tty ulimits "
+    "use_api_socket userns_mode uts volumes_from working_dir").split()
 
 SERVICE = Obj({
     "command": Either(Str(), List(Scalar())),
@@ -409,6 +409,8 @@ SERVICE = Obj({
                    "endpoint_mode": Unsupported()}),
     "environment": KV,
     "labels": KV,
+    "cap_add": List(Str()), "cap_drop": List(Str()), "privileged": Bool(),
+    "user": Either(Str(), Int(minimum=0)), "sysctls": KV,
     "x-netkit": Obj({"node": Str()}, extensions=False),
     "image": Ignored(IMAGES), "build": Ignored(IMAGES), "volumes": Ignored(IMAGES),
     **{k: Unsupported() for k in _UNSUPPORTED_SERVICE_KEYS},

@@ -153,6 +153,8 @@ class SqliteClusterStore:
         if not create and not os.path.exists(self.path):
             raise NotFound(f"cluster {cluster_id} not found")
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        from netkit.secure import private_db
+        private_db(self.path)
         try:
             self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
                                       isolation_level=None, check_same_thread=False)

@@ -32,7 +32,9 @@ def _sqlite_errors(what: str) -> Iterator[None]:
 class Store:
     def __init__(self, path: str) -> None:
         self.path = path
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        from netkit.secure import private_db, private_dir
+        private_dir(os.path.dirname(path))            # 0700, not a symlink, ours
+        private_db(path)                              # 0600 (its WAL and -shm follow its mode)
         with _sqlite_errors(f"open {path}"):
             self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000,
                                       isolation_level=None, check_same_thread=False)

@@ -35,7 +35,7 @@ def error_of(path: str, **kw) -> str:
     ("services:\n  web:\n    depends_on:\n      db:\n        condition: service_ready\n", 5,
      "services.web.depends_on.db.condition: expected one of service_started, service_healthy, "
      'service_completed_successfully, got "service_ready"'),
-    ("services:\n  web:\n    privileged: true\n", 3, "services.web.privileged: not supported by netkit"),
+    ("services:\n  web:\n    read_only: true\n", 3, "services.web.read_only: not supported by netkit"),
     ("services:\n  web:\n    restart: sometimes\n", 3, "services.web.restart: invalid restart policy 'sometimes'"),
     ("services:\n  web:\n    restart: always:3\n", 3, "services.web.restart: invalid restart policy: maximum "
                                                         "retry count can only be used with 'on-failure'"),
@@ -387,3 +387,18 @@ def test_default_file_names(tmp_path, monkeypatch):
     assert find_files() == ["lab.yml"]
     monkeypatch.chdir("/")
     assert find_files(str(tmp_path)) == [os.path.join(str(tmp_path), "lab.yml")]
+
+
+def test_privilege_keys_map_to_the_container_spec(tmp_path):
+    """cap_add, cap_drop, privileged, user, sysctls (map or K=V list) reach `docker run`."""
+    from netkit.labs import plan
+    f = tmp_path / "lab.yml"
+    f.write_text("services:\n  r1:\n    command: sleep infinity\n    cap_add: [NET_ADMIN]\n"
+                 "    cap_drop: [MKNOD]\n    user: 1000:1000\n    sysctls: [net.ipv4.ip_forward=1]\n"
+                 "  r2:\n    privileged: true\n    user: 0\n    sysctls: {net.ipv6.conf.all.forwarding: 1}\n")
+    p = load_project(str(f), project="p")
+    r1 = plan.container_spec(p, p.services["r1"], 1)
+    assert (r1.cap_add, r1.cap_drop, r1.privileged, r1.user, r1.sysctls) == \
+        (("NET_ADMIN",), ("MKNOD",), False, "1000:1000", {"net.ipv4.ip_forward": "1"})
+    r2 = plan.container_spec(p, p.services["r2"], 1)
+    assert (r2.privileged, r2.user, r2.sysctls) == (True, "0", {"net.ipv6.conf.all.forwarding": "1"})
