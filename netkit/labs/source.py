@@ -218,7 +218,12 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Where]:
     """YAML text -> (value, Where). Syntax errors name the file and line; aliases that
     would expand beyond MAX_VALUES values are refused (EXCESSIVE) while walking."""
     where = Where(default_file=file)
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:        # a control character, before any parsing
+        line = text.count("\n", 0, exc.position) + 1
+        raise LabFileError(f"invalid YAML: unacceptable character #x{exc.character:04x}: "
+                           "special characters are not allowed", file, line) from None
     try:
         node = loader.get_single_node()
         if node is None:
