@@ -111,8 +111,8 @@ class ResolverClient:
         names = {c.id: c.name for c in self.store.read().containers()}
         out = []
         for cid, (netns, udp, tcp) in sorted(served.items()):
-            if cid not in names or not knetns.exists(netns):
-                continue            # gone meanwhile: the resolver hears of it
+            if cid not in names or not knetns.exists(netns) or (udp, tcp) == (53, 53):
+                continue            # gone meanwhile, or served on port 53 itself (no nftables)
             try:
                 have = knetns.run_in(netns, redirect.current)
             except (OSError, NetkitError) as exc:

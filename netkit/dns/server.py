@@ -37,6 +37,7 @@ from netkit.dns import redirect, wire
 from netkit.dns.catalog import Catalog, Delta, Sandbox
 from netkit.dns.entries import ORDER_SHUFFLE, ContainerEntries, NetworkEntry, Snapshot
 from netkit.dns.upstream import Forwarder
+from netkit.errors import NetkitError
 from netkit.kernel import netns as knetns
 
 LISTEN_IP = redirect.IP   # the resolver's ports on it: the kernel's pick (netkit.dns.redirect)
@@ -74,9 +75,10 @@ def bind_sockets(netns: str, *, reuse: bool = False) -> tuple[socket.socket, soc
     nftables redirect (netkit.dns.redirect) of 127.0.0.11:53 to them. With
     `reuse` (a resolver's first load: a restarted one) it first tries the
     ports the netns already redirects to, and leaves the rules alone when it
-    gets them, so conntrack entries of the container's clients stay valid.
+    gets them. Where nftables cannot do it (no libnftables, a kernel without
+    netdev egress hooks) it falls back to 127.0.0.11:53 itself, as before.
     """
-    def make() -> tuple[socket.socket, socket.socket]:
+    def pair(want: tuple[int, int] | None) -> tuple[socket.socket, socket.socket]:
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -84,14 +86,32 @@ def bind_sockets(netns: str, *, reuse: bool = False) -> tuple[socket.socket, soc
             udp.close()
             raise
         try:
-            want = redirect.current() if reuse else None
             udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             _bind(udp, want[0] if want else 0)
             tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             _bind(tcp, want[1] if want else 0)
-            got = (udp.getsockname()[1], tcp.getsockname()[1])
-            if got != want:
-                redirect.install(*got)
+        except BaseException:
+            udp.close()
+            tcp.close()
+            raise
+        return udp, tcp
+
+    def make() -> tuple[socket.socket, socket.socket]:
+        try:
+            want = redirect.current() if reuse else None
+        except NetkitError:
+            want = None
+        udp, tcp = pair(want)
+        got = (udp.getsockname()[1], tcp.getsockname()[1])
+        if got == want:
+            return udp, tcp
+        try:
+            redirect.install(*got)
+        except NetkitError as exc:          # no nftables for it: port 53 itself
+            udp.close()
+            tcp.close()
+            _warn_no_redirect(netns, exc)
+            return pair((redirect.PORT, redirect.PORT))
         except BaseException:
             udp.close()
             tcp.close()
@@ -119,9 +139,19 @@ def _bind(sock: socket.socket, port: int) -> None:
     try:
         sock.bind((LISTEN_IP, port))
     except OSError as exc:
-        if not port or exc.errno != errno.EADDRINUSE:
+        if not port or port == redirect.PORT or exc.errno != errno.EADDRINUSE:
             raise
         sock.bind((LISTEN_IP, 0))
+
+
+_warned: list[str] = []
+
+
+def _warn_no_redirect(netns: str, exc: Exception) -> None:
+    if not _warned:
+        _warned.append(netns)
+        log.warning("cannot redirect 127.0.0.11:53 (netns %s: %s): listening on port 53 "
+                    "itself, so containers cannot bind it", netns, exc)
 
 
 def _unredirect(netns: str) -> None:

@@ -172,3 +172,16 @@ def test_idle_tcp_connection_is_closed(resolver, c1, monkeypatch):  # noqa: F811
         t0 = time.monotonic()
         assert s.recv(1) == b""                 # closed by the server
         assert 0.2 < time.monotonic() - t0 < 2.5
+
+
+def test_without_nftables_it_listens_on_port_53_itself(resolver, c1, monkeypatch):  # noqa: F811
+    from netkit.errors import Unsupported
+
+    def no_nft(*ports):
+        raise Unsupported("libnftables not found")
+    monkeypatch.setattr(redirect, "install", no_nft)
+    r = resolver(snapshot([sb(C1, c1)], BASE_EPS))
+    assert r.server.ports()[C1] == (c1, 53, 53)
+    assert knetns.run_in(c1, redirect.current) is None
+    assert a(query(c1, "web1")) == ["172.18.0.2"]
+    assert a(query(c1, "web1", tcp=True)) == ["172.18.0.2"]
