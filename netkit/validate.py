@@ -70,4 +70,6 @@ def link_spec(link: str) -> tuple[str, str]:
     parts = link.split(":")
     if not parts[0] or len(parts) > 2 or (len(parts) == 2 and not parts[1]):
         raise InvalidArgument(f"invalid value {link!r} for --link: it must be name or name:alias")
+    if len(parts) == 2:
+        aliases([parts[1]])        # a DNS alias (user networks), a hosts line (the bridge)
     return parts[0], parts[1] if len(parts) == 2 else parts[0]

@@ -50,7 +50,7 @@ def test_host_binding_ipv4():
 def test_links():
     assert validate.link_spec("db") == ("db", "db")
     assert validate.link_spec("db:alias") == ("db", "alias")
-    for bad in ("", ":x", "db:", "a:b:c"):
+    for bad in ("", ":x", "db:", "a:b:c", "db:bad alias"):
         with pytest.raises(InvalidArgument):
             validate.link_spec(bad)
     with pytest.raises(InvalidArgument) as info:
