@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 from netkit.errors import InvalidArgument
 
 NAME_MAX = 255              # a container name; Docker's only rule is the pattern
-_LABEL = re.compile(r"^[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?$")
+_LABEL = re.compile(r"^[a-zA-Z0-9_-]+$")
 HOST_BINDING_IPV4 = "com.docker.network.bridge.host_binding_ipv4"
 
 
@@ -26,8 +26,10 @@ def container_name_length(name: str) -> None:
 
 
 def dns_name(value: str) -> bool:
-    """A name the resolver can serve: dot-separated labels of [a-zA-Z0-9_-], each 1-63
-    characters, not starting or ending with '-', 255 characters in all."""
+    """A name the resolver can hold: dot-separated, non-empty labels of [a-zA-Z0-9_-],
+    255 characters in all. (A label over 63 characters is accepted, as Docker accepts it,
+    but no DNS query can name it; container names become aliases in labs, and Docker's
+    names may end with '-'.)"""
     if not value or len(value) > 255:
         return False
     return all(_LABEL.match(label) for label in value.rstrip(".").split("."))
@@ -38,7 +40,7 @@ def aliases(values: Iterable[str]) -> None:
     for alias in values:
         if not dns_name(alias):
             raise InvalidArgument(f'invalid network alias "{alias}": it must be a valid DNS name '
-                                  "(labels of [a-zA-Z0-9_-], up to 63 characters each)")
+                                  "(dot-separated labels of [a-zA-Z0-9_-])")
 
 
 def _ip(value: str) -> bool:

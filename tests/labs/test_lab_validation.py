@@ -135,7 +135,7 @@ NET = "networks:\n  n: {ipam: {config: [{subnet: 10.77.0.0/29}]}}\n"
      "them (no available IPv4 addresses on this network's address pools)"),
     ("  a: {command: sleep 60, networks: {n: {aliases: ['bad alias']}}}\n",
      'services.a: invalid network alias "bad alias": it must be a valid DNS name '
-     "(labels of [a-zA-Z0-9_-], up to 63 characters each)"),
+     "(dot-separated labels of [a-zA-Z0-9_-])"),
 ])
 def test_up_refuses_before_creating_anything(write, node, cli, services, message):
     path = write("lab.yml", "name: vl\nservices:\n" + services + NET)

@@ -15,9 +15,10 @@ from netkit.labs.validate import validate as validate_lab
 
 
 @pytest.mark.parametrize("name, ok", [
-    ("web", True), ("web-1.net_a", True), ("a" * 63, True), ("a" * 64, False),
-    ("my alias", False), ("-web", False), ("web-", False), ("a..b", False), ("", False),
+    ("web", True), ("web-1.net_a", True), ("a" * 63, True), ("a" * 64, True),
+    ("my alias", False), ("-web", True), ("web-", True), ("a..b", False), ("", False),
     (".".join(["a" * 60] * 4), True), (".".join(["a" * 60] * 5), False), ("web.", True),
+    (".web", False), ("a\tb", False),
     ("wéb", False), ("we/b", False),
 ])
 def test_dns_name(name, ok):
@@ -26,7 +27,7 @@ def test_dns_name(name, ok):
 
 def test_aliases_message():
     with pytest.raises(InvalidArgument, match='^invalid network alias "a b": it must be a valid '
-                                              r"DNS name \(labels of"):
+                                              r"DNS name \(dot-separated labels of"):
         validate.aliases(["ok", "a b"])
     validate.aliases(["ok", "also-ok.x"])
 
