@@ -20,11 +20,14 @@ NFT_CTX_DEFAULT = 0
 
 @functools.cache
 def _lib() -> ctypes.CDLL:
-    name = ctypes.util.find_library("nftables") or "libnftables.so.1"
     try:
-        lib = ctypes.CDLL(name)
-    except OSError as exc:
-        raise Unsupported(f"libnftables not found: install libnftables1 ({exc})") from exc
+        lib = ctypes.CDLL("libnftables.so.1")
+    except OSError:
+        name = ctypes.util.find_library("nftables")    # runs ldconfig: only as a fallback
+        try:
+            lib = ctypes.CDLL(name or "libnftables.so")
+        except OSError as exc:
+            raise Unsupported(f"libnftables not found: install libnftables1 ({exc})") from exc
     ptr = ctypes.c_void_p
     lib.nft_ctx_new.restype = ptr
     lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
