@@ -3,8 +3,9 @@
     python -m bench.dns_qps [--seconds 10] [--rate 2000] [--records 100,10000]
 
 Same method as /work/shared/bench/peers/dns_qps.sh (path "lo"): dnsperf runs
-inside the sandbox netns against 127.0.0.11:53, where the resolver daemon
-listens (in snapshot mode: it serves a generated snapshot.json, no store).
+inside the sandbox netns against 127.0.0.11:53, which the netns's nftables
+table redirects to the ports the resolver daemon listens on (docs/dns.md;
+in snapshot mode: it serves a generated snapshot.json, no store).
 Per record count and mix: a max-rate run (1 thread, 1 socket, 100
 outstanding) gives qps and server CPU us/query (utime+stime of the daemon
 from /proc/PID/stat over the run); a fixed-rate run (-Q RATE -v) gives the

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from netkit import drivers
+from netkit import drivers, validate
 from netkit.errors import Conflict, Forbidden, InvalidArgument
 from netkit.ids import NAME_RE, new_id, now
 from netkit.model import Endpoint, Network
@@ -71,6 +71,7 @@ class Networks:
         if not NAME_RE.match(spec.name or ""):
             raise InvalidArgument(f"invalid network name {spec.name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         driver = drivers.get(spec.driver)
+        validate.network_options(spec.options)
         driver.validate(spec)                                   # nothing made yet
         scope = self.scopes.of(driver.scope)
         with self.actions() as (tx, ctx):

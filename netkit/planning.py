@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
 
-from netkit import drivers
+from netkit import drivers, validate
 from netkit.ids import CONTAINER_NAME_RE
 from netkit.errors import AlreadyExists, Conflict, Forbidden, InvalidArgument, NotFound
 from netkit.model import Container, Endpoint, Network, Scope, State
@@ -196,6 +196,13 @@ def check_container_spec(spec: ContainerSpec) -> None:
     from netkit import ipam
     if spec.name is not None and not CONTAINER_NAME_RE.match(spec.name.lstrip("/")):
         raise InvalidArgument(f'Invalid container name ({spec.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
+    if spec.name is not None:
+        validate.container_name_length(spec.name)
+    validate.aliases(spec.aliases)
+    for es in spec.extra_networks:
+        validate.aliases(es.aliases)
+    for link in (*spec.links, *(l for es in spec.extra_networks for l in es.links)):
+        validate.link_spec(link)
     if spec.hostname is not None and not HOSTNAME_RE.match(spec.hostname):
         raise InvalidArgument(f"invalid hostname format: {spec.hostname}")
     if spec.mac:
@@ -324,10 +331,25 @@ def plan_run(spec: ContainerSpec, view: StoreView, *, container_id: str, node: s
         first = EndpointSpec(net.name, aliases=tuple(spec.aliases), ipv4=spec.ipv4, ipv6=spec.ipv6,
                              mac=spec.mac, links=tuple(spec.links))
         endpoints = plan_endpoints(name, [(net, first), *extra])
+        for (n, es) in [(net, first), *extra]:
+            check_links(view, n, es.links)
     return RunPlan(name=name, container_id=container_id, mode=mode, hostname=hostname, netns=netns,
                    network=net, shared=shared,
                    networks=tuple(n for n in [net, *(n for n, _ in extra)] if n is not None),
                    endpoints=endpoints, ports=tuple(reqs))
+
+
+def check_links(view: StoreView, net: Network, links: Iterable[str]) -> None:
+    """--link targets on the default bridge must exist (Docker's registerLinks); on a
+    user-defined network a link is a private alias whose target may come later."""
+    if net.user_defined:
+        return
+    for link in links:
+        target, _ = validate.link_spec(link)
+        try:
+            find_container(view, target)
+        except NotFound:
+            validate.link_target(target, False)
 
 
 # -- endpoints -----------------------------------------------------------------------
@@ -403,8 +425,10 @@ def plan_connect(view: StoreView, network: str, container: str, *, aliases: tupl
                         "networks in private (none) mode")
     if net.scope is Scope.SWARM and not net.attachable:
         raise Forbidden(f"network {net.name} not manually attachable")
+    validate.aliases(aliases)
     es = EndpointSpec(net.name, tuple(aliases), ipv4, ipv6, links=tuple(links))
     (plan,) = plan_endpoints(ctr.name, [(net, es)], ctr.endpoints)
+    check_links(view, net, es.links)
     return ConnectPlan(network=net, container=ctr, endpoint=plan)
 
 

@@ -99,6 +99,31 @@ class ResolverClient:
         names = {c.id: c.name for c in containers}
         return any(container_entries(tx, c, nets, [], names)[0] is not None for c in containers)
 
+    def check(self) -> list[str]:
+        """`system check`: every sandbox the resolver serves has its netns' redirect of
+        127.0.0.11:53 pointing at the ports it listens on (one line per one that does not)."""
+        from netkit.dns import client, redirect
+        from netkit.errors import NetkitError
+        from netkit.kernel import netns as knetns
+        served = client.ports(self.run_dir, timeout=2.0)
+        if not served:
+            return []
+        names = {c.id: c.name for c in self.store.read().containers()}
+        out = []
+        for cid, (netns, udp, tcp) in sorted(served.items()):
+            if cid not in names or not knetns.exists(netns) or (udp, tcp) == (53, 53):
+                continue            # gone meanwhile, or served on port 53 itself (no nftables)
+            try:
+                have = knetns.run_in(netns, redirect.current)
+            except (OSError, NetkitError) as exc:
+                out.append(f"container {names[cid]}: cannot read its resolver redirect: {exc}")
+                continue
+            if have != (udp, tcp):
+                where = f"udp {have[0]}, tcp {have[1]}" if have else "nowhere"
+                out.append(f"container {names[cid]}: 127.0.0.11:53 is redirected to {where}, "
+                           f"but the resolver listens on udp {udp}, tcp {tcp}")
+        return out
+
     def stop(self) -> None:
         from netkit.dns import client
         client.stop(self.run_dir)

@@ -129,6 +129,7 @@ class System:
         if self.resolver.needed() and not self.resolver.status().get("running"):
             out.append("resolver: not running (containers on DNS networks need it; "
                        "the next netkit action restarts it)")
+        out.extend(self.resolver.check())
         return out
 
     def prune(self) -> list[str]:

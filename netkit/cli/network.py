@@ -7,6 +7,23 @@ import click
 from netkit.cli import AliasGroup, confirm, each, engine, render
 from netkit.cli.parse import key_values
 
+def unique_key_values(flag: str):
+    """Like key_values, but a key given twice is refused (it would silently replace one)."""
+    parse = key_values(flag)
+
+    def callback(ctx: click.Context, param: click.Parameter, values) -> dict[str, str]:
+        seen: set[str] = set()
+        for item in values or ():
+            key = item.partition("=")[0]
+            if key in seen:
+                from netkit.errors import InvalidArgument
+                raise InvalidArgument(f'invalid argument "{item}" for "{flag}" flag: '
+                                      f"duplicate key {key}")
+            seen.add(key)
+        return parse(ctx, param, values)
+    return callback
+
+
 PRUNE_WARNING = "WARNING! This will remove all custom networks not used by at least one container."
 
 
@@ -22,7 +39,8 @@ def network() -> None:
               help="Allocate container IPs from a sub-range.")
 @click.option("--gateway", "gateways", multiple=True, metavar="IP", help="Gateway for the subnet.")
 @click.option("--aux-address", "aux", multiple=True, metavar="NAME=IP",
-              callback=key_values("--aux-address"), help="Addresses the IPAM must not hand out.")
+              callback=unique_key_values("--aux-address"),
+              help="Addresses the IPAM must not hand out.")
 @click.option("-o", "--opt", "opts", multiple=True, metavar="KEY=VALUE",
               callback=key_values("-o, --opt"), help="Driver options.")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",

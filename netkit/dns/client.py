@@ -304,6 +304,18 @@ def status(run_dir: str) -> dict:
             "sandboxes": sandboxes, "started": ready.get("started")}
 
 
+def ports(run_dir: str, timeout: float = WAIT) -> dict[str, tuple[str, int, int]] | None:
+    """{container id: (netns, udp port, tcp port)} the running daemon listens on, per
+    sandbox (where 127.0.0.11:53 is redirected to); None when no daemon answered."""
+    words = _control_words(run_dir, "ports", timeout)
+    if words is None or len(words) != 2:
+        return None
+    try:
+        return {cid: (v[0], int(v[1]), int(v[2])) for cid, v in json.loads(words[1]).items()}
+    except (ValueError, TypeError, IndexError, AttributeError):
+        return None
+
+
 def pid(run_dir: str) -> int | None:
     """The pid of the node's daemon for `run_dir`, None when none runs."""
     return _pid(run_dir)

@@ -39,6 +39,9 @@ change is served (a sandbox's sockets are bound before ``ok``)::
     reload                    -> ok <version> <sandboxes>
         full rebuild from the store (or the snapshot)
     status                    -> ok <version> <sandboxes>
+    ports                     -> ok <json>
+        {container id: [netns, udp port, tcp port]} of every served sandbox: where
+        its netns' redirect of 127.0.0.11:53 must point (netkit.dns.redirect)
     (other)                   -> err <reason>
 
 ``version`` increases with every update or reload (snapshot mode: the
@@ -436,6 +439,9 @@ class _Daemon:
                 await self.set_remote(*entries_from_json(json.loads(rest)))
             elif cmd == "reload":
                 await self.full("control")
+            elif cmd == "ports":
+                ports = {cid: list(v) for cid, v in self.server.ports().items()}
+                return f"ok {json.dumps(ports, separators=(',', ':'))}\n"
             elif cmd != "status":
                 return f"err unknown command {cmd!r}\n"
         except Exception as exc:

@@ -33,15 +33,19 @@ import socket
 import struct
 from functools import partial
 
-from netkit.dns import wire
+from netkit.dns import redirect, wire
 from netkit.dns.catalog import Catalog, Delta, Sandbox
 from netkit.dns.entries import ORDER_SHUFFLE, ContainerEntries, NetworkEntry, Snapshot
 from netkit.dns.upstream import Forwarder
+from netkit.errors import NetkitError
 from netkit.kernel import netns as knetns
 
-ADDRESS = ("127.0.0.11", 53)
+LISTEN_IP = redirect.IP   # the resolver's ports on it: the kernel's pick (netkit.dns.redirect)
 BATCH = 256             # datagrams per readiness callback before yielding
-TCP_IDLE = 30.0         # seconds a TCP client may stay silent
+# TCP limits, per sandbox (Docker's resolver: miekg/dns's 2 s read and 8 s idle timeouts)
+TCP_IDLE = 8.0          # seconds a TCP client may stay silent between queries
+TCP_READ = 2.0          # seconds to send the rest of a query once its length came
+TCP_PER_CLIENT = 32     # open connections per client address; more are closed at once
 RCVBUF = 1 << 20
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)    # not exported by Python
 log = logging.getLogger("netkit.dns")
@@ -50,7 +54,7 @@ log = logging.getLogger("netkit.dns")
 class _State:
     """A served sandbox: its sockets, its (swappable) table, its rr counters."""
 
-    __slots__ = ("sandbox", "fast", "udp", "tcp", "tcp_server", "conns", "counters")
+    __slots__ = ("sandbox", "fast", "udp", "tcp", "tcp_server", "conns", "clients", "counters")
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
@@ -59,35 +63,68 @@ class _State:
         self.tcp: socket.socket | None = None
         self.tcp_server: asyncio.AbstractServer | None = None
         self.conns: set[asyncio.StreamWriter] = set()
+        self.clients: dict[str, int] = {}      # open TCP connections per client address
         self.counters: dict[bytes, int] = {}
 
 
-def bind_sockets(netns: str, address: tuple[str, int] = ADDRESS
-                 ) -> tuple[socket.socket, socket.socket]:
-    """UDP and TCP sockets bound to `address` inside `netns` (non-blocking).
+def bind_sockets(netns: str, *, reuse: bool = False) -> tuple[socket.socket, socket.socket]:
+    """UDP and TCP sockets on 127.0.0.11 inside `netns`, and the redirect of :53 to them.
 
-    Both are made in one trip into the netns (a socket stays in the netns it
-    was created in); options, bind and listen need not be done there.
+    One trip into the netns makes both sockets (a socket stays in the netns
+    it was made in), binds them to ports the kernel picks and writes the
+    nftables redirect (netkit.dns.redirect) of 127.0.0.11:53 to them. With
+    `reuse` (a resolver's first load: a restarted one) it first tries the
+    ports the netns already redirects to, and leaves the rules alone when it
+    gets them. Where nftables cannot do it (no libnftables, a kernel without
+    netdev egress hooks) it falls back to 127.0.0.11:53 itself, as before.
     """
-    def make() -> tuple[socket.socket, socket.socket]:
+    def pair(want: tuple[int, int] | None) -> tuple[socket.socket, socket.socket]:
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            return udp, socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         except BaseException:
             udp.close()
             raise
+        try:
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            _bind(udp, want[0] if want else 0)
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            _bind(tcp, want[1] if want else 0)
+        except BaseException:
+            udp.close()
+            tcp.close()
+            raise
+        return udp, tcp
+
+    def make() -> tuple[socket.socket, socket.socket]:
+        try:
+            want = redirect.current() if reuse else None
+        except NetkitError:
+            want = None
+        udp, tcp = pair(want)
+        got = (udp.getsockname()[1], tcp.getsockname()[1])
+        if got == want:
+            return udp, tcp
+        try:
+            redirect.install(*got)
+        except NetkitError as exc:          # no nftables for it: port 53 itself
+            udp.close()
+            tcp.close()
+            _warn_no_redirect(netns, exc)
+            return pair((redirect.PORT, redirect.PORT))
+        except BaseException:
+            udp.close()
+            tcp.close()
+            raise
+        return udp, tcp
 
     udp, tcp = knetns.run_in(netns, make)
     try:
-        udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             udp.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
         except OSError:
             udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-        udp.bind(address)
         udp.setblocking(False)
-        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        tcp.bind(address)
         tcp.listen(128)
         tcp.setblocking(False)
     except BaseException:
@@ -97,13 +134,38 @@ def bind_sockets(netns: str, address: tuple[str, int] = ADDRESS
     return udp, tcp
 
 
+def _bind(sock: socket.socket, port: int) -> None:
+    """Bind to 127.0.0.11:`port`, or a port of the kernel's choosing if that one is taken."""
+    try:
+        sock.bind((LISTEN_IP, port))
+    except OSError as exc:
+        if not port or port == redirect.PORT or exc.errno != errno.EADDRINUSE:
+            raise
+        sock.bind((LISTEN_IP, 0))
+
+
+_warned: list[str] = []
+
+
+def _warn_no_redirect(netns: str, exc: Exception) -> None:
+    if not _warned:
+        _warned.append(netns)
+        log.warning("cannot redirect 127.0.0.11:53 (netns %s: %s): listening on port 53 "
+                    "itself, so containers cannot bind it", netns, exc)
+
+
+def _unredirect(netns: str) -> None:
+    """Remove the redirect from `netns` (a container that no longer needs the resolver)."""
+    if knetns.exists(netns):
+        knetns.run_in(netns, redirect.remove)
+
+
 class Server:
     """All sandboxes of a catalog, served on the running asyncio loop."""
 
-    def __init__(self, *, timeout: float | None = None, max_inflight: int | None = None,
-                 address: tuple[str, int] = ADDRESS) -> None:
+    def __init__(self, *, timeout: float | None = None, max_inflight: int | None = None) -> None:
         self.forwarder = Forwarder(timeout, max_inflight)
-        self.address = address
+        self.fresh = True           # before the first load: reuse the netns' redirect ports
         self.states: dict[str, _State] = {}
         self.catalog = Catalog()
         self.version: int | None = None
@@ -136,7 +198,7 @@ class Server:
             st = self.states[cid]
             new = built.get(cid)
             if new is None or new.netns != st.sandbox.netns:
-                self._close(cid)
+                self._close(cid, unredirect=True)
         opened = failed = 0
         for cid, sb in built.items():
             st = self.states.get(cid)
@@ -152,6 +214,7 @@ class Server:
                 failed += 1
         self.catalog = catalog
         self.version = version
+        self.fresh = False
         log.info("loaded version %s: %d sandboxes (%d opened, %d failed), %d containers "
                  "with names", self.version, len(self.states), opened, failed,
                  len(catalog.records.endpoints))
@@ -173,13 +236,13 @@ class Server:
         delta = self.catalog.update(changes, networks)
         for cid in delta.closed:
             if cid in self.states:
-                self._close(cid)
+                self._close(cid, unredirect=True)
         todo = list(delta.opened)
         for sb in delta.changed:
             st = self.states.get(sb.container_id)
             if st is None or st.sandbox.netns != sb.netns:
                 if st is not None:
-                    self._close(sb.container_id)
+                    self._close(sb.container_id, unredirect=True)
                 todo.append(sb)
             else:
                 st.sandbox, st.fast = sb, sb.table.fast
@@ -191,18 +254,15 @@ class Server:
             await self._open(sb)
         if version is not None:
             self.version = version
+        self.fresh = False
         return delta
 
     async def _open(self, sb: Sandbox) -> bool:
         try:
-            udp, tcp = bind_sockets(sb.netns, self.address)
+            udp, tcp = bind_sockets(sb.netns, reuse=self.fresh)
         except Exception as exc:
-            if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
-                log.error("sandbox %s: %s:%d in use in netns %s", sb.container_id[:12],
-                          *self.address, sb.netns)
-            else:
-                log.error("sandbox %s: cannot listen in netns %s: %s", sb.container_id[:12],
-                          sb.netns, exc)
+            log.error("sandbox %s: cannot listen in netns %s: %s", sb.container_id[:12],
+                      sb.netns, exc)
             return False
         st = _State(sb)
         st.udp, st.tcp = udp, tcp
@@ -212,7 +272,9 @@ class Server:
         self.states[sb.container_id] = st
         return True
 
-    def _close(self, cid: str) -> None:
+    def _close(self, cid: str, unredirect: bool = False) -> None:
+        """Stop serving a sandbox; with `unredirect`, also drop its netns' redirect (if the
+        netns is still there: a container that left its last DNS network)."""
         st = self.states.pop(cid)
         if st.udp is not None:
             asyncio.get_running_loop().remove_reader(st.udp.fileno())
@@ -221,6 +283,17 @@ class Server:
             st.tcp_server.close()
         for writer in list(st.conns):
             writer.close()
+        if unredirect:
+            try:
+                _unredirect(st.sandbox.netns)
+            except Exception as exc:
+                log.warning("sandbox %s: cannot remove the redirect in netns %s: %s",
+                            cid[:12], st.sandbox.netns, exc)
+
+    def ports(self) -> dict[str, tuple[str, int, int]]:
+        """{container id: (netns, udp port, tcp port)} of every served sandbox."""
+        return {cid: (st.sandbox.netns, st.udp.getsockname()[1], st.tcp.getsockname()[1])
+                for cid, st in self.states.items() if st.udp is not None and st.tcp is not None}
 
     async def close(self) -> None:
         """Stop serving every sandbox and cancel forwards in flight."""
@@ -282,12 +355,18 @@ class Server:
 
     async def _on_tcp(self, st: _State, reader: asyncio.StreamReader,
                       writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        client = peer[0] if peer else ""
+        if st.clients.get(client, 0) >= TCP_PER_CLIENT:
+            writer.close()          # over the per-client limit: refused at once
+            return
+        st.clients[client] = st.clients.get(client, 0) + 1
         st.conns.add(writer)
         try:
             while True:
                 head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE)
                 data = await asyncio.wait_for(
-                    reader.readexactly(struct.unpack("!H", head)[0]), TCP_IDLE)
+                    reader.readexactly(struct.unpack("!H", head)[0]), TCP_READ)
                 try:
                     result = self.handle(st, data, tcp=True)
                 except Exception:
@@ -296,13 +375,18 @@ class Server:
                     continue
                 if isinstance(result, bytes):
                     writer.write(struct.pack("!H", len(result)) + result)
-                    await writer.drain()
+                    await asyncio.wait_for(writer.drain(), TCP_IDLE)
                 elif result is not None:    # answered when it comes: pipelining
                     self._spawn(self._forward_tcp(st, result, writer))
         except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError, OSError):
             pass
         finally:
             st.conns.discard(writer)
+            left = st.clients.get(client, 1) - 1
+            if left:
+                st.clients[client] = left
+            else:
+                st.clients.pop(client, None)
             writer.close()
 
     async def _forward_tcp(self, st: _State, query: wire.Query,

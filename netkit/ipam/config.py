@@ -18,6 +18,9 @@ from netkit.ipam.pools import DEFAULT_LOCAL_POOLS, choose_subnet, choose_subnet_
 from netkit.model import IPAMConfig
 
 _MULTICAST_V6 = span(6, 0xFF << 120, 8)
+_MULTICAST_V4 = span(4, 224 << 24, 4)
+_LOOPBACK_V4 = span(4, 127 << 24, 8)
+_LOOPBACK_V6 = (1, 1)
 _LINK_LOCAL_V6 = span(6, 0xFE80 << 112, 64)
 
 
@@ -62,13 +65,26 @@ def _parse_subnet(text: str) -> _Entry:
     entry = _Entry(text, family, value, plen)
     if entry.first != value:
         raise InvalidArgument(f"invalid subnet {text}: it should be {entry.cidr}")
-    if family == 6 and _MULTICAST_V6[0] <= value <= _MULTICAST_V6[1]:
-        raise InvalidArgument(f"multicast subnet '{text}' is not allowed")
+    if not entry.size_only:
+        _usable(entry, text)
     # Docker's validateIPv6Subnet: the kernel's fe80::/64 is on every link.
     if (family == 6 and (entry.first, entry.last) != _LINK_LOCAL_V6
             and entry.first <= _LINK_LOCAL_V6[1] and _LINK_LOCAL_V6[0] <= entry.last):
         raise InvalidArgument(f"'{text}' clashes with the Link-Local prefix 'fe80::/64'")
     return entry
+
+
+def _usable(entry: _Entry, text: str) -> None:
+    """Subnets no container address can come from: multicast (IPv6: Docker's
+    validateIPv6Subnet; IPv4 the same), loopback, and the IPv4 broadcast."""
+    def within(block: tuple[int, int]) -> bool:
+        return entry.first <= block[1] and block[0] <= entry.last
+    if within(_MULTICAST_V6 if entry.family == 6 else _MULTICAST_V4):
+        raise InvalidArgument(f"multicast subnet '{text}' is not allowed")
+    if within(_LOOPBACK_V6 if entry.family == 6 else _LOOPBACK_V4):
+        raise InvalidArgument(f"loopback subnet '{text}' is not allowed")
+    if entry.family == 4 and entry.last == (1 << 32) - 1:
+        raise InvalidArgument(f"subnet '{text}' holds the broadcast address 255.255.255.255")
 
 
 def _match(entries: Sequence[_Entry], family: int, value: int) -> _Entry | None:

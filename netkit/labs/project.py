@@ -25,7 +25,7 @@ from netkit.errors import InvalidArgument
 from netkit.labs import document, schema
 from netkit.labs.model import (Dependency, Healthcheck, IpamConfig, LanDef, NetworkDef, NodeDef,
                                Project, Service, ServiceNetwork)
-from netkit.labs.source import Where, interpolate, load_env, parse_yaml
+from netkit.labs.source import LabFileError, Where, interpolate, load_env, parse_yaml, read_text
 
 __all__ = ["load_project", "find_files", "order", "Project", "Service", "NetworkDef", "Healthcheck",
            "ServiceNetwork", "Dependency", "IpamConfig", "LanDef", "NodeDef", "DEFAULT_FILES"]
@@ -62,16 +62,9 @@ def load_project(files: str | Sequence[str] | None = None, *, project: str | Non
     where = Where(default_file=files[0])
     ctx = schema.Ctx(where, warnings)
     for path in files:
-        try:
-            with open(path) as f:
-                text = f.read()
-        except FileNotFoundError:
-            raise InvalidArgument(f"lab file {path} not found") from None
-        except OSError as exc:
-            raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from None
-        raw, spots = parse_yaml(text, path)
-        if raw is None:
-            raw = {}
+        raw, spots = parse_yaml(read_text(path), path)
+        if raw is None or raw == {}:
+            raise LabFileError("empty compose file", path)
         raw = interpolate(raw, env, spots, warnings)
         one = schema.Ctx(spots, warnings)
         one.ignored = ctx.ignored

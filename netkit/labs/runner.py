@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from netkit.errors import InvalidArgument, NetkitError, NotFound
 from netkit.labs import health, hosts, lifecycle, plan
+from netkit.labs.validate import step, validate
 from netkit.labs.checks import Check, CheckResult
 from netkit.labs.model import Healthcheck, Project, Service
 from netkit.labs.project import load_project, order
@@ -218,6 +219,7 @@ class Lab:
         scale = dict(scale or {})
         for name in list(services or ()) + list(scale):
             p.service(name)
+        validate(p, target=self.target_node, scale=scale, compatibility=self.compatibility)
         for w in p.warnings:
             self._emit("Warning", "", "", w)
         rec = self._load_record()
@@ -280,7 +282,8 @@ class Lab:
                                    "not created by this lab; set `external: true` to use an existing network")
                     continue
                 self._emit("Network", net.name, "Creating", self._where(node), done=False)
-                created = eng.create_network(plan.network_spec(p, net, node))
+                created = step(f"creating network {net.name}",
+                               lambda: eng.create_network(plan.network_spec(p, net, node)))
                 subnets = ", ".join(c.subnet for c in created.ipam)
                 self._emit("Network", net.name, "Created", " ".join(x for x in (subnets, self._where(node)) if x))
 
@@ -316,7 +319,8 @@ class Lab:
                 eng.remove_container(c.id, force=True)
                 verb = "Recreated"
             self._emit("Container", name, "Creating", self._where(node), done=False)
-            ctr, _ = eng.run(plan.container_spec(p, svc, number, compatibility=self.compatibility))
+            ctr, _ = step(f"creating container {name}", lambda: eng.run(
+                plan.container_spec(p, svc, number, compatibility=self.compatibility)))
             addrs = ", ".join(ep.ipv4_address or ep.ipv6_address or "" for ep in ctr.endpoints)
             self._emit("Container", name, verb, " ".join(x for x in (addrs, self._where(node)) if x))
             changed = True

@@ -114,6 +114,42 @@ def _scalar(loader: _Loader, node: yaml.ScalarNode) -> Any:
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+MAX_FILE_BYTES = 4 << 20      # a lab file larger than this is refused before it is parsed
+MAX_VALUES = 200_000          # values after alias and merge expansion (an alias bomb: refused)
+EXCESSIVE = "document contains excessive aliasing"     # yaml.v3's (Compose's) wording
+
+
+class _Budget:
+    """Values built so far, so that aliases cannot expand a small file without bound."""
+
+    def __init__(self, file: str) -> None:
+        self.left, self.file = MAX_VALUES, file
+        self.sizes: dict[int, int] = {}
+
+    def spend(self, node: yaml.Node, n: int = 1) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise LabFileError(EXCESSIVE, self.file, node.start_mark.line + 1)
+
+    def merged_size(self, node: yaml.Node) -> int:
+        """The pairs a mapping has once its ``<<`` merges are flattened (memoized; never
+        builds them): checked before PyYAML's flatten_mapping copies them."""
+        key = id(node)
+        if key in self.sizes:
+            return self.sizes[key]
+        self.sizes[key] = 0                   # a merge cycle counts nothing more
+        total = 0
+        for knode, vnode in node.value:
+            if isinstance(knode, yaml.ScalarNode) and knode.tag == _MERGE_TAG:
+                subs = vnode.value if isinstance(vnode, yaml.SequenceNode) else [vnode]
+                total += sum(self.merged_size(sub) for sub in subs
+                             if isinstance(sub, yaml.MappingNode))
+            else:
+                total += 1
+            if total > MAX_VALUES:
+                raise LabFileError(EXCESSIVE, self.file, node.start_mark.line + 1)
+        self.sizes[key] = total
+        return total
 
 
 def _key(loader: _Loader, knode: yaml.Node, path: Path, file: str) -> str:
@@ -123,7 +159,9 @@ def _key(loader: _Loader, knode: yaml.Node, path: Path, file: str) -> str:
     return str(key).lower() if isinstance(key, bool) else str(key)
 
 
-def _walk(loader: _Loader, node: yaml.Node, path: Path, where: Where, file: str) -> Any:
+def _walk(loader: _Loader, node: yaml.Node, path: Path, where: Where, file: str,
+          budget: _Budget) -> Any:
+    budget.spend(node)
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for knode, _ in node.value:               # duplicates among the keys written here
@@ -134,19 +172,20 @@ def _walk(loader: _Loader, node: yaml.Node, path: Path, where: Where, file: str)
                     raise LabFileError(f"duplicate key (first defined at line {seen[key]})", file,
                                        line, dotted(path + (key,)))
                 seen[key] = line
+        budget.merged_size(node)
         loader.flatten_mapping(node)              # << merge keys: merged first, ours override
         out: dict[str, Any] = {}
         for knode, vnode in node.value:
             key = _key(loader, knode, path, file)
             sub = path + (key,)
             where.spots[sub] = (file, knode.start_mark.line + 1)
-            out[key] = _walk(loader, vnode, sub, where, file)
+            out[key] = _walk(loader, vnode, sub, where, file, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
         items = []
         for i, item in enumerate(node.value):
             where.spots[path + (i,)] = (file, item.start_mark.line + 1)
-            items.append(_walk(loader, item, path + (i,), where, file))
+            items.append(_walk(loader, item, path + (i,), where, file, budget))
         return items
     value = _scalar(loader, node)                 # type: ignore[arg-type]
     if not isinstance(value, (str, int, float, bool, type(None))):
@@ -154,16 +193,43 @@ def _walk(loader: _Loader, node: yaml.Node, path: Path, where: Where, file: str)
     return value
 
 
+def read_text(path: str, what: str = "lab file") -> str:
+    """A lab file's text: refused, in one line, when too large or not UTF-8 text."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise InvalidArgument(f"{what} {path} not found") from None
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise LabFileError(f"file too large (over {MAX_FILE_BYTES >> 20} MiB)", path)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LabFileError(f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                           f"{exc.start})", path) from None
+    if "\0" in text:
+        raise LabFileError("not a text file (it contains NUL bytes)", path)
+    return text
+
+
 def parse_yaml(text: str, file: str) -> tuple[Any, Where]:
-    """YAML text -> (value, Where). Syntax errors name the file and line."""
+    """YAML text -> (value, Where). Syntax errors name the file and line; aliases that
+    would expand beyond MAX_VALUES values are refused (EXCESSIVE) while walking."""
     where = Where(default_file=file)
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:        # a control character, before any parsing
+        line = text.count("\n", 0, exc.position) + 1
+        raise LabFileError(f"invalid YAML: unacceptable character #x{exc.character:04x}: "
+                           "special characters are not allowed", file, line) from None
     try:
         node = loader.get_single_node()
         if node is None:
             return {}, where
         where.spots[()] = (file, node.start_mark.line + 1)
-        return _walk(loader, node, (), where, file), where
+        return _walk(loader, node, (), where, file, _Budget(file)), where
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0

@@ -72,16 +72,20 @@ def neigh(sw, k: str) -> str:
                           capture_output=True, text=True).stdout
 
 
-def query(ns: str, name: str) -> list[str]:
-    """A answers of one query to 127.0.0.11 from inside netns `ns` ([] for none/failure)."""
+def query(ns: str, name: str, timeout: float = 2.0) -> list[str]:
+    """A answers of one query to 127.0.0.11 from inside netns `ns` ([] for none/failure).
+
+    While no resolver listens, a query gets no answer (the redirect of 127.0.0.11:53 points
+    at the resolver's port, and the port-unreachable error names that port, not 53): give
+    calls that wait for a restarted resolver a short `timeout`."""
     q = DNSRecord.question(name, "A")
     with netns.socket_in(ns, socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(2)
+        s.settimeout(timeout)
         s.connect(("127.0.0.11", 53))
         s.send(bytes(q.pack()))
         try:
             reply = DNSRecord.parse(s.recv(4096))
-        except ConnectionRefusedError:         # no resolver listens (yet)
+        except (ConnectionRefusedError, TimeoutError):         # no resolver listens (yet)
             return []
     return sorted(str(rr.rdata) for rr in reply.rr)
 
@@ -229,10 +233,10 @@ def test_a_new_resolver_gets_the_other_nodes_names_at_once(sw, peers):
         old = daemon._pid(sw["c"].paths.run)
         os.kill(old, signal.SIGKILL)
         took = until(lambda: daemon._pid(sw["c"].paths.run) not in (None, old), 1.0)
-        took += until(lambda: query(ctr_ns(sw, "c", "pc"), "w1") == [ip4], 1.0)
+        took += until(lambda: query(ctr_ns(sw, "c", "pc"), "w1", 0.1) == [ip4], 1.0)
         assert took < 1.0
         daemon.stop(sw["b"].paths.run)                   # not a crash: no heal, but names
-        assert until(lambda: query(ctr_ns(sw, "b", "pb"), "w1") == [ip4], 1.0) < 1.0
+        assert until(lambda: query(ctr_ns(sw, "b", "pb"), "w1", 0.1) == [ip4], 1.0) < 1.0
         pid = daemon._pid(sw["b"].paths.run)
         q = sw["b"].run(ContainerSpec(name="q1", network=NET, detach=True, command=SLEEP))[0]
         assert daemon._pid(sw["b"].paths.run) == pid and query(q.netns, "w1") == [ip4]

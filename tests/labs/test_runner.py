@@ -241,7 +241,7 @@ def test_logs(write, node, cli):
     empty(node)
 
 
-def test_failed_up_then_down_removes_what_was_made(write, node):
+def test_refused_file_makes_nothing(write, node):
     path = write("lab.yml", f"""
         name: fu
         services:
@@ -251,11 +251,36 @@ def test_failed_up_then_down_removes_what_was_made(write, node):
           n: {{ipam: {{config: [{{subnet: 10.66.0.0/24}}]}}}}
         """)
     lab = Lab.load(path, engine=node)
-    with pytest.raises(NetkitError, match="10.99.0.5"):
+    with pytest.raises(NetkitError, match="services.b.networks.n.ipv4_address: no configured "
+                                          "subnet contains IP address 10.99.0.5"):
         lab.up()
+    assert lab.ps() == [] and [n.name for n in node.networks()] == ["bridge", "host", "none"]
+    lab.close()
+    assert not os.listdir(os.path.join(node.paths.root, "labs")) if os.path.isdir(
+        os.path.join(node.paths.root, "labs")) else True          # not even a record
+
+
+def test_failed_up_then_down_removes_what_was_made(write, node):
+    from netkit.specs import ContainerSpec, NetworkSpec
+    node.create_network(NetworkSpec("ext", subnets=("10.66.0.0/24",)))
+    node.run(ContainerSpec(name="squatter", network="ext", ipv4="10.66.0.6", detach=True))
+    path = write("lab.yml", f"""
+        name: fu
+        services:
+          a: {{command: {IDLE}, networks: {{n: {{ipv4_address: 10.67.0.5}}, ext: {{}}}}}}
+          b: {{command: {IDLE}, networks: {{ext: {{ipv4_address: 10.66.0.6}}}}}}
+        networks:
+          n: {{ipam: {{config: [{{subnet: 10.67.0.0/24}}]}}}}
+          ext: {{external: true}}
+        """)
+    lab = Lab.load(path, engine=node)
+    with pytest.raises(NetkitError, match="creating container fu-b-1: .*Address already in use"):
+        lab.up()                        # only the kernel-side state could tell: at run time
     assert [m.name for m in lab.ps()] == ["fu-a-1"]
     lab.down()
     lab.close()
+    node.remove_container("squatter", force=True)
+    node.remove_network("ext")
     empty(node)
 
 

@@ -363,12 +363,19 @@ def test_network_prefix_ambiguous(store):
 
 
 # -- endpoints of run ----------------------------------------------------------------------
-def test_run_default_bridge(view):
+def test_run_default_bridge(store, fill):
+    fill.container("db", endpoints=(("bridge", "172.17.0.2", ()),))
+    view = store.read()
     plan = run(view, hostname="box", links=("db:mysql",))
     assert (plan.mode, plan.network, plan.hostname) == ("bridge", NET["bridge"], "box")
     assert plan.netns == f"nkc-host-{CID[:12]}" and plan.own_netns
     assert plan.endpoints == (EndpointPlan(nid("bridge"), "bridge", "eth0", ipv4=AddressRequest(4),
                                            links=("db:mysql",)),)
+
+
+def test_run_link_to_a_missing_container_on_the_default_bridge(view):
+    with pytest.raises(InvalidArgument, match="^could not get container for db: No such container: db$"):
+        run(view, links=("db:mysql",))
 
 
 def test_run_networks_in_order(view):
