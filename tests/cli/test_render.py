@@ -167,8 +167,7 @@ def test_to_json_indents_by_four():
     ("{{.EnableIPv6}} {{.Internal}}", "false true"),
     ("{{.Labels}}", "map[a:1 b:2]"),
     ("{{.Options}}", "<nil>"),
-    ("{{.Nope}}", "<no value>"),
-    ("{{.Nope.Deeper}}", "<no value>"),
+    ("{{index .Labels \"nope\"}}", "<no value>"),
     ("{{json .Labels}}", '{"b":"2","a":"1"}'),
     ("{{json .IPAM.Config}}", '[{"Subnet":"172.18.0.0/16","Gateway":"172.18.0.1"},{"Subnet":"fd00::/64"}]'),
     ("{{(index .IPAM.Config 0).Subnet}}", "172.18.0.0/16"),
@@ -179,7 +178,7 @@ def test_to_json_indents_by_four():
     ("{{range .Containers}}{{.Name}} {{end}}", "db web "),
     ("{{range $id, $c := .Containers}}{{$id}}={{$c.Name}};{{end}}", "c1=db;c2=web;"),
     ("{{range .IPAM.Config}}{{.Subnet}},{{end}}", "172.18.0.0/16,fd00::/64,"),
-    ("{{range .Nope}}x{{else}}empty{{end}}", "empty"),
+    ("{{range .Options}}x{{else}}empty{{end}}", "empty"),
     ("{{if .Internal}}internal{{else}}open{{end}}", "internal"),
     ("{{if .EnableIPv6}}v6{{end}}", ""),
     ("{{with .IPAM}}{{.Driver}}{{end}}", "default"),
@@ -201,6 +200,7 @@ def test_template(text, out):
 @pytest.mark.parametrize("text", [
     "{{.Name", "{{nosuchfunc .Name}}", "{{end}}", "{{range .X}}", "{{.Name .Id}}", "{{(index .X 0}}",
     "{{index .IPAM.Config 5}}", "{{range .Name}}{{end}}", "{{$undefined}}", "{{.Name | .Id}}",
+    "{{.Nope}}", "{{.Nope.Deeper}}", "{{range .Nope}}x{{else}}empty{{end}}",
 ])
 def test_template_errors_are_invalid_argument(text):
     with pytest.raises(TemplateError) as info:

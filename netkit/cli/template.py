@@ -1,0 +1,591 @@
+"""`--format`: the part of Go's text/template that Docker's CLI uses (pure).
+
+``{{.Field.Sub}}``, pipelines (``{{.Name | upper}}``), parenthesised
+sub-pipelines (``{{(index .IPAM.Config 0).Subnet}}``), ``{{range}}`` /
+``{{if}}`` / ``{{with}}`` ... ``{{else}}`` ... ``{{end}}``, variables
+(``{{range $k, $v := .Containers}}``, ``$``), ``{{-``/``-}}`` trimming and
+comments. Functions: Go's builtins (``and or not eq ne lt le gt ge len
+index print printf println``) and Docker's (``json join split title lower
+upper pad truncate``, cli/templates/templates.go).
+
+The data are the JSON objects `inspect` prints, so templates run as Docker's
+raw-JSON fallback does (``missingkey=error``): a missing field fails with
+Go's message, ``template: :1:2: executing "" at <.Nope>: map has no entry
+for key "Nope"``, which the CLI prints after ``template parsing error:``.
+A Go field name whose JSON name differs (``.ID`` for ``Id``) is accepted.
+There is no method call and no attribute access outside dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Callable, Iterable, Mapping
+
+from netkit.errors import InvalidArgument
+
+# Go field names of Docker's typed structs whose JSON name differs.
+FIELD_ALIASES = {"ID": "Id", "AuxAddress": "AuxiliaryAddresses"}
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<no value>"
+
+
+MISSING: Any = _Missing()
+
+
+def go_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def go_str(value: Any) -> str:
+    """Print a value the way Go's fmt %v prints what docker's templates see."""
+    if value is MISSING:
+        return "<no value>"
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return go_bool(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, Mapping):
+        return "map[" + " ".join(f"{k}:{go_str(v)}" for k, v in sorted(value.items())) + "]"
+    if isinstance(value, (list, tuple)):
+        return "[" + " ".join(go_str(v) for v in value) + "]"
+    return str(value)
+
+
+def go_type(value: Any) -> str:
+    """Go's name for a JSON value's type (for error messages)."""
+    if value is None or value is MISSING:
+        return "<nil>"
+    for kind, name in ((bool, "bool"), (int, "int"), (float, "float64"), (str, "string"),
+                       (Mapping, "map[string]interface {}"), ((list, tuple), "[]interface {}")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def _truthy(value: Any) -> bool:
+    return value is not MISSING and bool(value)
+
+
+class TemplateError(InvalidArgument):
+    """Invalid --format template, or one that fails on the data."""
+
+
+class _ExecError(Exception):
+    """A failure while executing: where (position, node text) and Go's message."""
+
+    def __init__(self, message: str, pos: int = -1, source: str = "") -> None:
+        super().__init__(message)
+        self.message, self.pos, self.source = message, pos, source
+
+
+# -- functions ----------------------------------------------------------------------------
+
+
+def _json(value: Any) -> str:
+    return json.dumps(None if value is MISSING else value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _index(value: Any, *keys: Any) -> Any:
+    for key in keys:
+        if isinstance(value, Mapping):
+            value = value.get(key, MISSING)
+        elif isinstance(value, (list, tuple, str)) and isinstance(key, int) and not isinstance(key, bool):
+            if not 0 <= key < len(value):
+                raise _ExecError(f"index out of range: {key}")
+            value = value[key]
+        elif value is None or value is MISSING:
+            raise _ExecError("index of untyped nil")
+        else:
+            raise _ExecError(f"cannot index {go_type(value)} with {go_type(key)}")
+    return value
+
+
+def _join(items: Any, sep: str) -> str:
+    if not isinstance(items, (list, tuple)):
+        raise _ExecError(f"wrong type for value; expected []string; got {go_type(items)}")
+    return sep.join(go_str(i) for i in items)
+
+
+def _len(value: Any) -> int:
+    if value is None or value is MISSING:
+        raise _ExecError("len of nil pointer")
+    if not isinstance(value, (str, list, tuple, Mapping)):
+        raise _ExecError(f"len of type {go_type(value)}")
+    return len(value)
+
+
+def _comparable(a: Any, b: Any) -> bool:
+    numbers = (int, float)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool)
+    if isinstance(a, numbers) and isinstance(b, numbers):
+        return True
+    return type(a) is type(b) or a is None or b is None
+
+
+def _eq(first: Any, *others: Any) -> bool:
+    if not others:
+        raise _ExecError("missing argument for comparison")
+    for other in others:
+        if not _comparable(first, other):
+            raise _ExecError("incompatible types for comparison")
+        if first == other:
+            return True
+    return False
+
+
+def _order(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    def compare(a: Any, b: Any) -> bool:
+        for v in (a, b):
+            if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+                raise _ExecError("invalid type for comparison")
+        if not _comparable(a, b):
+            raise _ExecError("incompatible types for comparison")
+        return op(a, b)
+    return compare
+
+
+def _title(text: Any) -> str:
+    """Go's strings.Title: upper-case the first letter of each word, leave the rest."""
+    return re.sub(r"(?:^|(?<=[^\w]))(\w)", lambda m: m.group(1).upper(), go_str(text))
+
+
+def _pad(source: Any, prefix: int, suffix: int) -> str:
+    """Docker's padWithSpace: spaces around a non-empty string."""
+    text = go_str(source)
+    return text and " " * prefix + text + " " * suffix
+
+
+def _sprint(*args: Any) -> str:
+    """Go's fmt.Sprint: a space between operands when neither is a string."""
+    out = ""
+    for i, arg in enumerate(args):
+        if i and not isinstance(arg, str) and not isinstance(args[i - 1], str):
+            out += " "
+        out += go_str(arg)
+    return out
+
+
+_VERB = re.compile(r"%([-+# 0]*)(\d+)?(?:\.(\d+))?([a-zA-Z%])")
+
+
+def _printf(fmt: str, *args: Any) -> str:
+    """Go's fmt.Sprintf for the verbs templates use (v s d q t x X f e g c o b %)."""
+    values = list(args)
+    used = 0
+
+    def one(m: re.Match) -> str:
+        nonlocal used
+        flags, width, prec, verb = m.groups()
+        if verb == "%":
+            return "%"
+        if used >= len(values):
+            return f"%!{verb}(MISSING)"
+        value = values[used]
+        used += 1
+        if verb in "vs":
+            text = go_str(value)
+            if prec is not None:
+                text = text[:int(prec)]
+        elif verb == "q":
+            text = json.dumps(go_str(value), ensure_ascii=False)
+        elif verb == "t":
+            text = go_bool(value) if isinstance(value, bool) else f"%!t({go_type(value)}={go_str(value)})"
+        elif verb in "dxXobc" and isinstance(value, int) and not isinstance(value, bool):
+            text = chr(value) if verb == "c" else format(value, {"d": "d"}.get(verb, verb))
+            if "+" in flags and verb == "d" and value >= 0:
+                text = "+" + text
+        elif verb in "xX" and isinstance(value, str):
+            text = value.encode().hex()
+            text = text.upper() if verb == "X" else text
+        elif verb in "feEgG" and isinstance(value, float):
+            text = format(value, f".{prec if prec is not None else 6}{verb}") if verb not in "gG" \
+                else format(value, verb)
+        else:
+            return f"%!{verb}({go_type(value)}={go_str(value)})"
+        if width and len(text) < int(width):
+            fill = "0" if "0" in flags and "-" not in flags and verb not in "vsq" else " "
+            text = text.ljust(int(width)) if "-" in flags else text.rjust(int(width), fill)
+        return text
+
+    out = _VERB.sub(one, fmt)
+    if used < len(values):
+        extra = ", ".join(f"{go_type(v)}={go_str(v)}" for v in values[used:])
+        out += f"%!(EXTRA {extra})"
+    return out
+
+
+FUNCS: dict[str, Callable[..., Any]] = {
+    # Go's builtins ("and" and "or" are evaluated lazily, in _Exec.call)
+    "and": lambda *a: a[-1],
+    "or": lambda *a: a[-1],
+    "not": lambda v: not _truthy(v),
+    "eq": _eq,
+    "ne": lambda a, b: not _eq(a, b),
+    "lt": _order(lambda a, b: a < b),
+    "le": _order(lambda a, b: a <= b),
+    "gt": _order(lambda a, b: a > b),
+    "ge": _order(lambda a, b: a >= b),
+    "len": _len,
+    "index": _index,
+    "print": _sprint,
+    "printf": _printf,
+    "println": lambda *a: " ".join(go_str(x) for x in a) + "\n",
+    # Docker's (cli/templates/templates.go basicFunctions)
+    "json": _json,
+    "join": _join,
+    "split": lambda s, sep: go_str(s).split(sep) if sep else list(go_str(s)),
+    "title": _title,
+    "lower": lambda s: go_str(s).lower(),
+    "upper": lambda s: go_str(s).upper(),
+    "pad": _pad,
+    "truncate": lambda s, n: go_str(s)[:n],
+}
+
+# -- parsing --------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"""
+    \s*(?:
+      (?P<str>"(?:[^"\\]|\\.)*"|`[^`]*`)
+    | (?P<num>-?\d+)
+    | (?P<field>(?:\.[A-Za-z_]\w*)+|\.)
+    | (?P<var>\$\w*(?:\.[A-Za-z_]\w*)*)
+    | (?P<ident>[A-Za-z_]\w*)
+    | (?P<punct>:=|[()|,=])
+    )""", re.X)
+
+
+def _lex(body: str, base: int) -> list[tuple[str, str, int]]:
+    """(kind, text, absolute position) of each token of an action's body."""
+    tokens: list[tuple[str, str, int]] = []
+    pos = 0
+    while pos < len(body):
+        if body[pos:].strip() == "":
+            break
+        m = _TOKEN.match(body, pos)
+        if not m or m.end() == pos:
+            raise TemplateError(f"template parsing error: unexpected {body[pos:].strip()!r}")
+        kind = m.lastgroup or ""
+        tokens.append((kind, m.group(kind), base + m.start(kind)))
+        pos = m.end()
+        if kind in ("field", "var") and pos < len(body) and body[pos] == ".":
+            raise TemplateError(f"template parsing error: bad field in {body!r}")
+    return tokens
+
+
+class _Parser:
+    """Recursive descent over one action's tokens: pipeline := command ('|' command)*.
+
+    Operands: ("lit", value, pos, src), ("field", path, pos, src), ("var", name, path,
+    pos, src), ("func", name, pos, src), ("sub", pipeline, path, pos, src).
+    """
+
+    def __init__(self, tokens: list[tuple[str, str, int]], source: str) -> None:
+        self.tokens, self.pos, self.source = tokens, 0, source
+
+    def error(self, what: str) -> TemplateError:
+        return TemplateError(f"template parsing error: {what} in {{{{{self.source}}}}}")
+
+    def peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.pos][:2] if self.pos < len(self.tokens) else None
+
+    def take(self) -> tuple[str, str, int]:
+        if self.pos >= len(self.tokens):
+            raise self.error("unexpected end")
+        self.pos += 1
+        return self.tokens[self.pos - 1]
+
+    def pipeline(self) -> list:
+        commands = [self.command()]
+        while self.peek() == ("punct", "|"):
+            self.take()
+            commands.append(self.command())
+        for cmd in commands[1:]:
+            if cmd[0][0] != "func":
+                raise self.error("non-function in pipeline")
+        return commands
+
+    def command(self) -> list:
+        operands = []
+        while (tok := self.peek()) is not None and tok not in (("punct", "|"), ("punct", ")")):
+            operands.append(self.operand())
+        if not operands:
+            raise self.error("missing value")
+        if len(operands) > 1 and operands[0][0] != "func":
+            raise self.error("can't give argument to non-function")
+        return operands
+
+    def operand(self) -> tuple:
+        kind, text, pos = self.take()
+        if kind == "str":
+            return ("lit", json.loads(text) if text[0] == '"' else text[1:-1], pos, text)
+        if kind == "num":
+            return ("lit", int(text), pos, text)
+        if kind == "field":
+            return ("field", [p for p in text.split(".") if p], pos, text)
+        if kind == "var":
+            name, *path = text.split(".")
+            return ("var", name, path, pos, text)
+        if kind == "ident":
+            if text in ("true", "false"):
+                return ("lit", text == "true", pos, text)
+            if text == "nil":
+                return ("lit", None, pos, text)
+            if text not in FUNCS:
+                raise TemplateError(f'template parsing error: template: :1: function "{text}" not defined')
+            return ("func", text, pos, text)
+        if text == "(":
+            inner = self.pipeline()
+            if self.take()[:2] != ("punct", ")"):
+                raise self.error("unclosed left paren")
+            path: list[str] = []
+            src = "(" + _pipe_source(inner) + ")"
+            if (tok := self.peek()) is not None and tok[0] == "field" and tok[1] != ".":
+                field = self.take()[1]
+                path, src = [p for p in field.split(".") if p], src + field
+            return ("sub", inner, path, pos, src)
+        raise self.error(f"unexpected {text!r}")
+
+
+def _pipe_source(pipe: list) -> str:
+    return " | ".join(" ".join(op[-1] for op in cmd) for cmd in pipe)
+
+
+def _split_actions(text: str) -> list[tuple[str, str, int]]:
+    """``[("text", s, pos) | ("action", body, pos)]`` with ``{{-`` / ``-}}`` trimming
+    applied; an action's pos is where its body starts in `text`."""
+    parts: list[tuple[str, str, int]] = []
+    pos = 0
+    trim_next = False
+    while True:
+        start = text.find("{{", pos)
+        chunk = text[pos:] if start < 0 else text[pos:start]
+        if trim_next:
+            chunk = chunk.lstrip()
+        if start < 0:
+            parts.append(("text", chunk, pos))
+            return parts
+        body_start = start + 2
+        if text.startswith("- ", body_start) or text.startswith("-\t", body_start):
+            chunk = chunk.rstrip()
+            body_start += 1
+        parts.append(("text", chunk, pos))
+        end, quote = body_start, None
+        while end < len(text):                       # find "}}" outside string literals
+            c = text[end]
+            if quote:
+                if c == "\\" and quote == '"':
+                    end += 1
+                elif c == quote:
+                    quote = None
+            elif c in "\"`":
+                quote = c
+            elif text.startswith("}}", end):
+                break
+            end += 1
+        else:
+            raise TemplateError(f"template parsing error: unclosed action in {text!r}")
+        body = text[body_start:end]
+        trim_next = body.endswith((" -", "\t-"))
+        if trim_next:
+            body = body[:-1]
+        lead = len(body) - len(body.lstrip())
+        parts.append(("action", body.strip(), body_start + lead))
+        pos = end + 2
+
+
+class Template:
+    """A parsed `--format` template; `render(data)` is pure."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.nodes, _ = self._parse(_split_actions(text), 0, top=True)
+
+    def _parse(self, parts: list[tuple[str, str, int]], i: int, top: bool = False):
+        nodes: list[tuple] = []
+        while i < len(parts):
+            kind, body, at = parts[i]
+            i += 1
+            if kind == "text":
+                if body:
+                    nodes.append(("text", body))
+                continue
+            if body.startswith("/*"):                      # {{/* comment */}}
+                continue
+            word = body.split(None, 1)[0] if body else ""
+            if word in ("end", "else"):
+                if top:
+                    raise TemplateError(f"template parsing error: unexpected {{{{{word}}}}}")
+                return nodes, (word, i)
+            if word in ("range", "if", "with"):
+                tokens = _lex(body[len(word):], at + len(word))
+                variables: list[str] = []
+                if word == "range" and any(t[:2] == ("punct", ":=") for t in tokens):
+                    cut = [t[:2] for t in tokens].index(("punct", ":="))
+                    variables = [t[1] for t in tokens[:cut] if t[0] == "var"]
+                    if not 1 <= len(variables) <= 2:
+                        raise TemplateError(f"template parsing error: bad range in {{{{{body}}}}}")
+                    tokens = tokens[cut + 1:]
+                pipe = self._pipeline(tokens, body)
+                inner, (stop, i) = self._parse(parts, i)
+                other: list = []
+                if stop == "else":
+                    other, (stop, i) = self._parse(parts, i)
+                    if stop != "end":
+                        raise TemplateError("template parsing error: expected {{end}}")
+                nodes.append((word, pipe, variables, inner, other))
+                continue
+            tokens = _lex(body, at)
+            if len(tokens) > 2 and tokens[0][0] == "var" and tokens[1][:2] == ("punct", ":="):
+                nodes.append(("set", tokens[0][1], self._pipeline(tokens[2:], body)))
+            else:
+                nodes.append(("out", self._pipeline(tokens, body)))
+        if not top:
+            raise TemplateError("template parsing error: unexpected EOF, missing {{end}}")
+        return nodes, None
+
+    @staticmethod
+    def _pipeline(tokens: list[tuple[str, str, int]], source: str) -> list:
+        parser = _Parser(tokens, source)
+        pipe = parser.pipeline()
+        if parser.peek() is not None:
+            raise parser.error(f"unexpected {parser.peek()[1]!r}")    # type: ignore[index]
+        return pipe
+
+    def render(self, data: Any) -> str:
+        out: list[str] = []
+        try:
+            _Exec().run(self.nodes, data, {"$": data}, out)
+        except _ExecError as exc:
+            raise TemplateError(f"template parsing error: {self._where(exc)}{exc.message}") from None
+        return "".join(out)
+
+    def _where(self, exc: _ExecError) -> str:
+        """Go's ``template: :LINE:COL: executing "" at <NODE>: `` (COL: byte offset in its line)."""
+        if exc.pos < 0:
+            return 'template: :1:0: executing "" at <>: '
+        before = self.text[:exc.pos]
+        line = before.count("\n") + 1
+        col = exc.pos - (before.rfind("\n") + 1) if "\n" in before else exc.pos
+        return f'template: :{line}:{col}: executing "" at <{exc.source}>: '
+
+
+class _Exec:
+    """Evaluation of parsed nodes (Go's exec.go state)."""
+
+    def run(self, nodes: list, dot: Any, scope: dict[str, Any], out: list[str]) -> None:
+        for node in nodes:
+            kind = node[0]
+            if kind == "text":
+                out.append(node[1])
+            elif kind == "out":
+                out.append(go_str(self.pipe(node[1], dot, scope)))
+            elif kind == "set":
+                scope[node[1]] = self.pipe(node[2], dot, scope)
+            elif kind == "if":
+                value = self.pipe(node[1], dot, scope)
+                self.run(node[3] if _truthy(value) else node[4], dot, dict(scope), out)
+            elif kind == "with":
+                value = self.pipe(node[1], dot, scope)
+                if _truthy(value):
+                    self.run(node[3], value, dict(scope), out)
+                else:
+                    self.run(node[4], dot, dict(scope), out)
+            elif kind == "range":
+                self.range(node, dot, scope, out)
+
+    def range(self, node: tuple, dot: Any, scope: dict[str, Any], out: list[str]) -> None:
+        _, pipe, variables, body, other = node
+        value = self.pipe(pipe, dot, scope)
+        if isinstance(value, Mapping):
+            items = [(k, value[k]) for k in sorted(value)]
+        elif isinstance(value, (list, tuple)):
+            items = list(enumerate(value))
+        elif value in (None, MISSING):
+            items = []
+        else:
+            raise _ExecError(f"range can't iterate over {go_str(value)}", pipe[0][0][-2],
+                             _pipe_source(pipe))
+        if not items:
+            self.run(other, dot, dict(scope), out)
+        for key, item in items:
+            inner = dict(scope)
+            if len(variables) == 1:
+                inner[variables[0]] = item
+            elif len(variables) == 2:
+                inner[variables[0]], inner[variables[1]] = key, item
+            self.run(body, item, inner, out)
+
+    def pipe(self, pipe: list, dot: Any, scope: dict[str, Any]) -> Any:
+        value: Any = MISSING
+        for n, command in enumerate(pipe):
+            if command[0][0] == "func":
+                value = self.call(command, dot, scope, [value] if n else [])
+            else:
+                value = self.arg(command[0], dot, scope)
+        return value
+
+    def call(self, command: list, dot: Any, scope: dict[str, Any], final: list) -> Any:
+        name, pos, ops = command[0][1], command[0][-2], command[1:]
+        source = " ".join(op[-1] for op in command)
+        if name in ("and", "or"):                   # Go 1.18+: evaluated lazily
+            if not ops and not final:
+                raise _ExecError(f"wrong number of args for {name}: want at least 1 got 0", pos, source)
+            value: Any = MISSING
+            for op in ops:
+                value = self.arg(op, dot, scope)
+                if _truthy(value) != (name == "and"):
+                    return value
+            return final[0] if final else value
+        args = [self.arg(op, dot, scope) for op in ops] + final
+        try:
+            return FUNCS[name](*args)
+        except _ExecError as exc:
+            if name == "join" and args and not isinstance(args[0], (list, tuple)) and ops:
+                raise _ExecError(exc.message, ops[0][-2], ops[0][-1]) from None
+            raise _ExecError(f"error calling {name}: {exc.message}", pos, source) from None
+        except TypeError:
+            raise _ExecError(f"wrong number of args for {name}: got {len(args)}", pos, source) from None
+        except Exception as exc:                    # noqa: BLE001 - a Go runtime error, as text
+            raise _ExecError(f"error calling {name}: {exc}", pos, source) from None
+
+    def arg(self, op: tuple, dot: Any, scope: dict[str, Any]) -> Any:
+        kind, pos, source = op[0], op[-2], op[-1]
+        if kind == "lit":
+            return op[1]
+        if kind == "field":
+            return _lookup(dot, op[1], pos, source)
+        if kind == "var":
+            if op[1] not in scope:
+                raise _ExecError(f"undefined variable: {op[1]}", pos, source)
+            return _lookup(scope[op[1]], op[2], pos, source)
+        if kind == "sub":
+            return _lookup(self.pipe(op[1], dot, scope), op[2], pos, source)
+        return self.call([op], dot, scope, [])             # a function without arguments
+
+
+def _lookup(value: Any, path: list[str], pos: int, source: str) -> Any:
+    for key in path:
+        if isinstance(value, Mapping):
+            if key not in value and FIELD_ALIASES.get(key) in value:
+                key = FIELD_ALIASES[key]
+            if key not in value:
+                raise _ExecError(f'map has no entry for key "{key}"', pos, source)
+            value = value[key]
+        elif value is None or value is MISSING:
+            raise _ExecError(f"nil pointer evaluating interface {{}}.{key}", pos, source)
+        else:
+            raise _ExecError(f"can't evaluate field {key} in type {go_type(value)}", pos, source)
+    return value
+
+
+def render_each(fmt: str, items: Iterable[Any]) -> list[str]:
+    """`inspect -f`: the template applied to each object, one output per object."""
+    tmpl = Template(fmt)
+    return [tmpl.render(item) for item in items]
