@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
 
 from netkit import drivers
 from netkit.ids import CONTAINER_NAME_RE
@@ -301,6 +301,14 @@ def port_requests(spec: ContainerSpec) -> list[PortRequest]:
         for e in spec.expose:
             parse_expose(e)                                            # validate only
     return reqs
+
+
+def stored_port_requests(ctr: Container) -> list[PortRequest]:
+    """The port requests a container was made with (its options' -p, -P and --expose)."""
+    want: Any = ctr.options.get("ports") or {}
+    return port_requests(ContainerSpec(publish=tuple(want.get("publish", ())),
+                                       publish_all=bool(want.get("publish_all")),
+                                       expose=tuple(want.get("expose", ()))))
 
 
 def plan_run(spec: ContainerSpec, view: StoreView, *, container_id: str, node: str = "",
