@@ -115,3 +115,26 @@ def each(refs: Iterable[str], action: Callable[[str], object], *,
     failures, exit 1 at the end. See :func:`attempt`."""
     if attempt(refs, action, show=show, ignore_missing=ignore_missing):
         click.get_current_context().exit(1)
+
+
+def show_found(fmt: str | None, refs: tuple[str, ...], find: Callable[[str], dict]) -> None:
+    """docker's inspect loop: print what was found (a JSON array, maybe ``[]``, or one
+    template output per object), then an ``Error: ...`` per missing ref; exit 1 if any."""
+    from netkit.cli.render import Template, to_json
+    from netkit.errors import NetkitError
+    tmpl = Template(fmt) if fmt else None       # a bad template fails before the engine
+    found, errors = [], []
+    for ref in refs:
+        try:
+            found.append(find(ref))
+        except NetkitError as exc:
+            errors.append(str(exc))
+    if tmpl is None:
+        click.echo(to_json(found))
+    else:
+        for item in found:
+            click.echo(tmpl.render(item))
+    for message in errors:
+        click.echo(f"Error: {message}", err=True)
+    if errors:
+        click.get_current_context().exit(1)

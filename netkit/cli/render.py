@@ -55,8 +55,13 @@ def ellipsis(text: str, width: int) -> str:
 
 # -- filters (`-f key=value`) --------------------------------------------------------
 
-NETWORK_FILTERS = ("driver", "id", "label", "name", "scope", "type")
+NETWORK_FILTERS = ("dangling", "driver", "id", "label", "name", "scope", "type")
 BUILTIN = ("bridge", "host", "none")
+#: docker ps's keys that mean something without images (ancestor, volume, health ... do not)
+CONTAINER_FILTERS = ("before", "expose", "exited", "id", "is-task", "label", "name", "network",
+                     "publish", "since", "status")
+STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+BOOLS = {"true": True, "1": True, "false": False, "0": False}
 
 
 def parse_filters(values: Iterable[str], allowed: Sequence[str]) -> dict[str, list[str]]:
@@ -71,6 +76,10 @@ def parse_filters(values: Iterable[str], allowed: Sequence[str]) -> dict[str, li
             raise InvalidArgument(f"invalid filter '{key}'")
         if key == "type" and value not in ("custom", "builtin"):
             raise InvalidArgument(f"invalid filter: 'type'='{value}'")
+        if (key in ("dangling", "is-task") and value.lower() not in BOOLS) or \
+                (key == "status" and value not in STATUSES) or \
+                (key == "exited" and not value.lstrip("-").isdigit()):
+            raise InvalidArgument(f"invalid filter '{key}={value}'")
         out.setdefault(key, []).append(value)
     return out
 
@@ -80,10 +89,12 @@ def _label_match(labels: Mapping[str, str], wanted: str) -> bool:
     return key in labels and (not sep or labels[key] == value)
 
 
-def match_network(net: Any, filters: Mapping[str, list[str]]) -> bool:
-    """Same-key filters are ORed, different keys ANDed (docker's filters.Args)."""
+def match_network(net: Any, filters: Mapping[str, list[str]], members: int = 0) -> bool:
+    """Same-key filters are ORed, different keys ANDed (docker's filters.Args).
+    `members`: how many containers are attached (for ``dangling``)."""
     scope = getattr(net.scope, "value", net.scope)
     tests: dict[str, Callable[[str], bool]] = {
+        "dangling": lambda v: (net.name not in BUILTIN and not members) == BOOLS[v.lower()],
         "driver": lambda v: net.driver == v,
         "id": lambda v: v in net.id,
         "name": lambda v: v in net.name,
@@ -94,6 +105,90 @@ def match_network(net: Any, filters: Mapping[str, list[str]]) -> bool:
     return all(any(tests[key](v) for v in values) for key, values in filters.items())
 
 
+def _port_filter(value: str) -> set[str]:
+    """``80``, ``80/udp`` or ``8000-8002/tcp`` -> {"80/tcp", ...}."""
+    port, _, proto = value.partition("/")
+    lo, _, hi = port.partition("-")
+    try:
+        return {f"{p}/{proto or 'tcp'}" for p in range(int(lo), int(hi or lo) + 1)}
+    except ValueError:
+        raise InvalidArgument(f"invalid filter '{value}'") from None
+
+
+def match_container(ctr: Any, filters: Mapping[str, list[str]], *, published: set[str] = frozenset(),
+                    exposed: set[str] = frozenset(), created: Mapping[str, str] = {}) -> bool:
+    """docker ps's filters on one container. `published` / `exposed`: its container
+    ports ("80/tcp") with a host binding / declared; `created`: the Created time of the
+    containers `before` and `since` name."""
+    state = getattr(ctr.state, "value", ctr.state)
+    tests: dict[str, Callable[[str], bool]] = {
+        "id": lambda v: re.search(v, ctr.id) is not None,
+        "name": lambda v: re.search(v, "/" + ctr.name) is not None,
+        "label": lambda v: _label_match(ctr.options.get("labels") or {}, v),
+        "status": lambda v: state == v,
+        "exited": lambda v: state == "exited" and (ctr.exit_code or 0) == int(v),
+        "network": lambda v: any(ep.network_name == v or ep.network_id.startswith(v)
+                                 for ep in ctr.endpoints),
+        "publish": lambda v: bool(_port_filter(v) & published),
+        "expose": lambda v: bool(_port_filter(v) & exposed),
+        "before": lambda v: ctr.created < created[v],
+        "since": lambda v: ctr.created > created[v],
+        "is-task": lambda v: not BOOLS[v.lower()],
+    }
+    return all(any(tests[key](v) for v in values) for key, values in filters.items())
+
+
+def display_ports(ports: Iterable[tuple[str, int, int, str]]) -> str:
+    """docker ps PORTS (Docker's DisplayablePorts) from (ip, private, public, proto):
+    ``0.0.0.0:8080->80/tcp, 81/tcp``; consecutive ports grouped into ranges."""
+    groups: dict[str, list[int]] = {}
+    result: list[str] = []
+    mappings: list[str] = []
+    for ip, private, public, proto in sorted(ports, key=lambda p: (p[1], p[0], p[2], p[3])):
+        key = proto
+        if ip:
+            if public != private:
+                host = f"[{ip}]" if ":" in ip else ip
+                mappings.append(f"{host}:{public}->{private}/{proto}")
+                continue
+            key = f"{ip}/{proto}"
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [private, private]
+        elif private == group[1] + 1:
+            group[1] = private
+        else:
+            result.append(_port_group(key, *group))
+            groups[key] = [private, private]
+    result.extend(_port_group(key, *group) for key, group in groups.items())
+    return ", ".join(result + mappings)
+
+
+def _port_group(key: str, first: int, last: int) -> str:
+    ip, _, proto = key.rpartition("/")
+    group = str(first) if first == last else f"{first}-{last}"
+    if ip:
+        group = f"{ip}:{group}->{group}"
+    return f"{group}/{proto}"
+
+
+def container_ports(ctr: Any) -> list[tuple[str, int, int, str]]:
+    """(ip, private, public, proto) of a running container: its bindings, then its
+    exposed ports without one."""
+    from netkit.ports import parse_expose, parse_publish
+    out = [(pm.host_ip, pm.container_port, pm.host_port, pm.proto) for pm in ctr.ports]
+    if not ctr.endpoints:
+        return out
+    want: Any = ctr.options.get("ports") or {}
+    bound = {(p[1], p[3]) for p in out}
+    declared = [(p, proto) for e in want.get("expose", ()) for p, proto in parse_expose(e)]
+    declared += [(r.container_port, r.proto) for s in want.get("publish", ()) for r in parse_publish(s)]
+    for port, proto in dict.fromkeys(declared):
+        if (port, proto) not in bound:
+            out.append(("", port, 0, proto))
+    return out
+
+
 # -- rows for `ls` / `ps` ----------------------------------------------------------------
 
 NETWORK_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
@@ -102,9 +197,9 @@ NETWORK_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scop
 NETWORK_TABLE = "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
 
 CONTAINER_HEADERS = {"ID": "CONTAINER ID", "Name": "NAME", "Names": "NAMES", "Command": "COMMAND",
-                     "Status": "STATUS", "State": "STATE", "Networks": "NETWORKS",
+                     "Status": "STATUS", "State": "STATE", "Ports": "PORTS", "Networks": "NETWORKS",
                      "Hostname": "HOSTNAME", "CreatedAt": "CREATED AT"}
-CONTAINER_TABLE = "{{.ID}}\t{{.Name}}\t{{.Command}}\t{{.Status}}\t{{.Networks}}"
+CONTAINER_TABLE = "{{.ID}}\t{{.Name}}\t{{.Command}}\t{{.Status}}\t{{.Ports}}\t{{.Networks}}"
 
 
 def labels_text(labels: Mapping[str, str]) -> str:
@@ -138,6 +233,7 @@ def container_row(ctr: Any, trunc: bool = True) -> dict[str, str]:
     return {"ID": ctr.id[:12] if trunc else ctr.id, "Name": ctr.name, "Names": ctr.name,
             "Command": json.dumps(command, ensure_ascii=False),
             "Status": container_status(ctr), "State": getattr(ctr.state, "value", ctr.state),
+            "Ports": display_ports(container_ports(ctr)),
             "Networks": container_networks(ctr), "Hostname": ctr.hostname,
             "CreatedAt": ctr.created}
 

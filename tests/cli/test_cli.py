@@ -189,8 +189,8 @@ INSPECTED = [{"Name": "n1", "Id": "f" * 64, "Driver": "bridge",
 def test_network_inspect_json(nk, fake):
     fake.results["inspect_networks"] = INSPECTED
     r = ok(nk("network", "inspect", "n1", "n2"))
-    assert fake.called("inspect_networks") == [((["n1", "n2"],), {})]
-    assert json.loads(r.stdout) == INSPECTED
+    assert fake.called("inspect_networks") == [((["n1"],), {}), ((["n2"],), {})]
+    assert json.loads(r.stdout) == INSPECTED * 2
     assert r.stdout.startswith('[\n    {\n        "Name": "n1",\n')
 
 
@@ -423,9 +423,9 @@ CONTAINERS = [
 def test_ps_table(nk, fake):
     fake.results["containers"] = CONTAINERS
     assert ok(nk("ps", "-a")).stdout.splitlines() == [
-        "CONTAINER ID   NAME      COMMAND                  STATUS       NETWORKS",
-        'eeeeeeeeeeee   web       "python3 -m http.ser…"   Up           back,front',
-        'ffffffffffff   job       "false"                  Exited (1)   none',
+        "CONTAINER ID   NAME      COMMAND                  STATUS       PORTS     NETWORKS",
+        'eeeeeeeeeeee   web       "python3 -m http.ser…"   Up                     back,front',
+        'ffffffffffff   job       "false"                  Exited (1)             none',
     ]
     assert fake.called("containers") == [((), {"all": True})]
 
@@ -440,7 +440,7 @@ def test_ps_defaults_quiet_no_trunc(nk, fake):
 
 
 def test_ps_empty_prints_header(nk, fake):
-    assert ok(nk("ps")).stdout == "CONTAINER ID   NAME      COMMAND   STATUS    NETWORKS\n"
+    assert ok(nk("ps")).stdout == "CONTAINER ID   NAME      COMMAND   STATUS    PORTS     NETWORKS\n"
 
 
 def test_ps_format(nk, fake):
