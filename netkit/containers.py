@@ -278,6 +278,7 @@ class Containers:
         with self.actions() as (tx, ctx):
             net = planning.find_network(tx, network)
             ctr = self.lookup(tx, container)
+            planning.check_disconnect(net, ctr)
             cfgs = tuple(c for c in ctr.netconfig if c.network_id != net.id)
             if ctr.state not in LIVE or not ctr.endpoints:
                 if len(cfgs) == len(ctr.netconfig):

@@ -416,10 +416,19 @@ def plan_connect(view: StoreView, network: str, container: str, *, aliases: tupl
     return ConnectPlan(network=net, container=ctr, endpoint=plan)
 
 
+def check_disconnect(net: Network, ctr: Container) -> None:
+    """Docker's refusal to take a host-mode container off the host network."""
+    if ctr.network_mode == "host" and drivers.get(net.driver).network_mode == "host" \
+            and ctr.state in (State.RUNNING, State.RESTARTING):
+        raise Forbidden("container cannot be disconnected from host network or connected to "
+                        "host network")
+
+
 def plan_disconnect(view: StoreView, network: str, container: str) -> DisconnectPlan:
     """`docker network disconnect NETWORK CONTAINER`."""
     net = find_network(view, network)
     ctr = find_container(view, container)
+    check_disconnect(net, ctr)
     ep = next((e for e in ctr.endpoints if e.network_id == net.id), None)
     if ep is None:
         raise NotFound(f"container {ctr.id[:12]} is not connected to network {net.name}")

@@ -117,3 +117,44 @@ def test_ports(node, cli):
     assert cli("port", "i1", node=n).stdout == ""
     cli("rm", "-f", "r1", "r2", "e1", "i1", node=n)
     assert cli("system", "check", node=n).returncode == 0
+
+
+def test_links_and_names(node, cli):
+    n = node.node_name
+    cli("network", "create", "--subnet", "10.77.0.0/24", "n1", node=n)
+    cli("network", "create", "--subnet", "10.78.0.0/24", "n2", node=n)
+    cli("run", "-d", "--name", "c1", "-h", "c1.invalid", "--network", "n1", "--network", "n2",
+        "sleep", "60", node=n)
+    cli("run", "-d", "--name", "c2", "--network", "n1", "--network", "n2", "--link", "c1:al",
+        "sleep", "60", node=n)
+
+    def dig(name: str) -> list[str]:
+        return cli("exec", "c2", "dig", "+short", "+tries=1", "+time=2", name, node=n,
+                   check=False).stdout.split()
+
+    # a name on two networks: the first network of the querier's order answers, alone
+    assert dig("c1") == ["10.77.0.2"]
+    assert dig("al") == ["10.77.0.2"]
+    hosts = cli("exec", "c1", "cat", "/etc/hosts", node=n).stdout
+    assert "10.77.0.2\tc1.invalid c1\n" in hosts and "10.78.0.2\tc1.invalid c1\n" in hosts
+    # the link alias was made on n1: once c1 leaves n1 it resolves nowhere (not via n2)
+    cli("network", "disconnect", "n1", "c1", node=n)
+    assert dig("c1") == ["10.78.0.2"]
+    assert dig("al") == []
+    cli("rm", "-f", "c1", "c2", node=n)
+
+
+def test_docker_messages(node, cli):
+    n = node.node_name
+    p = cli("run", "--network", "host", "--link", "x:y", "true", node=n, check=False)
+    assert (p.returncode, p.stderr) == (125, "Error: conflicting options: host type networking "
+                                             "can't be used with links. This would result in "
+                                             "undefined behavior\n")
+    p = cli("run", "--ip", "172.17.0.50", "true", node=n, check=False)
+    assert (p.returncode, p.stderr) == (125, "Error: user specified IP address is supported on "
+                                             "user defined networks only\n")
+    cli("run", "-d", "--name", "h1", "--network", "host", "sleep", "60", node=n)
+    p = cli("network", "disconnect", "host", "h1", node=n, check=False)
+    assert (p.returncode, p.stderr) == (1, "Error: container cannot be disconnected from host "
+                                           "network or connected to host network\n")
+    cli("rm", "-f", "h1", node=n)
