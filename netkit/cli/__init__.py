@@ -118,22 +118,28 @@ def each(refs: Iterable[str], action: Callable[[str], object], *,
 
 
 def show_found(fmt: str | None, refs: tuple[str, ...], find: Callable[[str], dict]) -> None:
-    """docker's inspect loop: print what was found (a JSON array, maybe ``[]``, or one
-    template output per object), then an ``Error: ...`` per missing ref; exit 1 if any."""
-    from netkit.cli.render import Template, to_json
+    """docker's inspect loop (cli/command/inspect): print what was found (a JSON array,
+    maybe ``[]``, or one template output per object, an empty line if none), then an
+    ``Error: ...`` per missing ref or failed template; exit 1 if any. A template that
+    does not parse exits 64 before anything is looked up, as Docker's."""
+    from netkit.cli.render import Template, TemplateError, to_json
     from netkit.errors import NetkitError
-    tmpl = Template(fmt) if fmt else None       # a bad template fails before the engine
+    try:
+        tmpl = Template(fmt) if fmt else None
+    except TemplateError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        click.get_current_context().exit(64)
     found, errors = [], []
     for ref in refs:
         try:
-            found.append(find(ref))
+            item = find(ref)
+            found.append(item if tmpl is None else tmpl.render(item))
         except NetkitError as exc:
             errors.append(str(exc))
     if tmpl is None:
         click.echo(to_json(found))
     else:
-        for item in found:
-            click.echo(tmpl.render(item))
+        click.echo("\n".join(found))
     for message in errors:
         click.echo(f"Error: {message}", err=True)
     if errors:

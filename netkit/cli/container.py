@@ -179,15 +179,17 @@ def inspect(fmt: str | None, kind: str | None, refs: tuple[str, ...]) -> None:
     from netkit.errors import NotFound
     eng = engine()
     finders = {"container": eng.inspect_containers, "network": eng.inspect_networks}
-    order = [kind] if kind else ["container", "network"]
+    order = ["container", "network"]
 
     def find(ref: str) -> dict:
+        if kind:                                    # the type's own error when missing
+            return finders[kind]([ref])[0]
         for what in order:
             try:
                 return finders[what]([ref])[0]
             except NotFound:
                 continue
-        raise NotFound(f"No such {kind or 'object'}: {ref}")
+        raise NotFound(f"No such object: {ref}")
     show_found(fmt, refs, find)
 
 

@@ -23,7 +23,7 @@ def test_templates_and_inspect_lookup(node, cli):
     assert ip.startswith("172.") and plen == "16" and hostlen == "12" and running == "true"
     assert env == "A=1" and label == "v"
     p = cli("inspect", "-f", "{{.Nope}}", "b1", node=n, check=False)
-    assert p.returncode == 1 and p.stdout == ""
+    assert p.returncode == 1 and p.stdout == "\n"
     assert p.stderr == ('Error: template parsing error: template: :1:2: executing "" at <.Nope>: '
                         'map has no entry for key "Nope"\n')
     # a name that is no container is looked up as a network (Docker's order); --type narrows
