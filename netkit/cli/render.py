@@ -251,7 +251,8 @@ def format_rows(fmt: str | None, rows: Sequence[Mapping[str, Any]], headers: Map
     tmpl = Template(text)
     if not table:
         return [tmpl.render(row) for row in rows]
-    return tabulate([tmpl.render(r).split("\t") for r in [headers, *rows]])
+    return tabulate([tmpl.render(headers, header=True).split("\t"),
+                     *(tmpl.render(r).split("\t") for r in rows)])
 
 
 def to_json(items: Any) -> str:

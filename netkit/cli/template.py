@@ -248,6 +248,10 @@ FUNCS: dict[str, Callable[..., Any]] = {
     "truncate": lambda s, n: go_str(s)[:n],
 }
 
+# Docker's HeaderFunctions: a table's header row keeps the column names intact
+HEADER_FUNCS = {**FUNCS, **{name: (lambda v, *_: v) for name in
+                            ("json", "split", "join", "title", "lower", "upper", "truncate")}}
+
 # -- parsing --------------------------------------------------------------------------------
 
 _TOKEN = re.compile(r"""
@@ -458,10 +462,11 @@ class Template:
             raise parser.error(f"unexpected {parser.peek()[1]!r}")    # type: ignore[index]
         return pipe
 
-    def render(self, data: Any) -> str:
+    def render(self, data: Any, *, header: bool = False) -> str:
+        """The output for `data`; `header`: a table's header row (Docker's HeaderFunctions)."""
         out: list[str] = []
         try:
-            _Exec().run(self.nodes, data, {"$": data}, out)
+            _Exec(HEADER_FUNCS if header else FUNCS).run(self.nodes, data, {"$": data}, out)
         except _ExecError as exc:
             raise TemplateError(f"template parsing error: {self._where(exc)}{exc.message}") from None
         return "".join(out)
@@ -478,6 +483,9 @@ class Template:
 
 class _Exec:
     """Evaluation of parsed nodes (Go's exec.go state)."""
+
+    def __init__(self, funcs: dict[str, Callable[..., Any]]) -> None:
+        self.funcs = funcs
 
     def run(self, nodes: list, dot: Any, scope: dict[str, Any], out: list[str]) -> None:
         for node in nodes:
@@ -545,7 +553,7 @@ class _Exec:
             return final[0] if final else value
         args = [self.arg(op, dot, scope) for op in ops] + final
         try:
-            return FUNCS[name](*args)
+            return self.funcs[name](*args)
         except _ExecError as exc:
             if name == "join" and args and not isinstance(args[0], (list, tuple)) and ops:
                 raise _ExecError(exc.message, ops[0][-2], ops[0][-1]) from None

@@ -210,3 +210,10 @@ def test_template_errors_are_invalid_argument(text):
 
 def test_template_string_may_contain_braces():
     assert Template('{{index .Labels "}}"}}').render({"Labels": {"}}": "ok"}}) == "ok"
+
+
+def test_table_header_keeps_column_names_through_functions():
+    """Docker's HeaderFunctions: upper/join/split ... leave the header's names as they are."""
+    out = render.format_rows("table {{upper .Name}}\t{{split .Driver \"r\"}}", ROWS,
+                             render.NETWORK_HEADERS, "")
+    assert out == ["NAME      DRIVER", "BRIDGE    [b idge]", "HOST      [host]"]
