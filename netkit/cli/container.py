@@ -199,7 +199,7 @@ def inspect(fmt: str | None, kind: str | None, refs: tuple[str, ...]) -> None:
 def port(container: str, private: str | None) -> None:
     """List a container's published ports (`80/tcp -> 0.0.0.0:8080`), or the host
     addresses of one container port."""
-    from netkit.errors import NotFound
+    from netkit.errors import InvalidArgument, NotFound
     mappings = engine().port(container)
     if private is None:
         lines = [f"{pm.container_port}/{pm.proto} -> {pm.host_ip}:{pm.host_port}" for pm in mappings]
@@ -207,10 +207,13 @@ def port(container: str, private: str | None) -> None:
             click.echo(line)
         return
     number, _, proto = private.partition("/")
-    proto = (proto or "tcp").lower()
+    proto = proto or "tcp"
+    if not number.isdigit() or int(number) > 65535:     # docker/cli's runPort
+        raise InvalidArgument(f'invalid port ({number}): strconv.ParseUint: parsing "{number}": '
+                              + ("value out of range" if number.isdigit() else "invalid syntax"))
     hosts = [f"{pm.host_ip}:{pm.host_port}" for pm in mappings
-             if str(pm.container_port) == number and pm.proto == proto]
+             if pm.container_port == int(number) and pm.proto == proto]
     if not hosts:
-        raise NotFound(f"No public port '{number}/{proto}' published for {container}")
-    for line in hosts:
+        raise NotFound(f"No public port '{private}' published for {container}")
+    for line in sorted(hosts, key=render.natural_key):
         click.echo(line)

@@ -217,3 +217,61 @@ def test_table_header_keeps_column_names_through_functions():
     out = render.format_rows("table {{upper .Name}}\t{{split .Driver \"r\"}}", ROWS,
                              render.NETWORK_HEADERS, "")
     assert out == ["NAME      DRIVER", "BRIDGE    [b idge]", "HOST      [host]"]
+
+
+# -- docker ps filters, PORTS, network dangling ------------------------------------------------
+
+def test_dangling_networks_are_user_networks_without_containers():
+    spare, used = net("spare", "s"), net("used", "u")
+    assert render.match_network(spare, {"dangling": ["true"]}, 0)
+    assert not render.match_network(used, {"dangling": ["true"]}, 2)
+    assert not render.match_network(net("bridge", "b"), {"dangling": ["1"]}, 0)
+    assert render.match_network(net("bridge", "b"), {"dangling": ["false"]}, 0)
+    with pytest.raises(InvalidArgument, match="invalid filter 'dangling=maybe'"):
+        render.parse_filters(["dangling=maybe"], render.NETWORK_FILTERS)
+
+
+PS_CTR = Container(id="ab" * 32, name="web", hostname="h", state=State.EXITED, exit_code=3,
+                   created="2026-01-02T00:00:00Z", options={"labels": {"tier": "web"}},
+                   endpoints=(Endpoint("e" * 64, "n" * 64, "ab" * 32, "eth0", "m",
+                                       network_name="front"),))
+
+
+@pytest.mark.parametrize("filters, hit", [
+    ({"id": ["abab"]}, True), ({"id": ["cd"]}, False),
+    ({"name": ["^/we"]}, True), ({"name": ["^we"]}, False),
+    ({"label": ["tier"]}, True), ({"label": ["tier=db"]}, False),
+    ({"status": ["running", "exited"]}, True), ({"status": ["running"]}, False),
+    ({"exited": ["3"]}, True), ({"exited": ["0"]}, False),
+    ({"network": ["front"]}, True), ({"network": ["nnnn"]}, True), ({"network": ["back"]}, False),
+    ({"publish": ["80"]}, True), ({"publish": ["80/udp"]}, False), ({"publish": ["79-81/tcp"]}, True),
+    ({"expose": ["81"]}, True), ({"expose": ["82"]}, False),
+    ({"before": ["later"]}, True), ({"since": ["later"]}, False),
+    ({"is-task": ["false"]}, True), ({"is-task": ["true"]}, False),
+    ({"label": ["tier"], "status": ["running"]}, False),
+])
+def test_match_container(filters, hit):
+    assert render.match_container(PS_CTR, filters, published={"80/tcp"}, exposed={"80/tcp", "81/tcp"},
+                                  created={"later": "2026-02-01T00:00:00Z"}) is hit
+
+
+@pytest.mark.parametrize("item, message", [
+    ("status=bogus", "invalid filter 'status=bogus'"), ("exited=x", "invalid filter 'exited=x'"),
+    ("ancestor=img", "invalid filter 'ancestor'"), ("health=healthy", "invalid filter 'health'"),
+])
+def test_container_filters_rejected(item, message):
+    with pytest.raises(InvalidArgument, match=message):
+        render.parse_filters([item], render.CONTAINER_FILTERS)
+
+
+@pytest.mark.parametrize("ports, text", [
+    ([], ""),
+    ([("0.0.0.0", 80, 8080, "tcp")], "0.0.0.0:8080->80/tcp"),
+    ([("0.0.0.0", 80, 8080, "tcp"), ("", 81, 0, "tcp")], "81/tcp, 0.0.0.0:8080->80/tcp"),
+    ([("0.0.0.0", 80, 80, "tcp"), ("0.0.0.0", 81, 81, "tcp")], "0.0.0.0:80-81->80-81/tcp"),
+    ([("", 81, 0, "tcp"), ("", 82, 0, "tcp"), ("", 84, 0, "tcp"), ("", 53, 0, "udp")],
+     "81-82/tcp, 53/udp, 84/tcp"),     # Docker: a closed group first, then open ones
+    ([("::", 80, 8080, "tcp")], "[::]:8080->80/tcp"),
+])
+def test_display_ports_is_dockers(ports, text):
+    assert render.display_ports(ports) == text

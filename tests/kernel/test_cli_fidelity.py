@@ -92,7 +92,10 @@ def test_ports(node, cli):
     assert cli("port", "r2", "80", node=n).stdout == "0.0.0.0:9091\n"
     assert cli("port", "r2", "80/tcp", node=n).stdout == "0.0.0.0:9091\n"
     p = cli("port", "r2", "81", node=n, check=False)
-    assert (p.returncode, p.stderr) == (1, "Error: No public port '81/tcp' published for r2\n")
+    assert (p.returncode, p.stderr) == (1, "Error: No public port '81' published for r2\n")
+    p = cli("port", "r2", "x/udp", node=n, check=False)
+    assert (p.returncode, p.stderr) == (1, 'Error: invalid port (x): strconv.ParseUint: parsing "x": '
+                                           "invalid syntax\n")
     p = cli("run", "-d", "--name", "r3", "--network", "pub", "-p", "9090-9091:80", "sleep", "60",
             node=n, check=False)
     assert p.returncode == 125 and p.stderr == "Error: all ports are allocated\n"
