@@ -198,7 +198,8 @@ NETWORK_TABLE = "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
 
 CONTAINER_HEADERS = {"ID": "CONTAINER ID", "Name": "NAME", "Names": "NAMES", "Command": "COMMAND",
                      "Status": "STATUS", "State": "STATE", "Ports": "PORTS", "Networks": "NETWORKS",
-                     "Hostname": "HOSTNAME", "CreatedAt": "CREATED AT"}
+                     "Hostname": "HOSTNAME", "CreatedAt": "CREATED AT", "RunningFor": "CREATED",
+                     "Labels": "LABELS", "Image": "IMAGE", "Mounts": "MOUNTS"}
 CONTAINER_TABLE = "{{.ID}}\t{{.Name}}\t{{.Command}}\t{{.Status}}\t{{.Ports}}\t{{.Networks}}"
 
 
@@ -221,6 +222,17 @@ def container_status(ctr: Any) -> str:
                        finished=getattr(ctr, "finished_at", None))
 
 
+def running_for(ctr: Any) -> str:
+    """docker ps CREATED: ``3 minutes ago`` (go-units HumanDuration since Created)."""
+    from datetime import datetime, timezone
+
+    from netkit.lifecycle import human_duration, parse_time
+    created = parse_time(ctr.created)
+    if created is None:
+        return ""
+    return human_duration((datetime.now(timezone.utc) - created).total_seconds()) + " ago"
+
+
 def container_networks(ctr: Any) -> str:
     names = sorted(ep.network_name or ep.network_id[:12] for ep in ctr.endpoints)
     return ",".join(names) if names else ctr.network_mode
@@ -233,7 +245,8 @@ def container_row(ctr: Any, trunc: bool = True) -> dict[str, str]:
     return {"ID": ctr.id[:12] if trunc else ctr.id, "Name": ctr.name, "Names": ctr.name,
             "Command": json.dumps(command, ensure_ascii=False),
             "Status": container_status(ctr), "State": getattr(ctr.state, "value", ctr.state),
-            "Ports": display_ports(container_ports(ctr)),
+            "Ports": display_ports(container_ports(ctr)), "RunningFor": running_for(ctr),
+            "Labels": labels_text(ctr.options.get("labels") or {}), "Image": "", "Mounts": "",
             "Networks": container_networks(ctr), "Hostname": ctr.hostname,
             "CreatedAt": ctr.created}
 

@@ -275,3 +275,13 @@ def test_container_filters_rejected(item, message):
 ])
 def test_display_ports_is_dockers(ports, text):
     assert render.display_ports(ports) == text
+
+
+def test_container_row_has_dockers_other_ps_fields():
+    from datetime import datetime, timedelta, timezone
+    created = (datetime.now(timezone.utc) - timedelta(minutes=3, seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    c = Container(id="a" * 64, name="x", hostname="h", created=created, options={"labels": {"b": "2", "a": "1"}})
+    row = render.container_row(c)
+    assert (row["RunningFor"], row["Labels"], row["Image"], row["Ports"]) == ("3 minutes ago", "a=1,b=2", "", "")
+    out = render.format_rows("table {{.Name}}\t{{.RunningFor}}\t{{.Labels}}", [row], render.CONTAINER_HEADERS, "")
+    assert out[0].split() == ["NAME", "CREATED", "LABELS"]
