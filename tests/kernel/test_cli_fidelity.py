@@ -161,3 +161,13 @@ def test_docker_messages(node, cli):
     assert (p.returncode, p.stderr) == (1, "Error: container cannot be disconnected from host "
                                            "network or connected to host network\n")
     cli("rm", "-f", "h1", node=n)
+
+
+def test_legacy_links_in_host_config(node, cli):
+    n = node.node_name
+    cli("run", "-d", "--name", "db", "sleep", "60", node=n)
+    cli("run", "-d", "--name", "app", "--link", "db:database", "--link", "db", "sleep", "60", node=n)
+    info = json.loads(cli("inspect", "app", node=n).stdout)[0]
+    assert info["HostConfig"]["Links"] == ["/db:/app/database", "/db:/app/db"]
+    assert json.loads(cli("inspect", "db", node=n).stdout)[0]["HostConfig"]["Links"] is None
+    cli("rm", "-f", "app", "db", node=n)
