@@ -412,6 +412,8 @@ class Template:
         self.nodes, _ = self._parse(_split_actions(text), 0, top=True)
 
     def _parse(self, parts: list[tuple[str, str, int]], i: int, top: bool = False):
+        """Nodes up to the {{end}} / {{else ...}} closing this level: (nodes, (word, next
+        index, that action's body, its position)), or (nodes, None) at the top."""
         nodes: list[tuple] = []
         while i < len(parts):
             kind, body, at = parts[i]
@@ -426,24 +428,10 @@ class Template:
             if word in ("end", "else"):
                 if top:
                     raise TemplateError(f"template parsing error: unexpected {{{{{word}}}}}")
-                return nodes, (word, i)
+                return nodes, (word, i, body, at)
             if word in ("range", "if", "with"):
-                tokens = _lex(body[len(word):], at + len(word))
-                variables: list[str] = []
-                if word == "range" and any(t[:2] == ("punct", ":=") for t in tokens):
-                    cut = [t[:2] for t in tokens].index(("punct", ":="))
-                    variables = [t[1] for t in tokens[:cut] if t[0] == "var"]
-                    if not 1 <= len(variables) <= 2:
-                        raise TemplateError(f"template parsing error: bad range in {{{{{body}}}}}")
-                    tokens = tokens[cut + 1:]
-                pipe = self._pipeline(tokens, body)
-                inner, (stop, i) = self._parse(parts, i)
-                other: list = []
-                if stop == "else":
-                    other, (stop, i) = self._parse(parts, i)
-                    if stop != "end":
-                        raise TemplateError("template parsing error: expected {{end}}")
-                nodes.append((word, pipe, variables, inner, other))
+                node, i = self._block(word, body, at, parts, i)
+                nodes.append(node)
                 continue
             tokens = _lex(body, at)
             if len(tokens) > 2 and tokens[0][0] == "var" and tokens[1][:2] == ("punct", ":="):
@@ -453,6 +441,32 @@ class Template:
         if not top:
             raise TemplateError("template parsing error: unexpected EOF, missing {{end}}")
         return nodes, None
+
+    def _block(self, word: str, body: str, at: int, parts: list[tuple[str, str, int]],
+               i: int) -> tuple[tuple, int]:
+        """``{{range|if|with PIPELINE}} ... [{{else [if|with PIPELINE]}} ...] {{end}}``."""
+        tokens = _lex(body[len(word):], at + len(word))
+        variables: list[str] = []
+        if word == "range" and any(t[:2] == ("punct", ":=") for t in tokens):
+            cut = [t[:2] for t in tokens].index(("punct", ":="))
+            variables = [t[1] for t in tokens[:cut] if t[0] == "var"]
+            if not 1 <= len(variables) <= 2:
+                raise TemplateError(f"template parsing error: bad range in {{{{{body}}}}}")
+            tokens = tokens[cut + 1:]
+        pipe = self._pipeline(tokens, body)
+        inner, (stop, i, stop_body, stop_at) = self._parse(parts, i)
+        other: list = []
+        if stop == "else":
+            rest = stop_body[len("else"):].lstrip()
+            chained = rest.split(None, 1)[0] if rest else ""
+            if chained in ("if", "with") and word != "range":      # {{else if X}}: shares {{end}}
+                node, i = self._block(chained, rest, stop_at + len(stop_body) - len(rest), parts, i)
+                other = [node]
+            else:
+                other, (stop, i, _, _) = self._parse(parts, i)
+                if stop != "end":
+                    raise TemplateError("template parsing error: expected {{end}}")
+        return (word, pipe, variables, inner, other), i
 
     @staticmethod
     def _pipeline(tokens: list[tuple[str, str, int]], source: str) -> list:

@@ -44,6 +44,9 @@ def render(text: str, data: object = DATA) -> str:
     ('{{index .Config.Labels "b"}}', "<no value>"),
     ("{{print 1 2 \"x\" 3}}", "1 2x3"),
     ("{{println .Name 1}}", "/web 1\n"),
+    ('{{if eq .State.Status "exited"}}x{{else if .State.Running}}up{{else}}?{{end}}', "up"),
+    ('{{if .Empty}}a{{else if .Zero}}b{{else with .Name}}{{.}}{{end}}', "/web"),
+    ('{{if .Empty}}a{{else if .Zero}}b{{end}}', ""),
     # Docker's functions
     ('{{join .Config.Cmd " "}}', "sleep 60"),
     ('{{split "a,b,c" ","}}', "[a b c]"),
