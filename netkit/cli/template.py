@@ -4,9 +4,8 @@
 sub-pipelines (``{{(index .IPAM.Config 0).Subnet}}``), ``{{range}}`` /
 ``{{if}}`` / ``{{with}}`` ... ``{{else}}`` ... ``{{end}}``, variables
 (``{{range $k, $v := .Containers}}``, ``$``), ``{{-``/``-}}`` trimming and
-comments. Functions: Go's builtins (``and or not eq ne lt le gt ge len
-index print printf println``) and Docker's (``json join split title lower
-upper pad truncate``, cli/templates/templates.go).
+comments, ``{{else if}}`` chains. The functions (Go's builtins and
+Docker's) are in `netkit.cli.gofuncs`.
 
 The data are the JSON objects `inspect` prints, so templates run as Docker's
 raw-JSON fallback does (``missingkey=error``): a missing field fails with
@@ -22,235 +21,17 @@ import json
 import re
 from typing import Any, Callable, Iterable, Mapping
 
+from netkit.cli.gofuncs import (FUNCS, HEADER_FUNCS, MISSING, ExecError,  # noqa: F401
+                                go_bool, go_str, go_type, truthy)
 from netkit.errors import InvalidArgument
 
 # Go field names of Docker's typed structs whose JSON name differs.
 FIELD_ALIASES = {"ID": "Id", "AuxAddress": "AuxiliaryAddresses"}
 
 
-class _Missing:
-    def __repr__(self) -> str:
-        return "<no value>"
-
-
-MISSING: Any = _Missing()
-
-
-def go_bool(value: bool) -> str:
-    return "true" if value else "false"
-
-
-def go_str(value: Any) -> str:
-    """Print a value the way Go's fmt %v prints what docker's templates see."""
-    if value is MISSING:
-        return "<no value>"
-    if value is None:
-        return "<nil>"
-    if isinstance(value, bool):
-        return go_bool(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, Mapping):
-        return "map[" + " ".join(f"{k}:{go_str(v)}" for k, v in sorted(value.items())) + "]"
-    if isinstance(value, (list, tuple)):
-        return "[" + " ".join(go_str(v) for v in value) + "]"
-    return str(value)
-
-
-def go_type(value: Any) -> str:
-    """Go's name for a JSON value's type (for error messages)."""
-    if value is None or value is MISSING:
-        return "<nil>"
-    for kind, name in ((bool, "bool"), (int, "int"), (float, "float64"), (str, "string"),
-                       (Mapping, "map[string]interface {}"), ((list, tuple), "[]interface {}")):
-        if isinstance(value, kind):
-            return name
-    return type(value).__name__
-
-
-def _truthy(value: Any) -> bool:
-    return value is not MISSING and bool(value)
-
-
 class TemplateError(InvalidArgument):
     """Invalid --format template, or one that fails on the data."""
 
-
-class _ExecError(Exception):
-    """A failure while executing: where (position, node text) and Go's message."""
-
-    def __init__(self, message: str, pos: int = -1, source: str = "") -> None:
-        super().__init__(message)
-        self.message, self.pos, self.source = message, pos, source
-
-
-# -- functions ----------------------------------------------------------------------------
-
-
-def _json(value: Any) -> str:
-    return json.dumps(None if value is MISSING else value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _index(value: Any, *keys: Any) -> Any:
-    for key in keys:
-        if isinstance(value, Mapping):
-            value = value.get(key, MISSING)
-        elif isinstance(value, (list, tuple, str)) and isinstance(key, int) and not isinstance(key, bool):
-            if not 0 <= key < len(value):
-                raise _ExecError(f"index out of range: {key}")
-            value = value[key]
-        elif value is None or value is MISSING:
-            raise _ExecError("index of untyped nil")
-        else:
-            raise _ExecError(f"cannot index {go_type(value)} with {go_type(key)}")
-    return value
-
-
-def _join(items: Any, sep: str) -> str:
-    if not isinstance(items, (list, tuple)):
-        raise _ExecError(f"wrong type for value; expected []string; got {go_type(items)}")
-    return sep.join(go_str(i) for i in items)
-
-
-def _len(value: Any) -> int:
-    if value is None or value is MISSING:
-        raise _ExecError("len of nil pointer")
-    if not isinstance(value, (str, list, tuple, Mapping)):
-        raise _ExecError(f"len of type {go_type(value)}")
-    return len(value)
-
-
-def _comparable(a: Any, b: Any) -> bool:
-    numbers = (int, float)
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool)
-    if isinstance(a, numbers) and isinstance(b, numbers):
-        return True
-    return type(a) is type(b) or a is None or b is None
-
-
-def _eq(first: Any, *others: Any) -> bool:
-    if not others:
-        raise _ExecError("missing argument for comparison")
-    for other in others:
-        if not _comparable(first, other):
-            raise _ExecError("incompatible types for comparison")
-        if first == other:
-            return True
-    return False
-
-
-def _order(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
-    def compare(a: Any, b: Any) -> bool:
-        for v in (a, b):
-            if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-                raise _ExecError("invalid type for comparison")
-        if not _comparable(a, b):
-            raise _ExecError("incompatible types for comparison")
-        return op(a, b)
-    return compare
-
-
-def _title(text: Any) -> str:
-    """Go's strings.Title: upper-case the first letter of each word, leave the rest."""
-    return re.sub(r"(?:^|(?<=[^\w]))(\w)", lambda m: m.group(1).upper(), go_str(text))
-
-
-def _pad(source: Any, prefix: int, suffix: int) -> str:
-    """Docker's padWithSpace: spaces around a non-empty string."""
-    text = go_str(source)
-    return text and " " * prefix + text + " " * suffix
-
-
-def _sprint(*args: Any) -> str:
-    """Go's fmt.Sprint: a space between operands when neither is a string."""
-    out = ""
-    for i, arg in enumerate(args):
-        if i and not isinstance(arg, str) and not isinstance(args[i - 1], str):
-            out += " "
-        out += go_str(arg)
-    return out
-
-
-_VERB = re.compile(r"%([-+# 0]*)(\d+)?(?:\.(\d+))?([a-zA-Z%])")
-
-
-def _printf(fmt: str, *args: Any) -> str:
-    """Go's fmt.Sprintf for the verbs templates use (v s d q t x X f e g c o b %)."""
-    values = list(args)
-    used = 0
-
-    def one(m: re.Match) -> str:
-        nonlocal used
-        flags, width, prec, verb = m.groups()
-        if verb == "%":
-            return "%"
-        if used >= len(values):
-            return f"%!{verb}(MISSING)"
-        value = values[used]
-        used += 1
-        if verb in "vs":
-            text = go_str(value)
-            if prec is not None:
-                text = text[:int(prec)]
-        elif verb == "q":
-            text = json.dumps(go_str(value), ensure_ascii=False)
-        elif verb == "t":
-            text = go_bool(value) if isinstance(value, bool) else f"%!t({go_type(value)}={go_str(value)})"
-        elif verb in "dxXobc" and isinstance(value, int) and not isinstance(value, bool):
-            text = chr(value) if verb == "c" else format(value, {"d": "d"}.get(verb, verb))
-            if "+" in flags and verb == "d" and value >= 0:
-                text = "+" + text
-        elif verb in "xX" and isinstance(value, str):
-            text = value.encode().hex()
-            text = text.upper() if verb == "X" else text
-        elif verb in "feEgG" and isinstance(value, float):
-            text = format(value, f".{prec if prec is not None else 6}{verb}") if verb not in "gG" \
-                else format(value, verb)
-        else:
-            return f"%!{verb}({go_type(value)}={go_str(value)})"
-        if width and len(text) < int(width):
-            fill = "0" if "0" in flags and "-" not in flags and verb not in "vsq" else " "
-            text = text.ljust(int(width)) if "-" in flags else text.rjust(int(width), fill)
-        return text
-
-    out = _VERB.sub(one, fmt)
-    if used < len(values):
-        extra = ", ".join(f"{go_type(v)}={go_str(v)}" for v in values[used:])
-        out += f"%!(EXTRA {extra})"
-    return out
-
-
-FUNCS: dict[str, Callable[..., Any]] = {
-    # Go's builtins ("and" and "or" are evaluated lazily, in _Exec.call)
-    "and": lambda *a: a[-1],
-    "or": lambda *a: a[-1],
-    "not": lambda v: not _truthy(v),
-    "eq": _eq,
-    "ne": lambda a, b: not _eq(a, b),
-    "lt": _order(lambda a, b: a < b),
-    "le": _order(lambda a, b: a <= b),
-    "gt": _order(lambda a, b: a > b),
-    "ge": _order(lambda a, b: a >= b),
-    "len": _len,
-    "index": _index,
-    "print": _sprint,
-    "printf": _printf,
-    "println": lambda *a: " ".join(go_str(x) for x in a) + "\n",
-    # Docker's (cli/templates/templates.go basicFunctions)
-    "json": _json,
-    "join": _join,
-    "split": lambda s, sep: go_str(s).split(sep) if sep else list(go_str(s)),
-    "title": _title,
-    "lower": lambda s: go_str(s).lower(),
-    "upper": lambda s: go_str(s).upper(),
-    "pad": _pad,
-    "truncate": lambda s, n: go_str(s)[:n],
-}
-
-# Docker's HeaderFunctions: a table's header row keeps the column names intact
-HEADER_FUNCS = {**FUNCS, **{name: (lambda v, *_: v) for name in
-                            ("json", "split", "join", "title", "lower", "upper", "truncate")}}
 
 # -- parsing --------------------------------------------------------------------------------
 
@@ -481,11 +262,11 @@ class Template:
         out: list[str] = []
         try:
             _Exec(HEADER_FUNCS if header else FUNCS).run(self.nodes, data, {"$": data}, out)
-        except _ExecError as exc:
+        except ExecError as exc:
             raise TemplateError(f"template parsing error: {self._where(exc)}{exc.message}") from None
         return "".join(out)
 
-    def _where(self, exc: _ExecError) -> str:
+    def _where(self, exc: ExecError) -> str:
         """Go's ``template: :LINE:COL: executing "" at <NODE>: `` (COL: byte offset in its line)."""
         if exc.pos < 0:
             return 'template: :1:0: executing "" at <>: '
@@ -512,10 +293,10 @@ class _Exec:
                 scope[node[1]] = self.pipe(node[2], dot, scope)
             elif kind == "if":
                 value = self.pipe(node[1], dot, scope)
-                self.run(node[3] if _truthy(value) else node[4], dot, dict(scope), out)
+                self.run(node[3] if truthy(value) else node[4], dot, dict(scope), out)
             elif kind == "with":
                 value = self.pipe(node[1], dot, scope)
-                if _truthy(value):
+                if truthy(value):
                     self.run(node[3], value, dict(scope), out)
                 else:
                     self.run(node[4], dot, dict(scope), out)
@@ -532,7 +313,7 @@ class _Exec:
         elif value in (None, MISSING):
             items = []
         else:
-            raise _ExecError(f"range can't iterate over {go_str(value)}", pipe[0][0][-2],
+            raise ExecError(f"range can't iterate over {go_str(value)}", pipe[0][0][-2],
                              _pipe_source(pipe))
         if not items:
             self.run(other, dot, dict(scope), out)
@@ -558,24 +339,24 @@ class _Exec:
         source = " ".join(op[-1] for op in command)
         if name in ("and", "or"):                   # Go 1.18+: evaluated lazily
             if not ops and not final:
-                raise _ExecError(f"wrong number of args for {name}: want at least 1 got 0", pos, source)
+                raise ExecError(f"wrong number of args for {name}: want at least 1 got 0", pos, source)
             value: Any = MISSING
             for op in ops:
                 value = self.arg(op, dot, scope)
-                if _truthy(value) != (name == "and"):
+                if truthy(value) != (name == "and"):
                     return value
             return final[0] if final else value
         args = [self.arg(op, dot, scope) for op in ops] + final
         try:
             return self.funcs[name](*args)
-        except _ExecError as exc:
+        except ExecError as exc:
             if name == "join" and args and not isinstance(args[0], (list, tuple)) and ops:
-                raise _ExecError(exc.message, ops[0][-2], ops[0][-1]) from None
-            raise _ExecError(f"error calling {name}: {exc.message}", pos, source) from None
+                raise ExecError(exc.message, ops[0][-2], ops[0][-1]) from None
+            raise ExecError(f"error calling {name}: {exc.message}", pos, source) from None
         except TypeError:
-            raise _ExecError(f"wrong number of args for {name}: got {len(args)}", pos, source) from None
+            raise ExecError(f"wrong number of args for {name}: got {len(args)}", pos, source) from None
         except Exception as exc:                    # noqa: BLE001 - a Go runtime error, as text
-            raise _ExecError(f"error calling {name}: {exc}", pos, source) from None
+            raise ExecError(f"error calling {name}: {exc}", pos, source) from None
 
     def arg(self, op: tuple, dot: Any, scope: dict[str, Any]) -> Any:
         kind, pos, source = op[0], op[-2], op[-1]
@@ -585,7 +366,7 @@ class _Exec:
             return _lookup(dot, op[1], pos, source)
         if kind == "var":
             if op[1] not in scope:
-                raise _ExecError(f"undefined variable: {op[1]}", pos, source)
+                raise ExecError(f"undefined variable: {op[1]}", pos, source)
             return _lookup(scope[op[1]], op[2], pos, source)
         if kind == "sub":
             return _lookup(self.pipe(op[1], dot, scope), op[2], pos, source)
@@ -598,12 +379,12 @@ def _lookup(value: Any, path: list[str], pos: int, source: str) -> Any:
             if key not in value and FIELD_ALIASES.get(key) in value:
                 key = FIELD_ALIASES[key]
             if key not in value:
-                raise _ExecError(f'map has no entry for key "{key}"', pos, source)
+                raise ExecError(f'map has no entry for key "{key}"', pos, source)
             value = value[key]
         elif value is None or value is MISSING:
-            raise _ExecError(f"nil pointer evaluating interface {{}}.{key}", pos, source)
+            raise ExecError(f"nil pointer evaluating interface {{}}.{key}", pos, source)
         else:
-            raise _ExecError(f"can't evaluate field {key} in type {go_type(value)}", pos, source)
+            raise ExecError(f"can't evaluate field {key} in type {go_type(value)}", pos, source)
     return value
 
 
