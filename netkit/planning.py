@@ -417,11 +417,12 @@ def plan_connect(view: StoreView, network: str, container: str, *, aliases: tupl
 
 
 def check_disconnect(net: Network, ctr: Container) -> None:
-    """Docker's refusal to take a host-mode container off the host network."""
+    """Docker's refusal to take a running host-mode container off the host network
+    (daemon.DisconnectFromNetwork; the counterpart of plan_connect's host message)."""
     if ctr.network_mode == "host" and drivers.get(net.driver).network_mode == "host" \
             and ctr.state in (State.RUNNING, State.RESTARTING):
-        raise Forbidden("container cannot be disconnected from host network or connected to "
-                        "host network")
+        raise Forbidden("cannot disconnect container from host network - container was created "
+                        "in host network mode")
 
 
 def plan_disconnect(view: StoreView, network: str, container: str) -> DisconnectPlan:

@@ -158,8 +158,8 @@ def test_docker_messages(node, cli):
                                              "user defined networks only\n")
     cli("run", "-d", "--name", "h1", "--network", "host", "sleep", "60", node=n)
     p = cli("network", "disconnect", "host", "h1", node=n, check=False)
-    assert (p.returncode, p.stderr) == (1, "Error: container cannot be disconnected from host "
-                                           "network or connected to host network\n")
+    assert (p.returncode, p.stderr) == (1, "Error: cannot disconnect container from host network - "
+                                           "container was created in host network mode\n")
     cli("rm", "-f", "h1", node=n)
 
 
