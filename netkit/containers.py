@@ -100,7 +100,7 @@ class Containers:
         out = []
         for ref in refs:
             ctr = self.get(ref)
-            info = container_json(ctr, nets)
+            info = container_json(ctr, nets, self.paths.container_dir(ctr.id))
             info["LogPath"] = os.path.join(self.paths.container_dir(ctr.id), "log.json")
             out.append(info)
         return out
@@ -187,10 +187,7 @@ class Containers:
 
     @staticmethod
     def _port_requests(ctr: Container) -> list:
-        want = ctr.options.get("ports") or {}
-        return planning.port_requests(ContainerSpec(
-            publish=tuple(want.get("publish", ())), publish_all=bool(want.get("publish_all")),  # type: ignore[union-attr]
-            expose=tuple(want.get("expose", ()))))                                                # type: ignore[union-attr]
+        return planning.stored_port_requests(ctr)
 
     def detach(self, tx: "Tx", ctx: DriverContext, ctr: Container, *,
                sandbox_removed: bool = False) -> None:
@@ -290,6 +287,7 @@ class Containers:
         with self.actions() as (tx, ctx):
             net = planning.find_network(tx, network)
             ctr = self.lookup(tx, container)
+            planning.check_disconnect(net, ctr)
             cfgs = tuple(c for c in ctr.netconfig if c.network_id != net.id)
             if ctr.state not in LIVE or not ctr.endpoints:
                 if len(cfgs) == len(ctr.netconfig):

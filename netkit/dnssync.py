@@ -95,13 +95,16 @@ def container_entries(tx: "Tx", c: Container | None, nets: dict[str, Network],
                       for i, ep in enumerate(dns_eps))
     if not dns_eps or not c.netns or c.shares_netns_of:
         return ContainerEntries(None, endpoints)
+    ordered = _order([nets[ep.network_id] for ep in dns_eps])
     links: dict[str, str] = {}
-    for ep in dns_eps:
+    rank = {n.id: i for i, n in enumerate(ordered)}
+    for ep in sorted(dns_eps, key=lambda e: rank[e.network_id]):
         for link in ep.links:
             target, _, alias = link.partition(":")
             target = _link_target(tx, target, names).lstrip("/")
-            links[(alias or target).lower()] = target.lower()
-    ordered = _order([nets[ep.network_id] for ep in dns_eps])
+            # "target/network": the alias resolves on its endpoint's network only (libnetwork's
+            # per-endpoint aliases); the first network in the sandbox's order wins
+            links.setdefault((alias or target).lower(), f"{target.lower()}/{ep.network_id}")
     external = any(not nets[ep.network_id].internal and (nets[ep.network_id].gateway_v4 or
                                                         nets[ep.network_id].gateway_v6)
                    for ep in c.endpoints)

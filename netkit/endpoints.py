@@ -130,7 +130,10 @@ class Endpoints:
         from netkit.model import PortMapping
         out = []
         for req in reqs:
-            port = req.host_port or self._free_port(tx, req.proto, req.host_ip)
+            if req.host_port_end:
+                port = self._free_port(tx, req.proto, req.host_ip, (req.host_port, req.host_port_end))
+            else:
+                port = req.host_port or self._free_port(tx, req.proto, req.host_ip)
             holder = tx.port_holder(req.proto, req.host_ip, port)
             if holder is not None:
                 raise Conflict(f"Bind for {req.host_ip}:{port} failed: port is already allocated")
@@ -161,22 +164,38 @@ class Endpoints:
         finally:
             sock.close()
 
-    def _free_port(self, tx: "Tx", proto: str, host_ip: str) -> int:
-        """The lowest free port of the node's ephemeral range (ip_local_port_range)."""
-        try:
-            lo, hi = map(int, kns.read_sysctl(self.node.netns, "ipv4/ip_local_port_range").split())
-        except (OSError, ValueError):
-            lo, hi = 49153, 65535
+    def _free_port(self, tx: "Tx", proto: str, host_ip: str,
+                   wanted: tuple[int, int] | None = None) -> int:
+        """The lowest free port of `wanted` (`-p 9090-9092:80`), else of the node's
+        ephemeral range (ip_local_port_range)."""
+        if wanted:
+            lo, hi = wanted
+        else:
+            try:
+                lo, hi = map(int, kns.read_sysctl(self.node.netns, "ipv4/ip_local_port_range").split())
+            except (OSError, ValueError):
+                lo, hi = 49153, 65535
         held = {pm.host_port for _, pm in tx.ports() if pm.proto == proto}
         for port in range(lo, hi + 1):
             if port not in held and self._probe_port(proto, host_ip, port, quiet=True):
                 return port
+        if wanted:
+            raise Exhausted("all ports are allocated")          # Docker's portallocator
         raise Exhausted(f"no free host port for {proto} in {lo}-{hi}")
 
     def retarget_ports(self, tx: "Tx", ctx: "DriverContext", ctr: "Container",
                        gw_ep: Endpoint | None) -> None:
-        """Published ports follow the gateway endpoint (Docker reprograms them on connect/disconnect)."""
+        """Published ports follow the gateway endpoint (Docker reprograms them on connect/disconnect).
+
+        A container that had no gateway (its networks all --internal) publishes its
+        -p / -P ports now that it has one, as Docker applies HostConfig.PortBindings then.
+        """
         if not ctr.ports:
+            reqs = planning.stored_port_requests(ctr) if gw_ep is not None else []
+            net = tx.network(gw_ep.network_id) if reqs and gw_ep is not None else None
+            if net is not None and gw_ep is not None and drivers.get(net.driver).maps_ports:
+                self.publish_ports(tx, ctx, ctr, gw_ep, reqs)
+                self.firewall.sync(tx, ctx)
             return
         tx.delete_ports(ctr.id)
         if gw_ep is not None and gw_ep.ipv4_address:

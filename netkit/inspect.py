@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from typing import Any
 
 from netkit.model import Container, Endpoint, EndpointConfig, Network, State
@@ -59,8 +61,9 @@ def endpoint_json(ctr: Container, ep: Endpoint, net: Network) -> dict[str, Any]:
     }
 
 
-def container_json(ctr: Container, networks: dict[str, Network]) -> dict[str, Any]:
-    """networks: network id -> Network for the container's endpoints."""
+def container_json(ctr: Container, networks: dict[str, Network], run_dir: str = "") -> dict[str, Any]:
+    """networks: network id -> Network for the container's endpoints; run_dir: the
+    container's directory (its hosts, resolv.conf and hostname files)."""
     nets = {}
     for ep in ctr.endpoints:
         net = networks[ep.network_id]
@@ -75,11 +78,11 @@ def container_json(ctr: Container, networks: dict[str, Network]) -> dict[str, An
                                   "EndpointID": "", "Gateway": "", "IPAddress": "",
                                   "IPPrefixLen": 0, "MacAddress": "", "Aliases": None,
                                   "DNSNames": None}
-    ports: dict[str, list[dict[str, str]]] = {}
+    ports: dict[str, list[dict[str, str]] | None] = {}
     for pm in ctr.ports:
-        ports.setdefault(f"{pm.container_port}/{pm.proto}", []).append(
+        ports.setdefault(f"{pm.container_port}/{pm.proto}", []).append(     # type: ignore[union-attr]
             {"HostIp": pm.host_ip, "HostPort": str(pm.host_port)})
-    return {
+    out = {
         "Id": ctr.id,
         "Created": ctr.created,
         "Path": ctr.command[0] if ctr.command else "",
@@ -101,6 +104,62 @@ def container_json(ctr: Container, networks: dict[str, Network]) -> dict[str, An
             "Networks": nets,
         },
     }
+    _docker_fields(out, ctr, networks, run_dir)
+    return out
+
+
+def _docker_fields(out: dict[str, Any], ctr: Container, networks: dict[str, Network],
+                   run_dir: str) -> None:
+    """Docker's other fields: the sandbox's files, SandboxID, Env, Labels, exposed ports,
+    PortBindings as requested, legacy links and the default bridge's top-level fields."""
+    from netkit.ports import parse_expose, parse_publish
+    want: Any = ctr.options.get("ports") or {}
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for spec in want.get("publish", ()):
+        for req in parse_publish(spec):
+            bindings.setdefault(f"{req.container_port}/{req.proto}", []).append(
+                {"HostIp": "" if req.host_ip == "0.0.0.0" else req.host_ip, "HostPort": req.host_ports})
+    exposed = {f"{p}/{proto}": {} for e in want.get("expose", ()) for p, proto in parse_expose(e)}
+    exposed.update({key: {} for key in bindings})
+    for key, name in (("ResolvConfPath", "resolv.conf"), ("HostnamePath", "hostname"),
+                      ("HostsPath", "hosts")):
+        out[key] = os.path.join(run_dir, name) if run_dir and ctr.network_mode != "host" else ""
+    out["HostConfig"].update({"PortBindings": bindings, "PublishAllPorts": bool(want.get("publish_all")),
+                              "Links": legacy_links(ctr, networks)})
+    config = out["Config"]
+    config.setdefault("Domainname", "")
+    config.update({"Env": [f"{k}={v}" for k, v in dict(ctr.options.get("env") or {}).items()],  # type: ignore[call-overload]
+                   "Labels": dict(ctr.options.get("labels") or {})})                    # type: ignore[call-overload]
+    if exposed:
+        config["ExposedPorts"] = dict(sorted(exposed.items()))
+    settings = out["NetworkSettings"]
+    if ctr.endpoints:                         # running: exposed but unpublished ports show as null
+        for key in exposed:
+            settings["Ports"].setdefault(key, None)
+        settings["Ports"] = dict(sorted(settings["Ports"].items()))
+    settings["SandboxID"] = hashlib.sha256(f"sandbox:{ctr.netns}".encode()).hexdigest() if ctr.netns else ""
+    bridge = settings["Networks"].get("bridge") or {}
+    for key in LEGACY_FIELDS:                 # the default bridge's, at the top level (API < 1.44)
+        settings[key] = bridge.get(key, 0 if key.endswith("PrefixLen") else "")
+
+
+LEGACY_FIELDS = ("EndpointID", "Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen", "IPAddress",
+                 "IPPrefixLen", "IPv6Gateway", "MacAddress")
+
+
+def legacy_links(ctr: Container, networks: dict[str, Network]) -> list[str] | None:
+    """HostConfig.Links as Docker rebuilds it: ``/target:/container/alias`` for each link on
+    the default bridge (links on user networks are DNS aliases, not listed here)."""
+    links: tuple[str, ...] = ()
+    for item in (*ctr.endpoints, *ctr.netconfig):
+        net = networks.get(item.network_id)
+        if net is not None and net.name == "bridge" and not net.user_defined:
+            links = links or item.links
+    out = []
+    for link in links:
+        target, _, alias = link.partition(":")
+        out.append(f"/{target.lstrip('/')}:/{ctr.name}/{alias or target.lstrip('/')}")
+    return out or None
 
 
 def state_json(ctr: Container) -> dict[str, Any]:

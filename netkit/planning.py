@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
 
 from netkit import drivers, validate
 from netkit.ids import CONTAINER_NAME_RE
@@ -310,6 +310,14 @@ def port_requests(spec: ContainerSpec) -> list[PortRequest]:
     return reqs
 
 
+def stored_port_requests(ctr: Container) -> list[PortRequest]:
+    """The port requests a container was made with (its options' -p, -P and --expose)."""
+    want: Any = ctr.options.get("ports") or {}
+    return port_requests(ContainerSpec(publish=tuple(want.get("publish", ())),
+                                       publish_all=bool(want.get("publish_all")),
+                                       expose=tuple(want.get("expose", ()))))
+
+
 def plan_run(spec: ContainerSpec, view: StoreView, *, container_id: str, node: str = "",
              live: Callable[[Container], Container] | None = None) -> RunPlan:
     """`docker create` (and `run`) on `node` ("" = the real machine), checked in Docker's order."""
@@ -432,10 +440,20 @@ def plan_connect(view: StoreView, network: str, container: str, *, aliases: tupl
     return ConnectPlan(network=net, container=ctr, endpoint=plan)
 
 
+def check_disconnect(net: Network, ctr: Container) -> None:
+    """Docker's refusal to take a running host-mode container off the host network
+    (daemon.DisconnectFromNetwork; the counterpart of plan_connect's host message)."""
+    if ctr.network_mode == "host" and drivers.get(net.driver).network_mode == "host" \
+            and ctr.state in (State.RUNNING, State.RESTARTING):
+        raise Forbidden("cannot disconnect container from host network - container was created "
+                        "in host network mode")
+
+
 def plan_disconnect(view: StoreView, network: str, container: str) -> DisconnectPlan:
     """`docker network disconnect NETWORK CONTAINER`."""
     net = find_network(view, network)
     ctr = find_container(view, container)
+    check_disconnect(net, ctr)
     ep = next((e for e in ctr.endpoints if e.network_id == net.id), None)
     if ep is None:
         raise NotFound(f"container {ctr.id[:12]} is not connected to network {net.name}")

@@ -13,19 +13,30 @@ PROTOS = ("tcp", "udp")
 
 @dataclass(frozen=True, slots=True)
 class PortRequest:
-    """One container port to publish; host_port 0 = pick a free ephemeral port."""
+    """One container port to publish; host_port 0 = pick a free ephemeral port; with
+    host_port_end, the first free port of host_port..host_port_end (`-p 9090-9092:80`)."""
 
     proto: str
     host_ip: str            # "0.0.0.0" = every address of the node
     host_port: int
     container_port: int
+    host_port_end: int = 0
+
+    @property
+    def host_ports(self) -> str:
+        """The host side as Docker's PortBindings has it: "", "8080" or "9090-9092"."""
+        if not self.host_port:
+            return ""
+        return f"{self.host_port}-{self.host_port_end}" if self.host_port_end else str(self.host_port)
 
 
-def _port(text: str, spec: str) -> tuple[int, int]:
-    lo, _, hi = text.partition("-")
+def _port(text: str, spec: str, host: bool = False) -> tuple[int, int]:
+    lo, dash, hi = text.partition("-")
     try:
-        a, b = int(lo), int(hi or lo)
+        a, b = int(lo), int(hi if dash else lo)
     except ValueError:
+        if host:                                    # go-connections' ParsePortSpec
+            raise InvalidArgument(f"invalid hostPort: {text}") from None
         raise InvalidArgument(f"invalid containerPort: {text}" if text else f"no port specified: {spec}") from None
     if not (1 <= a <= 65535 and 1 <= b <= 65535) or b < a:
         raise InvalidArgument(f"invalid range specified for port: {text}" if hi else f"invalid port: {text}")
@@ -60,9 +71,11 @@ def parse_publish(spec: str) -> list[PortRequest]:
         raise InvalidArgument(f"invalid port format: {spec}")
     c_lo, c_hi = _port(ctr, spec)
     if host:
-        h_lo, h_hi = _port(host, spec)
+        h_lo, h_hi = _port(host, spec, host=True)
         if (h_hi - h_lo) != (c_hi - c_lo):
-            raise InvalidArgument(f"invalid ranges specified for container and host Ports: {ctr} and {host}")
+            if c_hi != c_lo:     # one container port may take any free port of a host range
+                raise InvalidArgument(f"invalid ranges specified for container and host Ports: {ctr} and {host}")
+            return [PortRequest(proto, host_ip, h_lo, c_lo, h_hi)]
     else:
         h_lo = h_hi = 0
     return [PortRequest(proto, host_ip, (h_lo + i) if host else 0, c_lo + i)

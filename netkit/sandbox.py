@@ -20,7 +20,10 @@ EMBEDDED_DNS = "127.0.0.11"
 
 def hosts_file(hostname: str, addresses: list[str], *, ipv6: bool = True,
                extra: list[tuple[str, str]] = ()) -> str:
-    """Fixed lines, then --add-host / link entries, then one line per own address."""
+    """Fixed lines, then --add-host / link entries, then one line per own address:
+    ``IP\tHOSTNAME``, or ``IP\tc1.example c1`` for a FQDN (Docker's updateHostsFile)."""
+    if "." in hostname.strip("."):
+        hostname = f"{hostname} {hostname.split('.', 1)[0]}"
     out = [HOSTS_FIXED_V4]
     if ipv6:
         out.append(HOSTS_FIXED_V6)

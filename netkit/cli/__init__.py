@@ -115,3 +115,32 @@ def each(refs: Iterable[str], action: Callable[[str], object], *,
     failures, exit 1 at the end. See :func:`attempt`."""
     if attempt(refs, action, show=show, ignore_missing=ignore_missing):
         click.get_current_context().exit(1)
+
+
+def show_found(fmt: str | None, refs: tuple[str, ...], find: Callable[[str], dict]) -> None:
+    """docker's inspect loop (cli/command/inspect): print what was found (a JSON array,
+    maybe ``[]``, or one template output per object, an empty line if none), then an
+    ``Error: ...`` per missing ref or failed template; exit 1 if any. A template that
+    does not parse exits 64 before anything is looked up, as Docker's."""
+    from netkit.cli.render import Template, TemplateError, to_json
+    from netkit.errors import NetkitError
+    try:
+        tmpl = Template(fmt) if fmt else None
+    except TemplateError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        click.get_current_context().exit(64)
+    found, errors = [], []
+    for ref in refs:
+        try:
+            item = find(ref)
+            found.append(item if tmpl is None else tmpl.render(item))
+        except NetkitError as exc:
+            errors.append(str(exc))
+    if tmpl is None:
+        click.echo(to_json(found))
+    else:
+        click.echo("\n".join(found))
+    for message in errors:
+        click.echo(f"Error: {message}", err=True)
+    if errors:
+        click.get_current_context().exit(1)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from netkit.cli import each, engine, render, runtime_command
+from netkit.cli import each, engine, render, runtime_command, show_found
 from netkit.cli.parse import VerbatimCommand, env_vars, key_values, merge_first_network, network_flag
 
 if TYPE_CHECKING:
@@ -133,15 +133,37 @@ def exec_(container: str, command: tuple[str, ...]) -> None:
 
 @click.command()
 @click.option("-a", "--all", "all_", is_flag=True, help="Show all containers (default: running).")
+@click.option("-f", "--filter", "filters", multiple=True, metavar="KEY=VALUE",
+              help="id, name, label, status, exited, network, publish, expose, before, since, is-task.")
 @click.option("-q", "--quiet", is_flag=True, help="Only display container IDs.")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate the output.")
 @click.option("--format", "fmt", metavar="FORMAT", help="table, json or a Go-style template.")
-def ps(all_: bool, quiet: bool, no_trunc: bool, fmt: str | None) -> None:
+def ps(all_: bool, filters: tuple[str, ...], quiet: bool, no_trunc: bool, fmt: str | None) -> None:
     """List containers, newest first."""
-    rows = [render.container_row(c, trunc=not no_trunc) for c in engine().containers(all=all_)]
+    wanted = render.parse_filters(filters, render.CONTAINER_FILTERS)
+    eng = engine()
+    # Docker: a status filter lists every state; before/since include stopped ones too
+    ctrs = eng.containers(all=all_ or any(k in wanted for k in ("status", "before", "since")))
+    if wanted:
+        created = {ref: eng.container(ref).created
+                   for key in ("before", "since") for ref in wanted.get(key, ())}
+        ctrs = [c for c in ctrs if _ps_match(c, wanted, created)]
+    rows = [render.container_row(c, trunc=not no_trunc) for c in ctrs]
     for line in render.format_rows("{{.ID}}" if quiet else fmt, rows, render.CONTAINER_HEADERS,
                                    render.CONTAINER_TABLE):
         click.echo(line)
+
+
+def _ps_match(ctr: Any, wanted: dict[str, list[str]], created: dict[str, str]) -> bool:
+    ports = render.container_ports(ctr)
+    exposed = {f"{private}/{proto}" for _, private, _, proto in ports}
+    want = ctr.options.get("ports") or {}
+    from netkit.ports import parse_expose, parse_publish
+    exposed |= {f"{p}/{proto}" for e in want.get("expose", ()) for p, proto in parse_expose(e)}
+    published = {f"{r.container_port}/{r.proto}" for p in want.get("publish", ())
+                 for r in parse_publish(p)}
+    return render.match_container(ctr, wanted, published=published, exposed=exposed | published,
+                                  created=created)
 
 
 @click.command()
@@ -154,21 +176,54 @@ def rm(force: bool, refs: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.option("-f", "--format", "fmt", metavar="TEMPLATE", help="Go-style template per container.")
-@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
-def inspect(fmt: str | None, refs: tuple[str, ...]) -> None:
-    """Show containers as docker's JSON."""
-    if fmt:
-        tmpl = render.Template(fmt)
-        for item in engine().inspect_containers(list(refs)):
-            click.echo(tmpl.render(item))
-    else:
-        click.echo(render.to_json(engine().inspect_containers(list(refs))))
+@click.option("-f", "--format", "fmt", metavar="TEMPLATE", help="Go-style template per object.")
+@click.option("--type", "kind", type=click.Choice(["container", "network"]),
+              help="Only this type of object (default: a container, else a network).")
+@click.argument("refs", nargs=-1, required=True, metavar="NAME|ID...")
+def inspect(fmt: str | None, kind: str | None, refs: tuple[str, ...]) -> None:
+    """Show containers or networks as docker's JSON.
+
+    Without --type a name is looked up as a container, then as a network (Docker's
+    order). The objects found are printed; each one missing is an error on stderr.
+    """
+    from netkit.errors import NotFound
+    eng = engine()
+    finders = {"container": eng.inspect_containers, "network": eng.inspect_networks}
+    order = ["container", "network"]
+
+    def find(ref: str) -> dict:
+        if kind:                                    # the type's own error when missing
+            return finders[kind]([ref])[0]
+        for what in order:
+            try:
+                return finders[what]([ref])[0]
+            except NotFound:
+                continue
+        raise NotFound(f"No such object: {ref}")
+    show_found(fmt, refs, find)
 
 
 @click.command()
 @click.argument("container")
-def port(container: str) -> None:
-    """List a container's published ports (`80/tcp -> 0.0.0.0:8080`)."""
-    for pm in engine().port(container):
-        click.echo(f"{pm.container_port}/{pm.proto} -> {pm.host_ip}:{pm.host_port}")
+@click.argument("private", required=False, metavar="[PRIVATE_PORT[/PROTO]]")
+def port(container: str, private: str | None) -> None:
+    """List a container's published ports (`80/tcp -> 0.0.0.0:8080`), or the host
+    addresses of one container port."""
+    from netkit.errors import InvalidArgument, NotFound
+    mappings = engine().port(container)
+    if private is None:
+        lines = [f"{pm.container_port}/{pm.proto} -> {pm.host_ip}:{pm.host_port}" for pm in mappings]
+        for line in sorted(lines, key=render.natural_key):
+            click.echo(line)
+        return
+    number, _, proto = private.partition("/")
+    proto = proto or "tcp"
+    if not number.isdigit() or int(number) > 65535:     # docker/cli's runPort
+        raise InvalidArgument(f'invalid port ({number}): strconv.ParseUint: parsing "{number}": '
+                              + ("value out of range" if number.isdigit() else "invalid syntax"))
+    hosts = [f"{pm.host_ip}:{pm.host_port}" for pm in mappings
+             if pm.container_port == int(number) and pm.proto == proto]
+    if not hosts:
+        raise NotFound(f"No public port '{private}' published for {container}")
+    for line in sorted(hosts, key=render.natural_key):
+        click.echo(line)

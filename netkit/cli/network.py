@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from netkit.cli import AliasGroup, confirm, each, engine, render
+from netkit.cli import AliasGroup, confirm, each, engine, render, show_found
 from netkit.cli.parse import key_values
 
 def unique_key_values(flag: str):
@@ -64,13 +64,15 @@ def create(name: str, driver: str, subnets: tuple[str, ...], ip_ranges: tuple[st
 @network.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only display network IDs.")
 @click.option("-f", "--filter", "filters", multiple=True, metavar="KEY=VALUE",
-              help="driver, id, label, name, scope, type=custom|builtin.")
+              help="dangling=true|false, driver, id, label, name, scope, type=custom|builtin.")
 @click.option("--format", "fmt", metavar="FORMAT", help="table, json or a Go-style template.")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate the output.")
 def ls(quiet: bool, filters: tuple[str, ...], fmt: str | None, no_trunc: bool) -> None:
     """List networks, sorted by name."""
     wanted = render.parse_filters(filters, render.NETWORK_FILTERS)
-    nets = [n for n in engine().networks() if render.match_network(n, wanted)]
+    eng = engine()
+    nets = [n for n in eng.networks() if render.match_network(
+        n, wanted, len(eng.network_members(n)) if "dangling" in wanted else 0)]
     nets.sort(key=lambda n: render.natural_key(n.name))
     rows = [render.network_row(n, trunc=not no_trunc) for n in nets]
     for line in render.format_rows("{{.ID}}" if quiet else fmt, rows, render.NETWORK_HEADERS,
@@ -82,13 +84,9 @@ def ls(quiet: bool, filters: tuple[str, ...], fmt: str | None, no_trunc: bool) -
 @click.option("-f", "--format", "fmt", metavar="TEMPLATE", help="Go-style template per network.")
 @click.argument("refs", nargs=-1, required=True, metavar="NETWORK...")
 def inspect(fmt: str | None, refs: tuple[str, ...]) -> None:
-    """Show networks as docker's JSON."""
-    if fmt:
-        tmpl = render.Template(fmt)                    # a bad template fails before the engine
-        for item in engine().inspect_networks(list(refs)):
-            click.echo(tmpl.render(item))
-    else:
-        click.echo(render.to_json(engine().inspect_networks(list(refs))))
+    """Show networks as docker's JSON (the ones found; an error for each missing one)."""
+    eng = engine()
+    show_found(fmt, refs, lambda ref: eng.inspect_networks([ref])[0])
 
 
 @network.command("rm")

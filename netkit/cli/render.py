@@ -4,12 +4,8 @@ Nothing here talks to the Engine or the kernel, so all of it is unit-tested
 without root (tests/cli/test_render.py). Imports stay stdlib + netkit.errors
 so that `netkit --help` remains cheap.
 
-The `--format` language is a small, safe subset of Go's text/template as
-docker uses it: ``{{.Field.Sub}}``, ``{{json .X}}``, ``{{index .X 0 "k"}}``,
-``{{(index .IPAM.Config 0).Subnet}}``, pipelines (``{{.Name | upper}}``),
-``{{range}}``/``{{if}}``/``{{with}}`` ... ``{{else}}`` ... ``{{end}}``,
-variables (``{{range $k, $v := .Containers}}``, ``$``) and ``{{-``/``-}}``
-trimming. There is no method call and no attribute access outside dicts.
+The `--format` language (Go's text/template as Docker uses it) is in
+`netkit.cli.template`; `Template` and `TemplateError` are re-exported here.
 """
 
 from __future__ import annotations
@@ -18,6 +14,8 @@ import json
 import re
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from netkit.cli.template import (MISSING, Template, TemplateError, go_bool,  # noqa: F401
+                                 go_str, render_each)
 from netkit.errors import InvalidArgument
 
 # -- tables ---------------------------------------------------------------------
@@ -55,14 +53,15 @@ def ellipsis(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def go_bool(value: bool) -> str:
-    return "true" if value else "false"
-
-
 # -- filters (`-f key=value`) --------------------------------------------------------
 
-NETWORK_FILTERS = ("driver", "id", "label", "name", "scope", "type")
+NETWORK_FILTERS = ("dangling", "driver", "id", "label", "name", "scope", "type")
 BUILTIN = ("bridge", "host", "none")
+#: docker ps's keys that mean something without images (ancestor, volume, health ... do not)
+CONTAINER_FILTERS = ("before", "expose", "exited", "id", "is-task", "label", "name", "network",
+                     "publish", "since", "status")
+STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+BOOLS = {"true": True, "1": True, "false": False, "0": False}
 
 
 def parse_filters(values: Iterable[str], allowed: Sequence[str]) -> dict[str, list[str]]:
@@ -77,6 +76,10 @@ def parse_filters(values: Iterable[str], allowed: Sequence[str]) -> dict[str, li
             raise InvalidArgument(f"invalid filter '{key}'")
         if key == "type" and value not in ("custom", "builtin"):
             raise InvalidArgument(f"invalid filter: 'type'='{value}'")
+        if (key in ("dangling", "is-task") and value.lower() not in BOOLS) or \
+                (key == "status" and value not in STATUSES) or \
+                (key == "exited" and not value.lstrip("-").isdigit()):
+            raise InvalidArgument(f"invalid filter '{key}={value}'")
         out.setdefault(key, []).append(value)
     return out
 
@@ -86,10 +89,12 @@ def _label_match(labels: Mapping[str, str], wanted: str) -> bool:
     return key in labels and (not sep or labels[key] == value)
 
 
-def match_network(net: Any, filters: Mapping[str, list[str]]) -> bool:
-    """Same-key filters are ORed, different keys ANDed (docker's filters.Args)."""
+def match_network(net: Any, filters: Mapping[str, list[str]], members: int = 0) -> bool:
+    """Same-key filters are ORed, different keys ANDed (docker's filters.Args).
+    `members`: how many containers are attached (for ``dangling``)."""
     scope = getattr(net.scope, "value", net.scope)
     tests: dict[str, Callable[[str], bool]] = {
+        "dangling": lambda v: (net.name not in BUILTIN and not members) == BOOLS[v.lower()],
         "driver": lambda v: net.driver == v,
         "id": lambda v: v in net.id,
         "name": lambda v: v in net.name,
@@ -100,6 +105,90 @@ def match_network(net: Any, filters: Mapping[str, list[str]]) -> bool:
     return all(any(tests[key](v) for v in values) for key, values in filters.items())
 
 
+def _port_filter(value: str) -> set[str]:
+    """``80``, ``80/udp`` or ``8000-8002/tcp`` -> {"80/tcp", ...}."""
+    port, _, proto = value.partition("/")
+    lo, _, hi = port.partition("-")
+    try:
+        return {f"{p}/{proto or 'tcp'}" for p in range(int(lo), int(hi or lo) + 1)}
+    except ValueError:
+        raise InvalidArgument(f"invalid filter '{value}'") from None
+
+
+def match_container(ctr: Any, filters: Mapping[str, list[str]], *, published: set[str] = frozenset(),
+                    exposed: set[str] = frozenset(), created: Mapping[str, str] = {}) -> bool:
+    """docker ps's filters on one container. `published` / `exposed`: its container
+    ports ("80/tcp") with a host binding / declared; `created`: the Created time of the
+    containers `before` and `since` name."""
+    state = getattr(ctr.state, "value", ctr.state)
+    tests: dict[str, Callable[[str], bool]] = {
+        "id": lambda v: re.search(v, ctr.id) is not None,
+        "name": lambda v: re.search(v, "/" + ctr.name) is not None,
+        "label": lambda v: _label_match(ctr.options.get("labels") or {}, v),
+        "status": lambda v: state == v,
+        "exited": lambda v: state == "exited" and (ctr.exit_code or 0) == int(v),
+        "network": lambda v: any(ep.network_name == v or ep.network_id.startswith(v)
+                                 for ep in ctr.endpoints),
+        "publish": lambda v: bool(_port_filter(v) & published),
+        "expose": lambda v: bool(_port_filter(v) & exposed),
+        "before": lambda v: ctr.created < created[v],
+        "since": lambda v: ctr.created > created[v],
+        "is-task": lambda v: not BOOLS[v.lower()],
+    }
+    return all(any(tests[key](v) for v in values) for key, values in filters.items())
+
+
+def display_ports(ports: Iterable[tuple[str, int, int, str]]) -> str:
+    """docker ps PORTS (Docker's DisplayablePorts) from (ip, private, public, proto):
+    ``0.0.0.0:8080->80/tcp, 81/tcp``; consecutive ports grouped into ranges."""
+    groups: dict[str, list[int]] = {}
+    result: list[str] = []
+    mappings: list[str] = []
+    for ip, private, public, proto in sorted(ports, key=lambda p: (p[1], p[0], p[2], p[3])):
+        key = proto
+        if ip:
+            if public != private:
+                host = f"[{ip}]" if ":" in ip else ip
+                mappings.append(f"{host}:{public}->{private}/{proto}")
+                continue
+            key = f"{ip}/{proto}"
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [private, private]
+        elif private == group[1] + 1:
+            group[1] = private
+        else:
+            result.append(_port_group(key, *group))
+            groups[key] = [private, private]
+    result.extend(_port_group(key, *group) for key, group in groups.items())
+    return ", ".join(result + mappings)
+
+
+def _port_group(key: str, first: int, last: int) -> str:
+    ip, _, proto = key.rpartition("/")
+    group = str(first) if first == last else f"{first}-{last}"
+    if ip:
+        group = f"{ip}:{group}->{group}"
+    return f"{group}/{proto}"
+
+
+def container_ports(ctr: Any) -> list[tuple[str, int, int, str]]:
+    """(ip, private, public, proto) of a running container: its bindings, then its
+    exposed ports without one."""
+    from netkit.ports import parse_expose, parse_publish
+    out = [(pm.host_ip, pm.container_port, pm.host_port, pm.proto) for pm in ctr.ports]
+    if not ctr.endpoints:
+        return out
+    want: Any = ctr.options.get("ports") or {}
+    bound = {(p[1], p[3]) for p in out}
+    declared = [(p, proto) for e in want.get("expose", ()) for p, proto in parse_expose(e)]
+    declared += [(r.container_port, r.proto) for s in want.get("publish", ()) for r in parse_publish(s)]
+    for port, proto in dict.fromkeys(declared):
+        if (port, proto) not in bound:
+            out.append(("", port, 0, proto))
+    return out
+
+
 # -- rows for `ls` / `ps` ----------------------------------------------------------------
 
 NETWORK_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
@@ -108,9 +197,10 @@ NETWORK_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scop
 NETWORK_TABLE = "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
 
 CONTAINER_HEADERS = {"ID": "CONTAINER ID", "Name": "NAME", "Names": "NAMES", "Command": "COMMAND",
-                     "Status": "STATUS", "State": "STATE", "Networks": "NETWORKS",
-                     "Hostname": "HOSTNAME", "CreatedAt": "CREATED AT"}
-CONTAINER_TABLE = "{{.ID}}\t{{.Name}}\t{{.Command}}\t{{.Status}}\t{{.Networks}}"
+                     "Status": "STATUS", "State": "STATE", "Ports": "PORTS", "Networks": "NETWORKS",
+                     "Hostname": "HOSTNAME", "CreatedAt": "CREATED AT", "RunningFor": "CREATED",
+                     "Labels": "LABELS", "Image": "IMAGE", "Mounts": "MOUNTS"}
+CONTAINER_TABLE = "{{.ID}}\t{{.Name}}\t{{.Command}}\t{{.Status}}\t{{.Ports}}\t{{.Networks}}"
 
 
 def labels_text(labels: Mapping[str, str]) -> str:
@@ -132,6 +222,17 @@ def container_status(ctr: Any) -> str:
                        finished=getattr(ctr, "finished_at", None))
 
 
+def running_for(ctr: Any) -> str:
+    """docker ps CREATED: ``3 minutes ago`` (go-units HumanDuration since Created)."""
+    from datetime import datetime, timezone
+
+    from netkit.lifecycle import human_duration, parse_time
+    created = parse_time(ctr.created)
+    if created is None:
+        return ""
+    return human_duration((datetime.now(timezone.utc) - created).total_seconds()) + " ago"
+
+
 def container_networks(ctr: Any) -> str:
     names = sorted(ep.network_name or ep.network_id[:12] for ep in ctr.endpoints)
     return ",".join(names) if names else ctr.network_mode
@@ -144,6 +245,8 @@ def container_row(ctr: Any, trunc: bool = True) -> dict[str, str]:
     return {"ID": ctr.id[:12] if trunc else ctr.id, "Name": ctr.name, "Names": ctr.name,
             "Command": json.dumps(command, ensure_ascii=False),
             "Status": container_status(ctr), "State": getattr(ctr.state, "value", ctr.state),
+            "Ports": display_ports(container_ports(ctr)), "RunningFor": running_for(ctr),
+            "Labels": labels_text(ctr.options.get("labels") or {}), "Image": "", "Mounts": "",
             "Networks": container_networks(ctr), "Hostname": ctr.hostname,
             "CreatedAt": ctr.created}
 
@@ -161,376 +264,10 @@ def format_rows(fmt: str | None, rows: Sequence[Mapping[str, Any]], headers: Map
     tmpl = Template(text)
     if not table:
         return [tmpl.render(row) for row in rows]
-    return tabulate([tmpl.render(r).split("\t") for r in [headers, *rows]])
+    return tabulate([tmpl.render(headers, header=True).split("\t"),
+                     *(tmpl.render(r).split("\t") for r in rows)])
 
 
 def to_json(items: Any) -> str:
     """`inspect` output: a JSON array indented by 4, like docker's json.MarshalIndent."""
     return json.dumps(items, indent=4, ensure_ascii=False)
-
-
-# -- Go-ish values ------------------------------------------------------------------------
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "<no value>"
-
-
-MISSING: Any = _Missing()
-
-
-def go_str(value: Any) -> str:
-    """Print a value the way Go's fmt %v prints what docker's templates see."""
-    if value is MISSING:
-        return "<no value>"
-    if value is None:
-        return "<nil>"
-    if isinstance(value, bool):
-        return go_bool(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, Mapping):
-        return "map[" + " ".join(f"{k}:{go_str(v)}" for k, v in sorted(value.items())) + "]"
-    if isinstance(value, (list, tuple)):
-        return "[" + " ".join(go_str(v) for v in value) + "]"
-    return str(value)
-
-
-def _truthy(value: Any) -> bool:
-    return value is not MISSING and bool(value)
-
-
-# -- the template subset ------------------------------------------------------------------
-
-
-class TemplateError(InvalidArgument):
-    """Invalid --format template."""
-
-
-def _json(value: Any) -> str:
-    return json.dumps(None if value is MISSING else value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _index(value: Any, *keys: Any) -> Any:
-    for key in keys:
-        if isinstance(value, Mapping):
-            value = value.get(key, MISSING)
-        elif isinstance(value, (list, tuple, str)) and isinstance(key, int):
-            if not 0 <= key < len(value):
-                raise TemplateError(f"error calling index: index out of range: {key}")
-            value = value[key]
-        else:
-            raise TemplateError(f"error calling index: cannot index {go_str(value)} with {key!r}")
-    return value
-
-
-def _join(items: Any, sep: str) -> str:
-    return sep.join(go_str(i) for i in items or ())
-
-
-FUNCS: dict[str, Callable[..., Any]] = {
-    "json": _json,
-    "index": _index,
-    "join": _join,
-    "len": lambda v: len(v) if v not in (None, MISSING) else 0,
-    "upper": lambda s: go_str(s).upper(),
-    "lower": lambda s: go_str(s).lower(),
-    "title": lambda s: go_str(s).title(),
-    "split": lambda s, sep: go_str(s).split(sep),
-    "truncate": lambda s, n: go_str(s)[:n],
-    "print": lambda *a: "".join(go_str(x) for x in a),
-    "println": lambda *a: " ".join(go_str(x) for x in a) + "\n",
-}
-
-_TOKEN = re.compile(r"""
-    \s*(?:
-      (?P<str>"(?:[^"\\]|\\.)*"|`[^`]*`)
-    | (?P<num>-?\d+)
-    | (?P<field>(?:\.[A-Za-z_]\w*)+|\.)
-    | (?P<var>\$\w*(?:\.[A-Za-z_]\w*)*)
-    | (?P<ident>[A-Za-z_]\w*)
-    | (?P<punct>:=|[()|,=])
-    )""", re.X)
-
-
-def _lex(body: str) -> list[tuple[str, str]]:
-    tokens, pos = [], 0
-    while pos < len(body):
-        if body[pos:].strip() == "":
-            break
-        m = _TOKEN.match(body, pos)
-        if not m or m.end() == pos:
-            raise TemplateError(f"template parsing error: unexpected {body[pos:].strip()!r}")
-        kind = m.lastgroup or ""
-        tokens.append((kind, m.group(kind)))
-        pos = m.end()
-        if kind in ("field", "var") and pos < len(body) and body[pos] == ".":
-            raise TemplateError(f"template parsing error: bad field in {body!r}")
-    return tokens
-
-
-class _Parser:
-    """Recursive descent over one action's tokens: pipeline := command ('|' command)*."""
-
-    def __init__(self, tokens: list[tuple[str, str]], source: str) -> None:
-        self.tokens, self.pos, self.source = tokens, 0, source
-
-    def error(self, what: str) -> TemplateError:
-        return TemplateError(f"template parsing error: {what} in {{{{{self.source}}}}}")
-
-    def peek(self) -> tuple[str, str] | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def take(self) -> tuple[str, str]:
-        tok = self.peek()
-        if tok is None:
-            raise self.error("unexpected end")
-        self.pos += 1
-        return tok
-
-    def pipeline(self) -> list:
-        commands = [self.command()]
-        while self.peek() == ("punct", "|"):
-            self.take()
-            commands.append(self.command())
-        for cmd in commands[1:]:
-            if cmd[0][0] != "func":
-                raise self.error("non-function in pipeline")
-        return commands
-
-    def command(self) -> list:
-        operands = []
-        while (tok := self.peek()) is not None and tok not in (("punct", "|"), ("punct", ")")):
-            operands.append(self.operand())
-        if not operands:
-            raise self.error("missing value")
-        if len(operands) > 1 and operands[0][0] != "func":
-            raise self.error("can't give argument to non-function")
-        return operands
-
-    def operand(self) -> tuple:
-        kind, text = self.take()
-        if kind == "str":
-            return ("lit", json.loads(text) if text[0] == '"' else text[1:-1])
-        if kind == "num":
-            return ("lit", int(text))
-        if kind == "field":
-            return ("field", [p for p in text.split(".") if p])
-        if kind == "var":
-            name, *path = text.split(".")
-            return ("var", name, path)
-        if kind == "ident":
-            if text in ("true", "false"):
-                return ("lit", text == "true")
-            if text == "nil":
-                return ("lit", None)
-            if text not in FUNCS:
-                raise self.error(f'function "{text}" not defined')
-            return ("func", text)
-        if text == "(":
-            inner = self.pipeline()
-            if self.take() != ("punct", ")"):
-                raise self.error("unclosed left paren")
-            path: list[str] = []
-            if (tok := self.peek()) is not None and tok[0] == "field" and tok[1] != ".":
-                path = [p for p in self.take()[1].split(".") if p]
-            return ("sub", inner, path)
-        raise self.error(f"unexpected {text!r}")
-
-
-def _split_actions(text: str) -> list[tuple[str, str]]:
-    """``[("text", s) | ("action", body)]`` with ``{{-`` / ``-}}`` trimming applied."""
-    parts: list[tuple[str, str]] = []
-    pos = 0
-    trim_next = False
-    while True:
-        start = text.find("{{", pos)
-        chunk = text[pos:] if start < 0 else text[pos:start]
-        if trim_next:
-            chunk = chunk.lstrip()
-        if start < 0:
-            parts.append(("text", chunk))
-            return parts
-        body_start = start + 2
-        if text.startswith("- ", body_start) or text.startswith("-\t", body_start):
-            chunk = chunk.rstrip()
-            body_start += 1
-        parts.append(("text", chunk))
-        end, quote = body_start, None
-        while end < len(text):                       # find "}}" outside string literals
-            c = text[end]
-            if quote:
-                if c == "\\" and quote == '"':
-                    end += 1
-                elif c == quote:
-                    quote = None
-            elif c in "\"`":
-                quote = c
-            elif text.startswith("}}", end):
-                break
-            end += 1
-        else:
-            raise TemplateError(f"template parsing error: unclosed action in {text!r}")
-        body = text[body_start:end]
-        trim_next = body.endswith((" -", "\t-"))
-        if trim_next:
-            body = body[:-1]
-        parts.append(("action", body.strip()))
-        pos = end + 2
-
-
-class Template:
-    """A parsed `--format` template; `render(data)` is pure."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.nodes, _ = self._parse(_split_actions(text), 0, top=True)
-
-    def _parse(self, parts: list[tuple[str, str]], i: int, top: bool = False):
-        nodes: list[tuple] = []
-        while i < len(parts):
-            kind, body = parts[i]
-            i += 1
-            if kind == "text":
-                if body:
-                    nodes.append(("text", body))
-                continue
-            if body.startswith("/*"):                      # {{/* comment */}}
-                continue
-            word = body.split(None, 1)[0] if body else ""
-            if word in ("end", "else"):
-                if top:
-                    raise TemplateError(f"template parsing error: unexpected {{{{{word}}}}}")
-                return nodes, (word, i)
-            if word in ("range", "if", "with"):
-                tokens = _lex(body[len(word):])
-                variables: list[str] = []
-                if word == "range" and ("punct", ":=") in tokens:
-                    cut = tokens.index(("punct", ":="))
-                    variables = [t[1] for t in tokens[:cut] if t[0] == "var"]
-                    if not 1 <= len(variables) <= 2:
-                        raise TemplateError(f"template parsing error: bad range in {{{{{body}}}}}")
-                    tokens = tokens[cut + 1:]
-                pipe = self._pipeline(tokens, body)
-                inner, (stop, i) = self._parse(parts, i)
-                other: list = []
-                if stop == "else":
-                    other, (stop, i) = self._parse(parts, i)
-                    if stop != "end":
-                        raise TemplateError("template parsing error: expected {{end}}")
-                nodes.append((word, pipe, variables, inner, other))
-                continue
-            tokens = _lex(body)
-            if len(tokens) > 2 and tokens[0][0] == "var" and tokens[1] == ("punct", ":="):
-                nodes.append(("set", tokens[0][1], self._pipeline(tokens[2:], body)))
-            else:
-                nodes.append(("out", self._pipeline(tokens, body)))
-        if not top:
-            raise TemplateError("template parsing error: unexpected EOF, missing {{end}}")
-        return nodes, None
-
-    @staticmethod
-    def _pipeline(tokens: list[tuple[str, str]], source: str) -> list:
-        parser = _Parser(tokens, source)
-        pipe = parser.pipeline()
-        if parser.peek() is not None:
-            raise parser.error(f"unexpected {parser.peek()[1]!r}")    # type: ignore[index]
-        return pipe
-
-    def render(self, data: Any) -> str:
-        out: list[str] = []
-        self._run(self.nodes, data, {"$": data}, out)
-        return "".join(out)
-
-    # -- evaluation --------------------------------------------------------------------
-    def _run(self, nodes: list, dot: Any, scope: dict[str, Any], out: list[str]) -> None:
-        for node in nodes:
-            kind = node[0]
-            if kind == "text":
-                out.append(node[1])
-            elif kind == "out":
-                out.append(go_str(self._pipe(node[1], dot, scope)))
-            elif kind == "set":
-                scope[node[1]] = self._pipe(node[2], dot, scope)
-            elif kind == "if":
-                value = self._pipe(node[1], dot, scope)
-                self._run(node[3] if _truthy(value) else node[4], dot, dict(scope), out)
-            elif kind == "with":
-                value = self._pipe(node[1], dot, scope)
-                if _truthy(value):
-                    self._run(node[3], value, dict(scope), out)
-                else:
-                    self._run(node[4], dot, dict(scope), out)
-            elif kind == "range":
-                self._range(node, dot, scope, out)
-
-    def _range(self, node: tuple, dot: Any, scope: dict[str, Any], out: list[str]) -> None:
-        _, pipe, variables, body, other = node
-        value = self._pipe(pipe, dot, scope)
-        if isinstance(value, Mapping):
-            items = [(k, value[k]) for k in sorted(value)]
-        elif isinstance(value, (list, tuple)):
-            items = list(enumerate(value))
-        elif value in (None, MISSING):
-            items = []
-        else:
-            raise TemplateError(f"range can't iterate over {go_str(value)}")
-        if not items:
-            self._run(other, dot, dict(scope), out)
-        for key, item in items:
-            inner = dict(scope)
-            if len(variables) == 1:
-                inner[variables[0]] = item
-            elif len(variables) == 2:
-                inner[variables[0]], inner[variables[1]] = key, item
-            self._run(body, item, inner, out)
-
-    def _pipe(self, pipe: list, dot: Any, scope: dict[str, Any]) -> Any:
-        value: Any = MISSING
-        for n, command in enumerate(pipe):
-            head = command[0]
-            if head[0] == "func":
-                args = [self._arg(op, dot, scope) for op in command[1:]]
-                if n:
-                    args.append(value)
-                try:
-                    value = FUNCS[head[1]](*args)
-                except TemplateError:
-                    raise
-                except Exception as exc:
-                    raise TemplateError(f"error calling {head[1]}: {exc}") from None
-            else:
-                value = self._arg(head, dot, scope)
-        return value
-
-    def _arg(self, op: tuple, dot: Any, scope: dict[str, Any]) -> Any:
-        kind = op[0]
-        if kind == "lit":
-            return op[1]
-        if kind == "field":
-            return _lookup(dot, op[1])
-        if kind == "var":
-            if op[1] not in scope:
-                raise TemplateError(f"undefined variable: {op[1]}")
-            return _lookup(scope[op[1]], op[2])
-        if kind == "sub":
-            return _lookup(self._pipe(op[1], dot, scope), op[2])
-        return FUNCS[op[1]]()                              # a function without arguments
-
-
-def _lookup(value: Any, path: list[str]) -> Any:
-    for key in path:
-        if isinstance(value, Mapping):
-            value = value.get(key, MISSING)
-        elif value is None or value is MISSING:
-            return MISSING
-        else:
-            raise TemplateError(f"can't evaluate field {key} in {go_str(value)}")
-    return value
-
-
-def render_each(fmt: str, items: Iterable[Any]) -> list[str]:
-    """`inspect -f`: the template applied to each object, one output per object."""
-    tmpl = Template(fmt)
-    return [tmpl.render(item) for item in items]

@@ -77,7 +77,7 @@ class _Group:
         self.links = links
         self.by_target: dict[str, list[str]] = {}
         for alias, target in links.items():
-            self.by_target.setdefault(target, []).append(alias)
+            self.by_target.setdefault(target.partition("/")[0], []).append(alias)
         self.table = table
         self.members: set[str] = set()
 

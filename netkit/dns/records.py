@@ -314,8 +314,10 @@ class Records:
             rest = rest[:i]
         for req, netname in candidates:
             target = links.get(req)
-            if target is not None:
-                hit = self._find(target.lower(), netname, networks)
+            if target is not None:       # "name" or "name/<network id>": only on that network
+                target, _, only = target.partition("/")
+                hit = self._find(target.lower(), netname,
+                                 tuple(n for n in networks if n == only) if only else networks)
                 if hit is not None:
                     return hit
             hit = self._find(req, netname, networks)

@@ -44,7 +44,10 @@ class FakeEngine:
         self.calls.append((name, args, kwargs))
         err = self.raises.get(name)
         if isinstance(err, dict):
-            err = err.get(args[0] if args else None)
+            key = args[0] if args else None
+            if isinstance(key, list):                 # inspect_*([ref]): keyed by the ref
+                key = key[0] if len(key) == 1 else tuple(key)
+            err = err.get(key)
         if err is not None:
             raise err
         return self.results.get(name)

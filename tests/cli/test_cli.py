@@ -189,8 +189,8 @@ INSPECTED = [{"Name": "n1", "Id": "f" * 64, "Driver": "bridge",
 def test_network_inspect_json(nk, fake):
     fake.results["inspect_networks"] = INSPECTED
     r = ok(nk("network", "inspect", "n1", "n2"))
-    assert fake.called("inspect_networks") == [((["n1", "n2"],), {})]
-    assert json.loads(r.stdout) == INSPECTED
+    assert fake.called("inspect_networks") == [((["n1"],), {}), ((["n2"],), {})]
+    assert json.loads(r.stdout) == INSPECTED * 2
     assert r.stdout.startswith('[\n    {\n        "Name": "n1",\n')
 
 
@@ -209,6 +209,25 @@ def test_network_inspect_format(nk, fake, fmt, out):
 def test_network_inspect_not_found(nk, fake):
     fake.raises["inspect_networks"] = NotFound("network nope not found")
     assert error_line(nk("network", "inspect", "nope")) == "Error: network nope not found"
+
+
+def test_network_inspect_prints_the_found_ones_then_the_errors(nk, fake):
+    fake.raises["inspect_networks"] = {"nope": NotFound("network nope not found")}
+    fake.results["inspect_networks"] = INSPECTED
+    r = nk("network", "inspect", "n1", "nope")
+    assert r.exit_code == 1 and json.loads(r.stdout) == INSPECTED
+    assert r.stderr == "Error: network nope not found\n"
+
+
+def test_inspect_template_errors_as_dockers(nk, fake):
+    fake.results["inspect_networks"] = INSPECTED
+    r = nk("network", "inspect", "-f", "{{.Nope}}", "n1")       # executing: per object, exit 1
+    assert (r.exit_code, r.stdout) == (1, "\n")
+    assert r.stderr == ('Error: template parsing error: template: :1:2: executing "" at <.Nope>: '
+                        'map has no entry for key "Nope"\n')
+    r = nk("network", "inspect", "-f", "{{.Name", "n1")          # parsing: 64, nothing looked up
+    assert r.exit_code == 64 and r.stderr.startswith("Error: template parsing error")
+    assert len(fake.called("inspect_networks")) == 1
 
 
 # -- network rm / prune ------------------------------------------------------------------------
@@ -423,9 +442,9 @@ CONTAINERS = [
 def test_ps_table(nk, fake):
     fake.results["containers"] = CONTAINERS
     assert ok(nk("ps", "-a")).stdout.splitlines() == [
-        "CONTAINER ID   NAME      COMMAND                  STATUS       NETWORKS",
-        'eeeeeeeeeeee   web       "python3 -m http.ser…"   Up           back,front',
-        'ffffffffffff   job       "false"                  Exited (1)   none',
+        "CONTAINER ID   NAME      COMMAND                  STATUS       PORTS     NETWORKS",
+        'eeeeeeeeeeee   web       "python3 -m http.ser…"   Up                     back,front',
+        'ffffffffffff   job       "false"                  Exited (1)             none',
     ]
     assert fake.called("containers") == [((), {"all": True})]
 
@@ -440,7 +459,7 @@ def test_ps_defaults_quiet_no_trunc(nk, fake):
 
 
 def test_ps_empty_prints_header(nk, fake):
-    assert ok(nk("ps")).stdout == "CONTAINER ID   NAME      COMMAND   STATUS    NETWORKS\n"
+    assert ok(nk("ps")).stdout == "CONTAINER ID   NAME      COMMAND   STATUS    PORTS     NETWORKS\n"
 
 
 def test_ps_format(nk, fake):
@@ -473,6 +492,21 @@ def test_inspect_containers(nk, fake):
     assert r.stdout == "172.18.0.2\n"
     r = ok(nk("inspect", "--format", "{{range $n, $e := .NetworkSettings.Networks}}{{$n}}={{$e.IPAddress}}{{end}}", "web"))
     assert r.stdout == "n1=172.18.0.2\n"
+
+
+def test_inspect_falls_back_to_networks_and_type_narrows(nk, fake):
+    fake.raises["inspect_containers"] = {"n1": NotFound("No such container: n1"),
+                                         "x": NotFound("No such container: x")}
+    fake.raises["inspect_networks"] = {"x": NotFound("network x not found")}
+    fake.results["inspect_networks"] = INSPECTED
+    assert ok(nk("inspect", "-f", "{{.Name}}", "n1")).stdout == "n1\n"
+    r = nk("inspect", "n1", "x")
+    assert r.exit_code == 1 and json.loads(r.stdout) == INSPECTED
+    assert r.stderr == "Error: No such object: x\n"
+    r = nk("inspect", "--type", "container", "n1")
+    assert (r.exit_code, r.stdout, r.stderr) == (1, "[]\n", "Error: No such container: n1\n")
+    r = nk("inspect", "--type", "network", "x")
+    assert (r.exit_code, r.stdout, r.stderr) == (1, "[]\n", "Error: network x not found\n")
 
 
 # -- system -----------------------------------------------------------------------------------------

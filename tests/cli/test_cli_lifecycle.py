@@ -372,12 +372,12 @@ def test_ps_all_states(nk, fake):
                   exit_code=137, network_mode="none"),
     ]
     assert ok(nk("ps", "-a")).stdout.splitlines() == [
-        "CONTAINER ID   NAME      COMMAND     STATUS                          NETWORKS",
-        '111111111111   up        "sleep 9"   Up 3 minutes                    none',
-        '222222222222   new       "true"      Created                         none',
-        '333333333333   flappy    "false"     Restarting (1) 10 minutes ago   none',
-        '444444444444   done      "true"      Exited (0) 2 hours ago          none',
-        '555555555555   killed    "sleep 9"   Exited (137)                    none',
+        "CONTAINER ID   NAME      COMMAND     STATUS                          PORTS     NETWORKS",
+        '111111111111   up        "sleep 9"   Up 3 minutes                              none',
+        '222222222222   new       "true"      Created                                   none',
+        '333333333333   flappy    "false"     Restarting (1) 10 minutes ago             none',
+        '444444444444   done      "true"      Exited (0) 2 hours ago                    none',
+        '555555555555   killed    "sleep 9"   Exited (137)                              none',
     ]
     assert ok(nk("ps", "-a", "--format", "{{.Name}} {{.State}}")).stdout.splitlines() == [
         "up running", "new created", "flappy restarting", "done exited", "killed exited"]

@@ -167,8 +167,7 @@ def test_to_json_indents_by_four():
     ("{{.EnableIPv6}} {{.Internal}}", "false true"),
     ("{{.Labels}}", "map[a:1 b:2]"),
     ("{{.Options}}", "<nil>"),
-    ("{{.Nope}}", "<no value>"),
-    ("{{.Nope.Deeper}}", "<no value>"),
+    ("{{index .Labels \"nope\"}}", "<no value>"),
     ("{{json .Labels}}", '{"b":"2","a":"1"}'),
     ("{{json .IPAM.Config}}", '[{"Subnet":"172.18.0.0/16","Gateway":"172.18.0.1"},{"Subnet":"fd00::/64"}]'),
     ("{{(index .IPAM.Config 0).Subnet}}", "172.18.0.0/16"),
@@ -179,7 +178,7 @@ def test_to_json_indents_by_four():
     ("{{range .Containers}}{{.Name}} {{end}}", "db web "),
     ("{{range $id, $c := .Containers}}{{$id}}={{$c.Name}};{{end}}", "c1=db;c2=web;"),
     ("{{range .IPAM.Config}}{{.Subnet}},{{end}}", "172.18.0.0/16,fd00::/64,"),
-    ("{{range .Nope}}x{{else}}empty{{end}}", "empty"),
+    ("{{range .Options}}x{{else}}empty{{end}}", "empty"),
     ("{{if .Internal}}internal{{else}}open{{end}}", "internal"),
     ("{{if .EnableIPv6}}v6{{end}}", ""),
     ("{{with .IPAM}}{{.Driver}}{{end}}", "default"),
@@ -201,6 +200,7 @@ def test_template(text, out):
 @pytest.mark.parametrize("text", [
     "{{.Name", "{{nosuchfunc .Name}}", "{{end}}", "{{range .X}}", "{{.Name .Id}}", "{{(index .X 0}}",
     "{{index .IPAM.Config 5}}", "{{range .Name}}{{end}}", "{{$undefined}}", "{{.Name | .Id}}",
+    "{{.Nope}}", "{{.Nope.Deeper}}", "{{range .Nope}}x{{else}}empty{{end}}",
 ])
 def test_template_errors_are_invalid_argument(text):
     with pytest.raises(TemplateError) as info:
@@ -210,3 +210,78 @@ def test_template_errors_are_invalid_argument(text):
 
 def test_template_string_may_contain_braces():
     assert Template('{{index .Labels "}}"}}').render({"Labels": {"}}": "ok"}}) == "ok"
+
+
+def test_table_header_keeps_column_names_through_functions():
+    """Docker's HeaderFunctions: upper/join/split ... leave the header's names as they are."""
+    out = render.format_rows("table {{upper .Name}}\t{{split .Driver \"r\"}}", ROWS,
+                             render.NETWORK_HEADERS, "")
+    assert out == ["NAME      DRIVER", "BRIDGE    [b idge]", "HOST      [host]"]
+
+
+# -- docker ps filters, PORTS, network dangling ------------------------------------------------
+
+def test_dangling_networks_are_user_networks_without_containers():
+    spare, used = net("spare", "s"), net("used", "u")
+    assert render.match_network(spare, {"dangling": ["true"]}, 0)
+    assert not render.match_network(used, {"dangling": ["true"]}, 2)
+    assert not render.match_network(net("bridge", "b"), {"dangling": ["1"]}, 0)
+    assert render.match_network(net("bridge", "b"), {"dangling": ["false"]}, 0)
+    with pytest.raises(InvalidArgument, match="invalid filter 'dangling=maybe'"):
+        render.parse_filters(["dangling=maybe"], render.NETWORK_FILTERS)
+
+
+PS_CTR = Container(id="ab" * 32, name="web", hostname="h", state=State.EXITED, exit_code=3,
+                   created="2026-01-02T00:00:00Z", options={"labels": {"tier": "web"}},
+                   endpoints=(Endpoint("e" * 64, "n" * 64, "ab" * 32, "eth0", "m",
+                                       network_name="front"),))
+
+
+@pytest.mark.parametrize("filters, hit", [
+    ({"id": ["abab"]}, True), ({"id": ["cd"]}, False),
+    ({"name": ["^/we"]}, True), ({"name": ["^we"]}, False),
+    ({"label": ["tier"]}, True), ({"label": ["tier=db"]}, False),
+    ({"status": ["running", "exited"]}, True), ({"status": ["running"]}, False),
+    ({"exited": ["3"]}, True), ({"exited": ["0"]}, False),
+    ({"network": ["front"]}, True), ({"network": ["nnnn"]}, True), ({"network": ["back"]}, False),
+    ({"publish": ["80"]}, True), ({"publish": ["80/udp"]}, False), ({"publish": ["79-81/tcp"]}, True),
+    ({"expose": ["81"]}, True), ({"expose": ["82"]}, False),
+    ({"before": ["later"]}, True), ({"since": ["later"]}, False),
+    ({"is-task": ["false"]}, True), ({"is-task": ["true"]}, False),
+    ({"label": ["tier"], "status": ["running"]}, False),
+])
+def test_match_container(filters, hit):
+    assert render.match_container(PS_CTR, filters, published={"80/tcp"}, exposed={"80/tcp", "81/tcp"},
+                                  created={"later": "2026-02-01T00:00:00Z"}) is hit
+
+
+@pytest.mark.parametrize("item, message", [
+    ("status=bogus", "invalid filter 'status=bogus'"), ("exited=x", "invalid filter 'exited=x'"),
+    ("ancestor=img", "invalid filter 'ancestor'"), ("health=healthy", "invalid filter 'health'"),
+])
+def test_container_filters_rejected(item, message):
+    with pytest.raises(InvalidArgument, match=message):
+        render.parse_filters([item], render.CONTAINER_FILTERS)
+
+
+@pytest.mark.parametrize("ports, text", [
+    ([], ""),
+    ([("0.0.0.0", 80, 8080, "tcp")], "0.0.0.0:8080->80/tcp"),
+    ([("0.0.0.0", 80, 8080, "tcp"), ("", 81, 0, "tcp")], "81/tcp, 0.0.0.0:8080->80/tcp"),
+    ([("0.0.0.0", 80, 80, "tcp"), ("0.0.0.0", 81, 81, "tcp")], "0.0.0.0:80-81->80-81/tcp"),
+    ([("", 81, 0, "tcp"), ("", 82, 0, "tcp"), ("", 84, 0, "tcp"), ("", 53, 0, "udp")],
+     "81-82/tcp, 53/udp, 84/tcp"),     # Docker: a closed group first, then open ones
+    ([("::", 80, 8080, "tcp")], "[::]:8080->80/tcp"),
+])
+def test_display_ports_is_dockers(ports, text):
+    assert render.display_ports(ports) == text
+
+
+def test_container_row_has_dockers_other_ps_fields():
+    from datetime import datetime, timedelta, timezone
+    created = (datetime.now(timezone.utc) - timedelta(minutes=3, seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    c = Container(id="a" * 64, name="x", hostname="h", created=created, options={"labels": {"b": "2", "a": "1"}})
+    row = render.container_row(c)
+    assert (row["RunningFor"], row["Labels"], row["Image"], row["Ports"]) == ("3 minutes ago", "a=1,b=2", "", "")
+    out = render.format_rows("table {{.Name}}\t{{.RunningFor}}\t{{.Labels}}", [row], render.CONTAINER_HEADERS, "")
+    assert out[0].split() == ["NAME", "CREATED", "LABELS"]

@@ -325,7 +325,7 @@ def test_store_source_reads_what_build_snapshot_builds(store):
         web1 = full[c1].sandbox
         assert web1.networks == ("a" * 64, "b" * 64) and web1.external
         assert web1.host_upstreams == ("192.0.2.53",)
-        assert full["web2".ljust(64, "f")].sandbox.links == (("upstream", "web1"),)
+        assert full["web2".ljust(64, "f")].sandbox.links == (("upstream", "web1/" + "a" * 64),)
         assert not full["db".ljust(64, "f")].sandbox.external
         assert full["db".ljust(64, "f")].sandbox.upstreams == ("1.1.1.1",)
         assert _tables(Catalog.build(full, networks)) == \

@@ -124,6 +124,17 @@ def test_link_alias_is_private_and_maps_to_target():
     assert ask(st, "cache").header.rcode == RCODE.SERVFAIL  # target absent: not found
 
 
+def test_link_alias_resolves_only_on_its_network():
+    """A link made on n1 ("target/n1") never finds the target on n2 (libnetwork's
+    per-endpoint aliases): once the target leaves n1 the alias is gone."""
+    on_both = [ep("web", "n1", "10.0.0.2"), ep("web", "n2", "10.1.0.2")]
+    linker = sandbox(networks=("n2", "n1"), links={"al": "web/n1"})
+    assert ips(ask(state(snap(on_both, [linker])), "al")) == ["10.0.0.2"]
+    left_n1 = state(snap(on_both[1:], [linker]))
+    assert ips(ask(left_n1, "web")) == ["10.1.0.2"]
+    assert ask(left_n1, "al").header.rcode == RCODE.SERVFAIL
+
+
 def test_endpoint_without_addresses_is_not_found():
     st = state(snap([ep("ghost", "n1")]))
     assert ask(st, "ghost").header.rcode == RCODE.SERVFAIL
