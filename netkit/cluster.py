@@ -73,6 +73,9 @@ NOT_MANAGER = ('This node is not a swarm manager. Use "netkit swarm init" or "ne
 
 
 SQLITE = "sqlite"                    # the store url of the embedded default
+# an action that needs an unreachable store fails after one such wait (its first call; the
+# rest of the action then fails at once), so within 10 s with the command's own start-up
+STORE_TIMEOUT = 8.0
 LEASE_TTL = 10.0                     # seconds: a member whose agent's lease is older is down
 
 
@@ -91,13 +94,15 @@ def store_url(membership: dict) -> str:
 
 
 def open_store(url: str, cluster_id: str, root: str, *, netns: str | None = None,
-               create: bool = False) -> "ClusterStore":
+               create: bool = False, timeout: float = STORE_TIMEOUT) -> "ClusterStore":
     """The cluster store `url` names: "sqlite" (the shared file under `root`) or
-    "etcd://h:p,..." (its connections opened in `netns`; None: the caller's)."""
+    "etcd://h:p,..." (its connections opened in `netns`; None: the caller's; each call
+    fails with ClusterUnavailable within `timeout` s when no majority answers)."""
     if url == SQLITE:
         return SqliteClusterStore(root, cluster_id, create=create)
     from netkit.store.etcd import EtcdClusterStore, parse_store_url
-    return EtcdClusterStore(parse_store_url(url), cluster_id, create=create, netns=netns)
+    return EtcdClusterStore(parse_store_url(url), cluster_id, create=create, netns=netns,
+                            timeout=timeout)
 
 
 def leased(store: "ClusterStore") -> bool:
@@ -218,13 +223,13 @@ class ClusterScope:
         self._txn = None
         self._dirty = None
         self._unreachable = None
-        cluster = self.store()
-        if cluster is not None:
-            try:
+        try:
+            cluster = self.store()
+            if cluster is not None:
                 self._mirror(tx, cluster)      # mirror the cluster's networks
-            except ClusterUnavailable as exc:  # local actions go on; cluster ones fail on write()
-                log.warning("node %s: %s", self.node_name, exc)
-                self._unreachable = exc
+        except ClusterUnavailable as exc:      # local actions go on; cluster ones fail on write()
+            log.warning("node %s: %s", self.node_name, exc)
+            self._unreachable = exc
 
     def _commit(self) -> None:
         if self._txn is not None:
@@ -323,13 +328,13 @@ class ClusterScope:
     # -- the node's view of the cluster's networks -----------------------------------
     def refresh(self) -> None:
         """Mirror the cluster's networks before a read (network ls / inspect)."""
-        cluster = self.store()
-        if cluster is not None:
-            try:
+        try:
+            cluster = self.store()
+            if cluster is not None:
                 with self.node_store.transaction() as tx:
                     self._mirror(tx, cluster)
-            except ClusterUnavailable as exc:   # list what this node knows
-                log.warning("node %s: %s", self.node_name, exc)
+        except ClusterUnavailable as exc:       # list what this node knows
+            log.warning("node %s: %s", self.node_name, exc)
 
     def _mirror(self, tx: "Tx", cluster: "ClusterStore") -> None:
         """Make the node's swarm-scope network rows match the cluster's networks."""

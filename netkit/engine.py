@@ -296,7 +296,7 @@ class Engine:
     def dns_status(self) -> dict:
         """`netkit dns status`: pid, running, served version and sandboxes; `applied`: on a
         swarm member, the cluster version the node agent applied (the other nodes' names)."""
-        member = self.cluster.store() is not None
+        member = self.cluster.membership() is not None
         return {**self._resolver.status(),
                 "applied": self._processes.agent_status()["applied"] if member else None}
 

@@ -342,7 +342,10 @@ class Swarm:
             return {"state": "inactive"}
         out: dict = {"state": "active", "cluster": found["cluster"], "store": store_url(found),
                      "advertise": found.get("advertise") or ""}
-        store = self.cluster.store()
+        try:
+            store = self.cluster.store()
+        except NetkitError as exc:                  # unreachable: say so, and what was asked
+            return {**out, "state": "error", "error": str(exc)}
         if store is None:
             return {**out, "state": "error", "error": f"cluster {found['cluster']} is gone"}
         out["endpoints"] = [{"endpoint": ep, "healthy": ok, "detail": detail}

@@ -3,6 +3,11 @@
 Node a is the manager, b and c are workers (192.168.77.10/.11/.12). Traffic
 between containers on different nodes is real VXLAN over the LAN; the
 peers (FDB + neighbour entries) come from the cluster store.
+
+The module's swarm runs twice: on the embedded SQLite store (b and c join
+by naming a), and on a three-member etcd cluster inside the LAN with nodes
+that share no files (roots of their own; b and c join with a token over the
+LAN: tests/kernel/multihost.py).
 """
 
 from __future__ import annotations
@@ -18,19 +23,30 @@ from netkit.kernel.session import FaultPlan
 from netkit.specs import ContainerSpec, NetworkSpec
 from netkit.swarm import LAST_MANAGER, NOT_MANAGER
 from tests.kernel.helpers import ip, ip_json, snapshot, swarm_of_three, wait_converged
+from tests.kernel.multihost import cluster_rows as store_rows
+from tests.kernel.multihost import etcd_swarm, shared_files
 
 pytestmark = pytest.mark.root
 IPS = {"a": "192.168.77.10", "b": "192.168.77.11", "c": "192.168.77.12"}
 SLEEP = ["sleep", "600"]
 
 
-@pytest.fixture(scope="module")
-def sw(host, netkit_dirs):
+@pytest.fixture(scope="module", params=["sqlite", "etcd"])
+def sw(request, host, netkit_dirs, tmp_path_factory):
     """A LAN, three nodes, a swarm (a manager; b, c workers); all removed afterwards,
-    the cluster's files included."""
+    the cluster's files included (etcd: the nodes never had any shared file)."""
     root = netkit_dirs[0]
+    if request.param == "etcd":
+        with etcd_swarm(host, netkit_dirs, str(tmp_path_factory.mktemp("mh")),
+                        "192.168.77.0/24", IPS) as made:
+            names = made["names"]
+            yield {"host": host, "lan": made["lan"], "names": names, "cid": made["cid"],
+                   "root": root, "store": "etcd", **made["engines"]}
+            assert shared_files(netkit_dirs, names.values()) == []
+        return
     with swarm_of_three(host, netkit_dirs, "192.168.77.0/24", IPS) as (engines, names, lan, cid):
-        yield {"host": host, "lan": lan, "names": names, "cid": cid, "root": root, **engines}
+        yield {"host": host, "lan": lan, "names": names, "cid": cid, "root": root,
+               "store": "sqlite", **engines}
     cluster_dir = os.path.join(root, "cluster")
     left = [f for f in os.listdir(cluster_dir) if f.startswith(cid)] if os.path.isdir(cluster_dir) else []
     assert not left, f"cluster files left behind: {left}"
@@ -55,9 +71,7 @@ def neigh(sw, k: str, dev: str) -> str:
 
 
 def cluster_rows(sw) -> dict:
-    db = sw["a"].cluster.store().db
-    return {t: sorted(map(tuple, db.execute(f"SELECT * FROM {t}").fetchall()))
-            for t in ("members", "networks", "addresses", "endpoints")}
+    return store_rows(sw["a"].cluster.store())
 
 
 def world(sw) -> dict:
