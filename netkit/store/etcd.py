@@ -2,14 +2,12 @@
 store on etcd").
 
 The client is etcd3gw: it speaks etcd's HTTP/JSON gateway (/v3/...), so it
-needs no gRPC build; it talks to one endpoint at a time, so `_Gateway` does
-the failover itself: every call goes to the current endpoint and, on a
-connection error, a timeout or an etcd "unavailable" (no leader, request
-timed out), moves on to the next listed endpoint, round and round until the
-call's deadline (`timeout`, 10 s by default); then it raises
-ClusterUnavailable. Reads are linearizable (etcd's default), so a member cut
-off from the majority answers nothing rather than stale data. Every socket
-is opened inside `netns` (netkit/kernel/netsock.py).
+needs no gRPC build. It talks to one endpoint at a time, so
+`etcd_gateway.Gateway` does the failover itself, every call bounded by
+`timeout` (10 s by default): a call that cannot reach a majority raises
+ClusterUnavailable within it. Reads are linearizable (etcd's default), so
+a member cut off from the majority answers nothing rather than stale data.
+Every socket is opened inside `netns` (netkit/kernel/netsock.py).
 
 Write transactions span one engine action, as SQLite's BEGIN IMMEDIATE does:
 
@@ -40,21 +38,20 @@ store's lease is older than LOCK_TTL/2).
 
 from __future__ import annotations
 
-import base64
-import json
 import math
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from netkit.errors import ClusterUnavailable, InternalError, InvalidArgument, NotFound
+from netkit.store.etcd_gateway import (CONNECT_TIMEOUT, Gateway, created, delete, kvs, put,
+                                       range_of, short, unb64)
 from netkit.store.etcd_tx import ALIVE, DATA, LOCK, META, EtcdClusterTx
 
 LOCK_TTL = 10            # s: the write lock's lease (kept alive while held)
 LOCK_WAIT = 120.0        # s: waiting for another writer's lock, as SQLite's busy timeout
 MAX_TXN_OPS = 128        # etcd's default --max-txn-ops
-CONNECT_TIMEOUT = 2.0    # s: one TCP connect to one endpoint
 VERSION = META + "version"
 
 
@@ -79,164 +76,6 @@ def parse_store_url(url: str) -> list[str]:
     return out
 
 
-def _b64(s: str) -> str:
-    return base64.b64encode(s.encode()).decode()
-
-
-def _unb64(s: str | None) -> str:
-    return base64.b64decode(s).decode() if s else ""
-
-
-class _Retry(Exception):
-    """This endpoint did not answer usefully: try the next one."""
-
-
-class _Gateway:
-    """etcd3gw clients for the listed endpoints, with failover and a deadline per call."""
-
-    def __init__(self, endpoints: Sequence[str], netns: str | None, timeout: float,
-                 url: str) -> None:
-        from netkit.kernel.netsock import session
-        self.endpoints = list(endpoints)
-        self.timeout = timeout
-        self.url = url
-        self.session = session(netns)
-        self.current = 0
-        self.calls = 0                      # round trips made (benchmarks)
-
-    def unavailable(self, detail: str) -> ClusterUnavailable:
-        return ClusterUnavailable(f"the swarm's cluster store {self.url} does not have a leader: "
-                                  f"make sure more than half of its members are online ({detail})")
-
-    def _client(self, endpoint: str, timeout: float) -> Any:
-        import etcd3gw
-        proto, _, hostport = endpoint.partition("://")
-        host, _, port = hostport.rpartition(":")
-        return etcd3gw.Etcd3Client(host=host.strip("[]"), port=int(port), protocol=proto,
-                                   timeout=(min(CONNECT_TIMEOUT, timeout), timeout),
-                                   api_path="/v3/", session=self.session)
-
-    def _rotation(self, deadline: float) -> Iterator[tuple[int, float]]:
-        """(endpoint index, time left) from the current endpoint on, round and round."""
-        n, tried = len(self.endpoints), 0
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            if tried and tried % n == 0:
-                time.sleep(min(0.2, left))   # all failed once: an election may be under way
-            yield (self.current + tried) % n, deadline - time.monotonic()
-            tried += 1
-
-    def post(self, path: str, payload: dict, *, timeout: float | None = None) -> dict:
-        from etcd3gw import exceptions as ex
-        deadline = time.monotonic() + (timeout or self.timeout)
-        per_try = max(1.0, (timeout or self.timeout) / 3)
-        detail = "no endpoint answered"
-        for i, left in self._rotation(deadline):
-            if left <= 0:
-                break
-            client = self._client(self.endpoints[i], min(left, per_try))
-            self.calls += 1
-            try:
-                result = client.post(client.get_url(path), json=payload)
-                self.current = i
-                return result
-            except (ex.ConnectionFailedError, ex.ConnectionTimeoutError) as exc:
-                detail = _short(exc)
-            except ex.Etcd3Exception as exc:
-                text = _short(exc)
-                if not any(w in text for w in ("leader", "timed out", "unavailable", "stopped")):
-                    raise InternalError(f"cluster store {self.url}: {text}") from exc
-                detail = text
-            except ValueError as exc:           # a cut-off reply
-                detail = str(exc)
-            except Exception as exc:            # requests' other transport errors
-                if type(exc).__module__.split(".")[0] not in ("requests", "urllib3"):
-                    raise
-                detail = _short(exc)
-            self.current = (i + 1) % len(self.endpoints)
-        raise self.unavailable(detail)
-
-    def watch(self, key: str, start_revision: int, wait: float) -> list[dict] | None:
-        """Events on `key` from `start_revision` on, waiting up to `wait` s: a list (one
-        event, or [] when the watch was cancelled: compacted), None when nothing happened.
-        ClusterUnavailable when no endpoint could be watched for the whole wait."""
-        import requests
-        deadline = time.monotonic() + wait
-        payload = {"create_request": {"key": _b64(key), "start_revision": str(start_revision)}}
-        detail = "no endpoint answered"
-        for i, left in self._rotation(deadline):
-            self.calls += 1
-            endpoint, established = self.endpoints[i], False
-            try:
-                with self.session.post(f"{endpoint}/v3/watch", json=payload, stream=True,
-                                       timeout=(min(CONNECT_TIMEOUT, left), left)) as resp:
-                    if resp.status_code != 200:
-                        raise _Retry(f"{resp.status_code} {resp.reason}")
-                    self.current, established = i, True
-                    for line in resp.iter_lines():
-                        msg = json.loads(line)
-                        if "error" in msg:
-                            raise _Retry(str(msg["error"].get("message")))
-                        result = msg.get("result", {})
-                        if result.get("events"):
-                            return result["events"]
-                        if result.get("canceled") or result.get("compact_revision"):
-                            return []
-                    raise _Retry("watch stream ended")
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                if established and time.monotonic() >= deadline - 0.05:
-                    return None                 # the wait is over, nothing happened
-                detail = _short(exc)
-            except (_Retry, ValueError, requests.exceptions.RequestException) as exc:
-                detail = _short(exc)
-            self.current = (i + 1) % len(self.endpoints)
-        raise self.unavailable(detail)
-
-    def txn(self, compare: list, success: list, failure: list = (), **kw: Any) -> dict:
-        return self.post("kv/txn", {"compare": compare, "success": success,
-                                    "failure": list(failure)}, **kw)
-
-    def range(self, key: str, *, prefix: bool = False, **kw: Any) -> dict:
-        return self.post("kv/range", _range(key, prefix), **kw)
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    for marker in ("Connection refused", "timed out", "No route to host", "Network is unreachable"):
-        if marker in text:
-            return marker.lower()
-    return text[:160]
-
-
-def _range(key: str, prefix: bool = False) -> dict:
-    out = {"key": _b64(key)}
-    if prefix:
-        out["range_end"] = _b64(key[:-1] + chr(ord(key[-1]) + 1))
-    return out
-
-
-def _put(key: str, value: str, lease: int | None = None) -> dict:
-    op: dict[str, Any] = {"key": _b64(key), "value": _b64(value)}
-    if lease:
-        op["lease"] = str(lease)
-    return {"request_put": op}
-
-
-def _delete(key: str) -> dict:
-    return {"request_delete_range": {"key": _b64(key)}}
-
-
-def _created(key: str, revision: int) -> dict:
-    return {"key": _b64(key), "result": "EQUAL", "target": "CREATE",
-            "create_revision": str(revision)}
-
-
-def _kvs(response: dict) -> list[dict]:
-    return response.get("kvs") or []
-
-
 class EtcdClusterStore:
     """The cluster store in etcd, under /netkit/<cluster-id>/ (layout: netkit/store/etcd_tx.py)."""
 
@@ -249,7 +88,7 @@ class EtcdClusterStore:
         self.url = "etcd://" + ",".join(e.partition("://")[2] for e in self.endpoints)
         self.timeout = timeout
         self.prefix = f"/netkit/{cluster_id}/"
-        self.gw = _Gateway(self.endpoints, netns, timeout, self.url)
+        self.gw = Gateway(self.endpoints, netns, timeout, self.url)
         self._tx: EtcdClusterTx | None = None
         self._lock_rev = 0                 # create_revision of our lock key while we hold it
         self._lease = 0                    # this store's lease for the lock, 0: none
@@ -259,9 +98,9 @@ class EtcdClusterStore:
         try:
             if create:
                 cid = self.prefix + META + "cluster_id"
-                self.gw.txn([_created(cid, 0)], [_put(cid, cluster_id),
-                                                 _put(self.prefix + VERSION, "0")])
-            elif not _kvs(self.gw.range(self.prefix + META + "cluster_id")):
+                self.gw.txn([created(cid, 0)], [put(cid, cluster_id),
+                                                 put(self.prefix + VERSION, "0")])
+            elif not kvs(self.gw.range(self.prefix + META + "cluster_id")):
                 raise NotFound(f"cluster {cluster_id} not found")
         except BaseException:
             self.gw.session.close()
@@ -330,19 +169,26 @@ class EtcdClusterStore:
         give_up = time.monotonic() + LOCK_WAIT
         while True:
             lease = self._lock_lease()
-            r = self.gw.txn([_created(lock, 0)],
-                            [_put(lock, str(lease), lease), {"request_range": _range(self.prefix, True)}],
-                            [{"request_range": _range(lock)}])
+            try:
+                r = self.gw.txn([created(lock, 0)],
+                                [put(lock, str(lease), lease),
+                                 {"request_range": range_of(self.prefix, True)}],
+                                [{"request_range": range_of(lock)}])
+            except InternalError as exc:
+                if "lease not found" not in str(exc):
+                    raise
+                self._lease = 0             # expired while we were not looking: a new one
+                continue
             revision = int(r["header"]["revision"])
             if r.get("succeeded"):
                 self._lock_rev = revision
                 self._tx = EtcdClusterTx(self._snapshot(r["responses"][1]["response_range"]))
                 self._keep_lock_alive()
                 return self._tx
-            holder = _kvs(r["responses"][0]["response_range"])
+            holder = kvs(r["responses"][0]["response_range"])
             if holder and int(holder[0].get("lease") or 0) == lease:
                 # our own lock, left by a rollback that could not reach etcd: drop it
-                self.gw.txn([_created(lock, int(holder[0]["create_revision"]))], [_delete(lock)])
+                self.gw.txn([created(lock, int(holder[0]["create_revision"]))], [delete(lock)])
                 continue
             left = give_up - time.monotonic()
             if left <= 0:
@@ -353,10 +199,10 @@ class EtcdClusterStore:
     def _snapshot(self, response: dict) -> dict[str, str]:
         out = {}
         n = len(self.prefix)
-        for kv in _kvs(response):
-            key = _unb64(kv["key"])[n:]
+        for kv in kvs(response):
+            key = unb64(kv["key"])[n:]
             if key.startswith(DATA):
-                out[key] = _unb64(kv.get("value"))
+                out[key] = unb64(kv.get("value"))
         return out
 
     def commit(self) -> None:
@@ -366,11 +212,11 @@ class EtcdClusterStore:
         if tx is None:
             raise InternalError("cluster store: commit without a transaction")
         try:
-            ops = [_put(self.prefix + k, v) if v is not None else _delete(self.prefix + k)
+            ops = [put(self.prefix + k, v) if v is not None else delete(self.prefix + k)
                    for k, v in tx.ops.items()]
             version = int(tx.data.get(VERSION) or 0) + 1
-            last = [_put(self.prefix + VERSION, str(version)), _delete(self.prefix + LOCK)]
-            mine = [_created(self.prefix + LOCK, self._lock_rev)]
+            last = [put(self.prefix + VERSION, str(version)), delete(self.prefix + LOCK)]
+            mine = [created(self.prefix + LOCK, self._lock_rev)]
             step = MAX_TXN_OPS - 1
             while len(ops) + len(last) > MAX_TXN_OPS:
                 chunk, ops = ops[:step], ops[step:]
@@ -405,7 +251,7 @@ class EtcdClusterStore:
         self._tx = None
         self._stop_keeper()
         try:
-            self.gw.txn([_created(self.prefix + LOCK, self._lock_rev)], [_delete(self.prefix + LOCK)])
+            self.gw.txn([created(self.prefix + LOCK, self._lock_rev)], [delete(self.prefix + LOCK)])
         except ClusterUnavailable:
             self._lease = 0
 
@@ -421,8 +267,8 @@ class EtcdClusterStore:
     def _version(self) -> tuple[int, int]:
         """(version, etcd revision it was read at)."""
         r = self.gw.range(self.prefix + VERSION)
-        kvs = _kvs(r)
-        return (int(_unb64(kvs[0].get("value")) or 0) if kvs else 0), int(r["header"]["revision"])
+        found = kvs(r)
+        return (int(unb64(found[0].get("value")) or 0) if found else 0), int(r["header"]["revision"])
 
     def version(self) -> int:
         return self._version()[0]
@@ -442,7 +288,7 @@ class EtcdClusterStore:
             if not events:                      # cancelled (compacted): read it again
                 return self.version()
             kv = events[-1].get("kv", {})
-            current = int(_unb64(kv.get("value")) or 0)
+            current = int(unb64(kv.get("value")) or 0)
             revision = int(kv.get("mod_revision") or revision)
         return current
 
@@ -461,7 +307,7 @@ class EtcdClusterStore:
                 out[i] = (self.endpoints[i], ok, "healthy" if ok else
                           body.get("reason") or f"unhealthy ({r.status_code})")
             except Exception as exc:
-                out[i] = (self.endpoints[i], False, _short(exc))
+                out[i] = (self.endpoints[i], False, short(exc))
 
         threads = [threading.Thread(target=ask, args=(i,), daemon=True)
                    for i in range(len(self.endpoints))]
@@ -477,13 +323,13 @@ class EtcdClusterStore:
         if self._alive is not None and self._alive[0] == node and self._refresh(self._alive[1]) > 0:
             return
         lease = self._grant(max(1, math.ceil(ttl)))
-        self.gw.post("kv/put", _put(self.prefix + ALIVE + node, "", lease)["request_put"])
+        self.gw.post("kv/put", put(self.prefix + ALIVE + node, "", lease)["request_put"])
         self._alive = (node, lease)
 
     def alive(self) -> set[str]:
         """The nodes whose alive key (lease) is current."""
         n = len(self.prefix + ALIVE)
-        return {_unb64(kv["key"])[n:] for kv in _kvs(self.gw.range(self.prefix + ALIVE, prefix=True))}
+        return {unb64(kv["key"])[n:] for kv in kvs(self.gw.range(self.prefix + ALIVE, prefix=True))}
 
     # -- the end ------------------------------------------------------------------------------
     def close(self) -> None:
@@ -497,6 +343,6 @@ class EtcdClusterStore:
     def destroy(self) -> None:
         """Delete the cluster's keys (the last member left) and close."""
         try:
-            self.gw.post("kv/deleterange", _range(self.prefix, True))
+            self.gw.post("kv/deleterange", range_of(self.prefix, True))
         finally:
             self.close()

@@ -314,3 +314,51 @@ def test_wait_change_wakes_on_another_stores_write(etcd3, tmp_path, backend):
     finally:
         writer.close()
         waiter.destroy()
+
+
+CRASHING_HOLDER = """
+import os, sys
+from netkit.store.etcd import EtcdClusterStore
+store = EtcdClusterStore(sys.argv[1].split(","), sys.argv[2], netns=sys.argv[3])
+store.begin().set_meta("crashed", "yes")
+print("locked", flush=True)
+os._exit(0)                          # no rollback, no release: as a crash
+"""
+
+
+def test_a_crashed_holders_lock_goes_with_its_lease(etcd3):
+    import subprocess
+    import sys
+    cluster, netns = etcd3
+    store = etcd_store(cluster, netns)
+    try:
+        proc = subprocess.run([sys.executable, "-c", CRASHING_HOLDER, ",".join(cluster.endpoints()),
+                               store.cluster_id, netns], capture_output=True, text=True, timeout=60)
+        assert proc.stdout == "locked\n", proc.stderr
+        t0 = time.monotonic()
+        with store.transaction() as tx:           # waits (a watch) until the lease expires
+            assert tx.meta("crashed") is None
+            tx.set_meta("after", "yes")
+        waited = time.monotonic() - t0
+        assert 3 < waited < 15, waited
+        assert store.read().meta("after") == "yes" and store.version() == 1
+    finally:
+        store.destroy()
+
+
+def test_round_trips_of_a_write_transaction(etcd_single):
+    """On the conftest fixture's one-member cluster, from the member's own netns: a write
+    transaction is two round trips (begin: lock + snapshot; commit: writes + version + unlock)."""
+    store = EtcdClusterStore(etcd_single.endpoints(), unique("k"), create=True,
+                             netns=etcd_single.netns[etcd_single.names[0]])
+    try:
+        with store.transaction() as tx:           # the first one also grants the store's lease
+            tx.set_meta("a", "1")
+        calls = store.gw.calls
+        with store.transaction() as tx:
+            tx.add_member(Member("m", "manager", "1.1.1.1", "t"))
+            tx.set_meta("b", tx.meta("a") or "")
+        assert store.gw.calls - calls == 2
+        assert store.read().meta("b") == "1"
+    finally:
+        store.destroy()
