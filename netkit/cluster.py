@@ -43,19 +43,13 @@ import os
 from typing import TYPE_CHECKING
 
 from netkit.actions import Hooks
-from netkit.errors import (AlreadyExists, Conflict, Forbidden, InvalidArgument, NetkitError,
-                           NotFound)
+from netkit.errors import (AlreadyExists, ClusterUnavailable, Conflict, Forbidden,
+                           InvalidArgument, NetkitError, NotFound)
 from netkit.kernel.journal import log
 from netkit.model import Endpoint, Network, Scope
 from netkit.paths import NodePaths
 from netkit.scope import NetworkPlan, name_taken
 from netkit.store.cluster import MANAGER, SWARM_FILE, ClusterEndpoint, SqliteClusterStore
-
-try:
-    from netkit.errors import ClusterUnavailable
-except ImportError:                                   # until the etcd backend is merged
-    class ClusterUnavailable(NetkitError):            # type: ignore[no-redef]
-        pass
 
 if TYPE_CHECKING:
     from netkit.actions import Actions, KernelSessions
@@ -228,7 +222,7 @@ class ClusterScope:
             if cluster is not None:
                 self._mirror(tx, cluster)      # mirror the cluster's networks
         except ClusterUnavailable as exc:      # local actions go on; cluster ones fail on write()
-            log.warning("node %s: %s", self.node_name, exc)
+            log.info("node %s: %s", self.node_name, exc)
             self._unreachable = exc
 
     def _commit(self) -> None:
@@ -246,7 +240,7 @@ class ClusterScope:
             try:
                 open_tx[0].rollback()
             except ClusterUnavailable as exc:  # nothing was committed: etcd drops it itself
-                log.warning("node %s: rollback: %s", self.node_name, exc)
+                log.info("node %s: rollback: %s", self.node_name, exc)
 
     def _after(self) -> None:
         """After every action: on a committed cluster change program this node and poke the
@@ -334,7 +328,7 @@ class ClusterScope:
                 with self.node_store.transaction() as tx:
                     self._mirror(tx, cluster)
         except ClusterUnavailable as exc:       # list what this node knows
-            log.warning("node %s: %s", self.node_name, exc)
+            log.info("node %s: %s", self.node_name, exc)
 
     def _mirror(self, tx: "Tx", cluster: "ClusterStore") -> None:
         """Make the node's swarm-scope network rows match the cluster's networks."""

@@ -74,4 +74,5 @@ def info() -> None:
                + ("" if store == "sqlite" else f" ({store})"))
     for ep in sw.get("endpoints", []):
         state = "healthy" if ep["healthy"] else "unhealthy"
-        click.echo(f"  {ep['endpoint']}: {state}" + (f" ({ep['detail']})" if ep["detail"] else ""))
+        detail = "" if ep["healthy"] or not ep["detail"] else f" ({ep['detail']})"
+        click.echo(f"  {ep['endpoint']}: {state}{detail}")
