@@ -24,7 +24,7 @@ import pytest
 from netkit.agent import client as agent_client
 from netkit.paths import NodePaths
 from netkit.specs import ContainerSpec, NetworkSpec
-from tests.kernel.helpers import store_rows, wait_converged
+from tests.kernel.helpers import snapshot, wait_converged
 from tests.kernel.multihost import cluster_rows, etcd_swarm, shared_files
 
 pytestmark = pytest.mark.root
@@ -120,11 +120,54 @@ def test_token_join_refusals(mh):
             mh["b"].swarm_join(token=token[:-25] + "1" * 25, remote=IPS["a"])
         assert mh["b"].cluster.membership() is None
         assert mh["names"]["b"] not in {m.node for m in mh["a"].swarm_members()}
-    finally:
-        mh["b"].swarm_join(token=token, remote=IPS["a"])
+    finally:                                        # back, as a manager this time
+        mh["b"].swarm_join(token=mh["a"].swarm_join_token("manager"), remote=IPS["a"])
         mh["b"].connect(NET, "pb")
+    assert {m.node: m.role for m in mh["a"].swarm_members()}[mh["names"]["b"]] == "manager"
     wait_converged(mh[k] for k in IPS)
     assert ping(mh["a"], "pa", "pb") and ping(mh["b"], "pb", "pc")
+
+
+def test_two_managers_allocate_at_once(mh):
+    """a and b (managers since the test above) create overlays and run containers on one
+    overlay at the same moment: no VNI, subnet or address is handed out twice."""
+    import threading
+    from netkit.agent.peers import VNI_OPTION
+    made: dict = {"a": [], "b": []}
+    errors: list = []
+    go = threading.Barrier(2)
+
+    def act(k: str) -> None:
+        try:
+            go.wait()
+            for i in range(3):
+                made[k].append(mh[k].create_network(NetworkSpec(f"cc{k}{i}", driver="overlay",
+                                                                attachable=True)))
+                mh[k].run(ContainerSpec(name=f"cc{k}{i}", network=NET, detach=True, command=SLEEP))
+        except Exception as exc:                    # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=act, args=(k,)) for k in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    try:
+        assert errors == []
+        nets = made["a"] + made["b"]
+        assert len({n.options[VNI_OPTION] for n in nets}) == 6
+        assert len({n.ipam[0].subnet for n in nets}) == 6
+        addrs = [c.endpoints[0].ipv4_address for k in ("a", "b")
+                 for c in mh[k].containers() if c.name.startswith("cc")]
+        addrs += [mh[k].container(f"p{k}").endpoints[0].ipv4_address for k in IPS]
+        assert len(addrs) == 9 and len(set(addrs)) == 9
+    finally:
+        for k in ("a", "b"):
+            for i in range(3):
+                if any(c.name == f"cc{k}{i}" for c in mh[k].containers(all=True)):
+                    mh[k].remove_container(f"cc{k}{i}", force=True)
+            for n in made[k]:
+                mh[k].remove_network(n.id)
 
 
 # -- leases ------------------------------------------------------------------------------
@@ -171,7 +214,7 @@ def test_majority_lost_refuses_cleanly_then_converges(mh, cli):
     etcd = mh["etcd"]
     na, nb = mh["names"]["a"], mh["names"]["b"]
     wait_converged(mh[k] for k in IPS)
-    before = {k: store_rows(mh[k].store) for k in IPS}
+    before = {k: snapshot(mh[k]) for k in IPS}
     cluster_before = cluster_rows(mh["a"].cluster.store())
     for gone in etcd.names[:2]:
         etcd.stop_member(gone)
@@ -186,7 +229,7 @@ def test_majority_lost_refuses_cleanly_then_converges(mh, cli):
             assert proc.returncode == code, proc.stderr
             assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: "), proc.stderr
             assert "cluster store" in proc.stderr
-        assert {k: store_rows(mh[k].store) for k in IPS} == before
+        assert {k: snapshot(mh[k]) for k in IPS} == before         # store, kernel, files
         for k, other in (("a", "b"), ("b", "c"), ("c", "a")):
             assert ping(mh[k], f"p{k}", f"p{other}"), f"p{k} -> p{other} while etcd is down"
         mh["b"].create_network(NetworkSpec("local1"))              # local actions go on
