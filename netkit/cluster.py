@@ -102,7 +102,7 @@ def open_store(url: str, cluster_id: str, root: str, *, netns: str | None = None
 def leased(store: "ClusterStore") -> bool:
     """Does `store` hold its members' leases (a networked store)? On the embedded SQLite
     store every member counts as up, as before."""
-    return getattr(store, "url", SQLITE) != SQLITE
+    return store.url != SQLITE
 
 
 def down_members(store: "ClusterStore", c: "ClusterTx") -> set[str]:
@@ -143,6 +143,7 @@ class ClusterScope:
         self._txn: tuple["ClusterStore", "ClusterTx"] | None = None   # this action's
         self._dirty: "ClusterStore | None" = None             # committed a change this action
         self._unreachable: NetkitError | None = None          # this action found the store down
+        self._seen: "ClusterTx | None" = None                 # the cluster as this action began
         actions.register(Hooks(begin=self._begin, commit=self._commit, abort=self._abort,
                                after=self._after))
 
@@ -217,10 +218,12 @@ class ClusterScope:
         self._txn = None
         self._dirty = None
         self._unreachable = None
+        self._seen = None
         try:
             cluster = self.store()
             if cluster is not None:
-                self._mirror(tx, cluster)      # mirror the cluster's networks
+                self._seen = cluster.read()    # one snapshot: mirrored, and sync_node's
+                self._mirror(tx, self._seen)   # mirror the cluster's networks
         except ClusterUnavailable as exc:      # local actions go on; cluster ones fail on write()
             log.info("node %s: %s", self.node_name, exc)
             self._unreachable = exc
@@ -299,7 +302,7 @@ class ClusterScope:
                 want: set = set()
                 cluster = self.store()
                 if cluster is not None:
-                    c = cluster.read()
+                    c = self._seen if self._seen is not None else cluster.read()
                     down = self.down(cluster, c)
                     want = {p for p in peers.desired(c, self.node_name) if p.node not in down}
                 return peers.apply(ctx.kernel.host, want)
@@ -326,13 +329,13 @@ class ClusterScope:
             cluster = self.store()
             if cluster is not None:
                 with self.node_store.transaction() as tx:
-                    self._mirror(tx, cluster)
+                    self._mirror(tx, cluster.read())
         except ClusterUnavailable as exc:       # list what this node knows
             log.info("node %s: %s", self.node_name, exc)
 
-    def _mirror(self, tx: "Tx", cluster: "ClusterStore") -> None:
+    def _mirror(self, tx: "Tx", c: "ClusterTx") -> None:
         """Make the node's swarm-scope network rows match the cluster's networks."""
-        theirs = {n.id: n for n in cluster.read().networks()}
+        theirs = {n.id: n for n in c.networks()}
         mine = {n.id for n in tx.networks() if n.scope is Scope.SWARM}
         names = {name for _, name in tx.network_refs()}
         for network_id, net in theirs.items():

@@ -67,7 +67,7 @@ def admit(store: "ClusterStore", token: str, node: str, vtep: str) -> dict:
         if any(m.vtep == vtep for m in c.members()):
             raise Conflict(f"address {vtep} is already used by a member of this swarm")
         c.add_member(Member(node, role, vtep, now()))
-    return {"cluster": store.cluster_id, "store": getattr(store, "url", SQLITE), "role": role}
+    return {"cluster": store.cluster_id, "store": store.url, "role": role}
 
 
 class Swarm:
@@ -106,7 +106,7 @@ class Swarm:
                 c.add_member(Member(self.node_name, MANAGER, vtep, now()))
                 for role in (WORKER, MANAGER):
                     c.set_meta(f"token.{role}", new_token(cid))
-            url = getattr(store, "url", url)
+            url = store.url
             self._write_membership({"cluster": cid, "store": url, "advertise": advertise})
             if leased(store):
                 store.keep_alive(self.node_name, LEASE_TTL)
