@@ -147,11 +147,12 @@ class JoinListener:
         self.handler = handler
         self.address: str | None = None           # "ip:port" it listens on
         self._server: asyncio.AbstractServer | None = None
+        self._failed: str | None = None           # the address it could not listen on
 
     async def listen(self, address: str | None) -> None:
         """Listen on `address` ("ip:port"; None: not at all), moving if it changed."""
-        if address == self.address:
-            return
+        if address == self.address or (address is not None and address == self._failed):
+            return                      # listening there, or could not: said once, not again
         await self.close()
         if address is None:
             return
@@ -160,6 +161,7 @@ class JoinListener:
             self._server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
         except OSError as exc:
             log.warning("join listener on %s: %s", address, exc.strerror or exc)
+            self._failed = address
             return
         self.address = address
         log.info("listening for swarm joins on %s", address)

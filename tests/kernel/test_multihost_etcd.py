@@ -191,6 +191,26 @@ def test_expired_lease_is_down_and_withdrawn_until_back(mh, cli):
     assert ping(mh["a"], "pa", "pc") and ping(mh["c"], "pc", "pb")
 
 
+def test_node_cut_off_is_down_until_it_is_back(mh):
+    """c's LAN port goes down: c's agent cannot renew its lease, so a and b show c Down and
+    drop its peers; c keeps what it had. The port comes back: c's agent takes a new lease
+    by itself and every node is in step again, with no user action."""
+    from netkit.cluster import LEASE_TTL
+    lan_ns = f"nkl-{mh['lan']}"
+    port = f"n-{mh['names']['c']}"
+    mac_c, mac_a = mac(mh, "c"), mac(mh, "a")
+    subprocess.run(["ip", "-n", lan_ns, "link", "set", port, "down"], check=True)
+    try:
+        until(lambda: status(mh, "a", "c") == "Down", LEASE_TTL + 8)
+        until(lambda: mac_c not in fdb(mh, "a") and mac_c not in fdb(mh, "b"), 5)
+        assert mac_a in fdb(mh, "c")                       # cut off, c changes nothing
+    finally:
+        subprocess.run(["ip", "-n", lan_ns, "link", "set", port, "up"], check=True)
+    until(lambda: status(mh, "a", "c") == "Ready", 15)
+    until(lambda: mac_c in fdb(mh, "a") and mac_c in fdb(mh, "b"), 5)
+    assert ping(mh["a"], "pa", "pc") and ping(mh["c"], "pc", "pb")
+
+
 # -- losing etcd members -----------------------------------------------------------------
 def test_one_member_down_changes_nothing_for_users(mh):
     etcd = mh["etcd"]
