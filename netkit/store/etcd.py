@@ -106,6 +106,11 @@ class EtcdClusterStore:
             self.gw.session.close()
             raise
 
+    @property
+    def round_trips(self) -> int:
+        """Requests sent to etcd by this store so far (benchmarks: round trips per action)."""
+        return self.gw.calls
+
     # -- leases ------------------------------------------------------------------------
     def _grant(self, ttl: int) -> int:
         return int(self.gw.post("lease/grant", {"TTL": str(ttl), "ID": "0"})["ID"])
