@@ -92,6 +92,7 @@ class EtcdClusterStore:
         self._tx: EtcdClusterTx | None = None
         self._lock_rev = 0                 # create_revision of our lock key while we hold it
         self._lease = 0                    # this store's lease for the lock, 0: none
+        self._dropped: set[int] = set()    # our leases given up after etcd could not be reached
         self._lease_at = 0.0               # monotonic time it was last granted or refreshed
         self._keeper: tuple[threading.Thread, threading.Event] | None = None
         self._alive: tuple[str, int] | None = None       # (node, lease) of keep_alive
@@ -191,8 +192,8 @@ class EtcdClusterStore:
                 self._keep_lock_alive()
                 return self._tx
             holder = kvs(r["responses"][0]["response_range"])
-            if holder and int(holder[0].get("lease") or 0) == lease:
-                # our own lock, left by a rollback that could not reach etcd: drop it
+            if holder and int(holder[0].get("lease") or 0) in self._dropped | {lease}:
+                # our own lock, left by a commit or rollback that could not reach etcd: drop it
                 self.gw.txn([created(lock, int(holder[0]["create_revision"]))], [delete(lock)])
                 continue
             left = give_up - time.monotonic()
@@ -230,7 +231,7 @@ class EtcdClusterStore:
             if not self.gw.txn(mine, ops + last).get("succeeded") and not self._applied():
                 raise self._lost()
         except BaseException:
-            self._lease = 0                 # not kept alive any more: the lock expires with it
+            self._drop_lease()              # not kept alive any more: the lock expires with it
             raise
         finally:
             self._stop_keeper()
@@ -258,7 +259,14 @@ class EtcdClusterStore:
         try:
             self.gw.txn([created(self.prefix + LOCK, self._lock_rev)], [delete(self.prefix + LOCK)])
         except ClusterUnavailable:
-            self._lease = 0
+            self._drop_lease()
+
+    def _drop_lease(self) -> None:
+        """Stop using the lock's lease (it expires, and our lock with it, unless our next
+        begin() finds that lock first and deletes it)."""
+        if self._lease:
+            self._dropped.add(self._lease)
+        self._lease = 0
 
     # -- reads --------------------------------------------------------------------------
     def read(self) -> EtcdClusterTx:

@@ -251,10 +251,10 @@ def test_majority_lost_fails_cleanly_then_recovers(etcd3):
     r = store.read()                              # nothing of the failed change
     assert [m.node for m in r.members()] == ["a"] and r.meta("half") is None
     assert store.version() == 1
-    t0 = time.monotonic()                         # the dead lock goes with its lease
+    t0 = time.monotonic()                         # the store drops its own dead lock at once
     with store.transaction() as tx:
         tx.add_member(Member("c", "worker", "1.1.1.3", "t"))
-    assert time.monotonic() - t0 < 15
+    assert time.monotonic() - t0 < 2
     assert store.version() == 2
     store.destroy()
 
