@@ -281,7 +281,8 @@ class EtcdClusterStore:
         """(version, etcd revision it was read at)."""
         r = self.gw.range(self.prefix + VERSION)
         found = kvs(r)
-        return (int(unb64(found[0].get("value")) or 0) if found else 0), int(r["header"]["revision"])
+        version = int(unb64(found[0].get("value")) or 0) if found else 0
+        return version, int(r["header"]["revision"])
 
     def version(self) -> int:
         return self._version()[0]
