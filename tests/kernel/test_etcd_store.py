@@ -384,3 +384,37 @@ def test_a_commit_above_etcds_txn_limit(etcd3):
         other.close()
     finally:
         store.destroy()
+
+
+def test_a_big_commit_cut_off_half_way_is_finished_by_the_next_writer(etcd3):
+    """The writer of a 300-write commit loses etcd after its first part: the change was
+    recorded whole first, and the next writer (another store) applies the rest before its
+    own transaction: nothing stays half-done."""
+    cluster, netns = etcd3
+    store = etcd_store(cluster, netns)
+    other = etcd_store(cluster, netns, store.cluster_id, create=False, order=[2, 0, 1])
+    try:
+        with store.transaction() as tx:
+            tx.insert_network(net("big", "10.7.0.0/22"), 4100)
+        real, sent = store.gw.txn, []
+
+        def cut_off(*args, **kw):
+            sent.append(args)
+            if len(sent) == 4:                 # begin, the record, one part: then etcd is gone
+                raise ClusterUnavailable("gone")
+            return real(*args, **kw)
+        store.gw.txn = cut_off
+        with pytest.raises(ClusterUnavailable):
+            with store.transaction() as tx:
+                for i in range(300):
+                    tx.hold_address("id-big", 4, f"{0x0a070000 + i:08x}", f"o{i}")
+        store.gw.txn = real
+        assert 0 < len(list(store.read().taken_from("id-big", 4, ""))) < 300   # half-way
+        with other.transaction() as tx:        # waits for the dead lock; finishes the change
+            assert len(list(tx.taken_from("id-big", 4, ""))) == 300
+            tx.set_meta("after", "1")
+        assert len(list(store.read().taken_from("id-big", 4, ""))) == 300
+        assert store.version() == 3
+    finally:
+        other.close()
+        store.destroy()
