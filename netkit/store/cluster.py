@@ -142,7 +142,7 @@ class ClusterStore(Protocol):
         """(endpoint, healthy, detail) for each of the store's endpoints."""
 
     def keep_alive(self, node: str, ttl: float) -> None:
-        """`node` is alive for the next `ttl` s (a lease / heartbeat, refreshed by the next call)."""
+        """`node` is alive for the next `ttl` s (a lease or heartbeat; refreshed by each call)."""
 
     def alive(self) -> set[str]:
         """The nodes whose keep_alive has not expired."""

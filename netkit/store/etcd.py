@@ -19,9 +19,12 @@ Write transactions span one engine action, as SQLite's BEGIN IMMEDIATE does:
   reads and writes  in memory (etcd_tx.EtcdClusterTx): read-your-writes.
   commit    one etcd txn: if the lock is still ours (its create_revision),
             apply every put/delete, put meta/version + 1 and delete the lock.
-            More than MAX_TXN_OPS operations (etcd's --max-txn-ops, 128) are
-            applied in several txns, each with the same compare, the lock
-            held until the last (readers may then see a partial commit).
+            A change too big for one txn (etcd's --max-txn-ops, 128) is first
+            put whole as the record `pending`, then applied in parts, each
+            with the same compare, the lock held until the last (which deletes
+            the record). If the writer fails half-way, whoever takes the lock
+            next finishes the record before its own transaction, so writers
+            never see half a change (readers may, for that moment).
   rollback  delete the lock (if ours).
 
 The lock's lease (LOCK_TTL s) is kept alive by a thread while the lock is
@@ -38,6 +41,7 @@ store's lease is older than LOCK_TTL/2).
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -47,7 +51,7 @@ from typing import Iterator, Sequence
 from netkit.errors import ClusterUnavailable, InternalError, InvalidArgument, NotFound
 from netkit.store.etcd_gateway import (CONNECT_TIMEOUT, Gateway, created, delete, kvs, put,
                                        range_of, short, unb64)
-from netkit.store.etcd_tx import ALIVE, DATA, LOCK, META, EtcdClusterTx
+from netkit.store.etcd_tx import ALIVE, DATA, LOCK, META, PENDING, EtcdClusterTx
 
 LOCK_TTL = 10            # s: the write lock's lease (kept alive while held)
 LOCK_WAIT = 120.0        # s: waiting for another writer's lock, as SQLite's busy timeout
@@ -92,6 +96,7 @@ class EtcdClusterStore:
         self._tx: EtcdClusterTx | None = None
         self._lock_rev = 0                 # create_revision of our lock key while we hold it
         self._lease = 0                    # this store's lease for the lock, 0: none
+        self._dropped: set[int] = set()    # our leases given up after etcd could not be reached
         self._lease_at = 0.0               # monotonic time it was last granted or refreshed
         self._keeper: tuple[threading.Thread, threading.Event] | None = None
         self._alive: tuple[str, int] | None = None       # (node, lease) of keep_alive
@@ -105,6 +110,11 @@ class EtcdClusterStore:
         except BaseException:
             self.gw.session.close()
             raise
+
+    @property
+    def round_trips(self) -> int:
+        """Requests sent to etcd by this store so far (benchmarks: round trips per action)."""
+        return self.gw.calls
 
     # -- leases ------------------------------------------------------------------------
     def _grant(self, ttl: int) -> int:
@@ -182,12 +192,21 @@ class EtcdClusterStore:
             revision = int(r["header"]["revision"])
             if r.get("succeeded"):
                 self._lock_rev = revision
-                self._tx = EtcdClusterTx(self._snapshot(r["responses"][1]["response_range"]))
                 self._keep_lock_alive()
+                data, pending = self._snapshot(r["responses"][1]["response_range"])
+                if pending is not None:       # a big commit whose writer failed: finish it
+                    try:
+                        self._apply(json.loads(pending), release=False)
+                        data, _ = self._snapshot(self.gw.range(self.prefix, prefix=True))
+                    except BaseException:
+                        self._stop_keeper()
+                        self._drop_lease()
+                        raise
+                self._tx = EtcdClusterTx(data)
                 return self._tx
             holder = kvs(r["responses"][0]["response_range"])
-            if holder and int(holder[0].get("lease") or 0) == lease:
-                # our own lock, left by a rollback that could not reach etcd: drop it
+            if holder and int(holder[0].get("lease") or 0) in self._dropped | {lease}:
+                # our own lock, left by a commit or rollback that could not reach etcd: drop it
                 self.gw.txn([created(lock, int(holder[0]["create_revision"]))], [delete(lock)])
                 continue
             left = give_up - time.monotonic()
@@ -196,14 +215,17 @@ class EtcdClusterStore:
                                          f"node's change did not finish in {LOCK_WAIT:.0f} s")
             self.gw.watch(lock, revision + 1, min(left, self.timeout / 2))
 
-    def _snapshot(self, response: dict) -> dict[str, str]:
-        out = {}
+    def _snapshot(self, response: dict) -> tuple[dict[str, str], str | None]:
+        """The rows of a range read of the prefix, and the pending record if there is one."""
+        out, pending = {}, None
         n = len(self.prefix)
         for kv in kvs(response):
             key = unb64(kv["key"])[n:]
             if key.startswith(DATA):
                 out[key] = unb64(kv.get("value"))
-        return out
+            elif key == PENDING:
+                pending = unb64(kv.get("value"))
+        return out, pending
 
     def commit(self) -> None:
         """Apply the transaction's writes and bump the version in one etcd txn (if the lock is
@@ -211,24 +233,40 @@ class EtcdClusterStore:
         tx, self._tx = self._tx, None
         if tx is None:
             raise InternalError("cluster store: commit without a transaction")
+        record = {"version": int(tx.data.get(VERSION) or 0) + 1, "ops": list(tx.ops.items())}
         try:
-            ops = [put(self.prefix + k, v) if v is not None else delete(self.prefix + k)
-                   for k, v in tx.ops.items()]
-            version = int(tx.data.get(VERSION) or 0) + 1
-            last = [put(self.prefix + VERSION, str(version)), delete(self.prefix + LOCK)]
-            mine = [created(self.prefix + LOCK, self._lock_rev)]
-            step = MAX_TXN_OPS - 1
-            while len(ops) + len(last) > MAX_TXN_OPS:
-                chunk, ops = ops[:step], ops[step:]
-                if not self.gw.txn(mine, chunk).get("succeeded"):
+            if len(record["ops"]) + 3 > MAX_TXN_OPS:
+                # too big for one etcd txn: first the whole change as one record, then its
+                # parts; whoever takes the lock next finishes it if we cannot
+                if not self.gw.txn(self._mine(), [put(self.prefix + PENDING,
+                                                      json.dumps(record))]).get("succeeded"):
                     raise self._lost()
-            if not self.gw.txn(mine, ops + last).get("succeeded") and not self._applied():
-                raise self._lost()
+            self._apply(record, release=True)
         except BaseException:
-            self._lease = 0                 # not kept alive any more: the lock expires with it
+            self._drop_lease()              # not kept alive any more: the lock expires with it
             raise
         finally:
             self._stop_keeper()
+
+    def _mine(self) -> list[dict]:
+        return [created(self.prefix + LOCK, self._lock_rev)]
+
+    def _apply(self, record: dict, *, release: bool) -> None:
+        """The writes of `record` ({"version", "ops": [[key, value or None], ...]}), in etcd
+        txns of at most MAX_TXN_OPS operations while the lock is ours; the last one puts the
+        version, deletes the pending record and (`release`) the lock."""
+        ops = [put(self.prefix + k, v) if v is not None else delete(self.prefix + k)
+               for k, v in record["ops"]]
+        last = [put(self.prefix + VERSION, str(record["version"])), delete(self.prefix + PENDING)]
+        if release:
+            last.append(delete(self.prefix + LOCK))
+        while len(ops) + len(last) > MAX_TXN_OPS:
+            chunk, ops = ops[:MAX_TXN_OPS], ops[MAX_TXN_OPS:]
+            if not self.gw.txn(self._mine(), chunk).get("succeeded"):
+                raise self._lost()
+        if not self.gw.txn(self._mine(), ops + last).get("succeeded") and \
+                not (release and self._applied()):
+            raise self._lost()
 
     def _applied(self) -> bool:
         """After a commit whose compare failed: our lock is gone; if our lease still lives,
@@ -251,9 +289,16 @@ class EtcdClusterStore:
         self._tx = None
         self._stop_keeper()
         try:
-            self.gw.txn([created(self.prefix + LOCK, self._lock_rev)], [delete(self.prefix + LOCK)])
+            self.gw.txn(self._mine(), [delete(self.prefix + LOCK)])
         except ClusterUnavailable:
-            self._lease = 0
+            self._drop_lease()
+
+    def _drop_lease(self) -> None:
+        """Stop using the lock's lease (it expires, and our lock with it, unless our next
+        begin() finds that lock first and deletes it)."""
+        if self._lease:
+            self._dropped.add(self._lease)
+        self._lease = 0
 
     # -- reads --------------------------------------------------------------------------
     def read(self) -> EtcdClusterTx:
@@ -261,14 +306,15 @@ class EtcdClusterStore:
         transaction, that transaction (its own writes visible, as on SQLite's connection)."""
         if self._tx is not None:
             return self._tx
-        return EtcdClusterTx(self._snapshot(self.gw.range(self.prefix, prefix=True)),
-                             writable=False)
+        data, _ = self._snapshot(self.gw.range(self.prefix, prefix=True))
+        return EtcdClusterTx(data, writable=False)
 
     def _version(self) -> tuple[int, int]:
         """(version, etcd revision it was read at)."""
         r = self.gw.range(self.prefix + VERSION)
         found = kvs(r)
-        return (int(unb64(found[0].get("value")) or 0) if found else 0), int(r["header"]["revision"])
+        version = int(unb64(found[0].get("value")) or 0) if found else 0
+        return version, int(r["header"]["revision"])
 
     def version(self) -> int:
         return self._version()[0]

@@ -64,14 +64,15 @@ class Gateway:
 
     def _rotation(self, deadline: float) -> Iterator[tuple[int, float]]:
         """(endpoint index, time left) from the current endpoint on, round and round."""
-        n, tried = len(self.endpoints), 0
+        n, tried, start = len(self.endpoints), 0, self.current
         while True:
             left = deadline - time.monotonic()
+            if tried and tried % n == 0:
+                time.sleep(max(0.0, min(0.2, left - 0.05)))  # all failed: an election under way?
+                left = deadline - time.monotonic()
             if left <= 0:
                 return
-            if tried and tried % n == 0:
-                time.sleep(min(0.2, left))   # all failed once: an election may be under way
-            yield (self.current + tried) % n, deadline - time.monotonic()
+            yield (start + tried) % n, left
             tried += 1
 
     def post(self, path: str, payload: dict, *, timeout: float | None = None) -> dict:
@@ -80,8 +81,6 @@ class Gateway:
         per_try = max(1.0, (timeout or self.timeout) / 3)
         detail = "no endpoint answered"
         for i, left in self._rotation(deadline):
-            if left <= 0:
-                break
             client = self._client(self.endpoints[i], min(left, per_try))
             self.calls += 1
             try:
@@ -149,7 +148,14 @@ class Gateway:
 
 
 def short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    """One short line for a transport or etcd error (etcd3gw keeps the text in detail_text:
+    the gateway's JSON {"error", "message", "code"} or the transport error's words)."""
+    text = getattr(exc, "detail_text", None) or ""
+    try:
+        text = json.loads(text).get("message") or text
+    except (ValueError, AttributeError):
+        pass
+    text = " ".join(f"{text} {exc}".split())
     for marker in ("Connection refused", "timed out", "No route to host", "Network is unreachable"):
         if marker in text:
             return marker.lower()

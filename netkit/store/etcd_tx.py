@@ -9,6 +9,8 @@ Key layout, relative to the cluster's prefix `/netkit/<cluster-id>/`:
                                         fixed-width hex, so key order is address order
     endpoints/<endpoint-id>             the published endpoint (JSON)
     lock                                the write lock (on its holder's lease)
+    pending                             a commit too big for one etcd txn, while it is
+                                        applied in parts (netkit/store/etcd.py)
     alive/<node>                        a node's liveness key (on the node's lease)
 
 `EtcdClusterTx` is SqliteClusterTx over a snapshot of those keys (one etcd
@@ -32,7 +34,7 @@ from netkit.store.cluster import ClusterEndpoint, Member
 
 META, MEMBERS, NETWORKS, ADDRESSES, ENDPOINTS = "meta/", "members/", "networks/", "addresses/", \
     "endpoints/"
-LOCK, ALIVE = "lock", "alive/"
+LOCK, ALIVE, PENDING = "lock", "alive/", "pending"
 DATA = (META, MEMBERS, NETWORKS, ADDRESSES, ENDPOINTS)   # the rows; not the lock or the leases
 
 

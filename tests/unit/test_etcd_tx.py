@@ -11,7 +11,8 @@ from netkit.store.etcd_tx import EtcdClusterTx
 
 
 def test_writes_are_buffered_as_one_op_per_key():
-    tx = EtcdClusterTx({"meta/version": "3", "members/a": '{"joined":"","role":"worker","vtep":"x"}'})
+    tx = EtcdClusterTx({"meta/version": "3",
+                        "members/a": '{"joined":"","role":"worker","vtep":"x"}'})
     tx.add_member(Member("b", "manager", "y", "t"))
     tx.remove_member("a")
     tx.remove_member("b")
