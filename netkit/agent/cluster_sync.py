@@ -65,7 +65,6 @@ WATCHED_POLL = 1.0      # etcd: the watch wakes the loop; this only retries a fa
 IDLE_POLL = 1.0         # seconds between two looks at the membership of a non-member
 WATCH_SLICE = 1.0       # etcd: longest wait_change, i.e. how often the leases are looked at
 RETRY = 0.5             # etcd: pause of the watcher after a failure
-ANY = -1                # `holder`: whichever resolver runs
 log = logging.getLogger("netkit.agent")
 
 Remote = tuple["dict[str, ContainerEntries]", "dict[str, NetworkEntry]"]
@@ -241,9 +240,11 @@ class ClusterSync:
         self.error: str | None = None           # the last failure, logged once
         self.want: Remote = ({}, {})            # the other nodes' entries the resolver must serve
         self.sent: int | None = None            # pid of the resolver that serves exactly `want`
-        # pid of the resolver last given non-empty entries; at start: any (a resolver that
-        # ran before this agent may hold names the node no longer has)
-        self.holder: int | None = ANY
+        # pid of the resolver last given non-empty entries; at start: the one that runs, if
+        # any (it ran before this agent and may hold names the node no longer has; one
+        # started later got none from this agent)
+        from netkit.dns import client as dns
+        self.holder: int | None = dns.pid(run_dir)
         self.poked = asyncio.Event()
         self.stopped = False
         self.membership: dict | None = None     # swarm.json at the last look
@@ -357,7 +358,7 @@ class ClusterSync:
                 pid = await self._in_worker(self.worker().start_resolver)
             if pid == self.sent:
                 return
-            if not remote and self.holder not in (pid, ANY):    # never given any: holds none
+            if not remote and self.holder != pid:   # never given any: holds none
                 self.sent = pid
                 return
             reply = await self._in_worker(dns.set_remote, self.run_dir, remote, nets)
