@@ -4,9 +4,13 @@
 drivers (overlay) and owns the node's side of the cluster.
 
 A cluster is a `ClusterStore` (netkit.store.cluster) shared by its member
-nodes; a node's membership is the file `<node state root>/swarm.json`
-naming the cluster (netkit/swarm.py joins and leaves). Managers create and
-remove overlay networks; every member sees them.
+nodes; a node's membership is the file `<node state root>/swarm.json`,
+{"cluster": id, "store": url, "advertise": "ip:port"} (netkit/swarm.py
+joins and leaves). The store's url says which backend holds the cluster:
+"sqlite" (or none, the embedded default: one shared file on one machine)
+or "etcd://host:port,..." (netkit.store.etcd, reached through the node's
+own netns); `open_store` is the one factory. Managers create and remove
+overlay networks; every member sees them.
 
 How cluster state meets the node's own store: swarm networks are mirrored
 into the node's `networks` table (scope swarm, same id) whenever the node's
@@ -19,24 +23,33 @@ One action = one node-store transaction + at most one cluster-store
 transaction, opened on first use and committed just before the node store
 (a failed action rolls back both): the scope's action hooks. After a
 committed cluster change the acting engine programs its own node
-(`sync_node`) and pokes the other members' agents; each node's agent (the
-node agent's cluster sync, netkit/agent/README.md) watches
-`ClusterStore.version()` and programs its node itself. An engine never
-touches another node's kernel.
+(`sync_node`) and, on the SQLite store, pokes the other members' agents;
+each node's agent (the node agent's cluster sync, netkit/agent/README.md)
+watches the store (etcd: a watch; SQLite: `version()` polled) and
+programs its node itself. An engine never touches another node's kernel.
+
+On etcd each member's agent holds a lease (`keep_alive`); a member whose
+lease expired is down: the others program none of its endpoints (VXLAN
+peers, DNS names) until it is back. When the store cannot be reached,
+reads that only refresh this node's copy of the cluster's networks are
+skipped (local actions go on) and the first action that needs the cluster
+fails with ClusterUnavailable, once, before it changed anything.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from typing import TYPE_CHECKING
 
 from netkit.actions import Hooks
-from netkit.errors import (AlreadyExists, Conflict, Forbidden, InvalidArgument, NetkitError,
-                           NotFound)
+from netkit.errors import (AlreadyExists, ClusterUnavailable, Conflict, Forbidden,
+                           InvalidArgument, NetkitError, NotFound)
 from netkit.kernel.journal import log
 from netkit.model import Endpoint, Network, Scope
 from netkit.paths import NodePaths
 from netkit.scope import NetworkPlan, name_taken
-from netkit.store.cluster import MANAGER, ClusterEndpoint, SqliteClusterStore, read_cluster_id
+from netkit.store.cluster import MANAGER, SWARM_FILE, ClusterEndpoint, SqliteClusterStore
 
 if TYPE_CHECKING:
     from netkit.actions import Actions, KernelSessions
@@ -46,11 +59,57 @@ if TYPE_CHECKING:
     from netkit.resolver import ResolverClient
     from netkit.specs import NetworkSpec
     from netkit.store import Store, Tx
-    from netkit.store.cluster import SqliteClusterTx
+    from netkit.store.cluster import ClusterStore, ClusterTx
 
 FIRST_VNI = 4096                     # below: avoided, 802.1Q (Docker's rule)
 NOT_MANAGER = ('This node is not a swarm manager. Use "netkit swarm init" or "netkit swarm join" '
                'to connect this node to swarm and try again.')
+
+
+SQLITE = "sqlite"                    # the store url of the embedded default
+# an action that needs an unreachable store fails after one such wait (its first call; the
+# rest of the action then fails at once), so within 10 s with the command's own start-up
+STORE_TIMEOUT = 8.0
+LEASE_TTL = 10.0                     # seconds: a member whose agent's lease is older is down
+
+
+def read_membership(node_root: str) -> dict | None:
+    """The node's swarm.json: {"cluster", "store" (absent: sqlite), "advertise"}; None off swarm."""
+    try:
+        with open(os.path.join(node_root, SWARM_FILE)) as f:
+            found = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and found.get("cluster") else None
+
+
+def store_url(membership: dict) -> str:
+    return membership.get("store") or SQLITE
+
+
+def open_store(url: str, cluster_id: str, root: str, *, netns: str | None = None,
+               create: bool = False, timeout: float = STORE_TIMEOUT) -> "ClusterStore":
+    """The cluster store `url` names: "sqlite" (the shared file under `root`) or
+    "etcd://h:p,..." (its connections opened in `netns`; None: the caller's; each call
+    fails with ClusterUnavailable within `timeout` s when no majority answers)."""
+    if url == SQLITE:
+        return SqliteClusterStore(root, cluster_id, create=create)
+    from netkit.store.etcd import EtcdClusterStore, parse_store_url
+    return EtcdClusterStore(parse_store_url(url), cluster_id, create=create, netns=netns,
+                            timeout=timeout)
+
+
+def leased(store: "ClusterStore") -> bool:
+    """Does `store` hold its members' leases (a networked store)? On the embedded SQLite
+    store every member counts as up, as before."""
+    return store.url != SQLITE
+
+
+def down_members(store: "ClusterStore", c: "ClusterTx") -> set[str]:
+    """The members of a leased store whose lease expired."""
+    if not leased(store):
+        return set()
+    return {m.node for m in c.members()} - store.alive()
 
 
 def mac_from_ip(ipv4: str) -> str:
@@ -79,56 +138,74 @@ class ClusterScope:
         self.resolver = resolver
         self.processes = processes      # the node agent's handle (it runs the cluster sync)
         self.in_agent = in_agent        # the engine of the node's own agent: no agent management
-        self._store: SqliteClusterStore | None = None         # opened on first use
-        self._txn: tuple[SqliteClusterStore, "SqliteClusterTx"] | None = None   # this action's
-        self._dirty: SqliteClusterStore | None = None         # committed a change this action
+        self._store: "ClusterStore | None" = None             # opened on first use
+        self._url: str | None = None                          # the url it was opened with
+        self._txn: tuple["ClusterStore", "ClusterTx"] | None = None   # this action's
+        self._dirty: "ClusterStore | None" = None             # committed a change this action
+        self._unreachable: NetkitError | None = None          # this action found the store down
+        self._seen: "ClusterTx | None" = None                 # the cluster as this action began
         actions.register(Hooks(begin=self._begin, commit=self._commit, abort=self._abort,
                                after=self._after))
 
     # -- membership state ---------------------------------------------------------
-    def store(self) -> SqliteClusterStore | None:
+    def membership(self) -> dict | None:
+        """This node's swarm.json (None off swarm; the real host is never a member)."""
+        return read_membership(self.paths.root) if self.node_name else None
+
+    def store(self) -> "ClusterStore | None":
         """This node's cluster store, or None off swarm (opened once per engine)."""
-        if not self.node_name:
+        found = self.membership()
+        if found is None:
             return None
-        cid = read_cluster_id(self.paths.root)
+        cid, url = found["cluster"], store_url(found)
         cached = self._store
-        if cid is None:
-            return None
-        if cached is not None and cached.cluster_id == cid:
+        if cached is not None and cached.cluster_id == cid and self._url == url:
             return cached
         if cached is not None:
             cached.close()
             self._store = None
         try:
-            store = SqliteClusterStore(self.root, cid)
+            store = self.open(url, cid)
         except NotFound:
             log.warning("node %s: cluster %s is gone", self.node_name, cid)
             return None
-        self._store = store
+        self.use(store, url)
         return store
 
-    def use(self, store: SqliteClusterStore | None) -> None:
+    def open(self, url: str, cluster_id: str, *, create: bool = False) -> "ClusterStore":
+        """A store of this node's: etcd through the node's netns (the agent runs in it)."""
+        return open_store(url, cluster_id, self.root, create=create,
+                          netns=None if self.in_agent else self.node.netns)
+
+    def use(self, store: "ClusterStore | None", url: str | None = None) -> None:
         """After `swarm init / join` (a store) or `leave` (None; the caller closes it)."""
         self._store = store
+        self._url = url if store is not None else None
 
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
 
-    def write(self) -> "SqliteClusterTx":
+    def write(self) -> "ClusterTx":
         """The cluster transaction of the current action (BEGIN IMMEDIATE on first use)."""
         if self._txn is not None:
             return self._txn[1]
+        if self._unreachable is not None:
+            raise self._unreachable             # found down this action: fail at once
         store = self.store()
         if store is None:
             raise Forbidden(NOT_MANAGER)
         self._txn = (store, store.begin())
         return self._txn[1]
 
-    def require_manager(self, c: "SqliteClusterTx") -> None:
+    def require_manager(self, c: "ClusterTx") -> None:
         me = c.member(self.node_name)
         if me is None or me.role != MANAGER:
             raise Forbidden(NOT_MANAGER)
+
+    def down(self, store: "ClusterStore", c: "ClusterTx") -> set[str]:
+        """Members whose lease expired (never this node: it acts, so it is up)."""
+        return down_members(store, c) - {self.node_name}
 
     def vtep(self) -> str:
         if not self.node_name or not self.node.ip:
@@ -140,9 +217,16 @@ class ClusterScope:
     def _begin(self, tx: "Tx") -> None:
         self._txn = None
         self._dirty = None
-        cluster = self.store()
-        if cluster is not None:
-            self._mirror(tx, cluster)          # mirror the cluster's networks
+        self._unreachable = None
+        self._seen = None
+        try:
+            cluster = self.store()
+            if cluster is not None:
+                self._seen = cluster.read()    # one snapshot: mirrored, and sync_node's
+                self._mirror(tx, self._seen)   # mirror the cluster's networks
+        except ClusterUnavailable as exc:      # local actions go on; cluster ones fail on write()
+            log.info("node %s: %s", self.node_name, exc)
+            self._unreachable = exc
 
     def _commit(self) -> None:
         if self._txn is not None:
@@ -156,7 +240,10 @@ class ClusterScope:
         self._txn = None
         self._dirty = None
         if open_tx is not None:
-            open_tx[0].rollback()
+            try:
+                open_tx[0].rollback()
+            except ClusterUnavailable as exc:  # nothing was committed: etcd drops it itself
+                log.info("node %s: rollback: %s", self.node_name, exc)
 
     def _after(self) -> None:
         """After every action: on a committed cluster change program this node and poke the
@@ -168,14 +255,15 @@ class ClusterScope:
         if store is not None:
             if self.store() is not None:
                 self.sync_node()                # this node is in step when the action returns
-            self.poke_members(store)
+            if not leased(store):               # etcd: the other agents watch the store
+                self.poke_members(store)
         self.ensure_agent()
 
     # -- the node's agent ------------------------------------------------------------
     def ensure_agent(self, *, poke: bool = False) -> None:
         """A swarm member's agent runs: (re)start it if it is not (cheap when it runs);
         `poke`: and have it look at the cluster at once (swarm init / join)."""
-        if self.in_agent or not self.node_name or read_cluster_id(self.paths.root) is None:
+        if self.in_agent or self.membership() is None:
             return
         from netkit.agent import client
         try:
@@ -201,19 +289,27 @@ class ClusterScope:
         """Bring this node in step with its cluster; returns the number of kernel changes.
 
         Mirrors the cluster's networks into the node's store and makes the
-        node's VXLAN peer entries match `peers.desired()`; idempotent.
+        node's VXLAN peer entries match `peers.desired()` less the endpoints of
+        members that are down; idempotent. Raises ClusterUnavailable (changing
+        nothing) when the store cannot be reached.
         """
         from netkit.agent import peers
         saved, self.kernel.faults = self.kernel.faults, None   # a test's fault plan targets the action
         try:
             with self.actions() as (tx, ctx):   # mirrors the cluster's networks on begin
+                if self._unreachable is not None:
+                    raise self._unreachable
+                want: set = set()
                 cluster = self.store()
-                want = peers.desired(cluster.read(), self.node_name) if cluster is not None else set()
+                if cluster is not None:
+                    c = self._seen if self._seen is not None else cluster.read()
+                    down = self.down(cluster, c)
+                    want = {p for p in peers.desired(c, self.node_name) if p.node not in down}
                 return peers.apply(ctx.kernel.host, want)
         finally:
             self.kernel.faults = saved
 
-    def poke_members(self, store: SqliteClusterStore) -> list[str]:
+    def poke_members(self, store: "ClusterStore") -> list[str]:
         """Tell the agents of the other members that the cluster changed (a `cluster` line on
         their control sockets: they re-read at once instead of at their next poll). Never
         waits for their sync, never starts them; returns the members whose agent answered."""
@@ -229,14 +325,17 @@ class ClusterScope:
     # -- the node's view of the cluster's networks -----------------------------------
     def refresh(self) -> None:
         """Mirror the cluster's networks before a read (network ls / inspect)."""
-        cluster = self.store()
-        if cluster is not None:
-            with self.node_store.transaction() as tx:
-                self._mirror(tx, cluster)
+        try:
+            cluster = self.store()
+            if cluster is not None:
+                with self.node_store.transaction() as tx:
+                    self._mirror(tx, cluster.read())
+        except ClusterUnavailable as exc:       # list what this node knows
+            log.info("node %s: %s", self.node_name, exc)
 
-    def _mirror(self, tx: "Tx", cluster: SqliteClusterStore) -> None:
+    def _mirror(self, tx: "Tx", c: "ClusterTx") -> None:
         """Make the node's swarm-scope network rows match the cluster's networks."""
-        theirs = {n.id: n for n in cluster.read().networks()}
+        theirs = {n.id: n for n in c.networks()}
         mine = {n.id for n in tx.networks() if n.scope is Scope.SWARM}
         names = {name for _, name in tx.network_refs()}
         for network_id, net in theirs.items():
@@ -309,7 +408,7 @@ class ClusterScope:
         from netkit.ipam import allocate
         return allocate(self.write(), net, family, static, owner, hints=False)
 
-    def release_addresses(self, c: "SqliteClusterTx", network_id: str, *addrs: str | None) -> None:
+    def release_addresses(self, c: "ClusterTx", network_id: str, *addrs: str | None) -> None:
         from netkit import ipam
         for addr in addrs:
             if addr:

@@ -339,7 +339,7 @@ class Engine:
     def dns_status(self) -> dict:
         """`netkit dns status`: pid, running, served version and sandboxes; `applied`: on a
         swarm member, the cluster version the node agent applied (the other nodes' names)."""
-        member = self.cluster.store() is not None
+        member = self.cluster.membership() is not None
         return {**self._resolver.status(),
                 "applied": self._processes.agent_status()["applied"] if member else None}
 
@@ -348,22 +348,45 @@ class Engine:
         return self._resolver.log()
 
     # -- swarm ------------------------------------------------------------------
-    def swarm_init(self) -> str:
-        """`docker swarm init`: a new cluster with this node as its manager; returns its id."""
-        return self._swarm.init()
+    def swarm_init(self, *, advertise_addr: str | None = None,
+                   cluster_store: str | None = None) -> str:
+        """`docker swarm init [--advertise-addr ADDR]`: a new cluster with this node as its
+        manager; `cluster_store` "etcd://h:p[,h:p...]" keeps it in etcd (default: the
+        embedded SQLite store). Returns the cluster's id."""
+        return self._swarm.init(advertise_addr, cluster_store)
 
-    def swarm_join(self, manager: str) -> str:
-        """`docker swarm join`: join the cluster of node `manager` (same LAN) as a worker."""
-        return self._swarm.join(manager)
+    def swarm_join(self, manager: str | None = None, *, token: str | None = None,
+                   remote: str | None = None) -> str:
+        """`docker swarm join --token TOKEN ADDR[:PORT]` (over the network: `token`,
+        `remote`), or join the cluster of node `manager` (same LAN, one machine) as a
+        worker. Returns the cluster's id."""
+        return self._swarm.join(manager, token=token, remote=remote)
+
+    def swarm_join_token(self, role: str = "worker") -> str:
+        """`docker swarm join-token -q worker|manager` (managers only)."""
+        return self._swarm.join_token(role)
+
+    def swarm_advertise(self) -> str:
+        """The "ip:port" other nodes join this member by."""
+        return self._swarm.advertise()
 
     def swarm_leave(self, force: bool = False) -> None:
         """`docker swarm leave [-f]`: -f also disconnects this node's containers from
-        swarm networks; the last member to leave deletes the cluster's files."""
+        swarm networks; the last member to leave deletes the cluster's state."""
         return self._swarm.leave(force)
 
     def swarm_members(self) -> "list[Member]":
-        """The members of this node's cluster (`docker node ls` on a manager)."""
+        """The members of this node's cluster."""
         return self._swarm.members()
+
+    def swarm_nodes(self) -> "list[tuple[Member, str]]":
+        """`docker node ls` on a member: each member and its status, "Ready" or "Down"."""
+        return self._swarm.nodes()
+
+    def swarm_info(self) -> dict:
+        """The swarm section of `netkit info`: state, cluster, role, advertise address, the
+        store's url and each endpoint's health, member counts, members down."""
+        return self._swarm.info()
 
     def swarm_roles(self) -> dict[str, str]:
         """Each simulated node's role: "manager", "worker" or "" (not in a swarm)."""
@@ -388,9 +411,12 @@ class Engine:
         return self._registry.remove_lan(name)
 
     def create_node(self, name: str, *, lan: str | None = None, ip: str | None = None,
-                    gateway: str | None = None, dns: tuple[str, ...] = ()) -> Node:
-        """`netkit node create`: a simulated host, optionally plugged into a LAN."""
-        return self._registry.create_node(name, lan=lan, ip=ip, gateway=gateway, dns=dns)
+                    gateway: str | None = None, dns: tuple[str, ...] = (),
+                    state_dir: str | None = None, run_dir: str | None = None) -> Node:
+        """`netkit node create`: a simulated host, optionally plugged into a LAN;
+        `state_dir` / `run_dir`: its files in directories of its own (new or empty)."""
+        return self._registry.create_node(name, lan=lan, ip=ip, gateway=gateway, dns=dns,
+                                          state_dir=state_dir, run_dir=run_dir)
 
     def nodes(self) -> list[Node]:
         """`netkit node ls`."""

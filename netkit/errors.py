@@ -9,6 +9,7 @@
     ├── Exhausted               no free subnet in the pools / no free address
     ├── Unsupported             the kernel or machine lacks a feature
     ├── KernelError             a netlink / syscall request failed (op, target, netns)
+    ├── ClusterUnavailable      the swarm's cluster store has no reachable majority
     └── InternalError           a bug: state netkit cannot explain
 
 Messages are one lowercase line, in Docker's wording where Docker has one
@@ -62,3 +63,7 @@ class KernelError(NetkitError):
 
 class InternalError(NetkitError):
     """Internal error."""
+
+
+class ClusterUnavailable(NetkitError):
+    """The swarm's cluster store cannot be reached."""

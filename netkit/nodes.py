@@ -24,7 +24,7 @@ from netkit.kernel import netns as kns
 from netkit.kernel import spawn
 from netkit.kernel.session import TAG
 from netkit.model import Lan, Node
-from netkit.paths import NodePaths, lan_netns, node_netns
+from netkit.paths import NodePaths, lan_netns, node_netns, roots_file
 
 if TYPE_CHECKING:
     from netkit.actions import Actions
@@ -110,8 +110,11 @@ class NodeRegistry:
 
     # -- nodes ------------------------------------------------------------------
     def create_node(self, name: str, *, lan: str | None = None, ip: str | None = None,
-                    gateway: str | None = None, dns: tuple[str, ...] = ()) -> Node:
-        """A simulated host, optionally plugged into a LAN."""
+                    gateway: str | None = None, dns: tuple[str, ...] = (),
+                    state_dir: str | None = None, run_dir: str | None = None) -> Node:
+        """A simulated host, optionally plugged into a LAN; `state_dir` / `run_dir`: its
+        state / runtime files in directories of its own (new or empty) instead of under
+        NETKIT_ROOT / NETKIT_RUN (netkit/paths.py)."""
         import netaddr
         from netkit import ipam
         if not NODE_NAME_RE.match(name):
@@ -123,10 +126,14 @@ class NodeRegistry:
                 raise InvalidArgument(f"{server} is not an ip address") from None
         if (ip or gateway) and not lan:
             raise InvalidArgument("--ip and --gateway need --lan")
-        paths = NodePaths.of(name, self.root, self.run_root)
+        own = _own_roots(state_dir, run_dir)
         with self.actions() as (tx, ctx):
             if tx.node(name):
                 raise AlreadyExists(f"node with name {name} already exists")
+            paths = NodePaths.of(name, self.root, self.run_root)
+            if own is not None:
+                paths = NodePaths(own.root or paths.root, own.run or paths.run)
+                _record_roots(ctx, self.root, name, paths)
             the_lan = None
             addr = None
             if lan:
@@ -224,7 +231,8 @@ class NodeRegistry:
             ctx.kernel.journal.defer(f"remove the directories of node {name}", lambda: (
                 kns.remove_bind(os.path.join(paths.run, "uts")),
                 shutil.rmtree(paths.run, ignore_errors=True),
-                shutil.rmtree(paths.root, ignore_errors=True)))
+                shutil.rmtree(paths.root, ignore_errors=True),
+                _unlink(roots_file(self.root, name))))
         if failure is not None:
             raise failure
 
@@ -242,6 +250,43 @@ class NodeRegistry:
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": "/root",
                "HOSTNAME": name}
         return spawn.run_foreground(box, list(command), env, capture=capture)
+
+
+def _own_roots(state_dir: str | None, run_dir: str | None) -> NodePaths | None:
+    """The node's own roots ("" = the shared one), checked: absolute, new or empty."""
+    if not state_dir and not run_dir:
+        return None
+    for what, d in (("--state-dir", state_dir), ("--run-dir", run_dir)):
+        if not d:
+            continue
+        if not os.path.isabs(d):
+            raise InvalidArgument(f"invalid {what} {d}: it must be an absolute path")
+        if os.path.exists(d) and (not os.path.isdir(d) or os.listdir(d)):
+            raise Conflict(f"{what} {d} is not an empty directory")
+    if state_dir and run_dir and os.path.realpath(state_dir) == os.path.realpath(run_dir):
+        raise InvalidArgument("--state-dir and --run-dir must be different directories")
+    return NodePaths(os.path.realpath(state_dir) if state_dir else "",
+                     os.path.realpath(run_dir) if run_dir else "")
+
+
+def _record_roots(ctx, root: str, name: str, paths: NodePaths) -> None:
+    """Make the node's own roots and record them in the host's registry (journaled)."""
+    import json
+    os.makedirs(os.path.join(root, "nodes"), exist_ok=True)
+    for d in (paths.root, paths.run):
+        if not os.path.exists(d):
+            os.makedirs(d, mode=0o700)
+            ctx.kernel.journal.push(f"remove {d}", lambda d=d: shutil.rmtree(d, True))
+    path = roots_file(root, name)
+    sandbox.write_file(path, json.dumps({"state": paths.root, "run": paths.run}) + "\n")
+    ctx.kernel.journal.push(f"remove {path}", lambda: _unlink(path))
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _force_clean(node: str, paths: NodePaths) -> None:

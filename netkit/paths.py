@@ -1,11 +1,21 @@
-"""Where state and runtime files live: NETKIT_ROOT, NETKIT_RUN, per node a sub-root."""
+"""Where state and runtime files live: NETKIT_ROOT, NETKIT_RUN, per node a sub-root.
+
+A simulated node keeps its state under `NETKIT_ROOT/nodes/<name>` and its
+runtime files under `NETKIT_RUN/nodes/<name>`, unless it was created with
+roots of its own (`netkit node create --state-dir DIR --run-dir DIR`): the
+real host's registry then records them in `NETKIT_ROOT/nodes/<name>.roots`
+(JSON {"state": DIR, "run": DIR}), and nothing of the node lives in the
+shared trees (a node that shares no files with the others, as a real host).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
 NETNS_PREFIX = "nk"
+ROOTS_SUFFIX = ".roots"
 
 
 def default_root() -> str:
@@ -27,6 +37,9 @@ class NodePaths:
     def of(cls, node: str, root: str, run: str) -> "NodePaths":
         if not node:
             return cls(root, run)
+        own = private_roots(root, node)
+        if own is not None:
+            return own
         return cls(os.path.join(root, "nodes", node), os.path.join(run, "nodes", node))
 
     @property
@@ -39,6 +52,24 @@ class NodePaths:
     @property
     def containers_dir(self) -> str:
         return os.path.join(self.run, "containers")
+
+
+def roots_file(root: str, node: str) -> str:
+    """Where the host's registry records the private roots of `node`."""
+    return os.path.join(root, "nodes", node + ROOTS_SUFFIX)
+
+
+def private_roots(root: str, node: str) -> NodePaths | None:
+    """The roots `node` was created with (None: the shared trees)."""
+    try:
+        with open(roots_file(root, node)) as f:
+            own = json.load(f)
+        return NodePaths(own["state"], own["run"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        from netkit.errors import InternalError
+        raise InternalError(f"node {node}: unreadable {roots_file(root, node)}: {exc}") from None
 
 
 def node_netns(name: str) -> str:

@@ -1,11 +1,16 @@
-"""Swarm mode on simulated nodes: `docker swarm init / join / leave`, members, roles (`Swarm`).
+"""Swarm mode on simulated nodes: `docker swarm init / join / join-token / leave`, members, roles (`Swarm`).
 
 Owns cluster membership: a cluster is a `ClusterStore` (netkit.store.cluster)
 shared by its member nodes, and a node's membership is the file
-`<node state root>/swarm.json` naming the cluster. Managers create and
-remove overlay networks; every member sees them. What a member's engine
-does with the cluster's networks and addresses in every action is the
-cluster scope's (netkit/cluster.py).
+`<node state root>/swarm.json` naming the cluster, its store (url) and the
+node's advertise address (netkit/cluster.py). `init --cluster-store
+etcd://...` keeps the cluster in etcd, else in the embedded SQLite file.
+A node joins over the network with a token (`join --token T ADDR`: the
+manager's agent admits it, netkit/agent/join.py) or, on one machine, by
+naming a manager node (`join --manager NODE`, which reads that node's
+files). Managers create and remove overlay networks; every member sees
+them. What a member's engine does with the cluster's networks and
+addresses in every action is the cluster scope's (netkit/cluster.py).
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ import secrets
 from typing import TYPE_CHECKING
 
 from netkit.cluster import NOT_MANAGER  # noqa: F401  (re-exported: CLI and tests import it here)
-from netkit.errors import Conflict, Forbidden, InvalidArgument, NotFound
+from netkit.cluster import (LEASE_TTL, SQLITE, down_members, leased, read_membership,
+                            store_url)
+from netkit.errors import Conflict, Forbidden, InvalidArgument, NetkitError, NotFound
 from netkit.ids import now
 from netkit.model import Scope
 from netkit.paths import NodePaths
-from netkit.store.cluster import (MANAGER, SWARM_FILE, WORKER, Member, SqliteClusterStore,
-                                  read_cluster_id)
+from netkit.store.cluster import MANAGER, SWARM_FILE, WORKER, Member, read_cluster_id  # noqa: F401
 
 if TYPE_CHECKING:
     from netkit.actions import Actions
@@ -29,6 +35,7 @@ if TYPE_CHECKING:
     from netkit.containers import Containers
     from netkit.model import Node
     from netkit.store import Store
+    from netkit.store.cluster import ClusterStore, ClusterTx
 
 NOT_IN_SWARM = "This node is not part of a swarm"
 ALREADY_IN_SWARM = ('This node is already part of a swarm. Use "netkit swarm leave" to leave this '
@@ -38,6 +45,29 @@ LAST_MANAGER = ("You are attempting to leave the swarm on a node that is partici
                 "ignore this message.")
 MANAGER_LEAVE = ("You are attempting to leave the swarm on a node that is participating as a manager. "
                  "Use `--force` to ignore this message.")
+WORKER_VIEW = ("This node is not a swarm manager. Worker nodes can't be used to view or modify "
+               "cluster state. Please run this command on a manager node or promote the current "
+               "node to a manager.")
+READY, DOWN = "Ready", "Down"
+
+
+def admit(store: "ClusterStore", token: str, node: str, vtep: str) -> dict:
+    """A manager's side of a join over the network: the token names a role of this cluster;
+    the node becomes a member. The reply the joiner gets (cluster id, store url, role)."""
+    import hmac
+    from netkit.agent.join import WRONG_TOKEN, check_token
+    check_token(token)
+    with store.transaction() as c:
+        role = next((r for r in (WORKER, MANAGER)
+                     if hmac.compare_digest(c.meta(f"token.{r}") or "", token)), None)
+        if role is None:
+            raise Forbidden(WRONG_TOKEN)
+        if c.member(node) is not None:
+            raise Conflict(f"a node named {node} is already a member of this swarm")
+        if any(m.vtep == vtep for m in c.members()):
+            raise Conflict(f"address {vtep} is already used by a member of this swarm")
+        c.add_member(Member(node, role, vtep, now()))
+    return {"cluster": store.cluster_id, "store": store.url, "role": role}
 
 
 class Swarm:
@@ -60,29 +90,70 @@ class Swarm:
         return os.path.join(self.paths.root, SWARM_FILE)
 
     # -- swarm init / join / leave ----------------------------------------------------
-    def init(self) -> str:
-        """`docker swarm init`: a new cluster with this node as its manager; returns its id."""
+    def init(self, advertise_addr: str | None = None, cluster_store: str | None = None) -> str:
+        """`docker swarm init`: a new cluster with this node as its manager, in the embedded
+        SQLite store or in etcd (`cluster_store` "etcd://h:p,..."); returns its id."""
+        from netkit.agent.join import new_token
         vtep = self.cluster.vtep()
+        advertise = self._advertise(advertise_addr, vtep)
         if self.cluster.store() is not None:
             raise Conflict(ALREADY_IN_SWARM)
+        url = SQLITE if cluster_store in (None, "", SQLITE) else cluster_store
         cid = secrets.token_hex(16)[:25]
-        store = SqliteClusterStore(self.root, cid, create=True)
+        store = self.cluster.open(url, cid, create=True)
         try:
             with store.transaction() as c:
                 c.add_member(Member(self.node_name, MANAGER, vtep, now()))
-            self._write_membership(cid)
+                for role in (WORKER, MANAGER):
+                    c.set_meta(f"token.{role}", new_token(cid))
+            url = store.url
+            self._write_membership({"cluster": cid, "store": url, "advertise": advertise})
+            if leased(store):
+                store.keep_alive(self.node_name, LEASE_TTL)
         except BaseException:
             store.destroy()
             raise
-        self.cluster.use(store)
+        self.cluster.use(store, url)
         self.cluster.ensure_agent(poke=True)
         return cid
 
-    def join(self, manager: str) -> str:
-        """`docker swarm join`: join the cluster of node `manager` (same LAN) as a worker."""
+    def _advertise(self, addr: str | None, vtep: str) -> str:
+        """"ip:port" other nodes reach this one by (its LAN address; port 2377 by default)."""
+        from netkit.agent.join import JOIN_PORT, parse_address
+        host, port = parse_address(addr or vtep, JOIN_PORT)
+        if host != vtep:
+            raise InvalidArgument(f"advertise address {host} is not an address of this node "
+                                  f"(its LAN address is {vtep})")
+        return f"{host}:{port}"
+
+    def join(self, manager: str | None = None, *, token: str | None = None,
+             remote: str | None = None) -> str:
+        """`docker swarm join --token TOKEN ADDR[:PORT]`: join over the network, sharing no
+        file; or (`manager`, one machine) join the cluster of that node as a worker."""
         vtep = self.cluster.vtep()
+        if (manager is None) == (token is None or remote is None):
+            raise InvalidArgument("swarm join needs --token TOKEN and the manager's ADDR[:PORT] "
+                                  "(or --manager NODE)")
         if self.cluster.store() is not None:
             raise Conflict(ALREADY_IN_SWARM)
+        if manager is not None:
+            return self._join_node(manager, vtep)
+        from netkit.agent import join
+        join.check_token(token or "")
+        join.parse_address(remote or "")
+        reply = join.request(self.node.netns, remote or "",
+                             {"op": "join", "token": token, "node": self.node_name, "vtep": vtep})
+        cid, url = str(reply["cluster"]), str(reply["store"])
+        try:
+            store = self.cluster.open(url, cid)
+        except NetkitError:
+            self._unjoin(None, url, cid)
+            raise
+        self._joined(store, {"cluster": cid, "store": url, "advertise": f"{vtep}:{join.JOIN_PORT}"})
+        return cid
+
+    def _join_node(self, manager: str, vtep: str) -> str:
+        """The one-machine join: the manager node's files name its cluster."""
         other = self.host_store.read().node(manager)
         if other is None:
             raise NotFound(f"node {manager} not found")
@@ -90,31 +161,53 @@ class Swarm:
             raise InvalidArgument("a node cannot join itself")
         if other.lan != self.node.lan:
             raise InvalidArgument(f"node {manager} is not on this node's LAN {self.node.lan}")
-        cid = read_cluster_id(NodePaths.of(manager, self.root, self.run_root).root)
-        if cid is None:
+        theirs = read_membership(NodePaths.of(manager, self.root, self.run_root).root)
+        if theirs is None:
             raise Forbidden(f"node {manager} is not a swarm manager")
-        store = SqliteClusterStore(self.root, cid)
+        cid, url = theirs["cluster"], store_url(theirs)
+        store = self.cluster.open(url, cid)
         with store.transaction() as c:
             m = c.member(manager)
             if m is None or m.role != MANAGER:
                 raise Forbidden(f"node {manager} is not a swarm manager")
             c.add_member(Member(self.node_name, WORKER, vtep, now()))
-        try:
-            self._write_membership(cid)
-        except BaseException:
-            with store.transaction() as c:
-                c.remove_member(self.node_name)
-            raise
-        self.cluster.use(store)
-        self.cluster.sync_node()                # mirrors the cluster's networks here
-        self.cluster.poke_members(store)
-        self.cluster.ensure_agent(poke=True)
+        from netkit.agent.join import JOIN_PORT
+        self._joined(store, {"cluster": cid, "store": url, "advertise": f"{vtep}:{JOIN_PORT}"})
         return cid
 
-    def _write_membership(self, cid: str) -> None:
+    def _joined(self, store: "ClusterStore", membership: dict) -> None:
+        """A member now: the membership file (else out again), the lease, this node in step."""
+        try:
+            self._write_membership(membership)
+            if leased(store):
+                store.keep_alive(self.node_name, LEASE_TTL)
+        except BaseException:
+            self._unjoin(store, membership["store"], membership["cluster"])
+            raise
+        self.cluster.use(store, membership["store"])
+        self.cluster.sync_node()                # mirrors the cluster's networks here
+        if not leased(store):
+            self.cluster.poke_members(store)
+        self.cluster.ensure_agent(poke=True)
+
+    def _unjoin(self, store: "ClusterStore | None", url: str, cid: str) -> None:
+        """Undo the member row of a join that failed after the manager admitted it."""
+        try:
+            store = store or self.cluster.open(url, cid)
+            with store.transaction() as c:
+                c.remove_member(self.node_name)
+        except NetkitError as exc:
+            from netkit.kernel.journal import log
+            log.warning("node %s: could not undo its membership: %s", self.node_name, exc)
+        try:
+            os.unlink(self._path())
+        except FileNotFoundError:
+            pass
+
+    def _write_membership(self, membership: dict) -> None:
         from netkit import sandbox
         os.makedirs(self.paths.root, exist_ok=True)
-        sandbox.write_file(self._path(), json.dumps({"cluster": cid}) + "\n")
+        sandbox.write_file(self._path(), json.dumps(membership) + "\n")
 
     def leave(self, force: bool = False) -> None:
         """`docker swarm leave [-f]`: -f also disconnects this node's containers from
@@ -136,6 +229,7 @@ class Swarm:
         for network_id, c in attached:
             self.containers.disconnect(network_id, c.id, force=True)
         path = self._path()
+        membership = self.cluster.membership() or {"cluster": store.cluster_id}
         with self.actions() as (tx, ctx):
             c = self.cluster.write()
             for ep in c.endpoints(node=self.node_name):      # published, but gone from here
@@ -147,7 +241,7 @@ class Swarm:
                 if net.scope is Scope.SWARM and not tx.count_endpoints(net.id):
                     tx.delete_network(net.id)
             os.unlink(path)
-            ctx.kernel.journal.push(f"restore {path}", lambda: self._write_membership(store.cluster_id))
+            ctx.kernel.journal.push(f"restore {path}", lambda: self._write_membership(membership))
         self.cluster.use(None)
         if last:
             store.destroy()
@@ -155,23 +249,62 @@ class Swarm:
             store.close()
         self.cluster.left()
 
+    # -- what the members and the host see -------------------------------------------
+    def join_token(self, role: str = WORKER) -> str:
+        """`docker swarm join-token worker|manager` (managers only): the token."""
+        if role not in (WORKER, MANAGER):
+            raise InvalidArgument(f"unknown role {role}: use worker or manager")
+        store = self.cluster.store()
+        if store is None:
+            raise Conflict(NOT_IN_SWARM)
+        c = store.read()
+        me = c.member(self.node_name)
+        if me is None or me.role != MANAGER:
+            raise Forbidden(WORKER_VIEW)
+        token = c.meta(f"token.{role}")
+        if token is None:                  # a cluster made before tokens: one now
+            from netkit.agent.join import new_token
+            with store.transaction() as w:
+                token = w.meta(f"token.{role}") or new_token(store.cluster_id)
+                w.set_meta(f"token.{role}", token)
+        return token
+
+    def advertise(self) -> str:
+        """The "ip:port" other nodes join this one by."""
+        found = self.cluster.membership()
+        if found is None:
+            raise Conflict(NOT_IN_SWARM)
+        from netkit.agent.join import JOIN_PORT
+        return found.get("advertise") or f"{self.cluster.vtep()}:{JOIN_PORT}"
+
     def roles(self) -> dict[str, str]:
-        """Each simulated node's role: "manager", "worker" or "" (not in a swarm)."""
-        stores: dict[str, SqliteClusterStore | None] = {}
+        """Each simulated node's role: "manager", "worker", "" (not in a swarm) or "unknown"
+        (its cluster store cannot be reached)."""
+        stores: dict[tuple[str, str], "ClusterStore | None"] = {}
         out = {}
         try:
             for node in self.host_store.read().nodes():
-                cid = read_cluster_id(NodePaths.of(node.name, self.root, self.run_root).root)
+                found = read_membership(NodePaths.of(node.name, self.root, self.run_root).root)
                 out[node.name] = ""
-                if cid is None:
+                if found is None:
                     continue
-                if cid not in stores:
+                key = (found["cluster"], store_url(found))
+                if key not in stores:
+                    stores[key] = None
                     try:
-                        stores[cid] = SqliteClusterStore(self.root, cid)
+                        from netkit.cluster import open_store
+                        stores[key] = open_store(key[1], key[0], self.root, netns=node.netns)
                     except NotFound:
-                        stores[cid] = None
-                store = stores[cid]
-                m = store.read().member(node.name) if store is not None else None
+                        pass
+                    except NetkitError:
+                        out[node.name] = "unknown"
+                        continue
+                store = stores[key]
+                try:
+                    m = store.read().member(node.name) if store is not None else None
+                except NetkitError:
+                    out[node.name] = "unknown"
+                    continue
                 out[node.name] = m.role if m else ""
         finally:
             for s in stores.values():
@@ -185,3 +318,45 @@ class Swarm:
         if store is None:
             raise Conflict(NOT_IN_SWARM)
         return store.read().members()
+
+    def nodes(self) -> list[tuple[Member, str]]:
+        """`docker node ls` on a member: each member with its status, "Ready" or "Down"
+        (etcd: its agent's lease expired; SQLite, one machine: its agent is not running)."""
+        from netkit.agent import client
+        store = self.cluster.store()
+        if store is None:
+            raise Conflict(NOT_IN_SWARM)
+        c = store.read()
+        members = c.members()
+        if leased(store):
+            down = down_members(store, c)
+        else:
+            down = {m.node for m in members
+                    if client.pid(NodePaths.of(m.node, self.root, self.run_root).run) is None}
+        return [(m, DOWN if m.node in down else READY) for m in members]
+
+    def info(self) -> dict:
+        """The swarm section of `netkit info`: membership, the store, its endpoints' health."""
+        found = self.cluster.membership()
+        if found is None:
+            return {"state": "inactive"}
+        out: dict = {"state": "active", "cluster": found["cluster"], "store": store_url(found),
+                     "advertise": found.get("advertise") or ""}
+        try:
+            store = self.cluster.store()
+        except NetkitError as exc:                  # unreachable: say so, and what was asked
+            return {**out, "state": "error", "error": str(exc)}
+        if store is None:
+            return {**out, "state": "error", "error": f"cluster {found['cluster']} is gone"}
+        out["endpoints"] = [{"endpoint": ep, "healthy": ok, "detail": detail}
+                            for ep, ok, detail in store.health()]
+        try:
+            c = store.read()
+            me = c.member(self.node_name)
+            members = c.members()
+            out.update(role=me.role if me else "", nodes=len(members),
+                       managers=sum(m.role == MANAGER for m in members),
+                       down=sorted(down_members(store, c)))
+        except NetkitError as exc:
+            out.update(state="error", error=str(exc))
+        return out

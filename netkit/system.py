@@ -120,7 +120,7 @@ class System:
         supervised = bool(self.store.read().count_supervised())
         if supervised:
             why.append("containers keep running")
-        if self.cluster.store() is not None:
+        if self.cluster.membership() is not None:        # the store may be unreachable
             why.append("this swarm node's peers and cluster-wide names are not kept up to date")
         if why and not self.processes.agent_status()["running"]:
             heals = "command" if supervised else "action"      # ps heals it; actions always do

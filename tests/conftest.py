@@ -104,6 +104,11 @@ def lan(host):
     name = unique("l")
     lan = host.create_lan(name, "192.168.77.0/24", gateway="192.168.77.1")
     yield lan
+    remove_lan(host, name)
+
+
+def remove_lan(host, name: str) -> None:
+    """Remove LAN `name` and every node still plugged into it."""
     for n in host.nodes():
         if n.lan == name:
             host.remove_node(n.name, force=True)
@@ -124,3 +129,31 @@ def cli(netkit_dirs):
             raise AssertionError(f"{' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
         return proc
     return run
+
+
+# -- etcd (the cluster store's networked backend) -----------------------------------------
+def etcd_members(host, lan_name: str, count: int, data_root: str):
+    """An EtcdCluster of `count` members (fresh nodes on LAN `lan_name`), started; the
+    caller closes it (use it as a context manager)."""
+    from netkit.testing.etcd import EtcdCluster
+    cluster = EtcdCluster(host, lan_name, [unique("e") for _ in range(count)], data_root=data_root)
+    try:
+        cluster.start()
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
+
+
+@pytest.fixture
+def etcd_single(host, lan, tmp_path):
+    """A one-member etcd cluster on the `lan` fixture's LAN; removed afterwards."""
+    with etcd_members(host, lan.name, 1, str(tmp_path / "etcd")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def etcd_cluster(host, lan, tmp_path):
+    """A three-member etcd cluster on the `lan` fixture's LAN; removed afterwards."""
+    with etcd_members(host, lan.name, 3, str(tmp_path / "etcd")) as cluster:
+        yield cluster

@@ -2,18 +2,30 @@
 
 `ClusterSync` runs on the node agent's asyncio loop (netkit/agent/server.py)
 of every simulated node. While the node is a swarm member it looks at the
-cluster store's `version()` every `MEMBER_POLL` (or at once on a poke, the
-agent's `cluster` request) and, when it moved, on ONE worker thread of its
-own (its own `Engine(node, in_agent=True)`, its own store connections and
-netlink sockets):
+cluster store whenever the store changed and, when it moved, on ONE worker
+thread of its own (its own `Engine(node, in_agent=True)`, its own store
+connections and netlink sockets):
 
 - `sync_node(engine)` (`ClusterScope.sync_node`, netkit/cluster.py) mirrors
   the cluster's networks into the node's store and makes the node's VXLAN
-  FDB/neighbour entries equal to `peers.desired()`; idempotent;
-- `remote_entries()` reads the overlay endpoints of the OTHER nodes as the
-  resolver's typed entries, which it then pushes to the node's resolver
-  (`netkit.dns.client.set_remote`, the daemon's `remote` command: the
-  whole set, the daemon applies the difference).
+  FDB/neighbour entries equal to `peers.desired()` (less the members that
+  are down); idempotent;
+- `remote_entries()` reads the overlay endpoints of the OTHER nodes (up
+  ones) as the resolver's typed entries, which it then pushes to the node's
+  resolver (`netkit.dns.client.set_remote`, the daemon's `remote` command:
+  the whole set, the daemon applies the difference).
+
+How it learns that the store changed depends on the store. SQLite (one
+machine): it polls `version()` every `MEMBER_POLL`, and the acting engine
+pokes it (the agent's `cluster` request). etcd: a watcher thread of its
+own (`_Watch`, its own store connection) blocks in `wait_change()` (an etcd
+watch) and wakes the loop on every change; the same thread holds the
+node's lease (`keep_alive` every `LEASE_TTL / 3`) and looks at the other
+members' leases every `WATCH_SLICE`, so a member whose lease expired is
+withdrawn (its peers and names) and put back when its lease is renewed,
+without any cluster change. A store that cannot be reached changes
+nothing on the node (containers keep their connectivity); the watch and
+the sync retry until it is back, then converge by themselves.
 
 The version counts as applied (`applied`, in the agent's `ping` reply)
 only once both succeeded. While there are other nodes' names the node's
@@ -25,6 +37,10 @@ every tick (`serve_resolver`). The loop itself never blocks: the asyncio
 side only waits, compares and hands work to the worker thread, so the
 agent answers while it syncs.
 
+On a manager the loop also runs the join listener (netkit/agent/join.py:
+TCP on the node's advertise address, port 2377): a join request is
+admitted on the worker thread (`netkit.swarm.admit`).
+
 Off swarm the loop only looks at the membership file, every `IDLE_POLL`
 (swarm init / join poke the agent); it starts its thread and engine on
 the first membership it sees.
@@ -34,6 +50,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
@@ -42,9 +60,11 @@ if TYPE_CHECKING:
     from netkit.dns.entries import ContainerEntries, NetworkEntry
     from netkit.engine import Engine
 
-MEMBER_POLL = 0.05      # seconds between two looks at the cluster store's version
+MEMBER_POLL = 0.05      # seconds between two looks at the cluster store's version (SQLite)
+WATCHED_POLL = 1.0      # etcd: the watch wakes the loop; this only retries a failed sync
 IDLE_POLL = 1.0         # seconds between two looks at the membership of a non-member
-ANY = -1                # `holder`: whichever resolver runs
+WATCH_SLICE = 1.0       # etcd: longest wait_change, i.e. how often the leases are looked at
+RETRY = 0.5             # etcd: pause of the watcher after a failure
 log = logging.getLogger("netkit.agent")
 
 Remote = tuple["dict[str, ContainerEntries]", "dict[str, NetworkEntry]"]
@@ -56,9 +76,9 @@ def sync_node(engine: "Engine") -> int:
     return engine.cluster.sync_node()
 
 
-def remote_entries(cluster_tx, node: str) -> Remote:
-    """The resolver's entries for the overlay endpoints of nodes other than `node` (pure):
-    ({container id: its endpoints, no sandbox}, {network id: network entry})."""
+def remote_entries(cluster_tx, node: str, down: "set[str] | frozenset[str]" = frozenset()) -> Remote:
+    """The resolver's entries for the overlay endpoints of nodes other than `node` and not
+    `down` (pure): ({container id: its endpoints, no sandbox}, {network id: network entry})."""
     from netkit.dns.entries import ContainerEntries, EndpointEntry
     from netkit.dnssync import network_entry
     nets = {n.id: n for n in cluster_tx.networks()}
@@ -66,7 +86,7 @@ def remote_entries(cluster_tx, node: str) -> Remote:
     used: dict[str, NetworkEntry] = {}
     for ep in sorted(cluster_tx.endpoints(), key=lambda e: (e.container_id, e.network_id, e.id)):
         net = nets.get(ep.network_id)
-        if ep.node == node or net is None or not (ep.ipv4 or ep.ipv6):
+        if ep.node == node or ep.node in down or net is None or not (ep.ipv4 or ep.ipv6):
             continue
         names = tuple(dict.fromkeys(n.lower().rstrip(".") for n in ep.names if n))
         eps.setdefault(ep.container_id, []).append(EndpointEntry(
@@ -90,12 +110,15 @@ def converged(engine: "Engine") -> bool:
 
 
 class _Worker:
-    """The kernel and store side, used from the ONE thread of the sync (`tick`, `close`)."""
+    """The kernel and store side, used from the ONE thread of the sync (`tick`, `admit`,
+    `close`)."""
 
     def __init__(self, node: str, root: str, run: str) -> None:
         self.node, self.root, self.run = node, root, run
         self.engine: "Engine | None" = None
         self.cluster_id: str | None = None      # the cluster of the last tick that synced
+        self.down: set[str] = set()             # the members that were down at that tick
+        self.role: str | None = None            # this node's role at the last tick
 
     def _engine(self) -> "Engine":
         if self.engine is None:
@@ -106,21 +129,39 @@ class _Worker:
         return self.engine
 
     def tick(self, applied: int | None) -> tuple[int, int, Remote] | None:
-        """When the cluster moved past `applied`: sync the node; (version, kernel changes,
-        the other nodes' entries). None when there is nothing to do (or no cluster)."""
+        """When the cluster moved past `applied` (or a member went down or came back): sync
+        the node; (version, kernel changes, the other nodes' entries). None when there is
+        nothing to do (or no cluster)."""
         engine = self._engine()
         cluster = engine.cluster.store()
         if cluster is None:
             return None
         version = cluster.version()
-        if version == applied and cluster.cluster_id == self.cluster_id:
+        c = cluster.read()
+        me = c.member(self.node)
+        self.role = me.role if me is not None else None
+        down = engine.cluster.down(cluster, c)
+        if version == applied and cluster.cluster_id == self.cluster_id and down == self.down:
             return None
         self.cluster_id = cluster.cluster_id
         changes = sync_node(engine)
         cluster = engine.cluster.store()
         if cluster is None:
             return None
-        return version, changes, remote_entries(cluster.read(), self.node)
+        self.down = down
+        return version, changes, remote_entries(cluster.read(), self.node, down)
+
+    def admit(self, msg: dict) -> dict:
+        """A join request that reached this node's join port (netkit/agent/join.py)."""
+        from netkit.errors import Forbidden
+        from netkit.store.cluster import MANAGER
+        from netkit.swarm import NOT_MANAGER, admit
+        cluster = self._engine().cluster.store()
+        me = cluster.read().member(self.node) if cluster is not None else None
+        if cluster is None or me is None or me.role != MANAGER:
+            raise Forbidden(NOT_MANAGER)
+        return admit(cluster, str(msg.get("token") or ""), str(msg.get("node") or ""),
+                     str(msg.get("vtep") or ""))
 
     def start_resolver(self) -> int:
         return self._engine().cluster.start_resolver()
@@ -129,6 +170,62 @@ class _Worker:
         if self.engine is not None:
             self.engine.close()
             self.engine = None
+
+
+class _Watch(threading.Thread):
+    """etcd: watches the cluster store and holds the node's lease, on a thread of its own
+    with a store connection of its own; `wake()` (thread-safe) whenever the cluster changed
+    or a member went down or came back."""
+
+    def __init__(self, node: str, root: str, url: str, cluster_id: str,
+                 wake: Callable[[], None]) -> None:
+        super().__init__(name="netkit-cluster-watch", daemon=True)
+        self.node, self.root, self.url, self.cluster_id = node, root, url, cluster_id
+        self.wake = wake
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        from netkit.cluster import LEASE_TTL, open_store
+        store = None
+        version: int | None = None
+        alive: set[str] | None = None
+        renew = 0.0
+        error: str | None = None
+        while not self.stopped.is_set():
+            try:
+                if store is None:
+                    store = open_store(self.url, self.cluster_id, self.root)
+                if time.monotonic() >= renew:
+                    store.keep_alive(self.node, LEASE_TTL)
+                    renew = time.monotonic() + LEASE_TTL / 3
+                now_alive = store.alive()
+                if now_alive != alive:
+                    alive = now_alive
+                    self.wake()
+                found = store.wait_change(-1 if version is None else version,
+                                          max(0.0, min(WATCH_SLICE, renew - time.monotonic())))
+                if found != version:
+                    version = found
+                    self.wake()
+                if error is not None:
+                    log.info("cluster store reachable again")
+                    error = None
+                    self.wake()
+            except Exception as exc:             # noqa: BLE001 - retried until it is back
+                text = f"{type(exc).__name__}: {exc}"
+                if text != error:
+                    log.warning("cluster watch: %s (retrying)", text)
+                error = text
+                version = None                   # resync once it is back
+                self.stopped.wait(RETRY)
+        if store is not None:
+            try:
+                store.close()
+            except Exception:                    # noqa: BLE001 - on the way out
+                pass
+
+    def stop(self) -> None:
+        self.stopped.set()
 
 
 class ClusterSync:
@@ -143,14 +240,20 @@ class ClusterSync:
         self.error: str | None = None           # the last failure, logged once
         self.want: Remote = ({}, {})            # the other nodes' entries the resolver must serve
         self.sent: int | None = None            # pid of the resolver that serves exactly `want`
-        # pid of the resolver last given non-empty entries; at start: any (a resolver that
-        # ran before this agent may hold names the node no longer has)
-        self.holder: int | None = ANY
+        # pid of the resolver last given non-empty entries; at start: the one that runs, if
+        # any (it ran before this agent and may hold names the node no longer has; one
+        # started later got none from this agent)
+        from netkit.dns import client as dns
+        self.holder: int | None = dns.pid(run_dir)
         self.poked = asyncio.Event()
         self.stopped = False
+        self.membership: dict | None = None     # swarm.json at the last look
+        self._watch: _Watch | None = None       # etcd: the watcher of the current membership
         self._pool: "ThreadPoolExecutor | None" = None
         self._worker: _Worker | None = None
         self._serving = asyncio.Lock()
+        from netkit.agent.join import JoinListener
+        self.listener = JoinListener(self._admit)
 
     # -- requests (the agent's control socket) -----------------------------------------
     def poke(self) -> None:
@@ -160,8 +263,9 @@ class ClusterSync:
     # -- the loop ----------------------------------------------------------------------
     async def run(self) -> None:
         while not self.stopped:
+            poll = IDLE_POLL if not self.member else WATCHED_POLL if self._watch else MEMBER_POLL
             try:
-                await asyncio.wait_for(self.poked.wait(), MEMBER_POLL if self.member else IDLE_POLL)
+                await asyncio.wait_for(self.poked.wait(), poll)
             except asyncio.TimeoutError:
                 pass
             self.poked.clear()
@@ -177,22 +281,49 @@ class ClusterSync:
                 self.error = text
 
     def is_member(self) -> bool:
-        from netkit.store.cluster import read_cluster_id
-        return read_cluster_id(self.node_root) is not None
+        from netkit.cluster import read_membership
+        return read_membership(self.node_root) is not None
+
+    def _watching(self, membership: dict | None) -> None:
+        """etcd: a watcher for this membership (a new one when it changed; none off swarm
+        and on SQLite)."""
+        from netkit.cluster import SQLITE, store_url
+        if membership == self.membership:
+            return
+        self.membership = membership
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
+        if membership is not None and store_url(membership) != SQLITE:
+            loop = asyncio.get_running_loop()
+            self._watch = _Watch(self.node, self.root, store_url(membership),
+                                 membership["cluster"],
+                                 lambda: loop.call_soon_threadsafe(self.poked.set))
+            self._watch.start()
 
     async def step(self) -> None:
         """One look: membership, then (member) the cluster's version; sync when it moved."""
-        if not self.is_member():
+        from netkit.cluster import read_membership
+        membership = read_membership(self.node_root)
+        self._watching(membership)
+        if membership is None:
             if self.member:
                 log.info("not a swarm member any more")
             self.member = False
             self.applied = None
+            await self.listener.listen(None)
             await self._serve(({}, {}))
             return
         if not self.member:
             log.info("swarm member: watching the cluster store")
         self.member = True
-        result = await self._in_worker(self.worker().tick, self.applied)
+        worker = self.worker()
+        try:
+            result = await self._in_worker(worker.tick, self.applied)
+        finally:
+            from netkit.store.cluster import MANAGER
+            await self.listener.listen(membership.get("advertise")
+                                       if worker.role == MANAGER else None)
         if result is None:
             return
         version, changes, remote = result
@@ -227,7 +358,7 @@ class ClusterSync:
                 pid = await self._in_worker(self.worker().start_resolver)
             if pid == self.sent:
                 return
-            if not remote and self.holder not in (pid, ANY):    # never given any: holds none
+            if not remote and self.holder != pid:   # never given any: holds none
                 self.sent = pid
                 return
             reply = await self._in_worker(dns.set_remote, self.run_dir, remote, nets)
@@ -238,6 +369,11 @@ class ClusterSync:
             if (remote, nets) == self.want:
                 self.sent = pid
             self.holder = pid if remote else None
+
+    async def _admit(self, msg: dict) -> dict:
+        reply = await self._in_worker(self.worker().admit, msg)
+        self.poke()
+        return reply
 
     # -- the worker thread ---------------------------------------------------------------
     def worker(self) -> _Worker:
@@ -255,6 +391,10 @@ class ClusterSync:
         """Stop the loop; close the worker's engine on its thread."""
         self.stopped = True
         self.poked.set()
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
+        await self.listener.close()
         if self._pool is not None:
             if self._worker is not None:
                 try:

@@ -23,7 +23,7 @@ COMMANDS = {
     "wait": ("lifecycle", "wait"), "logs": ("lifecycle", "logs"), "rename": ("lifecycle", "rename"),
     "system": ("system", "system"), "dns": ("dns", "dns"), "node": ("node", "node"),
     "lan": ("node", "lan"), "capture": ("capture", "capture"), "lab": ("lab", "lab"),
-    "swarm": ("swarm", "swarm"),
+    "swarm": ("swarm", "swarm"), "info": ("system", "info"),
 }
 
 

@@ -21,11 +21,18 @@ def node() -> None:
 @click.option("--ip", metavar="CIDR", help="eth0's address on the LAN.")
 @click.option("--gateway", metavar="IP", help="Default route (default: the LAN's gateway).")
 @click.option("--dns", multiple=True, metavar="IP", help="Nameservers of the node's resolv.conf.")
+@click.option("--state-dir", metavar="DIR",
+              help="Keep the node's state in this directory of its own (new or empty).")
+@click.option("--run-dir", metavar="DIR",
+              help="Keep the node's runtime files in this directory of its own (new or empty).")
 @click.argument("name")
 def node_create(name: str, lan: str | None, ip: str | None, gateway: str | None,
-                dns: tuple[str, ...]) -> None:
+                dns: tuple[str, ...], state_dir: str | None, run_dir: str | None) -> None:
     """Create a simulated host; prints its name."""
-    click.echo(engine(host=True).create_node(name, lan=lan, ip=ip, gateway=gateway, dns=dns).name)
+    import os
+    own = {k: os.path.abspath(v) for k, v in (("state_dir", state_dir), ("run_dir", run_dir)) if v}
+    click.echo(engine(host=True).create_node(name, lan=lan, ip=ip, gateway=gateway, dns=dns,
+                                             **own).name)
 
 
 @node.command("ls")

@@ -45,3 +45,34 @@ def reset(force: bool) -> None:
         raise click.ClickException(RESET_REFUSED)
     for line in engine().system_reset():
         click.echo(line)
+
+
+@click.command("info")
+def info() -> None:
+    """Display system-wide information: the node, and its swarm (which cluster store, its
+    endpoints and their health)."""
+    eng = engine()
+    click.echo(f"Node: {eng.node_name or '(real host)'}")
+    sw = eng.swarm_info()
+    click.echo(f"Swarm: {sw['state']}")
+    if sw["state"] == "inactive":
+        return
+    if sw.get("error"):
+        click.echo(f" Error: {sw['error']}")
+    click.echo(f" NodeID: {eng.node_name}")
+    if "role" in sw:
+        click.echo(f" Is Manager: {str(sw['role'] == 'manager').lower()}")
+    click.echo(f" ClusterID: {sw['cluster']}")
+    if "nodes" in sw:
+        click.echo(f" Managers: {sw['managers']}")
+        click.echo(f" Nodes: {sw['nodes']}")
+        if sw["down"]:
+            click.echo(f" Nodes Down: {', '.join(sw['down'])}")
+    click.echo(f" Node Address: {sw['advertise'].split(':')[0]}")
+    store = sw["store"]
+    click.echo(f" Cluster Store: {'sqlite' if store == 'sqlite' else 'etcd'}"
+               + ("" if store == "sqlite" else f" ({store})"))
+    for ep in sw.get("endpoints", []):
+        state = "healthy" if ep["healthy"] else "unhealthy"
+        detail = "" if ep["healthy"] or not ep["detail"] else f" ({ep['detail']})"
+        click.echo(f"  {ep['endpoint']}: {state}{detail}")

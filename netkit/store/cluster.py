@@ -15,8 +15,12 @@ which is enough for nodes simulated on one machine. A networked store
 `transaction()` is a compare-and-swap round, `version()` its revision.
 
 Every committed write transaction bumps `version()`, so a watcher (the
-node agent, netkit/agent/README.md) can poll one integer to know that
-something changed.
+node agent, netkit/agent/README.md) can wait on one integer to know that
+something changed (`wait_change`: a watch on etcd, polling on SQLite).
+`keep_alive(node, ttl)` / `alive()` are the nodes' liveness: a lease on
+etcd, a heartbeat row with an expiry here. `EtcdClusterStore`
+(netkit/store/etcd.py, imported only when a cluster uses etcd) is the
+networked backend.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Protocol
@@ -33,6 +38,7 @@ from netkit.model import IPAMConfig, Network, Scope
 from netkit.store.sqlite import AddressRows
 
 BUSY_TIMEOUT_MS = 120_000
+POLL_INTERVAL = 0.05                 # s: SQLite's wait_change polls its version this often
 MANAGER, WORKER = "manager", "worker"
 SWARM_FILE = "swarm.json"            # in a node's state root: the cluster it is a member of
 
@@ -56,6 +62,7 @@ CREATE TABLE IF NOT EXISTS endpoints (
     ipv4 TEXT, ipv6 TEXT, mac TEXT NOT NULL, vtep TEXT NOT NULL, names TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS endpoints_by_network ON endpoints(network_id);
 """
+ALIVE_TABLE = "CREATE TABLE IF NOT EXISTS alive (node TEXT PRIMARY KEY, expires REAL NOT NULL)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,15 +120,33 @@ class ClusterStore(Protocol):
     `transaction()` is atomic and serialised against every other writer of
     the cluster (all nodes); `read()` gives a consistent view for reading.
     `version()` increases with every committed write: equal versions mean
-    nothing changed. Implementations: SqliteClusterStore (one machine);
-    an etcd one must fit behind the same methods.
+    nothing changed. Implementations: SqliteClusterStore (one machine) and
+    EtcdClusterStore (netkit/store/etcd.py). Calls that cannot reach the
+    store raise ClusterUnavailable (etcd: within the store's timeout).
     """
 
     cluster_id: str
+    url: str                        # "sqlite" or "etcd://host:port,..."
 
     def transaction(self) -> AbstractContextManager[ClusterTx]: ...
+    def begin(self) -> ClusterTx: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
     def read(self) -> ClusterTx: ...
     def version(self) -> int: ...
+
+    def wait_change(self, version: int, timeout: float) -> int:
+        """Block until version() != `version` or `timeout` s passed; the version then."""
+
+    def health(self) -> list[tuple[str, bool, str]]:
+        """(endpoint, healthy, detail) for each of the store's endpoints."""
+
+    def keep_alive(self, node: str, ttl: float) -> None:
+        """`node` is alive for the next `ttl` s (a lease or heartbeat; refreshed by each call)."""
+
+    def alive(self) -> set[str]:
+        """The nodes whose keep_alive has not expired."""
+
     def close(self) -> None: ...
     def destroy(self) -> None: ...
 
@@ -145,6 +170,8 @@ def _j(value: object) -> str:
 
 class SqliteClusterStore:
     """The cluster store in one shared SQLite file (WAL, BEGIN IMMEDIATE)."""
+
+    url = "sqlite"
 
     def __init__(self, root: str, cluster_id: str, *, create: bool = False) -> None:
         from netkit.errors import NotFound
@@ -209,6 +236,48 @@ class SqliteClusterStore:
 
     def version(self) -> int:
         return int(self.read().meta("version") or 0)
+
+    def wait_change(self, version: int, timeout: float) -> int:
+        """Poll version() (a local read) until it differs from `version` or `timeout` s passed."""
+        deadline = time.monotonic() + timeout
+        current = self.version()
+        while current == version and time.monotonic() < deadline:
+            time.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+            current = self.version()
+        return current
+
+    def health(self) -> list[tuple[str, bool, str]]:
+        try:
+            self.db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            return [(self.path, False, str(exc))]
+        return [(self.path, True, "healthy")]
+
+    def _heartbeat(self, sql: str, args: tuple) -> list[tuple]:
+        """One statement on the `alive` table (made on first use: older files lack it), in a
+        transaction of its own unless one is open."""
+        own = not self.db.in_transaction
+        try:
+            if own:
+                self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(ALIVE_TABLE)
+            rows = self.db.execute(sql, args).fetchall()
+            if own:
+                self.db.execute("COMMIT")
+            return rows
+        except sqlite3.Error as exc:
+            if own and self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise InternalError(f"cluster store: {exc}") from exc
+
+    def keep_alive(self, node: str, ttl: float) -> None:
+        """A heartbeat row for `node` that expires `ttl` s from now (wall clock: one machine)."""
+        self._heartbeat("INSERT OR REPLACE INTO alive (node, expires) VALUES (?, ?)",
+                        (node, time.time() + ttl))
+
+    def alive(self) -> set[str]:
+        return {r[0] for r in self._heartbeat("SELECT node FROM alive WHERE expires > ?",
+                                              (time.time(),))}
 
     def close(self) -> None:
         self.db.close()

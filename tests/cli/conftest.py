@@ -58,6 +58,10 @@ class FakeEngine:
     def close(self) -> None:
         self.closed += 1
 
+    @property
+    def node_name(self) -> str:
+        return self.node if self.node and self.node != "<unset>" else ""
+
     # networks
     def create_network(self, spec):
         return self._call("create_network", spec) or net(spec.name, "f")
@@ -176,11 +180,26 @@ class FakeEngine:
     def swarm_agents(self):
         return self._call("swarm_agents") or {}
 
-    def swarm_init(self):
-        return self._call("swarm_init") or "c" * 25
+    def swarm_init(self, **kw):
+        return self._call("swarm_init", **kw) or "c" * 25
 
-    def swarm_join(self, manager):
-        return self._call("swarm_join", manager) or "c" * 25
+    def swarm_join(self, manager=None, **kw):
+        return self._call("swarm_join", *([manager] if manager else []), **kw) or "c" * 25
+
+    def swarm_join_token(self, role="worker"):
+        return self._call("swarm_join_token", role) or f"SWMTKN-1-{'d' * 50}-{role[0] * 25}"
+
+    def swarm_advertise(self):
+        return self._call("swarm_advertise") or "192.168.1.10:2377"
+
+    def swarm_info(self):
+        return self._call("swarm_info") or {"state": "inactive"}
+
+    def swarm_members(self):
+        return self._call("swarm_members") or []
+
+    def swarm_nodes(self):
+        return self._call("swarm_nodes") or []
 
     def swarm_leave(self, force=False):
         return self._call("swarm_leave", force=force)

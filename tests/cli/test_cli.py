@@ -548,6 +548,9 @@ def test_node_create(nk, fake):
                                                      "dns": ("192.168.1.1", "1.1.1.1")})]
     ok(nk("node", "create", "h2"))
     assert fake.called("create_node")[1] == (("h2",), {"lan": None, "ip": None, "gateway": None, "dns": ()})
+    ok(nk("node", "create", "--state-dir", "/srv/h3/state", "--run-dir", "/srv/h3/run", "h3"))
+    assert fake.called("create_node")[2][1]["state_dir"] == "/srv/h3/state"
+    assert fake.called("create_node")[2][1]["run_dir"] == "/srv/h3/run"
 
 
 def test_node_ls(nk, fake):
@@ -562,13 +565,59 @@ def test_node_ls(nk, fake):
 
 
 def test_swarm_commands(nk, fake):
-    assert ok(nk("--node", "h1", "swarm", "init")).stdout == \
-        f"Swarm initialized: current node is now a manager of cluster {'c' * 25}.\n"
+    token = f"SWMTKN-1-{'d' * 50}-{'w' * 25}"
+    assert ok(nk("--node", "h1", "swarm", "init")).stdout == (
+        f"Swarm initialized: current node is now a manager of cluster {'c' * 25}.\n\n"
+        "To add a worker to this swarm, run the following command:\n\n"
+        f"    netkit swarm join --token {token} 192.168.1.10:2377\n\n"
+        "To add a manager to this swarm, run 'netkit swarm join-token manager' and follow the "
+        "instructions.\n")
+    assert fake.called("swarm_init") == [((), {"advertise_addr": None, "cluster_store": None})]
+    ok(nk("--node", "h1", "swarm", "init", "--advertise-addr", "192.168.1.10",
+          "--cluster-store", "etcd://10.0.0.5:2379,10.0.0.6:2379"))
+    assert fake.called("swarm_init")[1] == ((), {"advertise_addr": "192.168.1.10",
+                                                 "cluster_store": "etcd://10.0.0.5:2379,10.0.0.6:2379"})
     ok(nk("--node", "h2", "swarm", "join", "--manager", "h1"))
     assert fake.called("swarm_join") == [(("h1",), {})]
+    from netkit.store.cluster import Member
+    fake.results["swarm_members"] = [Member("h1", "manager", "192.168.1.10"),
+                                     Member("h3", "manager", "192.168.1.12")]
+    assert ok(nk("--node", "h3", "swarm", "join", "--token", token, "192.168.1.10")).stdout == \
+        "This node joined a swarm as a manager.\n"
+    assert fake.called("swarm_join")[1] == ((), {"token": token, "remote": "192.168.1.10"})
+    assert ok(nk("--node", "h1", "swarm", "join-token", "-q", "manager")).stdout == \
+        f"SWMTKN-1-{'d' * 50}-{'m' * 25}\n"
+    assert "netkit swarm join --token" in ok(nk("--node", "h1", "swarm", "join-token", "worker")).stdout
     ok(nk("--node", "h2", "swarm", "leave", "-f"))
     assert fake.called("swarm_leave") == [((), {"force": True})]
-    assert nk("--node", "h2", "swarm", "join").exit_code == 2          # --manager is required
+    assert nk("--node", "h2", "swarm", "join").exit_code == 2          # --manager or --token ADDR
+    assert nk("--node", "h2", "swarm", "join", "--token", token).exit_code == 2
+    assert nk("--node", "h2", "swarm", "join", "--manager", "h1", "10.0.0.1").exit_code == 2
+    assert nk("--node", "h1", "swarm", "join-token", "boss").exit_code == 2
+
+
+def test_swarm_nodes_and_info(nk, fake):
+    from netkit.store.cluster import Member
+    fake.results["swarm_nodes"] = [(Member("h2", "worker", "192.168.1.11"), "Down"),
+                                   (Member("h1", "manager", "192.168.1.10"), "Ready")]
+    assert ok(nk("--node", "h1", "swarm", "nodes")).stdout.splitlines() == [
+        "HOSTNAME   STATUS    ROLE      ADDRESS",
+        "h1 *       Ready     manager   192.168.1.10",
+        "h2         Down      worker    192.168.1.11"]
+    assert ok(nk("info")).stdout.splitlines()[-1] == "Swarm: inactive"
+    fake.results["swarm_info"] = {
+        "state": "active", "cluster": "c" * 25, "store": "etcd://10.0.0.5:2379,10.0.0.6:2379",
+        "advertise": "192.168.1.10:2377", "role": "manager", "nodes": 3, "managers": 1,
+        "down": ["h3"], "endpoints": [
+            {"endpoint": "http://10.0.0.5:2379", "healthy": True, "detail": ""},
+            {"endpoint": "http://10.0.0.6:2379", "healthy": False, "detail": "connection refused"}]}
+    out = ok(nk("--node", "h1", "info")).stdout.splitlines()
+    assert out[out.index("Swarm: active"):] == [
+        "Swarm: active", " NodeID: h1", " Is Manager: true", f" ClusterID: {'c' * 25}",
+        " Managers: 1", " Nodes: 3", " Nodes Down: h3", " Node Address: 192.168.1.10",
+        " Cluster Store: etcd (etcd://10.0.0.5:2379,10.0.0.6:2379)",
+        "  http://10.0.0.5:2379: healthy",
+        "  http://10.0.0.6:2379: unhealthy (connection refused)"]
 
 
 def test_node_rm(nk, fake):

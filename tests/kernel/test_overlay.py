@@ -3,6 +3,11 @@
 Node a is the manager, b and c are workers (192.168.77.10/.11/.12). Traffic
 between containers on different nodes is real VXLAN over the LAN; the
 peers (FDB + neighbour entries) come from the cluster store.
+
+The module's swarm runs twice: on the embedded SQLite store (b and c join
+by naming a), and on a three-member etcd cluster inside the LAN with nodes
+that share no files (roots of their own; b and c join with a token over the
+LAN: tests/kernel/multihost.py).
 """
 
 from __future__ import annotations
@@ -18,19 +23,30 @@ from netkit.kernel.session import FaultPlan
 from netkit.specs import ContainerSpec, NetworkSpec
 from netkit.swarm import LAST_MANAGER, NOT_MANAGER
 from tests.kernel.helpers import ip, ip_json, snapshot, swarm_of_three, wait_converged
+from tests.kernel.multihost import cluster_rows as store_rows
+from tests.kernel.multihost import etcd_swarm, shared_files
 
 pytestmark = pytest.mark.root
 IPS = {"a": "192.168.77.10", "b": "192.168.77.11", "c": "192.168.77.12"}
 SLEEP = ["sleep", "600"]
 
 
-@pytest.fixture(scope="module")
-def sw(host, netkit_dirs):
+@pytest.fixture(scope="module", params=["sqlite", "etcd"])
+def sw(request, host, netkit_dirs, tmp_path_factory):
     """A LAN, three nodes, a swarm (a manager; b, c workers); all removed afterwards,
-    the cluster's files included."""
+    the cluster's files included (etcd: the nodes never had any shared file)."""
     root = netkit_dirs[0]
+    if request.param == "etcd":
+        with etcd_swarm(host, netkit_dirs, str(tmp_path_factory.mktemp("mh")),
+                        "192.168.77.0/24", IPS) as made:
+            names = made["names"]
+            yield {"host": host, "lan": made["lan"], "names": names, "cid": made["cid"],
+                   "root": root, "store": "etcd", **made["engines"]}
+            assert shared_files(netkit_dirs, names.values()) == []
+        return
     with swarm_of_three(host, netkit_dirs, "192.168.77.0/24", IPS) as (engines, names, lan, cid):
-        yield {"host": host, "lan": lan, "names": names, "cid": cid, "root": root, **engines}
+        yield {"host": host, "lan": lan, "names": names, "cid": cid, "root": root,
+               "store": "sqlite", **engines}
     cluster_dir = os.path.join(root, "cluster")
     left = [f for f in os.listdir(cluster_dir) if f.startswith(cid)] if os.path.isdir(cluster_dir) else []
     assert not left, f"cluster files left behind: {left}"
@@ -55,9 +71,7 @@ def neigh(sw, k: str, dev: str) -> str:
 
 
 def cluster_rows(sw) -> dict:
-    db = sw["a"].cluster.store().db
-    return {t: sorted(map(tuple, db.execute(f"SELECT * FROM {t}").fetchall()))
-            for t in ("members", "networks", "addresses", "endpoints")}
+    return store_rows(sw["a"].cluster.store())
 
 
 def world(sw) -> dict:
@@ -445,3 +459,61 @@ def test_rollback_of_first_overlay_run_on_a_node(host, lan, netkit_dirs):
         ew.close()
         host.remove_node(w, force=True)
         host.remove_node(m, force=True)
+
+
+def test_join_over_the_network_with_private_roots(host, lan, cli, netkit_dirs, tmp_path):
+    """Nodes whose files live in roots of their own join with a token over the LAN (the
+    manager's agent listens on 2377 in its netns); wrong tokens are refused; only managers
+    see the tokens; containers on both nodes reach each other over the overlay."""
+    from netkit.agent.join import INVALID_TOKEN, WRONG_TOKEN
+    from netkit.paths import NodePaths
+    from netkit.swarm import WORKER_VIEW
+    from tests.conftest import unique
+    m, w = unique("m"), unique("w")
+    roots = {n: (str(tmp_path / n / "state"), str(tmp_path / n / "run")) for n in (m, w)}
+    for n, ip4 in ((m, "192.168.77.70"), (w, "192.168.77.71")):
+        cli("node", "create", "--lan", lan.name, "--ip", f"{ip4}/24", "--state-dir", roots[n][0],
+            "--run-dir", roots[n][1], n)
+        assert NodePaths.of(n, *netkit_dirs) == NodePaths(*roots[n])
+    try:
+        out = cli("swarm", "init", "--advertise-addr", "192.168.77.70", node=m).stdout
+        join_line = next(line for line in out.splitlines() if "swarm join --token" in line)
+        token, addr = join_line.split()[-2:]
+        assert addr == "192.168.77.70:2377" and token.startswith("SWMTKN-1-")
+        assert cli("swarm", "join-token", "-q", "worker", node=m).stdout.strip() == token
+        manager_token = cli("swarm", "join-token", "-q", "manager", node=m).stdout.strip()
+        assert manager_token != token and manager_token[:59] == token[:59]
+        bad = cli("swarm", "join", "--token", "SWMTKN-1-nope", addr, node=w, check=False)
+        assert (bad.returncode, bad.stderr) == (1, f"Error: {INVALID_TOKEN}\n")
+        wrong = token[:-25] + "0" * 25
+        bad = cli("swarm", "join", "--token", wrong, addr, node=w, check=False)
+        assert (bad.returncode, bad.stderr) == (1, f"Error: {WRONG_TOKEN}\n")
+        assert "joined a swarm as a worker" in cli("swarm", "join", "--token", token, addr, node=w).stdout
+        bad = cli("swarm", "join-token", "worker", node=w, check=False)
+        assert (bad.returncode, bad.stderr) == (1, f"Error: {WORKER_VIEW}\n")
+        nodes = cli("swarm", "nodes", node=m).stdout.splitlines()
+        assert [line.split()[:3] for line in nodes[1:]] == \
+            sorted([[m, "*", "Ready"], [w, "Ready", "worker"]])
+        cli("network", "create", "-d", "overlay", "--attachable", "ov", node=m)
+        cli("run", "-d", "--name", "x1", "--network", "ov", "sleep", "600", node=m)
+        cli("run", "-d", "--name", "x2", "--network", "ov", "sleep", "600", node=w)
+        from netkit.engine import Engine
+        with Engine(m, root=netkit_dirs[0], run=netkit_dirs[1]) as em, \
+                Engine(w, root=netkit_dirs[0], run=netkit_dirs[1]) as ew:
+            wait_converged([em, ew])
+            assert ping(ew, "x2", "x1") and ping(em, "x1", "x2")
+            for n, e in ((m, em), (w, ew)):
+                assert e.paths == NodePaths(*roots[n])
+                assert os.path.exists(os.path.join(roots[n][0], "swarm.json"))
+                assert os.path.exists(os.path.join(roots[n][0], "netkit.db"))
+                assert os.path.exists(os.path.join(roots[n][1], "agent", "agent.pid"))
+                for shared in netkit_dirs:
+                    assert not os.path.exists(os.path.join(shared, "nodes", n))
+        info = cli("info", node=w).stdout
+        assert " Cluster Store: sqlite" in info and " Is Manager: false" in info
+    finally:
+        for n in (w, m):
+            host.remove_node(n, force=True)
+    for n in (m, w):
+        assert not os.path.exists(roots[n][0]) and not os.path.exists(roots[n][1])
+        assert not os.path.exists(os.path.join(netkit_dirs[0], "nodes", f"{n}.roots"))
