@@ -52,7 +52,8 @@ class Gateway:
 
     def unavailable(self, detail: str) -> ClusterUnavailable:
         return ClusterUnavailable(f"the swarm's cluster store {self.url} does not have a leader: "
-                                  f"make sure more than half of its members are online ({detail})")
+                                  f"make sure more than half of its members are online"
+                                  + (f" ({detail})" if detail else ""))
 
     def _client(self, endpoint: str, timeout: float) -> Any:
         import etcd3gw
