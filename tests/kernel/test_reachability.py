@@ -9,16 +9,16 @@ router .1). On A: networks n1 and n2 (isolated from each other), an
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 
 import pytest
 
 from netkit.errors import Conflict
 from netkit.specs import ContainerSpec, NetworkSpec
+from tests.kernel import helpers
+from tests.kernel.helpers import PROBE, probe, remove_world
 
 pytestmark = pytest.mark.root
-PROBE = [sys.executable, "-m", "netkit.testing.probe"]
 A_IP, B_IP = "192.168.77.10", "192.168.77.20"
 
 
@@ -57,26 +57,11 @@ def world(tmp_path_factory):
         time.sleep(0.5)                                  # servers listening
         yield {"host": host, "a": ea, "b": eb, "A": a, "B": b}
     finally:
-        for e in engines:
-            e.close()
-        for n in (a, b):
-            if any(x.name == n for x in host.nodes()):
-                host.remove_node(n, force=True)
-        if any(x.name == lan for x in host.lans()):
-            host.remove_lan(lan)
-        host.close()
-
-
-def probe(engine, ctr: str, proto: str, ip: str, port: int) -> str | None:
-    code, out = engine.exec_output(ctr, [*PROBE, "probe", proto, ip, str(port), "--timeout", "0.7"])
-    return out.strip() if code == 0 else None
+        remove_world(host, engines, (a, b), lan)
 
 
 def probe_node(world, node: str, proto: str, ip: str, port: int) -> str | None:
-    out: list[bytes] = []
-    code = world["host"].node_exec(world[node], [*PROBE, "probe", proto, ip, str(port), "--timeout", "0.7"],
-                                   capture=out)
-    return b"".join(out).decode().strip() if code == 0 else None
+    return helpers.probe_node(world["host"], world[node], proto, ip, port)
 
 
 def ip_of(engine, name: str) -> str:
