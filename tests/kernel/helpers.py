@@ -238,13 +238,29 @@ def probe_node(host, node: str, proto: str, ip: str, port: int) -> str | None:
     return b"".join(out).decode().strip() if code == 0 else None
 
 
-def remove_world(host, engines, nodes, lan: str) -> None:
-    """Tear down a test's nodes and LAN (whatever of them exists), then `host`."""
-    for e in engines:
-        e.close()
-    for n in nodes:
-        if any(x.name == n for x in host.nodes()):
-            host.remove_node(n, force=True)
-    if any(x.name == lan for x in host.lans()):
-        host.remove_lan(lan)
-    host.close()
+@contextlib.contextmanager
+def lan_pair(base: str, subnet: str, gateway: str, a_ip: str, b_ip: str):
+    """Nodes A and B (state under `base`) on a new LAN `subnet` with router `gateway`:
+    yields {"host", "a", "b" (their engines), "A", "B" (their names)}; all removed
+    afterwards, also on failure, whatever of them exists."""
+    from netkit.engine import Engine
+    from tests.conftest import unique
+    root, run = os.path.join(base, "root"), os.path.join(base, "run")
+    host = Engine(root=root, run=run)
+    lan, a, b = unique("l"), unique("a"), unique("b")
+    engines = []
+    try:
+        host.create_lan(lan, subnet, gateway=gateway)
+        host.create_node(a, lan=lan, ip=a_ip)
+        host.create_node(b, lan=lan, ip=b_ip)
+        engines += [Engine(a, root=root, run=run), Engine(b, root=root, run=run)]
+        yield {"host": host, "a": engines[0], "b": engines[1], "A": a, "B": b}
+    finally:
+        for e in engines:
+            e.close()
+        for n in (a, b):
+            if any(x.name == n for x in host.nodes()):
+                host.remove_node(n, force=True)
+        if any(x.name == lan for x in host.lans()):
+            host.remove_lan(lan)
+        host.close()

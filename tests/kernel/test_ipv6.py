@@ -18,7 +18,7 @@ import pytest
 
 from netkit.specs import ContainerSpec, NetworkSpec
 from tests.kernel import helpers
-from tests.kernel.helpers import PROBE, addrs, ip_json, nft_ruleset, probe, remove_world
+from tests.kernel.helpers import PROBE, addrs, ip_json, lan_pair, nft_ruleset, probe
 
 pytestmark = pytest.mark.root
 A6, B6 = "fd00:78::10", "fd00:78::20"
@@ -36,19 +36,9 @@ def _node_v6(host, node: str, addr: str) -> None:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Nodes A and B on a LAN, dual-stack networks and servers on A; removed at the end."""
-    from netkit.engine import Engine
-    from tests.conftest import unique
-    base = tmp_path_factory.mktemp("ipv6")
-    root, run = str(base / "root"), str(base / "run")
-    host = Engine(root=root, run=run)
-    lan, a, b = unique("l"), unique("a"), unique("b")
-    engines = []
-    try:
-        host.create_lan(lan, "192.168.78.0/24", gateway="192.168.78.1")
-        host.create_node(a, lan=lan, ip="192.168.78.10/24")
-        host.create_node(b, lan=lan, ip="192.168.78.20/24")
-        ea, eb = Engine(a, root=root, run=run), Engine(b, root=root, run=run)
-        engines += [ea, eb]
+    with lan_pair(str(tmp_path_factory.mktemp("ipv6")), "192.168.78.0/24", "192.168.78.1",
+                  "192.168.78.10/24", "192.168.78.20/24") as world:
+        host, ea, eb, a, b = world["host"], world["a"], world["b"], world["A"], world["B"]
         dual = lambda name, i, **kw: ea.create_network(NetworkSpec(
             name, subnets=(f"10.82.{i}.0/24", f"fd00:82:{i}::/64"), ipv6=True, **kw))
         dual("d1", 1)
@@ -69,9 +59,7 @@ def world(tmp_path_factory):
         # B routes A's networks via A, so that only A's firewall can stop B
         assert host.node_exec(b, ["ip", "-6", "route", "add", "fd00:82::/32", "via", A6]) == 0
         time.sleep(0.5)
-        yield {"host": host, "a": ea, "b": eb, "A": a, "B": b}
-    finally:
-        remove_world(host, engines, (a, b), lan)
+        yield world
 
 
 def probe_node(world, node: str, proto: str, ip: str, port: int) -> str | None:
