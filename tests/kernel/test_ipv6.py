@@ -12,10 +12,12 @@ the test's namespaces (ULA addresses, no uplink).
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import pytest
 
+from netkit.errors import Conflict
 from netkit.specs import ContainerSpec, NetworkSpec
 from tests.kernel import helpers
 from tests.kernel.helpers import PROBE, addrs, ip_json, lan_pair, nft_ruleset, probe
@@ -189,6 +191,29 @@ def test_inspect_shows_the_v6_binding(world):
                                {"HostIp": "::", "HostPort": "8080"}]
     assert ports["5300/udp"] == [{"HostIp": "0.0.0.0", "HostPort": "5353"},
                                  {"HostIp": "::", "HostPort": "5353"}]
+
+
+SQUAT6 = ("import socket, time; s = socket.socket(socket.AF_INET6); "
+          "s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1); s.bind(('::', 8091)); "
+          "s.listen(); time.sleep(60)")
+
+
+def test_port_taken_on_v6_only(world):
+    """A dual-stack port needs [::]:port too (Docker binds both); a v4-only one does not."""
+    a = world["a"]
+    a.run(ContainerSpec(name="squat6", network="host", detach=True, command=(sys.executable, "-c", SQUAT6)))
+    try:
+        time.sleep(0.3)
+        with pytest.raises(Conflict, match=r"failed to bind host port \[::\]:8091/tcp: address already in use"):
+            a.run(ContainerSpec(name="dup6", network="d2", publish=("8091:80",), detach=True))
+        assert [c.name for c in a.containers(all=True) if c.name == "dup6"] == []
+        a.run(ContainerSpec(name="only4", network="v4", publish=("8091:80",), detach=True))
+        assert [(p.host_ip, p.host_port) for p in a.container("only4").ports] == [("0.0.0.0", 8091)]
+        ports = a.inspect_containers(["only4"])[0]["NetworkSettings"]["Ports"]
+        assert ports["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": "8091"}]
+    finally:
+        for name in ("only4", "squat6"):
+            a.remove_container(name, force=True)
 
 
 def test_nft_rules_of_the_v6_port(world):
