@@ -94,6 +94,8 @@ def test_static_ip6_address_and_default_route(world):
     assert (info["GlobalIPv6Address"], info["GlobalIPv6PrefixLen"], info["IPv6Gateway"]) == \
         (WEB6, 64, "fd00:82:1::1")
     assert info["IPAMConfig"]["IPv6Address"] == WEB6
+    hosts = a.exec_output("a1", ["cat", "/etc/hosts"])[1]
+    assert "::1\tlocalhost ip6-localhost ip6-loopback" in hosts and f"{WEB6}\t" in hosts
     # no router advertisements: netkit sets the addresses, the kernel must not add any
     assert a.exec_output("a1", ["cat", "/proc/sys/net/ipv6/conf/eth0/accept_ra"]) == (0, "0\n")
 
@@ -241,6 +243,7 @@ def test_aaaa_answers_for_names_and_aliases(world):
     a = world["a"]
     assert dig(a, "a2", "AAAA", "a1") == [WEB6]
     assert dig(a, "a2", "AAAA", "web") == [WEB6]
+    assert dig(a, "a2", "AAAA", a.container("a1").short_id) == [WEB6]
     assert dig(a, "a2", "a1") == [v4(a, "a1")]
     assert dig(a, "b1", "AAAA", "a1") == []                             # another network
     assert dig(a, "a2", "-x", WEB6) == ["a1.d1."]
