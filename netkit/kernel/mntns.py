@@ -43,6 +43,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 from netkit.errors import AlreadyExists, KernelError, NotFound
 from netkit.kernel import netns as ns
+from netkit.kernel import rootfs
 from netkit.kernel.journal import UndoJournal
 
 T = TypeVar("T")
@@ -73,6 +74,7 @@ class Mount:
     mountpoint: str
     fstype: str
     shared: bool
+    source: str = ""
 
 
 def mounts(pid: str | int = "self") -> list[Mount]:
@@ -82,8 +84,10 @@ def mounts(pid: str | int = "self") -> list[Mount]:
         for line in f:
             left, _, right = line.partition(" - ")
             fields = left.split()
-            out.append(Mount(int(fields[0]), int(fields[1]), _unescape(fields[4]), right.split()[0],
-                             any(o.startswith("shared:") for o in fields[6:])))
+            after = right.split()
+            out.append(Mount(int(fields[0]), int(fields[1]), _unescape(fields[4]), after[0],
+                             any(o.startswith("shared:") for o in fields[6:]),
+                             _unescape(after[1]) if len(after) > 1 else ""))
     return out
 
 
@@ -266,6 +270,8 @@ def ensure_template(path: str, *, detach: Iterable[str] | None = None,
                     pass
             _detach_nsfs()
             hide_dirs([ns.NETNS_DIR, *hidden])      # `ip netns` inside lists nothing, as in Docker
+            rootfs.private_dev()
+            rootfs.read_only("/")
 
         _make(path, "create mount namespace template", build)
 
@@ -302,9 +308,10 @@ def mount_proc() -> None:
 
 def protect_proc(*, privileged: bool = False) -> None:
     """After mount_proc: Docker's masked and read-only paths of /proc; with `privileged`
-    none, and /sys writable (Docker's --privileged)."""
+    none, /sys writable and the host's /dev (Docker's --privileged)."""
     if privileged:
-        # Docker's --privileged: /sys writable, nothing masked
+        # Docker's --privileged: /sys writable, nothing masked, the host's /dev
+        rootfs.host_dev()
         ns.mount("", "/sys", None, MS_REMOUNT | ns.MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC)
         for p in SYS_MASKED:
             try:
@@ -380,6 +387,7 @@ def create(path: str, *, template: str, netns: str | None = None,
             for fd, target in clones:
                 if os.path.exists(target):
                     move_mount(fd, target)
+            rootfs.scratch()
             if net >= 0:
                 # sysfs shows the netns of whoever mounts it
                 ns.setns(net, ns.CLONE_NEWNET)
