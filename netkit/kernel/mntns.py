@@ -14,6 +14,9 @@ is small and the same size whatever the number of containers; its own
 /etc/hosts, /etc/resolv.conf and /etc/hostname are bind-mounted over the
 host's and /sys is remounted to show its netns. Processes join it with
 setns (spawn.Sandbox.mntns); the init of each start mounts its own /proc.
+What a container sees of the host's files (kernel/rootfs.py): the template
+makes them read-only and gives Docker's /dev; each container gets a
+writable layer over /etc, /var, /root, /home and tmpfs scratch of its own.
 
 Kernel rules this follows:
 - a mount namespace file can be bound only from a namespace older than the
@@ -283,7 +286,8 @@ def hide_dirs(dirs: Iterable[str]) -> None:
     for d in sorted(set(dirs), key=len):
         if any(d == h or d.startswith(h.rstrip("/") + "/") for h in done) or not os.path.isdir(d):
             continue
-        ns.mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=4k,mode=755")
+        ns.mount(rootfs.HIDDEN_SOURCE, d, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+                 "size=4k,mode=755")
         done.append(d)
 
 
@@ -326,8 +330,8 @@ def protect_proc(*, privileged: bool = False) -> None:
             ns.mount("", p, None, MS_REMOUNT | ns.MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
-def _syscall(nr: int, *args: int | bytes) -> int:
-    conv = [ctypes.c_char_p(a) if isinstance(a, bytes) else ctypes.c_long(a) for a in args]
+def _syscall(nr: int, *args: int | bytes | None) -> int:
+    conv = [ctypes.c_char_p(a) if isinstance(a, bytes) or a is None else ctypes.c_long(a) for a in args]
     rc = ns._libc.syscall(ctypes.c_long(nr), *conv)
     if rc < 0:
         err = ctypes.get_errno()
@@ -379,11 +383,18 @@ def create(path: str, *, template: str, netns: str | None = None,
             os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
         except FileExistsError:
             raise AlreadyExists(f"mount namespace {path} already exists") from None
+        try:
+            layered = rootfs.layers(os.path.join(os.path.dirname(path), "layer"))
+        except OSError as exc:
+            ns.remove_bind(path)
+            raise KernelError(f"create mount namespace {path}: {exc.strerror}") from exc
+        fds.extend(fd for fd, _ in layered)
 
         def build() -> None:
             ns.unshare(CLONE_FS)
             ns.setns(tpl, ns.CLONE_NEWNS)
             ns.unshare(ns.CLONE_NEWNS)
+            rootfs.attach(layered)              # before the binds: /etc/hosts goes on top
             for fd, target in clones:
                 if os.path.exists(target):
                     move_mount(fd, target)

@@ -12,12 +12,21 @@ namespace (mntns.ensure_template) gets:
 - `read_only`: every mount copied from the host read-only (one
   mount_setattr(AT_RECURSIVE), else a remount per mount).
 
-Each container's namespace (mntns.create) then gets writable, private
-scratch of its own (`scratch`): tmpfs on /tmp, /var/tmp and /run (nosuid,
-nodev), a devpts instance on /dev/pts (/dev/ptmx -> pts/ptmx) and a tmpfs
-/dev/shm. It lives as long as the container (its namespace is persisted):
-what a container writes there survives a restart, as in Docker's writable
-layer, and reaches neither the host nor another container.
+Each container's namespace (mntns.create) then gets, all nosuid and nodev:
+- `layers`/`attach`: a writable layer of its own over /etc, /var, /root and
+  /home, where programs write config and state (/etc/frr, /var/lib/x,
+  /var/log, ~): an overlay with the host's directory as its read-only lower
+  layer and `<container dir>/layer/<dir>/upper` above (Docker's writable
+  layer, for these directories); netkit's covers below them are made again
+  on top (the overlay shows the host's directory, not the mounts on it);
+  /usr, /bin, /lib, /opt... stay read-only (EROFS);
+- `scratch`: tmpfs on /tmp, /var/tmp and /run, a devpts instance on
+  /dev/pts (/dev/ptmx -> pts/ptmx) and a tmpfs /dev/shm.
+All of it lives as long as the container (its namespace is persisted):
+what a container writes survives a restart, as in Docker, and reaches
+neither the host nor another container. The host may still change a lower
+directory under a live overlay (the kernel then shows either version of a
+file not yet copied up).
 
 `--privileged` gets the host's /dev (`host_dev`, in its init), as in Docker,
 still on the read-only mount (device nodes open read-write there).
@@ -42,6 +51,14 @@ DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
              ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"))
 # (mount point, tmpfs options): writable scratch private to each container
+# the host's directories where programs write config and state (/etc/frr, /var/lib/x, ~):
+# an overlay each, writes landing in the container's own layer; the rest stays read-only
+LAYERED = ("/etc", "/var", "/root", "/home")
+HIDDEN_SOURCE = "netkit-hidden"                # mntns.hide_dirs's covers in mountinfo
+SYS_FSOPEN, SYS_FSCONFIG, SYS_FSMOUNT = 430, 431, 432
+FSOPEN_CLOEXEC = FSMOUNT_CLOEXEC = 1
+FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE = 1, 6
+MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 0x2, 0x4
 SCRATCH = (("/tmp", "mode=1777"), ("/var/tmp", "mode=1777"), ("/run", "mode=755"))
 DEVPTS_OPTIONS = "newinstance,ptmxmode=0666,mode=0620,gid=5"
 SHM_OPTIONS = "mode=1777,size=65536k"
@@ -95,6 +112,55 @@ def _remount_each(path: str) -> None:
                 ns.mount("", m.mountpoint, None, MS_REMOUNT | ns.MS_BIND | MS_RDONLY | kept)
             except OSError:                          # shadowed or gone: what is on top was done
                 pass
+
+
+def layers(directory: str) -> list[tuple[int, str]]:
+    """In the caller's (host) namespace: a detached overlay mount per directory of LAYERED,
+    the host's directory read-only below, `directory`/<name> (made here) the container's
+    writable layer above; (mount fd, target) pairs for `attach`. A directory holding
+    `directory` (the overlay would overlap itself) is left read-only."""
+    out: list[tuple[int, str]] = []
+    here = os.path.realpath(directory)
+    try:
+        for lower in LAYERED:
+            if not os.path.isdir(lower) or os.path.islink(lower) or here.startswith(lower + "/"):
+                continue
+            top = os.path.join(directory, lower.strip("/"))
+            for d in ("upper", "work"):
+                os.makedirs(os.path.join(top, d), mode=0o755, exist_ok=True)
+            out.append((_overlay(lower, os.path.join(top, "upper"), os.path.join(top, "work")), lower))
+    except BaseException:
+        for fd, _ in out:
+            os.close(fd)
+        raise
+    return out
+
+
+def _overlay(lower: str, upper: str, work: str) -> int:
+    from netkit.kernel.mntns import _syscall as _call
+    fs = _call(SYS_FSOPEN, b"overlay", FSOPEN_CLOEXEC)
+    try:
+        for key, value in (("lowerdir", lower), ("upperdir", upper), ("workdir", work)):
+            _call(SYS_FSCONFIG, fs, FSCONFIG_SET_STRING, key.encode(), os.fsencode(value), 0)
+        _call(SYS_FSCONFIG, fs, FSCONFIG_CMD_CREATE, None, None, 0)
+        return _call(SYS_FSMOUNT, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+    except OSError as exc:
+        raise OSError(exc.errno, f"overlay on {lower}: {exc.strerror}") from None
+    finally:
+        os.close(fs)
+
+
+def attach(layered: list[tuple[int, str]]) -> None:
+    """In the container's new namespace: the overlays of `layers` on their directories, and
+    netkit's hidden directories below them covered again (the overlay shows the host's
+    directory itself, not the mounts on it)."""
+    from netkit.kernel import mntns
+    if not layered:
+        return
+    hidden = [m.mountpoint for m in mntns.mounts("thread-self") if m.source == HIDDEN_SOURCE]
+    for fd, target in layered:
+        mntns.move_mount(fd, target)
+    mntns.hide_dirs(h for h in hidden if any(h.startswith(t + "/") for _, t in layered))
 
 
 def scratch() -> None:

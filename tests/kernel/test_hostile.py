@@ -294,21 +294,33 @@ DOCKER_DEV = {"core", "fd", "full", "null", "ptmx", "pts", "random", "shm", "std
               "stdout", "tty", "urandom", "zero"}
 
 
-def test_host_files_read_only(node, net):
+def test_host_files_out_of_reach(node, net):
+    """System files are read-only; /etc, /var, /root and /home take writes in the container's
+    own layer (an overlay, as Docker's writable layer): the host's files never change."""
     node.run(ContainerSpec(name="ro", network="hn", command=("sleep", "infinity"), detach=True))
+    node.run(ContainerSpec(name="other", network="hn", command=("sleep", "infinity"), detach=True))
     tag = f"netkit-ro-{os.getpid()}"
-    passwd = open("/etc/passwd", "rb").read()
-    for path in (f"/usr/bin/{tag}", f"/etc/{tag}", f"/root/{tag}", f"/var/lib/{tag}"):
+    for path in (f"/usr/bin/{tag}", f"/usr/lib/{tag}"):
         code, out = _sh(node, "ro", f"echo x > {path}")
         assert code != 0 and "read-only" in out.lower(), (path, out)
         assert not os.path.exists(path), path
-    for script in ("echo x >> /etc/passwd", "rm -f /usr/bin/sh", "mv /etc/passwd /etc/passwd.x",
-                   "chmod 777 /etc", "ln -sf /x /usr/bin/sh"):
+    for script in ("rm -f /usr/bin/sh", "ln -sf /x /usr/bin/sh", "chmod 777 /usr/bin"):
         code, out = _sh(node, "ro", script)
         assert code != 0 and "read-only" in out.lower(), (script, out)
+    passwd = open("/etc/passwd", "rb").read()
+    for path in (f"/etc/{tag}", f"/root/{tag}", f"/var/lib/{tag}", f"/etc/frr-{tag}/frr.conf"):
+        code, out = _sh(node, "ro", f"mkdir -p {os.path.dirname(path)} && echo mine > {path} && cat {path}")
+        assert code == 0 and out.strip() == "mine", (path, out)
+        assert not os.path.exists(path), path                              # not on the host
+        assert _sh(node, "other", f"cat {path}")[0] != 0, path              # nor in another
+    assert _sh(node, "ro", "echo evil:x:0:0::/:/bin/sh >> /etc/passwd && rm -f /etc/shadow")[0] == 0
     assert open("/etc/passwd", "rb").read() == passwd and os.path.exists("/usr/bin/sh")
+    assert "evil" not in _sh(node, "other", "cat /etc/passwd")[1]
     # the container's own files netkit rewrites stay its own (and writable, as in Docker)
     assert _sh(node, "ro", "echo 10.9.9.9 extra >> /etc/hosts && grep -c extra /etc/hosts")[1].strip() == "1"
+    # a layered directory holding netkit's state shows it covered again
+    code, out = _sh(node, "ro", f"ls -A {node.root} 2>&1; mount | grep -c overlay")
+    assert out.split()[-1] == "4" and ("No such file" in out or len(out.split()) == 1), out
 
 
 def test_scratch_is_private(node, net):
@@ -360,3 +372,29 @@ def test_devices(node, net):
     assert code == 0 and out.strip() == "/dev/pts/0", out
     tag = f"netkit-shm-{os.getpid()}"
     assert _sh(node, "pd", f"echo x > /dev/shm/{tag}")[0] == 0 and not os.path.exists(f"/dev/shm/{tag}")
+
+
+def test_state_below_a_layered_directory_stays_hidden(tmp_path):
+    """netkit's default state root is /var/lib/netkit: /var's overlay shows the host's
+    directory itself, so the cover is made again on top of it."""
+    from netkit.kernel import mntns
+    run = str(tmp_path / "run")
+    state = f"/var/lib/netkit-hidden-test-{os.getpid()}"
+    os.makedirs(state, mode=0o700)
+    open(os.path.join(state, "secret"), "w").close()
+    template, path = os.path.join(run, "tpl"), os.path.join(run, "c1", "mnt")
+    os.makedirs(os.path.dirname(path))
+    try:
+        mntns.ensure_template(template, detach=[run], hide=[state, run])
+        mntns.create(path, template=template)
+        p = subprocess.run(["nsenter", f"--mount={path}", "sh", "-c",
+                            f"ls -A {state}; touch /var/lib/x-{os.getpid()} && echo wrote"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.stdout.split() == ["wrote"], p.stdout + p.stderr
+        assert not os.path.exists(f"/var/lib/x-{os.getpid()}")
+        assert os.listdir(os.path.join(run, "c1", "layer", "var", "upper", "lib")) == [f"x-{os.getpid()}"]
+    finally:
+        mntns.remove(path)
+        mntns.remove(template)
+        mntns.release_mount_point(run)
+        subprocess.run(["rm", "-rf", state], check=False)
