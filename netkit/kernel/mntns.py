@@ -16,7 +16,7 @@ host's and /sys is remounted to show its netns. Processes join it with
 setns (spawn.Sandbox.mntns); the init of each start mounts its own /proc.
 What a container sees of the host's files (kernel/rootfs.py): the template
 makes them read-only and gives Docker's /dev; each container gets a
-writable layer over /etc, /var, /root, /home and tmpfs scratch of its own.
+writable layer over /etc, /var and /root and tmpfs scratch of its own.
 
 Kernel rules this follows:
 - a mount namespace file can be bound only from a namespace older than the
