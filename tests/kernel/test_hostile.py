@@ -7,9 +7,12 @@ namespaces fails; what `--privileged` grants instead is shown at the end:
 - default: Docker's 14 capabilities (CapBnd = CapPrm = CapEff = 0xa80425fb, CapInh
   and CapAmb 0); netkit's state and run roots and /run/netns are empty read-only
   mounts; /proc is the container's PID namespace's (no other container's or
-  netkit's processes); /proc/sys, /proc/sysrq-trigger and /sys are read-only.
+  netkit's processes); /proc/sys, /proc/sysrq-trigger and /sys are read-only;
+  the host's files are read-only, writes to /etc, /var, /root land in the
+  container's own layer, /tmp, /var/tmp, /run are its own; /dev is Docker's and
+  a device node made with mknod cannot be opened.
 - `--privileged`: every capability (CapEff = the host's bounding set), /proc/sys
-  and /sys writable. netkit's directories stay covered (a fresh mount namespace
+  and /sys writable, the host's /dev. netkit's directories stay covered (a fresh mount namespace
   copy), but with CAP_SYS_ADMIN the container can unmount the cover, mount
   devices, load modules: as with Docker, it is root on the node.
 """
