@@ -355,7 +355,7 @@ def test_devices(node, net):
     # disk, wherever the container can write
     dev = os.stat("/").st_dev
     mm = f"{os.major(dev)} {os.minor(dev)}"
-    for path in ("/tmp/disk", "/dev/shm/disk", "/run/disk"):
+    for path in ("/tmp/disk", "/dev/shm/disk", "/run/disk", "/etc/disk", "/var/lib/disk"):
         code, out = _sh(node, "dv", f"mknod {path} b {mm} && head -c 1 {path} | wc -c")
         assert "Permission denied" in out and out.split()[-1] == "0", (path, out)
     code, out = _sh(node, "dv", f"mknod /dev/disk b {mm}")
