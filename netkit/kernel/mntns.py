@@ -34,19 +34,17 @@ Kernel rules this follows:
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import os
-import re
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from netkit.errors import AlreadyExists, KernelError, NotFound
 from netkit.kernel import netns as ns
 from netkit.kernel import rootfs
+from netkit.kernel.rootfs import Mount, hide_dirs, mounts, move_mount, open_tree  # noqa: F401
 from netkit.kernel.journal import UndoJournal
 
 T = TypeVar("T")
@@ -54,11 +52,6 @@ T = TypeVar("T")
 CLONE_FS = 0x00000200
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 NS_GET_NSTYPE = 0xB703
-SYS_OPEN_TREE, SYS_MOVE_MOUNT = 428, 429          # the same number on every architecture
-OPEN_TREE_CLONE = 1
-AT_FDCWD = -100
-MOVE_MOUNT_F_EMPTY_PATH = 0x04
-MOVE_MOUNT_T_SYMLINKS = 0x10                      # follow a symlinked target, as mount(2) does
 HOSTNAME_FILES = ("/etc/hosts", "/etc/resolv.conf", "/etc/hostname")
 MS_RDONLY, MS_REMOUNT = 1, 32
 # Docker's default masked and read-only paths (moby oci.DefaultSpec), off with --privileged
@@ -66,37 +59,6 @@ PROC_MASKED = ("/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc
                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi")
 PROC_READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 SYS_MASKED = ("/sys/firmware", "/sys/devices/virtual/powercap")
-
-
-@dataclass(frozen=True, slots=True)
-class Mount:
-    """One line of /proc/<pid>/mountinfo (the fields netkit needs)."""
-
-    id: int
-    parent: int
-    mountpoint: str
-    fstype: str
-    shared: bool
-    source: str = ""
-
-
-def mounts(pid: str | int = "self") -> list[Mount]:
-    """The mount table of a process ("thread-self" for the calling thread's)."""
-    out = []
-    with open(f"/proc/{pid}/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fields = left.split()
-            after = right.split()
-            out.append(Mount(int(fields[0]), int(fields[1]), _unescape(fields[4]), after[0],
-                             any(o.startswith("shared:") for o in fields[6:]),
-                             _unescape(after[1]) if len(after) > 1 else ""))
-    return out
-
-
-def _unescape(path: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
 
 
 def is_mntns(path: str) -> bool:
@@ -279,18 +241,6 @@ def ensure_template(path: str, *, detach: Iterable[str] | None = None,
         _make(path, "create mount namespace template", build)
 
 
-def hide_dirs(dirs: Iterable[str]) -> None:
-    """Cover each existing directory with an empty read-only tmpfs (outermost first; one below
-    an already hidden one is hidden with it)."""
-    done: list[str] = []
-    for d in sorted(set(dirs), key=len):
-        if any(d == h or d.startswith(h.rstrip("/") + "/") for h in done) or not os.path.isdir(d):
-            continue
-        ns.mount(rootfs.HIDDEN_SOURCE, d, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
-                 "size=4k,mode=755")
-        done.append(d)
-
-
 def _mask(paths: Iterable[str]) -> None:
     """Docker's masked paths: a directory under an empty read-only tmpfs, a file under /dev/null."""
     for p in paths:
@@ -328,32 +278,6 @@ def protect_proc(*, privileged: bool = False) -> None:
         if os.path.exists(p):
             ns.mount(p, p, None, ns.MS_BIND | ns.MS_REC)
             ns.mount("", p, None, MS_REMOUNT | ns.MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
-
-
-def _syscall(nr: int, *args: int | bytes | None) -> int:
-    conv = [ctypes.c_char_p(a) if isinstance(a, bytes) or a is None else ctypes.c_long(a) for a in args]
-    rc = ns._libc.syscall(ctypes.c_long(nr), *conv)
-    if rc < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return rc
-
-
-def open_tree(path: str) -> int:
-    """A detached clone of the mount at `path` (a file works too), close-on-exec."""
-    try:
-        return _syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(path), OPEN_TREE_CLONE | os.O_CLOEXEC)
-    except OSError as exc:
-        raise OSError(exc.errno, f"open_tree {path}: {exc.strerror}") from None
-
-
-def move_mount(fd: int, target: str) -> None:
-    """Attach the detached mount `fd` (from open_tree) at `target` in the calling thread's namespace."""
-    try:
-        _syscall(SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, os.fsencode(target),
-                 MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS)
-    except OSError as exc:
-        raise OSError(exc.errno, f"mount on {target}: {exc.strerror}") from None
 
 
 def create(path: str, *, template: str, netns: str | None = None,

@@ -38,6 +38,10 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import re
+import struct
+from dataclasses import dataclass
+from typing import Iterable
 
 from netkit.kernel import netns as ns
 
@@ -46,20 +50,24 @@ SYS_MOUNT_SETATTR = 442                        # the same number on every archit
 AT_FDCWD = -100
 AT_RECURSIVE = 0x8000
 MOUNT_ATTR_RDONLY = 0x1
+SYS_OPEN_TREE, SYS_MOVE_MOUNT = 428, 429
+OPEN_TREE_CLONE = 1
+MOVE_MOUNT_F_EMPTY_PATH = 0x04
+MOVE_MOUNT_T_SYMLINKS = 0x10                      # follow a symlinked target, as mount(2) does
 DEV_SOURCE = "netkit-dev"                      # the private /dev's source in mountinfo
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 # runc's default symlinks
 DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
              ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"))
-# (mount point, tmpfs options): writable scratch private to each container
 # the host's directories where programs write config and state (/etc/frr, /var/lib/x, ~):
 # an overlay each, writes landing in the container's own layer; the rest stays read-only
 LAYERED = ("/etc", "/var", "/root")
-HIDDEN_SOURCE = "netkit-hidden"                # mntns.hide_dirs's covers in mountinfo
+HIDDEN_SOURCE = "netkit-hidden"                # hide_dirs's covers in mountinfo
 SYS_FSOPEN, SYS_FSCONFIG, SYS_FSMOUNT = 430, 431, 432
 FSOPEN_CLOEXEC = FSMOUNT_CLOEXEC = 1
 FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE = 1, 6
 MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 0x2, 0x4
+# (mount point, tmpfs options): writable scratch private to each container
 SCRATCH = (("/tmp", "mode=1777"), ("/var/tmp", "mode=1777"), ("/run", "mode=755"))
 DEVPTS_OPTIONS = "newinstance,ptmxmode=0666,mode=0620,gid=5"
 SHM_OPTIONS = "mode=1777,size=65536k"
@@ -67,18 +75,91 @@ SHM_OPTIONS = "mode=1777,size=65536k"
 _KEPT = MS_NOSUID | MS_NODEV | MS_NOEXEC | 0x400 | 0x800 | 0x1000    # + noatime, nodiratime, relatime
 
 
+# -- mount primitives (mntns.py uses them too) ------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """One line of /proc/<pid>/mountinfo (the fields netkit needs)."""
+
+    id: int
+    parent: int
+    mountpoint: str
+    fstype: str
+    shared: bool
+    source: str = ""
+
+
+def mounts(pid: str | int = "self") -> list[Mount]:
+    """The mount table of a process ("thread-self" for the calling thread's)."""
+    out = []
+    with open(f"/proc/{pid}/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            after = right.split()
+            out.append(Mount(int(fields[0]), int(fields[1]), _unescape(fields[4]), after[0],
+                             any(o.startswith("shared:") for o in fields[6:]),
+                             _unescape(after[1]) if len(after) > 1 else ""))
+    return out
+
+
+def _unescape(path: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
+
+
+def hide_dirs(dirs: Iterable[str]) -> None:
+    """Cover each existing directory with an empty read-only tmpfs (outermost first; one below
+    an already hidden one is hidden with it)."""
+    done: list[str] = []
+    for d in sorted(set(dirs), key=len):
+        if any(d == h or d.startswith(h.rstrip("/") + "/") for h in done) or not os.path.isdir(d):
+            continue
+        ns.mount(HIDDEN_SOURCE, d, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+                 "size=4k,mode=755")
+        done.append(d)
+
+
+def _syscall(nr: int, *args: int | bytes | None) -> int:
+    conv = [ctypes.c_char_p(a) if isinstance(a, bytes) or a is None else ctypes.c_long(a) for a in args]
+    rc = ns._libc.syscall(ctypes.c_long(nr), *conv)
+    if rc < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return rc
+
+
+def open_tree(path: str) -> int:
+    """A detached clone of the mount at `path` (a file works too), close-on-exec."""
+    try:
+        return _syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(path), OPEN_TREE_CLONE | os.O_CLOEXEC)
+    except OSError as exc:
+        raise OSError(exc.errno, f"open_tree {path}: {exc.strerror}") from None
+
+
+def move_mount(fd: int, target: str) -> None:
+    """Attach the detached mount `fd` (from open_tree) at `target` in the calling thread's namespace."""
+    try:
+        _syscall(SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, os.fsencode(target),
+                 MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS)
+    except OSError as exc:
+        raise OSError(exc.errno, f"mount on {target}: {exc.strerror}") from None
+
+
+
+# -- a container's filesystem --------------------------------------------------------------
+
 def private_dev() -> None:
     """In a new mount namespace: Docker's /dev over the host's (see the module docstring)."""
-    from netkit.kernel import mntns
     clones = []
     try:
         for name in DEV_NODES:
             if os.path.exists(f"/dev/{name}"):
-                clones.append((mntns.open_tree(f"/dev/{name}"), f"/dev/{name}"))
+                clones.append((open_tree(f"/dev/{name}"), f"/dev/{name}"))
         ns.mount(DEV_SOURCE, "/dev", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=64k")
         for fd, target in clones:
             os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
-            mntns.move_mount(fd, target)
+            move_mount(fd, target)
         for name, target in DEV_LINKS:
             os.symlink(target, f"/dev/{name}")
         for d in ("pts", "shm"):
@@ -90,23 +171,18 @@ def private_dev() -> None:
 
 def read_only(path: str = "/") -> None:
     """Make the mount at `path` and every mount below it read-only."""
-    attr = ctypes.create_string_buffer(32)          # struct mount_attr: attr_set = RDONLY
-    ctypes.c_uint64.from_buffer(attr).value = MOUNT_ATTR_RDONLY
-    rc = ns._libc.syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(AT_FDCWD),
-                          ctypes.c_char_p(os.fsencode(path)), ctypes.c_uint(AT_RECURSIVE),
-                          attr, ctypes.c_size_t(32))
-    if rc == 0:
-        return
-    err = ctypes.get_errno()
-    if err not in (errno.ENOSYS, errno.EINVAL):
-        raise OSError(err, f"make {path} read-only: {os.strerror(err)}")
-    _remount_each(path)                              # kernel before 5.12
+    attr = struct.pack("=QQQQ", MOUNT_ATTR_RDONLY, 0, 0, 0)          # struct mount_attr
+    try:
+        _syscall(SYS_MOUNT_SETATTR, AT_FDCWD, os.fsencode(path), AT_RECURSIVE, attr, len(attr))
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSYS, errno.EINVAL):
+            raise OSError(exc.errno, f"make {path} read-only: {exc.strerror}") from None
+        _remount_each(path)                          # kernel before 5.12
 
 
 def _remount_each(path: str) -> None:
-    from netkit.kernel import mntns
     top = path.rstrip("/")
-    for m in mntns.mounts("thread-self"):
+    for m in mounts("thread-self"):
         if m.mountpoint == path or m.mountpoint.startswith(top + "/"):
             try:
                 kept = os.statvfs(m.mountpoint).f_flag & _KEPT
@@ -138,13 +214,12 @@ def layers(directory: str) -> list[tuple[int, str]]:
 
 
 def _overlay(lower: str, upper: str, work: str) -> int:
-    from netkit.kernel.mntns import _syscall as _call
-    fs = _call(SYS_FSOPEN, b"overlay", FSOPEN_CLOEXEC)
+    fs = _syscall(SYS_FSOPEN, b"overlay", FSOPEN_CLOEXEC)
     try:
         for key, value in (("lowerdir", lower), ("upperdir", upper), ("workdir", work)):
-            _call(SYS_FSCONFIG, fs, FSCONFIG_SET_STRING, key.encode(), os.fsencode(value), 0)
-        _call(SYS_FSCONFIG, fs, FSCONFIG_CMD_CREATE, None, None, 0)
-        return _call(SYS_FSMOUNT, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+            _syscall(SYS_FSCONFIG, fs, FSCONFIG_SET_STRING, key.encode(), os.fsencode(value), 0)
+        _syscall(SYS_FSCONFIG, fs, FSCONFIG_CMD_CREATE, None, None, 0)
+        return _syscall(SYS_FSMOUNT, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
     except OSError as exc:
         raise OSError(exc.errno, f"overlay on {lower}: {exc.strerror}") from None
     finally:
@@ -155,13 +230,12 @@ def attach(layered: list[tuple[int, str]]) -> None:
     """In the container's new namespace: the overlays of `layers` on their directories, and
     netkit's hidden directories below them covered again (the overlay shows the host's
     directory itself, not the mounts on it)."""
-    from netkit.kernel import mntns
     if not layered:
         return
-    hidden = [m.mountpoint for m in mntns.mounts("thread-self") if m.source == HIDDEN_SOURCE]
+    hidden = [m.mountpoint for m in mounts("thread-self") if m.source == HIDDEN_SOURCE]
     for fd, target in layered:
-        mntns.move_mount(fd, target)
-    mntns.hide_dirs(h for h in hidden if any(h.startswith(t + "/") for _, t in layered))
+        move_mount(fd, target)
+    hide_dirs(h for h in hidden if any(h.startswith(t + "/") for _, t in layered))
 
 
 def scratch() -> None:
@@ -182,8 +256,7 @@ def _dev_mounts() -> None:
 def host_dev() -> None:
     """`--privileged`, in its init: the host's /dev instead of the private one (once per
     namespace), with a devpts instance and a /dev/shm of its own still."""
-    from netkit.kernel import mntns
-    dev = [m for m in mntns.mounts("self") if m.mountpoint == "/dev"]
+    dev = [m for m in mounts("self") if m.mountpoint == "/dev"]
     if not dev or dev[-1].source != DEV_SOURCE:
         return
     ns.umount("/dev")                                # with what is below: the host's shows
