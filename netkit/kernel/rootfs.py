@@ -146,7 +146,6 @@ def move_mount(fd: int, target: str) -> None:
         raise OSError(exc.errno, f"mount on {target}: {exc.strerror}") from None
 
 
-
 # -- a container's filesystem --------------------------------------------------------------
 
 def private_dev() -> None:
