@@ -159,10 +159,10 @@ def _bind_ns(fd: int, path: str) -> None:
         raise
 
 
-def _detach_nsfs() -> None:
-    """Lazily unmount every namespace file left in the calling thread's mount table."""
+def _detach(match: Callable[[Mount], bool]) -> None:
+    """Lazily unmount every mount of the calling thread's table that `match`es."""
     for _ in range(8):                          # stacked mounts come off one per pass
-        left = [m.mountpoint for m in mounts("thread-self") if m.fstype == "nsfs"]
+        left = [m.mountpoint for m in mounts("thread-self") if match(m)]
         if not left:
             return
         for mp in left:
@@ -170,6 +170,13 @@ def _detach_nsfs() -> None:
                 ns.umount(mp)
             except OSError:
                 pass
+
+
+def _in_template(m: Mount) -> bool:
+    """False for what a template leaves out: namespace files, and the host's mounts below the
+    directories every container covers with its own tmpfs (/tmp, /run: other runs' private
+    mount points among them, which would vanish from every copy when the host removes them)."""
+    return m.fstype != "nsfs" and not any(m.mountpoint.startswith(d + "/") for d, _ in rootfs.SCRATCH)
 
 
 def _make(path: str, what: str, build: Callable[[], None]) -> None:
@@ -233,7 +240,7 @@ def ensure_template(path: str, *, detach: Iterable[str] | None = None,
                     ns.umount(d)                # EINVAL when not a mount point: nothing to do
                 except OSError:
                     pass
-            _detach_nsfs()
+            _detach(lambda m: not _in_template(m))
             hide_dirs([ns.NETNS_DIR, *hidden])      # `ip netns` inside lists nothing, as in Docker
             rootfs.private_dev()
             rootfs.read_only("/")
