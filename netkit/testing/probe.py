@@ -25,15 +25,28 @@ def _stopped(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def _listen(kind: int, port: int) -> socket.socket:
-    """A dual-stack socket on [::]:port (IPv4 peers as ::ffff:a.b.c.d), or 0.0.0.0:port
-    where the namespace has no IPv6."""
+def _global_ipv6() -> bool:
+    """Does this netns have a global IPv6 address (scope 00 in /proc/net/if_inet6)?"""
     try:
-        s = socket.socket(socket.AF_INET6, kind)
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        addr: tuple = ("::", port)
+        with open("/proc/net/if_inet6") as f:
+            return any(len(row) >= 6 and row[3] == "00" for row in map(str.split, f))
     except OSError:
-        s, addr = socket.socket(socket.AF_INET, kind), ("0.0.0.0", port)
+        return False
+
+
+def _listen(kind: int, port: int) -> socket.socket:
+    """A dual-stack socket on [::]:port (IPv4 peers as ::ffff:a.b.c.d) where the namespace
+    has a global IPv6 address, else 0.0.0.0:port (as an IPv4-only server shows in `ss`)."""
+    s, addr = None, ("0.0.0.0", port)
+    if _global_ipv6():
+        try:
+            s = socket.socket(socket.AF_INET6, kind)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            addr = ("::", port)
+        except OSError:
+            s = None
+    if s is None:
+        s = socket.socket(socket.AF_INET, kind)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(addr)
     return s

@@ -58,12 +58,11 @@ def served(engine) -> dict[str, tuple[str, int, int]]:
 
 
 @pytest.fixture
-def dns_lab(node, tmp_path):
+def dns_lab(node):
     node.create_network(NetworkSpec("n1", subnets=("10.87.0.0/24",)))
-    script = tmp_path / "own_dns.py"
-    script.write_text(OWN_DNS)
+    # inline: the container's /tmp is its own, the test's tmp_path is not there
     ns, _ = node.run(ContainerSpec(name="ns", network="n1", detach=True,
-                                   command=(sys.executable, str(script))))
+                                   command=(sys.executable, "-c", OWN_DNS)))
     web, _ = node.run(ContainerSpec(name="web", network="n1", detach=True))
     node.run(ContainerSpec(name="client", network="n1", detach=True))
     own = ns.endpoints[0].ipv4_address
