@@ -4,7 +4,7 @@ Fixtures (all named ``netkit_*``, so they never shadow a project's own):
 
     netkit_node       a simulated host with its Engine, new for each test, removed afterwards
                       (also when the test fails); state in a temporary directory
-    netkit_capture    netkit_capture(target, **kw) -> a Capture (context manager) on
+    netkit_capture    netkit_capture(target, **kw) -> a started Capture (`with` ends it) on
                       netkit_node's containers, networks (``network:N``), nodes, LANs;
                       ``engine=`` binds it to another Engine (a lab's)
     netkit_lab        the lab of ``@pytest.mark.netkit_lab("lab.yml")`` (a path relative to
@@ -158,8 +158,11 @@ def netkit_node(netkit_host: Any, netkit_state_dirs: tuple[str, str]) -> Iterato
 def netkit_capture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """Factory: ``netkit_capture(target, *, engine=None, iface=, filter=, count=, timeout=)``.
 
-    Captures on `engine` (default: the test's netkit_node). Each is kept,
-    and written to a pcap under tmp_path if the test fails.
+    Captures on `engine` (default: the test's netkit_node), already started:
+    the capture sees everything from the call on, used bare or as
+    ``with netkit_capture(...) as cap:`` (leaving the block ends it; the
+    fixture ends any still running after the test). Each is kept, and
+    written to a pcap under tmp_path if the test fails.
     """
     _need_root()
     made: list[Any] = []
@@ -170,7 +173,7 @@ def netkit_capture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[A
         engine = engine if engine is not None else request.getfixturevalue("netkit_node")
         cap = capture(engine, target, **kwargs)
         made.append(cap)
-        return cap
+        return cap.start()
 
     yield factory
     for cap in made:                      # one left running (no `with`): close its socket

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
 from netkit.capture import bpf
 from netkit.capture.live import Frame, PacketSocket
 from netkit.capture.targets import Target, resolve
-from netkit.errors import InvalidArgument
+from netkit.errors import InvalidArgument, NetkitError
 
 if TYPE_CHECKING:
     from scapy.packet import Packet
@@ -101,12 +101,15 @@ class Capture:
         self._stats = (0, 0)
         self.started: float | None = None
         self.ended: float | None = None
+        self._entered = False
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> "Capture":
         """Open the socket in the target netns and start reading; returns once ready."""
         if self.started is not None:
-            raise InvalidArgument("a capture runs once: make a new one")
+            raise InvalidArgument(f"the capture of {self.target.ref} already "
+                                  f"{'ran' if self._finished.is_set() else 'runs'}: a capture "
+                                  "runs once, make a new one")
         from netkit.capture import analysis  # noqa: F401  (scapy's layers, loaded before the thread)
         self.started = time.time()
         if self.pcap_path:
@@ -150,7 +153,10 @@ class Capture:
             raise error
 
     def __enter__(self) -> "Capture":
-        return self.start()
+        if self._entered or not self.running:     # started by the netkit_capture fixture: fine
+            self.start()
+        self._entered = True
+        return self
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         try:
@@ -245,10 +251,20 @@ class Capture:
             self._writer = None
 
     # -- what was seen ---------------------------------------------------------------------
+    def _check_started(self) -> None:
+        """A capture never started saw nothing: asserting on it would pass falsely."""
+        if self.started is None:
+            raise NetkitError(f"the capture of {self.target.ref} was never started, so it saw "
+                              "nothing: use it as `with engine.capture(...) as cap:` around the "
+                              "traffic, or call cap.start() before it")
+
     @property
     def packets(self) -> "PacketList":
-        """The packets so far (all of them once the capture ended), as a scapy PacketList."""
+        """The packets so far (all of them once the capture ended), as a scapy PacketList.
+
+        Raises NetkitError on a capture that was never started."""
         from scapy.plist import PacketList
+        self._check_started()
         return PacketList(self._upto(len(self._frames)), name=self.target.ref)
 
     def __len__(self) -> int:
@@ -307,6 +323,7 @@ class Capture:
         Raises :class:`WaitTimeout` (an AssertionError) listing what was seen.
         """
         __tracebackhide__ = True          # pytest shows the caller, not this frame
+        self._check_started()
         match = _matcher(where)
         deadline = time.monotonic() + timeout
         seen = 0
