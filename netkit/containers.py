@@ -234,7 +234,11 @@ class Containers:
                 if own_netns:
                     ctx.kernel.delete_netns(own_netns)
                 d = self.paths.container_dir(ctr.id)
-                journal.defer(f"remove {d}", lambda: (kns.remove_bind(os.path.join(d, "uts")), _rmtree(d)))
+
+                def remove_dir() -> None:
+                    kns.remove_bind(os.path.join(d, "uts"))
+                    _rmtree(d)
+                journal.defer(f"remove {d}", remove_dir)
         except BaseException:
             try:                                  # the agent left telling the resolver to us
                 self.resolver.after_change(ctr.id)

@@ -162,7 +162,7 @@ class Container:
     exit_code: int | None = None
     auto_remove: bool = False
     dns: tuple[str, ...] = ()         # --dns upstreams
-    options: dict[str, object] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
     endpoints: tuple[Endpoint, ...] = ()
     ports: tuple[PortMapping, ...] = ()
     started_at: str | None = None     # RFC 3339, last start

@@ -31,6 +31,7 @@ netkit's kernel layer nor scapy: pytest starts as fast as without it.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import secrets
@@ -38,7 +39,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Generator, Iterator
 
 import pytest
 
@@ -185,7 +186,8 @@ def netkit_capture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[A
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
     kept = item.stash.get(_CAPTURES, None)
@@ -231,8 +233,9 @@ def netkit_lab(request: pytest.FixtureRequest, netkit_state_dirs: tuple[str, str
     if not path.is_absolute():
         path = Path(request.path).parent / path
     _need_root()
+    labs: Any
     try:
-        import netkit.labs as labs
+        labs = importlib.import_module("netkit.labs")
     except ImportError:
         labs = None
     loader = getattr(getattr(labs, "Lab", None), "load", None)

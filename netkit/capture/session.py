@@ -185,8 +185,8 @@ class Capture:
                 if wait is not None and wait <= 0:
                     self._drain()                 # queued before the deadline
                     break
-                readable = select.select([sock, wake], [], [], wait)[0]
-                if sock in readable:
+                readable = select.select([sock.fileno(), wake], [], [], wait)[0]
+                if sock.fileno() in readable:
                     self._drain()
                 if wake in readable:
                     self._finish()
@@ -431,6 +431,7 @@ class Capture:
 def _decode(frame: Frame) -> "Packet":
     from scapy.config import conf
     from scapy.layers.l2 import Ether
+    pkt: Packet
     try:
         pkt = Ether(frame.data)
     except Exception:                        # scapy's dissectors are not all total

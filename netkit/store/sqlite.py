@@ -13,13 +13,14 @@ import os
 import sqlite3
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Union
 
 from netkit.errors import InternalError, NetkitError
 from netkit.model import Container, Endpoint, EndpointConfig, IPAMConfig, Lan, Network, Node, PortMapping, Scope, State
 from netkit.store.schema import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 120_000
+Row = Union[sqlite3.Row, tuple[Any, ...]]
 _INHERITED: list[object] = []    # a forked child's copies of the parent's connections: kept, never closed
 
 
@@ -157,7 +158,9 @@ class AddressRows:
     order and `taken_from` walks the index from the allocator's hint.
     """
 
-    db: sqlite3.Connection       # the subclass provides it, and q() / x()
+    db: sqlite3.Connection       # the subclass provides it, and q() / x():
+    q: Callable[..., list[Any]]  # rows of a query
+    x: Callable[..., Any]        # run a statement
 
     def taken_from(self, network_id: str, family: int, start_key: str) -> Iterator[str]:
         cur = self.db.execute("SELECT addr FROM addresses WHERE network_id=? AND family=? AND addr>=? "
@@ -202,7 +205,7 @@ class Tx(AddressRows):
     # -- networks -------------------------------------------------------------
     _NET = "id,name,driver,scope,created,internal,attachable,ipv4,ipv6,options,labels"
 
-    def _network(self, row: tuple) -> Network:
+    def _network(self, row: Row) -> Network:
         pools = self.q("SELECT subnet,ip_range,gateway,aux FROM pools WHERE network_id=? ORDER BY seq",
                        (row[0],))
         return Network(id=row[0], name=row[1], driver=row[2], scope=Scope(row[3]), created=row[4],
@@ -253,7 +256,7 @@ class Tx(AddressRows):
     _CTR = ("id,name,hostname,created,network_mode,netns,command,pid,pid_start,state,exit_code,"
             "auto_remove,dns,options,started_at,finished_at,restart_count,error,netconfig")
 
-    def _container(self, r: tuple, endpoints: tuple[Endpoint, ...] = (),
+    def _container(self, r: Row, endpoints: tuple[Endpoint, ...] = (),
                    ports: tuple[PortMapping, ...] = ()) -> Container:
         opts = json.loads(r[13])
         opts["pid_start"] = r[8]
@@ -407,7 +410,7 @@ class Tx(AddressRows):
     def delete_lan(self, name: str) -> None:
         self.x("DELETE FROM lans WHERE name=?", (name,))
 
-    def _node(self, r: tuple) -> Node:
+    def _node(self, r: Row) -> Node:
         return Node(name=r[0], netns=r[1], lan=r[2], ip=r[3], gateway=r[4],
                     dns=tuple(json.loads(r[5])), created=r[6])
 
