@@ -35,7 +35,7 @@ import os
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeVar, cast
 
 from netkit.actions import Actions, KernelSessions
 from netkit.attached import AttachedSandboxes
@@ -500,7 +500,7 @@ def _guarded(fn: _F, locked: bool) -> _F:
             return fn(self, *args, **kwargs)
         with self._lock:
             return fn(self, *args, **kwargs)
-    return call  # type: ignore[return-value]
+    return cast(_F, call)
 
 
 for _name, _fn in list(vars(Engine).items()):

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netkit.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 def _seq(owner: str, name: str, value: object, item: type, what: str) -> tuple[Any, ...]:
@@ -28,10 +31,10 @@ def _seq(owner: str, name: str, value: object, item: type, what: str) -> tuple[A
     return tuple(value)
 
 
-def _validate(spec: object) -> None:
+def _validate(spec: "DataclassInstance") -> None:
     """Check every field of `spec` against its annotation; lists become tuples, mappings dicts."""
     owner = type(spec).__name__
-    for f in fields(spec):                        # type: ignore[arg-type]
+    for f in fields(spec):
         name, kind, value = f.name, str(f.type), getattr(spec, f.name)
         if kind.endswith(" | None") and value is None:
             continue

@@ -258,6 +258,14 @@ class Capture:
                               "nothing: use it as `with engine.capture(...) as cap:` around the "
                               "traffic, or call cap.start() before it")
 
+    def _check_ended(self, what: str) -> None:
+        """A negative assertion on a running capture could miss frames still queued."""
+        self._check_started()
+        if self.running:
+            raise NetkitError(f"{what} on the capture of {self.target.ref} while it still "
+                              "runs could miss frames not read yet: end it first (leave its "
+                              "`with` block, or call cap.stop())")
+
     @property
     def packets(self) -> "PacketList":
         """The packets so far (all of them once the capture ended), as a scapy PacketList.
@@ -355,8 +363,10 @@ class Capture:
         return found
 
     def assert_no_packets(self, where: Where | None = None) -> None:
-        """No packet at all (none that `where` accepts, if given)."""
+        """No packet at all (none that `where` accepts, if given). The capture must have
+        ended (NetkitError otherwise: frames still queued would be missed)."""
         __tracebackhide__ = True          # pytest shows the caller, not this frame
+        self._check_ended("assert_no_packets")
         match = _matcher(where)
         found = [p for p in self.packets if match(p)]
         if found:
@@ -364,8 +374,10 @@ class Capture:
                                               f"saw {len(found)}", found))
 
     def assert_only(self, where: Where, description: str | None = None) -> None:
-        """Every packet is one that `where` accepts; the message lists the others."""
+        """Every packet is one that `where` accepts; the message lists the others. The
+        capture must have ended (NetkitError otherwise)."""
         __tracebackhide__ = True          # pytest shows the caller, not this frame
+        self._check_ended("assert_only")
         match = _matcher(where)
         others = [p for p in self.packets if not match(p)]
         if others:

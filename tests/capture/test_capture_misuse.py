@@ -47,3 +47,15 @@ def test_a_capture_runs_once(world):
         with cap:
             pass
     cap.assert_no_packets()                           # what it saw is still there to ask
+
+
+def test_negative_assertions_wait_for_the_end(world):
+    with capture(world.engine, "client", filter="icmp") as cap:
+        world.ping("client", world.ips["peer"])
+        for check in (cap.assert_no_packets, lambda: cap.assert_only(lambda p: False)):
+            with pytest.raises(NetkitError, match="^assert_(no_packets|only) on the capture of "
+                               "client while it still runs could miss frames not read yet"):
+                check()
+        cap.wait_for(ICMP)                    # positive questions are fine while it runs
+    with pytest.raises(AssertionError, match="expected no packets"):
+        cap.assert_no_packets()
