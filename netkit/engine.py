@@ -25,6 +25,10 @@ Every action validates first, then runs in one store transaction
 (BEGIN IMMEDIATE) with one kernel undo journal: on any exception the
 journal is replayed newest-first and the store rolled back, so a failed
 action leaves nothing behind. The CLI is a thin layer over this class.
+
+One Engine may be shared by threads (each public call holds the engine's
+lock; each thread has a store connection of its own) and keeps working in
+a child after fork(): see the end of this module and docs/library.md.
 """
 
 from __future__ import annotations
@@ -65,7 +69,6 @@ if TYPE_CHECKING:
     from scapy.packet import Packet
 
     from netkit.agent.logs import LogEntry
-
     from netkit.capture.session import Capture
     from netkit.capture.targets import Target
     from netkit.store.cluster import Member
