@@ -119,7 +119,7 @@ class AttachedSandboxes:
             return self.find(tx, sandbox=sandbox)
         if netns in (None, ""):
             return None
-        path = netns_file(netns)                                            # type: ignore[arg-type]
+        path = netns_file(netns)
         if not os.path.exists(path):
             return self.find(tx, path=path)
         return self.find(tx, ident=netns_identity(path))
@@ -185,7 +185,7 @@ class AttachedSandboxes:
             # resolver listens on 127.0.0.11 there
             if not any(link["ifname"] == "lo" and link.get("state") == "up" for link in box.links()):
                 box.up("lo")
-            ctr = tx.container(ctr.id)                                          # type: ignore[assignment]
+            ctr = tx.container(ctr.id) or ctr
         self.resolver.after_change(ctr.id)
         return ctr, ep
 

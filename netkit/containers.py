@@ -234,7 +234,7 @@ class Containers:
                 if own_netns:
                     ctx.kernel.delete_netns(own_netns)
                 d = self.paths.container_dir(ctr.id)
-                journal.defer(f"remove {d}", lambda: (kns.remove_bind(os.path.join(d, "uts")), _rmtree(d)))
+                journal.defer(f"remove {d}", lambda: _remove_run_dir(d))
         except BaseException:
             try:                                  # the agent left telling the resolver to us
                 self.resolver.after_change(ctr.id)
@@ -375,6 +375,12 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def _remove_run_dir(d: str) -> None:
+    """A container's run directory, its UTS namespace file unmounted first."""
+    kns.remove_bind(os.path.join(d, "uts"))
+    _rmtree(d)
 
 
 def _rmtree(path: str) -> None:

@@ -25,23 +25,32 @@ Every action validates first, then runs in one store transaction
 (BEGIN IMMEDIATE) with one kernel undo journal: on any exception the
 journal is replayed newest-first and the store rolled back, so a failed
 action leaves nothing behind. The CLI is a thin layer over this class.
+
+One Engine may be shared by threads (each public call holds the engine's
+lock; each thread has a store connection of its own) and keeps working in
+a child after fork(): see the end of this module and docs/library.md.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeVar, cast
 
 from netkit.actions import Actions, KernelSessions
 from netkit.attached import AttachedSandboxes
 from netkit.cluster import ClusterScope
 from netkit.containers import Containers
 from netkit.endpoints import Endpoints
-from netkit.errors import NotFound
+from netkit.errors import NetkitError, NotFound
 from netkit.fwsync import FirewallSync
 from netkit.ids import CONTAINER_NAME_RE, NAME_RE, NODE_NAME_RE, new_id, now  # noqa: F401
 from netkit.kernel.session import FaultPlan
-from netkit.model import Container, Endpoint, Lan, Network, Node
+from netkit.model import Container, Endpoint, Lan, Network, Node, PortMapping
 from netkit.networks import Networks
 from netkit.nodes import NodeRegistry
 from netkit.paths import NodePaths, default_root, default_run
@@ -54,9 +63,12 @@ from netkit.store import Store
 from netkit.swarm import Swarm
 from netkit.system import System
 
+ORPHAN_GRACE = 3.0      # seconds system_check waits for the kernel to finish deleting veths
+
 if TYPE_CHECKING:
     from scapy.packet import Packet
 
+    from netkit.agent.logs import LogEntry
     from netkit.capture.session import Capture
     from netkit.capture.targets import Target
     from netkit.store.cluster import Member
@@ -71,21 +83,23 @@ class Engine:
 
     def __init__(self, node: str | None = None, *, root: str | None = None,
                  run: str | None = None, in_agent: bool = False) -> None:
+        self._lock = threading.RLock()            # held by each public call (see _guarded)
+        self._closed = False
         self.root = root or default_root()
         self.run_root = run or default_run()
         self.node_name = node or ""
         self.paths = NodePaths.of(self.node_name, self.root, self.run_root)
         if self.node_name:
             # the real host's store keeps the registry of simulated nodes and LANs
-            self.host_store = Store(NodePaths.of("", self.root, self.run_root).db)
+            self.host_store = Store(NodePaths.of("", self.root, self.run_root).db, per_thread=True)
             found = self.host_store.read().node(self.node_name)
             if found is None:
                 raise NotFound(f"node {self.node_name} not found")
             self.node = found
-            self.store = Store(self.paths.db)
+            self.store = Store(self.paths.db, per_thread=True)
         else:
             self.node = Node(name="")
-            self.store = self.host_store = Store(self.paths.db)
+            self.store = self.host_store = Store(self.paths.db, per_thread=True)
         self._kernel = KernelSessions(self.node.netns, faults=FaultPlan.from_env())
         self._actions = Actions(self.store, self.node, self._kernel)
         self._firewall = FirewallSync(self.store, self.paths, self.node)
@@ -119,6 +133,7 @@ class Engine:
                               self._networks, self._containers, self._processes)
         self._networks.ensure_predefined()
         self._processes.heal()       # an agent that was killed: back before anything reads states
+        _ENGINES.add(self)
 
     def _open_node(self, name: str) -> "Engine":
         return Engine(name, root=self.root, run=self.run_root)
@@ -140,6 +155,15 @@ class Engine:
         self._kernel.faults = plan
 
     def close(self) -> None:
+        """Release the engine's store connections and kernel handles; idempotent. Any other
+        call afterwards raises NetkitError ("this Engine is closed")."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._close()
+
+    def _close(self) -> None:
         if self._host_kernel is not self._kernel:
             self._host_kernel.close()
         self._kernel.close()
@@ -149,6 +173,7 @@ class Engine:
             self.host_store.close()
 
     def __enter__(self) -> "Engine":
+        """`with Engine(...) as engine:` closes it at the end."""
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -171,7 +196,7 @@ class Engine:
         """The endpoints on `net`, each with its container's name."""
         return self._networks.members(net)
 
-    def inspect_networks(self, refs: list[str]) -> list[dict]:
+    def inspect_networks(self, refs: list[str]) -> list[dict[str, Any]]:
         """`docker network inspect`."""
         return self._networks.inspect(refs)
 
@@ -214,11 +239,11 @@ class Engine:
         """`docker wait`: the exit code, once the container's process ended."""
         return self.runtime.wait(ref)
 
-    def logs(self, ref: str, *, tail: int | None = None) -> list:
+    def logs(self, ref: str, *, tail: int | None = None) -> "list[LogEntry]":
         """`docker logs [--tail N]`: netkit.agent.logs.LogEntry list, oldest first."""
         return self.runtime.logs(ref, tail=tail)
 
-    def follow_logs(self, ref: str, *, tail: int | None = None) -> Iterator:
+    def follow_logs(self, ref: str, *, tail: int | None = None) -> "Iterator[LogEntry]":
         """`docker logs -f`: entries as they come, until the container stops."""
         return self.runtime.follow_logs(ref, tail=tail)
 
@@ -230,7 +255,7 @@ class Engine:
         """The container's run directory (its /etc files, logs, namespaces)."""
         return self.paths.container_dir(self._containers.get(ref).id)
 
-    def agent_status(self) -> dict:
+    def agent_status(self) -> dict[str, Any]:
         """The node agent: {running, pid, started, containers, applied}."""
         return self._processes.agent_status()
 
@@ -261,11 +286,11 @@ class Engine:
         """The container `ref` names (`docker inspect`, one object)."""
         return self._containers.get(ref)
 
-    def inspect_containers(self, refs: list[str]) -> list[dict]:
+    def inspect_containers(self, refs: list[str]) -> list[dict[str, Any]]:
         """`docker inspect` for containers."""
         return self._containers.inspect(refs)
 
-    def port(self, container: str) -> list:
+    def port(self, container: str) -> list[PortMapping]:
         """`docker port`: the container's published ports."""
         return self._containers.ports(container)
 
@@ -336,7 +361,7 @@ class Engine:
                        timeout=timeout, pcap=pcap, on_packet=on_packet)
 
     # -- the resolver -----------------------------------------------------------
-    def dns_status(self) -> dict:
+    def dns_status(self) -> dict[str, Any]:
         """`netkit dns status`: pid, running, served version and sandboxes; `applied`: on a
         swarm member, the cluster version the node agent applied (the other nodes' names)."""
         member = self.cluster.membership() is not None
@@ -383,7 +408,7 @@ class Engine:
         """`docker node ls` on a member: each member and its status, "Ready" or "Down"."""
         return self._swarm.nodes()
 
-    def swarm_info(self) -> dict:
+    def swarm_info(self) -> dict[str, Any]:
         """The swarm section of `netkit info`: state, cluster, role, advertise address, the
         store's url and each endpoint's health, member counts, members down."""
         return self._swarm.info()
@@ -432,8 +457,18 @@ class Engine:
 
     # -- system -----------------------------------------------------------------
     def system_check(self) -> list[str]:
-        """`netkit system check`: drift between the store and the kernel, one line each."""
-        return self._system.check()
+        """`netkit system check`: drift between the store and the kernel, one line each.
+
+        Teardown still in flight is not drift: the kernel deletes a removed netns's veths
+        in the background, so host-side links reported as orphans are looked at again for
+        up to ORPHAN_GRACE seconds before they are reported."""
+        out = self._system.check()
+        deadline = time.monotonic() + ORPHAN_GRACE
+        while any(line.startswith("orphan link ") for line in out) and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+            out = self._system.check()
+        return out
 
     def system_prune(self) -> list[str]:
         """`netkit system prune`: remove what netkit owns here that the store no longer describes."""
@@ -446,3 +481,48 @@ class Engine:
     def firewall_check(self) -> list[str]:
         """Drift between the node's applied nftables table and what the store implies."""
         return self._firewall.check()
+
+
+# -- one Engine shared by threads, and fork() ---------------------------------------------------
+# Every public method runs under the engine's (reentrant) lock, so threads sharing an Engine
+# take turns, one action at a time; each thread also has a store connection of its own. The
+# calls below only wait or read (a command's exit, output, logs, packets): they run unlocked,
+# so one thread waiting does not hold up the others.
+_UNLOCKED = frozenset({"wait", "exec", "exec_output", "logs", "follow_logs", "capture",
+                       "dns_log", "container_dir", "close"})
+_ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _guarded(fn: _F, locked: bool) -> _F:
+    @functools.wraps(fn)
+    def call(self: Engine, *args: Any, **kwargs: Any) -> Any:
+        if self._closed:
+            raise NetkitError("this Engine is closed: make a new one")
+        if not locked:
+            return fn(self, *args, **kwargs)
+        with self._lock:
+            return fn(self, *args, **kwargs)
+    return cast(_F, call)
+
+
+for _name, _fn in list(vars(Engine).items()):
+    if not _name.startswith("_") and inspect.isfunction(_fn) and _name != "close":
+        setattr(Engine, _name, _guarded(_fn, _name not in _UNLOCKED))
+
+
+def _after_fork_in_child() -> None:
+    """A forked child keeps using its parent's Engines: fresh locks (another thread may have
+    held one at fork time), and no netlink handle of the parent's (replies would go to
+    either process). Store connections reopen by themselves (Store.db); the netns worker
+    thread restarts by itself (kernel/netns.py)."""
+    for engine in list(_ENGINES):
+        engine._lock = threading.RLock()
+        for kernel in {id(engine._kernel): engine._kernel,
+                       id(engine._host_kernel): engine._host_kernel}.values():
+            _INHERITED_HANDLES.append(dict(kernel.cache))    # kept open, never used: the parent's
+            kernel.cache.clear()
+
+
+_INHERITED_HANDLES: list[object] = []
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -69,9 +69,9 @@ def container_json(ctr: Container, networks: dict[str, Network], run_dir: str = 
         net = networks[ep.network_id]
         nets[net.name] = endpoint_json(ctr, ep, net)
     for cfg in ctr.netconfig:                       # configured, not joined (created or stopped)
-        net = networks.get(cfg.network_id)
-        if net is not None and net.name not in nets:
-            nets[net.name] = configured_endpoint_json(cfg, net)
+        known = networks.get(cfg.network_id)
+        if known is not None and known.name not in nets:
+            nets[known.name] = configured_endpoint_json(cfg, known)
     if ctr.network_mode in ("host", "none") and not nets:
         nets[ctr.network_mode] = {"NetworkID": next((n.id for n in networks.values()
                                                       if n.name == ctr.network_mode), ""),
@@ -122,7 +122,7 @@ def _docker_fields(out: dict[str, Any], ctr: Container, networks: dict[str, Netw
         for req in parse_publish(spec):
             bindings.setdefault(f"{req.container_port}/{req.proto}", []).append(
                 {"HostIp": "" if req.host_ip == "0.0.0.0" else req.host_ip, "HostPort": req.host_ports})
-    exposed = {f"{p}/{proto}": {} for e in want.get("expose", ()) for p, proto in parse_expose(e)}
+    exposed: dict[str, dict[str, Any]] = {f"{p}/{proto}": {} for e in want.get("expose", ()) for p, proto in parse_expose(e)}
     exposed.update({key: {} for key in bindings})
     for key, name in (("ResolvConfPath", "resolv.conf"), ("HostnamePath", "hostname"),
                       ("HostsPath", "hosts")):
@@ -131,8 +131,8 @@ def _docker_fields(out: dict[str, Any], ctr: Container, networks: dict[str, Netw
                               "Links": legacy_links(ctr, networks)})
     config = out["Config"]
     config.setdefault("Domainname", "")
-    config.update({"Env": [f"{k}={v}" for k, v in dict(ctr.options.get("env") or {}).items()],  # type: ignore[call-overload]
-                   "Labels": dict(ctr.options.get("labels") or {})})                    # type: ignore[call-overload]
+    config.update({"Env": [f"{k}={v}" for k, v in dict(ctr.options.get("env") or {}).items()],
+                   "Labels": dict(ctr.options.get("labels") or {})})
     if exposed:
         config["ExposedPorts"] = dict(sorted(exposed.items()))
     settings = out["NetworkSettings"]
@@ -154,7 +154,8 @@ def legacy_links(ctr: Container, networks: dict[str, Network]) -> list[str] | No
     """HostConfig.Links as Docker rebuilds it: ``/target:/container/alias`` for each link on
     the default bridge (links on user networks are DNS aliases, not listed here)."""
     links: tuple[str, ...] = ()
-    for item in (*ctr.endpoints, *ctr.netconfig):
+    items: tuple[Endpoint | EndpointConfig, ...] = (*ctr.endpoints, *ctr.netconfig)
+    for item in items:
         net = networks.get(item.network_id)
         if net is not None and net.name == "bridge" and not net.user_defined:
             links = links or item.links
@@ -175,7 +176,7 @@ def state_json(ctr: Container) -> dict[str, Any]:
 
 
 def config_json(ctr: Container) -> dict[str, Any]:
-    user = (ctr.options.get("privileges") or {}).get("user") or ""      # type: ignore[union-attr]
+    user = (ctr.options.get("privileges") or {}).get("user") or ""
     out: dict[str, Any] = {"Hostname": ctr.hostname, "User": user, "Cmd": list(ctr.command)}
     if ctr.options.get("stop_signal"):
         out["StopSignal"] = ctr.options["stop_signal"]
@@ -186,7 +187,7 @@ def config_json(ctr: Container) -> dict[str, Any]:
 
 def _privileges_json(ctr: Container) -> dict[str, Any]:
     """HostConfig's CapAdd, CapDrop (normalized as Docker stores them), Privileged, Sysctls."""
-    p: dict = ctr.options.get("privileges") or {}                # type: ignore[assignment]
+    p: dict = ctr.options.get("privileges") or {}
 
     def norm(caps: list[str]) -> list[str] | None:
         out = [c.upper() if c.upper() == "ALL" else "CAP_" + c.upper().removeprefix("CAP_")
@@ -201,7 +202,7 @@ def _privileges_json(ctr: Container) -> dict[str, Any]:
 
 
 def _restart_policy(ctr: Container) -> dict[str, Any]:
-    policy = dict(ctr.options.get("restart") or {})            # type: ignore[call-overload]
+    policy = dict(ctr.options.get("restart") or {})
     return {"Name": policy.get("Name") or "no", "MaximumRetryCount": policy.get("MaximumRetryCount", 0)}
 
 

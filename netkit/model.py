@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 PREDEFINED = ("bridge", "host", "none")
 
@@ -135,12 +136,12 @@ class EndpointConfig:
     mac: str | None = None
     links: tuple[str, ...] = ()
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"network_id": self.network_id, "aliases": list(self.aliases), "ipv4": self.ipv4,
                 "ipv6": self.ipv6, "mac": self.mac, "links": list(self.links)}
 
     @classmethod
-    def from_json(cls, d: dict) -> "EndpointConfig":
+    def from_json(cls, d: dict[str, Any]) -> "EndpointConfig":
         return cls(d["network_id"], tuple(d.get("aliases") or ()), d.get("ipv4"), d.get("ipv6"),
                    d.get("mac"), tuple(d.get("links") or ()))
 
@@ -161,7 +162,7 @@ class Container:
     exit_code: int | None = None
     auto_remove: bool = False
     dns: tuple[str, ...] = ()         # --dns upstreams
-    options: dict[str, object] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
     endpoints: tuple[Endpoint, ...] = ()
     ports: tuple[PortMapping, ...] = ()
     started_at: str | None = None     # RFC 3339, last start

@@ -158,7 +158,7 @@ class Processes:
     def creds(ctr: Container) -> "Creds":
         """The container's capabilities, user and sysctls (Docker's defaults unless set)."""
         from netkit.kernel import caps
-        p: dict = ctr.options.get("privileges") or {}                   # type: ignore[assignment]
+        p: dict = ctr.options.get("privileges") or {}
         privileged = bool(p.get("privileged"))
         return caps.Creds(caps.capability_mask(tuple(p.get("cap_add", ())), tuple(p.get("cap_drop", ())),
                                                privileged),
@@ -193,19 +193,19 @@ class Processes:
         env = {"PATH": os.environ.get("PATH", DEFAULT_PATH), "HOSTNAME": ctr.hostname, "HOME": "/root"}
         if "TERM" in os.environ:
             env["TERM"] = os.environ["TERM"]
-        user = (ctr.options.get("privileges") or {}).get("user")          # type: ignore[union-attr]
+        user = (ctr.options.get("privileges") or {}).get("user")
         if user:                        # Docker: the user's home from passwd, else /
             from netkit.kernel import caps
             env["HOME"] = caps.resolve_user(user).home                    # type: ignore[union-attr]
-        env.update(ctr.options.get("env") or {})                          # type: ignore[arg-type]
+        env.update(ctr.options.get("env") or {})
         return env
 
     def spec(self, ctr: Container) -> ProcessSpec:
         if not ctr.command:
             raise Conflict(f"container {ctr.id} has no command to run")
-        logs = log_options(dict(ctr.options.get("log_opts") or {}))       # type: ignore[arg-type]
+        logs = log_options(dict(ctr.options.get("log_opts") or {}))
         return ProcessSpec(self.container_dir(ctr.id), self.box(ctr), ctr.command, self.env(ctr),
-                           RestartPolicy.from_json(ctr.options.get("restart")),   # type: ignore[arg-type]
+                           RestartPolicy.from_json(ctr.options.get("restart")),
                            ctr.auto_remove, logs["max_size"], logs["max_files"])
 
     # -- processes ----------------------------------------------------------------------
@@ -229,7 +229,7 @@ class Processes:
         `leave` the agent does not release its networks (the caller removes it)."""
         if timeout is None:                     # --stop-timeout 0 is 0, not the default
             own = ctr.options.get("stop_timeout")
-            timeout = DEFAULT_STOP_TIMEOUT if own is None else int(own)       # type: ignore[arg-type]
+            timeout = DEFAULT_STOP_TIMEOUT if own is None else int(own)
         sig = str(ctr.options.get("stop_signal") or "SIGTERM")
         reply = self._request("stop", id=ctr.id, timeout=timeout, signal=sig, leave=leave,
                               wait=(timeout if timeout >= 0 else 365 * 86400) + agent.REQUEST_TIMEOUT)
@@ -249,7 +249,7 @@ class Processes:
         box, env = self.box(ctr), self.env(ctr)
         start = ctr.options.get("pid_start")
         if ctr.pid and start is not None:
-            return spawn.exec_in(box, ctr.pid, start, argv, env, capture=capture,    # type: ignore[arg-type]
+            return spawn.exec_in(box, ctr.pid, start, argv, env, capture=capture,
                                  capture_stderr=capture_stderr, timeout=timeout)
         return spawn.run_foreground(box, argv, env, capture=capture,
                                     capture_stderr=capture_stderr, timeout=timeout)

@@ -4,7 +4,7 @@ Fixtures (all named ``netkit_*``, so they never shadow a project's own):
 
     netkit_node       a simulated host with its Engine, new for each test, removed afterwards
                       (also when the test fails); state in a temporary directory
-    netkit_capture    netkit_capture(target, **kw) -> a Capture (context manager) on
+    netkit_capture    netkit_capture(target, **kw) -> a started Capture (`with` ends it) on
                       netkit_node's containers, networks (``network:N``), nodes, LANs;
                       ``engine=`` binds it to another Engine (a lab's)
     netkit_lab        the lab of ``@pytest.mark.netkit_lab("lab.yml")`` (a path relative to
@@ -31,6 +31,7 @@ netkit's kernel layer nor scapy: pytest starts as fast as without it.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import secrets
@@ -38,7 +39,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Generator, Iterator
 
 import pytest
 
@@ -158,8 +159,11 @@ def netkit_node(netkit_host: Any, netkit_state_dirs: tuple[str, str]) -> Iterato
 def netkit_capture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """Factory: ``netkit_capture(target, *, engine=None, iface=, filter=, count=, timeout=)``.
 
-    Captures on `engine` (default: the test's netkit_node). Each is kept,
-    and written to a pcap under tmp_path if the test fails.
+    Captures on `engine` (default: the test's netkit_node), already started:
+    the capture sees everything from the call on, used bare or as
+    ``with netkit_capture(...) as cap:`` (leaving the block ends it; the
+    fixture ends any still running after the test). Each is kept, and
+    written to a pcap under tmp_path if the test fails.
     """
     _need_root()
     made: list[Any] = []
@@ -170,7 +174,7 @@ def netkit_capture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[A
         engine = engine if engine is not None else request.getfixturevalue("netkit_node")
         cap = capture(engine, target, **kwargs)
         made.append(cap)
-        return cap
+        return cap.start()
 
     yield factory
     for cap in made:                      # one left running (no `with`): close its socket
@@ -182,7 +186,8 @@ def netkit_capture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[A
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
     kept = item.stash.get(_CAPTURES, None)
@@ -228,8 +233,9 @@ def netkit_lab(request: pytest.FixtureRequest, netkit_state_dirs: tuple[str, str
     if not path.is_absolute():
         path = Path(request.path).parent / path
     _need_root()
+    labs: Any
     try:
-        import netkit.labs as labs
+        labs = importlib.import_module("netkit.labs")
     except ImportError:
         labs = None
     loader = getattr(getattr(labs, "Lab", None), "load", None)

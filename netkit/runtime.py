@@ -250,7 +250,7 @@ class Runtime:
 
     def log_options(self, ctr: Container) -> dict[str, int]:
         from netkit.processes import log_options
-        return log_options(dict(ctr.options.get("log_opts") or {}))       # type: ignore[arg-type]
+        return log_options(dict(ctr.options.get("log_opts") or {}))
 
     def container_dir(self, cid: str) -> str:
         return self.processes.container_dir(cid)

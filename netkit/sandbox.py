@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from typing import Sequence
 
 HOSTS_FIXED_V4 = "127.0.0.1\tlocalhost\n"
 HOSTS_FIXED_V6 = ("::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -19,7 +20,7 @@ EMBEDDED_DNS = "127.0.0.11"
 
 
 def hosts_file(hostname: str, addresses: list[str], *, ipv6: bool = True,
-               extra: list[tuple[str, str]] = ()) -> str:
+               extra: "Sequence[tuple[str, str]]" = ()) -> str:
     """Fixed lines, then --add-host / link entries, then one line per own address:
     ``IP\tHOSTNAME``, or ``IP\tc1.example c1`` for a FQDN (Docker's updateHostsFile)."""
     if "." in hostname.strip("."):

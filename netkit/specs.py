@@ -1,8 +1,73 @@
-"""User input before validation: what the CLI parses and the Engine checks."""
+"""User input: what the CLI parses and the Engine checks.
+
+Each spec checks the *types* of its fields when it is made (a string where a
+sequence of strings is expected is refused, not split into characters; lists
+are accepted and kept as tuples); the Engine checks the values (names, CIDRs,
+ports) when the action runs.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from netkit.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+
+def _seq(owner: str, name: str, value: object, item: type, what: str) -> tuple[Any, ...]:
+    if isinstance(value, (str, bytes)):
+        raise InvalidArgument(f"{owner}: {name} must be a sequence of {what}, not a string")
+    if not isinstance(value, (list, tuple)):
+        raise InvalidArgument(f"{owner}: {name} must be a sequence of {what}, "
+                              f"not {type(value).__name__}")
+    for v in value:
+        if not isinstance(v, item):
+            raise InvalidArgument(f"{owner}: {name} must be a sequence of {what}, "
+                                  f"not one holding {type(v).__name__} {v!r}")
+    return tuple(value)
+
+
+def _validate(spec: "DataclassInstance") -> None:
+    """Check every field of `spec` against its annotation; lists become tuples, mappings dicts."""
+    owner = type(spec).__name__
+    for f in fields(spec):
+        name, kind, value = f.name, str(f.type), getattr(spec, f.name)
+        if kind.endswith(" | None") and value is None:
+            continue
+        base = kind.removesuffix(" | None")
+        if base == "str":
+            ok = isinstance(value, str)
+        elif base == "bool":
+            ok = isinstance(value, bool)
+        elif base == "int":
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif base == "tuple[str, ...]":
+            object.__setattr__(spec, name, _seq(owner, name, value, str, "strings"))
+            continue
+        elif base == "tuple[EndpointSpec, ...]":
+            object.__setattr__(spec, name, _seq(owner, name, value, EndpointSpec, "EndpointSpec"))
+            continue
+        elif base == "dict[str, str]":
+            if not isinstance(value, Mapping):
+                raise InvalidArgument(f"{owner}: {name} must be a mapping of strings to strings, "
+                                      f"not {type(value).__name__}")
+            for k, v in value.items():
+                if not isinstance(k, str) or not isinstance(v, str):
+                    raise InvalidArgument(f"{owner}: {name} must map strings to strings, "
+                                          f"not {k!r} to {v!r}")
+            object.__setattr__(spec, name, dict(value))
+            continue
+        else:                                     # a new field: teach _validate its type
+            raise AssertionError(f"{owner}.{name}: unchecked type {kind}")
+        if not ok:
+            what = {"str": "a string", "bool": "True or False", "int": "an integer"}[base]
+            none = " or None" if kind.endswith(" | None") else ""
+            raise InvalidArgument(f"{owner}: {name} must be {what}{none}, "
+                                  f"not {type(value).__name__} {value!r}")
 
 
 @dataclass(slots=True)
@@ -22,6 +87,9 @@ class NetworkSpec:
     ipv4: bool = True
     attachable: bool = False
 
+    def __post_init__(self) -> None:
+        _validate(self)
+
 
 @dataclass(slots=True)
 class EndpointSpec:
@@ -33,6 +101,9 @@ class EndpointSpec:
     ipv6: str | None = None            # --ip6
     mac: str | None = None             # --mac-address
     links: tuple[str, ...] = ()        # "target[:alias]"
+
+    def __post_init__(self) -> None:
+        _validate(self)
 
 
 @dataclass(slots=True)
@@ -66,6 +137,9 @@ class ContainerSpec:
     privileged: bool = False           # --privileged
     user: str | None = None            # --user UID|NAME[:GID|GROUP]
     sysctls: dict[str, str] = field(default_factory=dict)     # --sysctl net.KEY=VALUE
+
+    def __post_init__(self) -> None:
+        _validate(self)
 
     def privileges(self) -> dict[str, object]:
         """The privilege settings as stored with the container (only those given)."""

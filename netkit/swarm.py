@@ -231,12 +231,12 @@ class Swarm:
         path = self._path()
         membership = self.cluster.membership() or {"cluster": store.cluster_id}
         with self.actions() as (tx, ctx):
-            c = self.cluster.write()
-            for ep in c.endpoints(node=self.node_name):      # published, but gone from here
-                self.cluster.release_addresses(c, ep.network_id, ep.ipv4, ep.ipv6)
-                c.withdraw_endpoint(ep.id)
-            c.remove_member(self.node_name)
-            last = not c.members()
+            ctl = self.cluster.write()
+            for ep in ctl.endpoints(node=self.node_name):    # published, but gone from here
+                self.cluster.release_addresses(ctl, ep.network_id, ep.ipv4, ep.ipv6)
+                ctl.withdraw_endpoint(ep.id)
+            ctl.remove_member(self.node_name)
+            last = not ctl.members()
             for net in tx.networks():
                 if net.scope is Scope.SWARM and not tx.count_endpoints(net.id):
                     tx.delete_network(net.id)

@@ -11,6 +11,7 @@ and nothing else. Reset removes every container and user network first
 from __future__ import annotations
 
 import os
+import functools
 import shutil
 from typing import TYPE_CHECKING
 
@@ -147,9 +148,7 @@ class System:
                 removed.append(f"link {name}")
             for name in sorted(have["dirs"] - want["dirs"]):
                 d = os.path.join(self.paths.containers_dir, name)
-                ctx.kernel.journal.defer(f"remove {d}", lambda d=d: (
-                    kns.remove_bind(os.path.join(d, "uts")), mntns.remove(os.path.join(d, "mnt")),
-                    shutil.rmtree(d, ignore_errors=True)))
+                ctx.kernel.journal.defer(f"remove {d}", functools.partial(_remove_run_dir, d))
                 removed.append(f"run dir {name}")
         from netkit.fwsync import firewall_script
         if self.firewall.check():                  # re-apply what the store implies
@@ -182,3 +181,10 @@ class System:
         removed.extend(self.prune())
         self.processes.remove_template()
         return removed
+
+
+def _remove_run_dir(d: str) -> None:
+    """A container's run directory, with its UTS and mount namespace files."""
+    kns.remove_bind(os.path.join(d, "uts"))
+    mntns.remove(os.path.join(d, "mnt"))
+    shutil.rmtree(d, ignore_errors=True)

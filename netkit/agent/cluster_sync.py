@@ -178,7 +178,7 @@ class _Watch(threading.Thread):
     or a member went down or came back."""
 
     def __init__(self, node: str, root: str, url: str, cluster_id: str,
-                 wake: Callable[[], None]) -> None:
+                 wake: Callable[[], object]) -> None:
         super().__init__(name="netkit-cluster-watch", daemon=True)
         self.node, self.root, self.url, self.cluster_id = node, root, url, cluster_id
         self.wake = wake

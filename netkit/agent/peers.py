@@ -74,7 +74,8 @@ def desired(cluster, node: str) -> set[Peer]:
 
 def current(handle) -> Current:
     """The static peer entries on every vx-* device of the handle's netns (kernel read)."""
-    fdb, neigh = set(), set()
+    fdb: set[tuple[str, str, str]] = set()
+    neigh: set[tuple[str, str, str]] = set()
     for link in handle.links():
         name = link["ifname"] or ""
         if link["kind"] != "vxlan" or not name.startswith("vx-"):

@@ -252,26 +252,26 @@ class Agent:
         engine = self._engine()
         for ctr in engine.runtime.supervised():
             opts = ctr.options
-            policy = RestartPolicy.from_json(opts.get("restart"))     # type: ignore[arg-type]
+            policy = RestartPolicy.from_json(opts.get("restart"))
             start = opts.get("pid_start")
             if ctr.state.value == "restarting":
                 self._restart(ctr.id)
                 continue
-            if ctr.pid and spawn.pid_alive(ctr.pid, start):           # type: ignore[arg-type]
+            if ctr.pid and spawn.pid_alive(ctr.pid, start):
                 try:
-                    pidfd = spawn.pidfd_open(ctr.pid, start)                 # type: ignore[arg-type]
+                    pidfd = spawn.pidfd_open(ctr.pid, start)
                 except OSError:
                     pidfd = None
                 directory = engine.runtime.container_dir(ctr.id)
                 output = Output.reopen(directory, LogWriter(directory, **engine.runtime.log_options(ctr)))
-                proc = Proc(ctr.id, ctr.pid, start, policy, ctr.auto_remove,     # type: ignore[arg-type]
+                proc = Proc(ctr.id, ctr.pid, start, policy, ctr.auto_remove,
                             child=False, pidfd=pidfd, output=output)
                 self._track(proc)
                 if pidfd is None:
                     self._adopted_exit_now(proc)
                 log.info("adopted %s pid %d", ctr.id[:12], ctr.pid)
             else:
-                proc = Proc(ctr.id, ctr.pid or 0, start, policy, ctr.auto_remove,  # type: ignore[arg-type]
+                proc = Proc(ctr.id, ctr.pid or 0, start, policy, ctr.auto_remove,
                             child=False)
                 self.procs[proc.cid] = proc
                 self._exited(proc, UNKNOWN_EXIT, error="exit status unknown: the process ended "
@@ -343,13 +343,13 @@ class Agent:
                                                   parse_signal(msg.get("signal"), signal.SIGTERM),
                                                   leave=bool(msg.get("leave", True)))}
         if op == "kill":
-            proc = self.procs.get(cid)
-            if proc is None:
+            running = self.procs.get(cid)
+            if running is None:
                 raise client.AgentError(f"container {cid} is not running", 1)
             sig = parse_signal(msg.get("signal"))
             if not msg.get("proxy"):
-                proc.stopping = True
-            _signal(proc, sig)
+                running.stopping = True
+            _signal(running, sig)
             return {}
         if op == "wait":
             return {"exit_code": await self._wait(cid)}

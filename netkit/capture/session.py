@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
 from netkit.capture import bpf
 from netkit.capture.live import Frame, PacketSocket
 from netkit.capture.targets import Target, resolve
-from netkit.errors import InvalidArgument
+from netkit.errors import InvalidArgument, NetkitError
 
 if TYPE_CHECKING:
     from scapy.packet import Packet
@@ -101,12 +101,15 @@ class Capture:
         self._stats = (0, 0)
         self.started: float | None = None
         self.ended: float | None = None
+        self._entered = False
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> "Capture":
         """Open the socket in the target netns and start reading; returns once ready."""
         if self.started is not None:
-            raise InvalidArgument("a capture runs once: make a new one")
+            raise InvalidArgument(f"the capture of {self.target.ref} already "
+                                  f"{'ran' if self._finished.is_set() else 'runs'}: a capture "
+                                  "runs once, make a new one")
         from netkit.capture import analysis  # noqa: F401  (scapy's layers, loaded before the thread)
         self.started = time.time()
         if self.pcap_path:
@@ -150,7 +153,10 @@ class Capture:
             raise error
 
     def __enter__(self) -> "Capture":
-        return self.start()
+        if self._entered or not self.running:     # started by the netkit_capture fixture: fine
+            self.start()
+        self._entered = True
+        return self
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         try:
@@ -179,8 +185,8 @@ class Capture:
                 if wait is not None and wait <= 0:
                     self._drain()                 # queued before the deadline
                     break
-                readable = select.select([sock, wake], [], [], wait)[0]
-                if sock in readable:
+                readable = select.select([sock.fileno(), wake], [], [], wait)[0]
+                if sock.fileno() in readable:
                     self._drain()
                 if wake in readable:
                     self._finish()
@@ -245,10 +251,28 @@ class Capture:
             self._writer = None
 
     # -- what was seen ---------------------------------------------------------------------
+    def _check_started(self) -> None:
+        """A capture never started saw nothing: asserting on it would pass falsely."""
+        if self.started is None:
+            raise NetkitError(f"the capture of {self.target.ref} was never started, so it saw "
+                              "nothing: use it as `with engine.capture(...) as cap:` around the "
+                              "traffic, or call cap.start() before it")
+
+    def _check_ended(self, what: str) -> None:
+        """A negative assertion on a running capture could miss frames still queued."""
+        self._check_started()
+        if self.running:
+            raise NetkitError(f"{what} on the capture of {self.target.ref} while it still "
+                              "runs could miss frames not read yet: end it first (leave its "
+                              "`with` block, or call cap.stop())")
+
     @property
     def packets(self) -> "PacketList":
-        """The packets so far (all of them once the capture ended), as a scapy PacketList."""
+        """The packets so far (all of them once the capture ended), as a scapy PacketList.
+
+        Raises NetkitError on a capture that was never started."""
         from scapy.plist import PacketList
+        self._check_started()
         return PacketList(self._upto(len(self._frames)), name=self.target.ref)
 
     def __len__(self) -> int:
@@ -307,6 +331,7 @@ class Capture:
         Raises :class:`WaitTimeout` (an AssertionError) listing what was seen.
         """
         __tracebackhide__ = True          # pytest shows the caller, not this frame
+        self._check_started()
         match = _matcher(where)
         deadline = time.monotonic() + timeout
         seen = 0
@@ -338,8 +363,10 @@ class Capture:
         return found
 
     def assert_no_packets(self, where: Where | None = None) -> None:
-        """No packet at all (none that `where` accepts, if given)."""
+        """No packet at all (none that `where` accepts, if given). The capture must have
+        ended (NetkitError otherwise: frames still queued would be missed)."""
         __tracebackhide__ = True          # pytest shows the caller, not this frame
+        self._check_ended("assert_no_packets")
         match = _matcher(where)
         found = [p for p in self.packets if match(p)]
         if found:
@@ -347,8 +374,10 @@ class Capture:
                                               f"saw {len(found)}", found))
 
     def assert_only(self, where: Where, description: str | None = None) -> None:
-        """Every packet is one that `where` accepts; the message lists the others."""
+        """Every packet is one that `where` accepts; the message lists the others. The
+        capture must have ended (NetkitError otherwise)."""
         __tracebackhide__ = True          # pytest shows the caller, not this frame
+        self._check_ended("assert_only")
         match = _matcher(where)
         others = [p for p in self.packets if not match(p)]
         if others:
@@ -414,6 +443,7 @@ class Capture:
 def _decode(frame: Frame) -> "Packet":
     from scapy.config import conf
     from scapy.layers.l2 import Ether
+    pkt: Packet
     try:
         pkt = Ether(frame.data)
     except Exception:                        # scapy's dissectors are not all total

@@ -51,7 +51,7 @@ def _error_of(exc: Exception) -> CniError:
              (errors.Forbidden, spec.INVALID_ENVIRONMENT),
              (errors.NetkitError, spec.NETKIT_ERROR))
     for kinds, code in codes:
-        if isinstance(exc, kinds):                                  # type: ignore[arg-type]
+        if isinstance(exc, kinds):
             return CniError(code, str(exc))
     return CniError(spec.NETKIT_ERROR, f"{type(exc).__name__}: {exc}")
 

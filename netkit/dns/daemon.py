@@ -68,6 +68,7 @@ import signal
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from netkit.dns.client import MODULE, _dir, _path, _unlink, _write_atomic, load_snapshot
 # the client side, still reachable here for the daemon's callers (tests, bench)
@@ -75,6 +76,9 @@ from netkit.dns.client import (DNS_DIR, WAIT, _alive, _control, _pid,  # noqa: F
                                crashed, ensure_running, notify, set_remote, status, stop,
                                update, write_snapshot)
 from netkit.dns.entries import ContainerEntries, NetworkEntry, Snapshot, entries_from_json
+
+if TYPE_CHECKING:
+    from netkit.dns.server import Server
 
 POLL = 2.0
 READY_DELAY = 0.5       # seconds after an update before the ready file is rewritten
@@ -99,10 +103,10 @@ class Resolver:
     def __init__(self, snapshot: Snapshot | None = None, *, timeout: float | None = None,
                  max_inflight: int | None = None) -> None:
         self._snapshot = snapshot if snapshot is not None else Snapshot()
-        self._kwargs = {"timeout": timeout, "max_inflight": max_inflight}
+        self._timeout, self._max_inflight = timeout, max_inflight
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self.server = None
+        self.server: Server | None = None
 
     def start(self) -> "Resolver":
         from netkit.dns.server import Server
@@ -113,8 +117,9 @@ class Resolver:
             loop = asyncio.new_event_loop()
             self._loop = loop
             try:
-                self.server = Server(**self._kwargs)
-                loop.run_until_complete(self.server.apply(self._snapshot))
+                server = self.server = Server(timeout=self._timeout,
+                                              max_inflight=self._max_inflight)
+                loop.run_until_complete(server.apply(self._snapshot))
             except BaseException as exc:
                 failure.append(exc)
                 started.set()
@@ -124,7 +129,7 @@ class Resolver:
             try:
                 loop.run_forever()
             finally:
-                loop.run_until_complete(self.server.close())
+                loop.run_until_complete(server.close())
                 loop.run_until_complete(loop.shutdown_default_executor())
                 loop.close()
 
@@ -137,13 +142,13 @@ class Resolver:
 
     def reload(self, snapshot: Snapshot) -> None:
         """Serve `snapshot` (sockets of unchanged sandboxes stay open)."""
-        assert self._loop is not None, "Resolver not started"
+        assert self._loop is not None and self.server is not None, "Resolver not started"
         asyncio.run_coroutine_threadsafe(self.server.apply(snapshot), self._loop).result()
 
     def update(self, changes: dict[str, ContainerEntries],
                networks: dict[str, NetworkEntry] | None = None, version: int | None = None):
         """Apply a few containers' new entries (``ContainerEntries()``: removed); the Delta."""
-        assert self._loop is not None, "Resolver not started"
+        assert self._loop is not None and self.server is not None, "Resolver not started"
         return asyncio.run_coroutine_threadsafe(
             self.server.update(changes, networks, version), self._loop).result()
 
@@ -186,8 +191,8 @@ class _Daemon:
         self.seen_dv: int | None = None         # store's data_version at the last full read
         self.last_change = time.monotonic()
         self.retired = False
-        self.lock: asyncio.Lock | None = None
-        self.stopping: asyncio.Event | None = None
+        self.lock = asyncio.Lock()              # bound to the loop that first uses it (run())
+        self.stopping = asyncio.Event()
         self.ctl: asyncio.AbstractServer | None = None
         self.ctl_ino: int | None = None
         self._ready_handle: asyncio.TimerHandle | None = None

@@ -236,7 +236,7 @@ class Records:
             per_ip = self.ptrs.get(ep.network_id, {})
             for ip in (ep.ipv4, ep.ipv6):
                 lst = per_ip.get(ip) if ip else None
-                if lst is None:
+                if lst is None or ip is None:
                     continue
                 ptrs.setdefault((ep.network_id, ip), lst[0].target if lst else None)
                 try:
@@ -271,7 +271,7 @@ class Records:
             if (n.four, n.six) != before:
                 changed_names.add((nid, name))
         changed_ptrs: set[tuple[str, str]] = set()
-        for (nid, ip), before in ptrs.items():
+        for (nid, ip), was in ptrs.items():
             per_ip = self.ptrs[nid]
             lst = per_ip[ip]
             now = lst[0].target if lst else None
@@ -279,7 +279,7 @@ class Records:
                 del per_ip[ip]
                 if not per_ip:
                     del self.ptrs[nid]
-            if now != before:
+            if now != was:
                 changed_ptrs.add((nid, ip))
         return changed_names, changed_ptrs
 
@@ -377,7 +377,7 @@ class Records:
                 rrs = found[1].rrs()
             except wire.FormError:
                 pass                    # bad address: not answered
-        if rrs is None:
+        if rrs is None or found is None:
             if not fresh:
                 for key in keys:
                     table.answers.pop(key, None)

@@ -31,6 +31,7 @@ import logging
 import random
 import socket
 import struct
+from typing import cast
 from functools import partial
 
 from netkit.dns import redirect, wire
@@ -195,9 +196,8 @@ class Server:
     async def _replace(self, catalog: Catalog, version: int | None) -> None:
         built = catalog.sandboxes
         for cid in list(self.states):
-            st = self.states[cid]
             new = built.get(cid)
-            if new is None or new.netns != st.sandbox.netns:
+            if new is None or new.netns != self.states[cid].sandbox.netns:
                 self._close(cid, unredirect=True)
         opened = failed = 0
         for cid, sb in built.items():
@@ -247,9 +247,9 @@ class Server:
             else:
                 st.sandbox, st.fast = sb, sb.table.fast
         for cid in changes:             # served by the catalog but not listening yet: retry
-            sb = self.catalog.sandboxes.get(cid)
-            if sb is not None and cid not in self.states and sb not in todo:
-                todo.append(sb)
+            served = self.catalog.sandboxes.get(cid)
+            if served is not None and cid not in self.states and served not in todo:
+                todo.append(served)
         for sb in todo:
             await self._open(sb)
         if version is not None:
@@ -307,7 +307,7 @@ class Server:
     # -- UDP ------------------------------------------------------------------------
 
     def _on_udp(self, st: _State) -> None:
-        sock = st.udp
+        sock = cast(socket.socket, st.udp)      # the reader is registered only while it is open
         recv, send = sock.recvfrom, sock.sendto
         heads, fast, counters = wire.FAST_HEADERS, st.fast, st.counters
         for _ in range(BATCH):
@@ -325,7 +325,7 @@ class Server:
                     else:           # round robin: one stored rotation per position
                         n = counters.get(key, 0)
                         counters[key] = n + 1
-                        reply = data[:2] + flags + entry[n % len(entry)]
+                        reply = data[:2] + flags + entry[n % len(entry)]  # type: ignore[operator]  # a tuple here
                     try:
                         send(reply, addr)
                     except OSError:
@@ -340,7 +340,7 @@ class Server:
             log.exception("sandbox %s: cannot answer a query", st.sandbox.container_id[:12])
             return
         if isinstance(result, bytes):
-            _sendto(st.udp, result, addr)
+            _sendto(cast(socket.socket, st.udp), result, addr)
         elif result is not None:
             self._spawn(self._forward_udp(st, result, addr))
 
@@ -401,6 +401,7 @@ class Server:
 
     def handle(self, st: _State, data: bytes, tcp: bool) -> bytes | wire.Query | None:
         """Reply bytes, a Query to forward, or None (no reply) for one message."""
+        query: wire.Query | None
         try:
             query = wire.Query(data)
         except wire.FormError:
@@ -422,7 +423,7 @@ class Server:
         recs = answer.records
         if len(recs) > 1:
             if answer.order == ORDER_SHUFFLE:
-                recs = random.sample(recs, len(recs))
+                recs = tuple(random.sample(recs, len(recs)))
             else:
                 n = st.counters.get(query.key, 0)
                 st.counters[query.key] = n + 1

@@ -32,16 +32,16 @@ class UndoJournal:
     """
 
     def __init__(self) -> None:
-        self._undo: list[tuple[str, Callable[[], None]]] = []
-        self._deferred: list[tuple[str, Callable[[], None]]] = []
+        self._undo: list[tuple[str, Callable[[], object]]] = []
+        self._deferred: list[tuple[str, Callable[[], object]]] = []
 
     def __len__(self) -> int:
         return len(self._undo)
 
-    def push(self, what: str, undo: Callable[[], None]) -> None:
+    def push(self, what: str, undo: Callable[[], object]) -> None:
         self._undo.append((what, undo))
 
-    def defer(self, what: str, do: Callable[[], None]) -> None:
+    def defer(self, what: str, do: Callable[[], object]) -> None:
         """Do `do` when the action commits (never, if it fails)."""
         self._deferred.append((what, do))
 

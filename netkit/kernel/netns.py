@@ -103,6 +103,17 @@ class _Worker:
         return value                            # type: ignore[return-value]
 
 
+def _after_fork_in_child() -> None:
+    """The worker thread did not survive fork(): the child starts its own on first use
+    (a call queued to the parent's would wait forever)."""
+    global _worker, _worker_lock
+    _worker = None
+    _worker_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def in_worker(fn: Callable[[], T]) -> T:
     """Run fn on the namespace worker thread and return its result."""
     global _worker

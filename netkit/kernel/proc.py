@@ -78,7 +78,7 @@ def reap(pid: int, *, block: bool = True) -> int | None:
 
 def reap_all() -> list[tuple[int, int]]:
     """Reap every child that has ended (a subreaper's SIGCHLD loop): [(pid, exit code)]."""
-    out = []
+    out: list[tuple[int, int]] = []
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)

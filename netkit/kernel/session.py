@@ -19,6 +19,7 @@ talk to another netns from the next; handing it a socket avoids both.
 
 from __future__ import annotations
 
+import functools
 import socket
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
@@ -230,8 +231,8 @@ class NetnsHandle:
             if not self._removed("delete route", f"{dst} via {gw}", lambda: self.rt.route(
                     False, family=family, dst=d, dst_len=dlen, gateway=gw, oif=oif)):
                 continue
-            self.journal.push(f"add route {dst} via {gw}", lambda gw=gw, oif=oif: self._quiet(
-                lambda: self.rt.route(True, family=family, dst=d, dst_len=dlen, gateway=gw, oif=oif)))
+            self.journal.push(f"add route {dst} via {gw}", functools.partial(self._quiet, functools.partial(
+                self.rt.route, True, family=family, dst=d, dst_len=dlen, gateway=gw, oif=oif)))
 
     def delete_link(self, target: str | int, missing_ok: bool = True) -> None:
         """Delete a link; succeeds if it is already gone (CNI DEL semantics).

@@ -529,7 +529,7 @@ def _exec_child(argv: list[str], env: dict[str, str] | None, w: int, cw: int,
     _execute(w, argv, env)
 
 
-def signal_init(pid: int, start: int, sig: int = signal.SIGKILL) -> bool:
+def signal_init(pid: int, start: int | None, sig: int = signal.SIGKILL) -> bool:
     """Send sig to the container's init if it is still the process started at `start`.
 
     SIGKILL ends the PID namespace: every process of the container, and

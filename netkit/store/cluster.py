@@ -385,7 +385,7 @@ class SqliteClusterTx(AddressRows):
             args.append(node)
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return [ClusterEndpoint(*r[:9], names=tuple(json.loads(r[9])))
+        return [ClusterEndpoint(*r[:9], names=tuple(json.loads(r[9])))  # type: ignore[misc]  # 9 fields before names
                 for r in self.q(sql + " ORDER BY network_id, node, container_name", tuple(args))]
 
     def publish_endpoint(self, ep: ClusterEndpoint) -> None:

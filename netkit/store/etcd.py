@@ -46,7 +46,7 @@ import math
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from netkit.errors import ClusterUnavailable, InternalError, InvalidArgument, NotFound
 from netkit.store.etcd_gateway import (CONNECT_TIMEOUT, Gateway, created, delete, kvs, put,
@@ -233,7 +233,8 @@ class EtcdClusterStore:
         tx, self._tx = self._tx, None
         if tx is None:
             raise InternalError("cluster store: commit without a transaction")
-        record = {"version": int(tx.data.get(VERSION) or 0) + 1, "ops": list(tx.ops.items())}
+        record: dict[str, Any] = {"version": int(tx.data.get(VERSION) or 0) + 1,
+                                  "ops": list(tx.ops.items())}
         try:
             if len(record["ops"]) + 3 > MAX_TXN_OPS:
                 # too big for one etcd txn: first the whole change as one record, then its

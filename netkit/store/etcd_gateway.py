@@ -60,7 +60,7 @@ class Gateway:
         proto, _, hostport = endpoint.partition("://")
         host, _, port = hostport.rpartition(":")
         return etcd3gw.Etcd3Client(host=host.strip("[]"), port=int(port), protocol=proto,
-                                   timeout=(min(CONNECT_TIMEOUT, timeout), timeout),
+                                   timeout=(min(CONNECT_TIMEOUT, timeout), timeout),  # type: ignore[arg-type]  # requests' (connect, read)
                                    api_path="/v3/", session=self.session)
 
     def _rotation(self, deadline: float) -> Iterator[tuple[int, float]]:
@@ -140,7 +140,7 @@ class Gateway:
             self.current = (i + 1) % len(self.endpoints)
         raise self.unavailable(detail)
 
-    def txn(self, compare: list, success: list, failure: list = (), **kw: Any) -> dict:
+    def txn(self, compare: list, success: list, failure: Sequence[Any] = (), **kw: Any) -> dict:
         return self.post("kv/txn", {"compare": compare, "success": success,
                                     "failure": list(failure)}, **kw)
 

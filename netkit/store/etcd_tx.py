@@ -203,7 +203,8 @@ class EtcdClusterTx:
             if (network_id and d["network_id"] != network_id) or \
                     (node is not None and d["node"] != node):
                 continue
-            out.append(ClusterEndpoint(eid, *(d[f] for f in self._EP), names=tuple(d["names"])))
+            out.append(ClusterEndpoint(eid, *(d[f] for f in self._EP),  # type: ignore[misc]  # _EP: the 8 fields before names
+                                       names=tuple(d["names"])))
         return sorted(out, key=lambda e: (e.network_id, e.node, e.container_name))
 
     def publish_endpoint(self, ep: ClusterEndpoint) -> None:

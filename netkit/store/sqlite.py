@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Union
 
 from netkit.errors import InternalError, NetkitError
 from netkit.model import Container, Endpoint, EndpointConfig, IPAMConfig, Lan, Network, Node, PortMapping, Scope, State
 from netkit.store.schema import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 120_000
+Row = Union[sqlite3.Row, tuple[Any, ...]]
+_INHERITED: list[object] = []    # a forked child's copies of the parent's connections: kept, never closed
 
 
 @contextmanager
@@ -30,19 +33,67 @@ def _sqlite_errors(what: str) -> Iterator[None]:
 
 
 class Store:
-    def __init__(self, path: str) -> None:
+    """One node's SQLite store.
+
+    `per_thread=True` (the Engine's): each thread gets a connection of its
+    own, opened on first use, so threads sharing one Engine serialize on
+    BEGIN IMMEDIATE as separate processes do; else one connection serves
+    every thread (the resolver daemon's, whose `PRAGMA data_version` must
+    come from one connection). Either way a child process after fork()
+    opens connections of its own: the parent's are left untouched (closing
+    an inherited SQLite connection could disturb the parent's locks).
+    """
+
+    def __init__(self, path: str, *, per_thread: bool = False) -> None:
         self.path = path
+        self.per_thread = per_thread
         from netkit.secure import private_db, private_dir
         private_dir(os.path.dirname(path))            # 0700, not a symlink, ours
         private_db(path)                              # 0600 (its WAL and -shm follow its mode)
-        with _sqlite_errors(f"open {path}"):
-            self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000,
-                                      isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            self._migrate()
+        self._reset()
+        self._closed = False
+        self._migrate()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._local = threading.local()
+        self._shared: sqlite3.Connection | None = None
+        self._conns: dict[int, tuple[threading.Thread, sqlite3.Connection]] = {}
+        self._conns_lock = threading.Lock()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The calling thread's connection (opened on first use)."""
+        if self._pid != os.getpid():                  # a forked child: the parent's are not ours
+            _INHERITED.append((self._shared, self._conns))
+            self._reset()
+        if self._closed:
+            raise InternalError(f"state store {self.path} is closed")
+        conn = self._shared if not self.per_thread else getattr(self._local, "db", None)
+        if conn is None:
+            conn = self._connect()
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        with _sqlite_errors(f"open {self.path}"):
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                                   isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        if not self.per_thread:
+            self._shared = conn
+            return conn
+        me = threading.current_thread()
+        with self._conns_lock:
+            for ident, (thread, old) in list(self._conns.items()):
+                if not thread.is_alive():             # a finished thread's connection
+                    del self._conns[ident]
+                    old.close()
+            self._conns[me.ident or 0] = (me, conn)
+        self._local.db = conn
+        return conn
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -83,7 +134,17 @@ class Store:
         return Tx(self.db)
 
     def close(self) -> None:
-        self.db.close()
+        """Close every connection of this store (idempotent)."""
+        if self._closed or self._pid != os.getpid():
+            self._closed = True
+            return
+        self._closed = True
+        with self._conns_lock:
+            conns = [conn for _, conn in self._conns.values()]
+            self._conns.clear()
+        for conn in conns + ([self._shared] if self._shared is not None else []):
+            conn.close()
+        self._shared = None
 
 
 def _j(value: Any) -> str:
@@ -97,7 +158,9 @@ class AddressRows:
     order and `taken_from` walks the index from the allocator's hint.
     """
 
-    db: sqlite3.Connection       # the subclass provides it, and q() / x()
+    db: sqlite3.Connection       # the subclass provides it, and q() / x():
+    q: Callable[..., list[Any]]  # rows of a query
+    x: Callable[..., Any]        # run a statement
 
     def taken_from(self, network_id: str, family: int, start_key: str) -> Iterator[str]:
         cur = self.db.execute("SELECT addr FROM addresses WHERE network_id=? AND family=? AND addr>=? "
@@ -142,7 +205,7 @@ class Tx(AddressRows):
     # -- networks -------------------------------------------------------------
     _NET = "id,name,driver,scope,created,internal,attachable,ipv4,ipv6,options,labels"
 
-    def _network(self, row: tuple) -> Network:
+    def _network(self, row: Row) -> Network:
         pools = self.q("SELECT subnet,ip_range,gateway,aux FROM pools WHERE network_id=? ORDER BY seq",
                        (row[0],))
         return Network(id=row[0], name=row[1], driver=row[2], scope=Scope(row[3]), created=row[4],
@@ -193,7 +256,7 @@ class Tx(AddressRows):
     _CTR = ("id,name,hostname,created,network_mode,netns,command,pid,pid_start,state,exit_code,"
             "auto_remove,dns,options,started_at,finished_at,restart_count,error,netconfig")
 
-    def _container(self, r: tuple, endpoints: tuple[Endpoint, ...] = (),
+    def _container(self, r: Row, endpoints: tuple[Endpoint, ...] = (),
                    ports: tuple[PortMapping, ...] = ()) -> Container:
         opts = json.loads(r[13])
         opts["pid_start"] = r[8]
@@ -347,7 +410,7 @@ class Tx(AddressRows):
     def delete_lan(self, name: str) -> None:
         self.x("DELETE FROM lans WHERE name=?", (name,))
 
-    def _node(self, r: tuple) -> Node:
+    def _node(self, r: Row) -> Node:
         return Node(name=r[0], netns=r[1], lan=r[2], ip=r[3], gateway=r[4],
                     dns=tuple(json.loads(r[5])), created=r[6])
 

@@ -214,3 +214,31 @@ def test_parallel_runs_do_not_collide(pytester, no_leftovers):
         out = proc.communicate(timeout=120)[0]
         assert proc.returncode == 0, out
         assert "2 passed" in out
+
+
+def test_fixture_captures_are_started_without_with(pytester, no_leftovers):
+    """Bare use (no `with`) sees the traffic: assert_no_packets cannot pass falsely."""
+    pytester.makepyfile(test_bare='''
+        import pytest
+        from scapy.layers.dns import DNS
+        from netkit import ContainerSpec, NetkitError, NetworkSpec
+
+        def test_bare(netkit_node, netkit_capture):
+            netkit_node.create_network(NetworkSpec("app"))
+            netkit_node.run(ContainerSpec(name="client", network="app", detach=True,
+                                          command=("sleep", "infinity")))
+            cap = netkit_capture("client", filter="udp port 53")
+            assert cap.running
+            netkit_node.exec_output("client", ["dig", "+short", "+tries=1", "+time=2", "client"])
+            cap.wait_for(DNS)
+            with pytest.raises(NetkitError, match="while it still runs could miss frames"):
+                cap.assert_no_packets()     # not before it ended
+            with cap:                       # entering a fixture's capture keeps it running
+                pass
+            assert not cap.running
+            cap.assert_dns_answer("client", count=1)
+            with pytest.raises(AssertionError, match="expected no packets"):
+                cap.assert_no_packets()
+    ''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
