@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from netkit.cli import each, engine, render, runtime_command, show_found
+from netkit.cli import each, engine, names, render, runtime_command, show_found
 from netkit.cli.parse import VerbatimCommand, env_vars, key_values, merge_first_network, network_flag
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ _CONTAINER_OPTIONS = (
     click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits."),
     click.option("--name", metavar="NAME", help="Container name."),
     click.option("--network", "--net", "networks", multiple=True, metavar="NETWORK",
+                 shell_complete=names("network"),
                  help="bridge | host | none | container:<name|id> | a network (repeatable)."),
     click.option("--network-alias", "--net-alias", "aliases", multiple=True, metavar="ALIAS",
                  help="Network-scoped alias (first network)."),
@@ -124,7 +125,7 @@ def create(**flags: Any) -> None:
 
 @runtime_command
 @click.command("exec", cls=VerbatimCommand)
-@click.argument("container")
+@click.argument("container", shell_complete=names("running"))
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(container: str, command: tuple[str, ...]) -> None:
     """Run COMMAND in a running container; exits with its exit code."""
@@ -168,7 +169,7 @@ def _ps_match(ctr: Any, wanted: dict[str, list[str]], created: dict[str, str]) -
 
 @click.command()
 @click.option("-f", "--force", is_flag=True, help="Kill a running container before removing it.")
-@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
+@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...", shell_complete=names("container"))
 def rm(force: bool, refs: tuple[str, ...]) -> None:
     """Remove containers; prints each one removed."""
     eng = engine()
@@ -179,7 +180,7 @@ def rm(force: bool, refs: tuple[str, ...]) -> None:
 @click.option("-f", "--format", "fmt", metavar="TEMPLATE", help="Go-style template per object.")
 @click.option("--type", "kind", type=click.Choice(["container", "network"]),
               help="Only this type of object (default: a container, else a network).")
-@click.argument("refs", nargs=-1, required=True, metavar="NAME|ID...")
+@click.argument("refs", nargs=-1, required=True, metavar="NAME|ID...", shell_complete=names("container"))
 def inspect(fmt: str | None, kind: str | None, refs: tuple[str, ...]) -> None:
     """Show containers or networks as docker's JSON.
 
@@ -204,7 +205,7 @@ def inspect(fmt: str | None, kind: str | None, refs: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.argument("container")
+@click.argument("container", shell_complete=names("container"))
 @click.argument("private", required=False, metavar="[PRIVATE_PORT[/PROTO]]")
 def port(container: str, private: str | None) -> None:
     """List a container's published ports (`80/tcp -> 0.0.0.0:8080`), or the host

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from netkit.cli import AliasGroup, confirm, each, engine, render, show_found
+from netkit.cli import AliasGroup, confirm, each, engine, names, render, show_found
 from netkit.cli.parse import key_values
 
 def unique_key_values(flag: str):
@@ -82,7 +82,7 @@ def ls(quiet: bool, filters: tuple[str, ...], fmt: str | None, no_trunc: bool) -
 
 @network.command("inspect")
 @click.option("-f", "--format", "fmt", metavar="TEMPLATE", help="Go-style template per network.")
-@click.argument("refs", nargs=-1, required=True, metavar="NETWORK...")
+@click.argument("refs", nargs=-1, required=True, metavar="NETWORK...", shell_complete=names("network"))
 def inspect(fmt: str | None, refs: tuple[str, ...]) -> None:
     """Show networks as docker's JSON (the ones found; an error for each missing one)."""
     eng = engine()
@@ -91,7 +91,7 @@ def inspect(fmt: str | None, refs: tuple[str, ...]) -> None:
 
 @network.command("rm")
 @click.option("-f", "--force", is_flag=True, help="Do not fail when a network does not exist.")
-@click.argument("refs", nargs=-1, required=True, metavar="NETWORK...")
+@click.argument("refs", nargs=-1, required=True, metavar="NETWORK...", shell_complete=names("network"))
 def rm(force: bool, refs: tuple[str, ...]) -> None:
     """Remove networks; prints each one removed."""
     each(refs, engine().remove_network, ignore_missing=force)
@@ -115,8 +115,8 @@ def prune(force: bool) -> None:
 @click.option("--ip", "ipv4", metavar="IP", help="IPv4 address.")
 @click.option("--ip6", "ipv6", metavar="IP", help="IPv6 address.")
 @click.option("--link", "links", multiple=True, metavar="CONTAINER[:ALIAS]", help="Link to a container.")
-@click.argument("net", metavar="NETWORK")
-@click.argument("container")
+@click.argument("net", metavar="NETWORK", shell_complete=names("network"))
+@click.argument("container", shell_complete=names("container"))
 def connect(aliases: tuple[str, ...], ipv4: str | None, ipv6: str | None, links: tuple[str, ...],
             net: str, container: str) -> None:
     """Connect a container to a network."""
@@ -125,8 +125,8 @@ def connect(aliases: tuple[str, ...], ipv4: str | None, ipv6: str | None, links:
 
 @network.command("disconnect")
 @click.option("-f", "--force", is_flag=True, help="Force the container to disconnect.")
-@click.argument("net", metavar="NETWORK")
-@click.argument("container")
+@click.argument("net", metavar="NETWORK", shell_complete=names("network"))
+@click.argument("container", shell_complete=names("container"))
 def disconnect(force: bool, net: str, container: str) -> None:
     """Disconnect a container from a network."""
     engine().disconnect(net, container, force=force)
