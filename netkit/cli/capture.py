@@ -32,7 +32,14 @@ from netkit.cli import engine, names
 @click.argument("target", shell_complete=names("target"))
 def capture(target: str, iface: str | None, filter_: str | None, count: int | None,
             duration: float | None, pcap: str | None) -> None:
-    """Capture packets on TARGET: a container, network:NAME, node:NAME or lan:NAME."""
+    """Capture packets on TARGET: a container, network:NAME, node:NAME or lan:NAME.
+
+    \b
+    Examples:
+      netkit capture web -f 'udp port 53' -c 10
+      netkit capture network:app -w app.pcap --duration 5
+      netkit --node h1 capture lan:office -w - | tcpdump -nr -
+    """
     from netkit.capture.session import capture as make_capture
 
     every = not iface and not target.startswith(("network:", "lan:"))

@@ -104,6 +104,14 @@ def run(**flags: Any) -> None:
     """Run COMMAND in a new container (no image: COMMAND runs from the host's filesystem).
 
     With -d prints the container ID; otherwise waits and exits with COMMAND's exit code.
+
+    \b
+    Examples:
+      netkit network create app
+      netkit run -d --name web --network app python3 -m http.server 80
+      netkit run --rm --network app curl -s http://web/
+      netkit run -d --name pub -p 8080:80 python3 -m http.server 80
+      netkit run --rm --network container:web ip -br addr
     """
     ctr, code = engine().run(container_spec(**flags))
     if code is None:
@@ -119,6 +127,11 @@ def create(**flags: Any) -> None:
     """Create a container without starting it; prints its ID.
 
     Its networks are configured; addresses are allocated when `netkit start` runs COMMAND.
+
+    \b
+    Examples:
+      netkit create --name db --network app --ip 10.1.0.20 sleep infinity
+      netkit start db
     """
     click.echo(engine().create_container(container_spec(detach=False, **flags)).id)
 
@@ -128,7 +141,13 @@ def create(**flags: Any) -> None:
 @click.argument("container", shell_complete=names("running"))
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(container: str, command: tuple[str, ...]) -> None:
-    """Run COMMAND in a running container; exits with its exit code."""
+    """Run COMMAND in a running container; exits with its exit code.
+
+    \b
+    Examples:
+      netkit exec web ip -br addr
+      netkit exec web getent hosts db
+    """
     click.get_current_context().exit(engine().exec(container, list(command)))
 
 

@@ -53,7 +53,16 @@ def network() -> None:
 def create(name: str, driver: str, subnets: tuple[str, ...], ip_ranges: tuple[str, ...],
            gateways: tuple[str, ...], aux: dict[str, str], opts: dict[str, str],
            labels: dict[str, str], internal: bool, ipv4: bool, ipv6: bool, attachable: bool) -> None:
-    """Create a network; prints its id."""
+    """Create a network; prints its id.
+
+    \b
+    Examples:
+      netkit network create app
+      netkit network create --subnet 10.1.0.0/24 --gateway 10.1.0.1 app
+      netkit network create --internal --ipv6 --subnet fd00:1::/64 backend
+      netkit --node h1 network create -d macvlan -o parent=eth0 \\
+          --subnet 192.168.77.0/24 --gateway 192.168.77.1 lan0
+    """
     from netkit.specs import NetworkSpec
     spec = NetworkSpec(name=name, driver=driver, subnets=subnets, ip_ranges=ip_ranges,
                        gateways=gateways, aux_addresses=aux, options=opts, labels=labels,
@@ -119,7 +128,13 @@ def prune(force: bool) -> None:
 @click.argument("container", shell_complete=names("container"))
 def connect(aliases: tuple[str, ...], ipv4: str | None, ipv6: str | None, links: tuple[str, ...],
             net: str, container: str) -> None:
-    """Connect a container to a network."""
+    """Connect a container to a network.
+
+    \b
+    Examples:
+      netkit network connect app web
+      netkit network connect --alias db --ip 10.1.0.20 app pg
+    """
     engine().connect(net, container, aliases=aliases, ipv4=ipv4, ipv6=ipv6, links=links)
 
 

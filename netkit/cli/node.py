@@ -29,7 +29,14 @@ def node() -> None:
 @click.argument("name")
 def node_create(name: str, lan: str | None, ip: str | None, gateway: str | None,
                 dns: tuple[str, ...], state_dir: str | None, run_dir: str | None) -> None:
-    """Create a simulated host; prints its name."""
+    """Create a simulated host; prints its name.
+
+    \b
+    Examples:
+      netkit lan create --subnet 192.168.77.0/24 --gateway 192.168.77.1 office
+      netkit node create --lan office --ip 192.168.77.10/24 h1
+      netkit --node h1 network create app
+    """
     import os
     own = {k: os.path.abspath(v) for k, v in (("state_dir", state_dir), ("run_dir", run_dir)) if v}
     click.echo(engine(host=True).create_node(name, lan=lan, ip=ip, gateway=gateway, dns=dns,
