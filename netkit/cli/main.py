@@ -85,7 +85,8 @@ class NetkitGroup(click.Group):
 @click.group(cls=NetkitGroup)
 @click.option("--node", metavar="NAME", envvar="NETKIT_NODE", default=None, shell_complete=names("node"),
               help="Act on this simulated host instead of the real machine [env NETKIT_NODE].")
-@click.version_option(__version__, prog_name="netkit")
+@click.version_option(__version__, prog_name="netkit", message="%(prog)s version %(version)s",
+                      help="Print version information and quit (`netkit version`: more).")
 def cli(node: str | None) -> None:
     """Docker's container networking on Linux namespaces, without Docker."""
 
