@@ -37,6 +37,52 @@ _QUERIES = {
 }
 CAPTURE_PREFIXES = {"network:": "network", "node:": "node", "lan:": "lan"}
 
+# click's bash script, plus: bash splits `network:app` at ':' (COMP_WORDBREAKS), so the
+# pieces are glued back before netkit sees them, and the replies lose what precedes the
+# last ':' (bash replaces only the text after it).
+_SOURCE_BASH = r"""%(complete_func)s() {
+    local IFS=$'\n'
+    local response completion type value i w glue=0 cword=0
+    local -a words=()
+    for ((i = 0; i < ${#COMP_WORDS[@]}; i++)); do
+        w=${COMP_WORDS[i]}
+        if (( ${#words[@]} )) && [[ $w == : || $glue == 1 ]]; then
+            words[-1]+=$w
+        else
+            words+=("$w")
+        fi
+        [[ $w == : ]] && glue=1 || glue=0
+        (( i == COMP_CWORD )) && cword=$(( ${#words[@]} - 1 ))
+    done
+    local cur=${words[cword]} head=
+    [[ $cur == *:* && $COMP_WORDBREAKS == *:* ]] && head=${cur%%"${cur##*:}"}
+
+    response=$(env COMP_WORDS="${words[*]}" COMP_CWORD=$cword %(complete_var)s=bash_complete $1)
+
+    for completion in $response; do
+        IFS=',' read type value <<< "$completion"
+
+        if [[ $type == 'dir' ]]; then
+            COMPREPLY=()
+            compopt -o dirnames
+        elif [[ $type == 'file' ]]; then
+            COMPREPLY=()
+            compopt -o default
+        elif [[ $type == 'plain' ]]; then
+            COMPREPLY+=("${value#"$head"}")
+        fi
+    done
+
+    return 0
+}
+
+%(complete_func)s_setup() {
+    complete -o nosort -F %(complete_func)s %(prog_name)s
+}
+
+%(complete_func)s_setup;
+"""
+
 
 @click.command("completion")
 @click.argument("shell", type=click.Choice(SHELLS))
@@ -56,9 +102,11 @@ def completion(shell: str) -> None:
     ctx = click.get_current_context()
     root = ctx.find_root()
     prog = root.info_name or "netkit"
-    from click.shell_completion import get_completion_class
+    from click.shell_completion import BashComplete, get_completion_class
     cls = get_completion_class(shell)
     assert cls is not None                          # click.Choice allowed only known shells
+    if cls is BashComplete:
+        cls = type("NetkitBashComplete", (BashComplete,), {"source_template": _SOURCE_BASH})
     click.echo(cls(root.command, {}, prog, COMPLETE_VAR).source())
 
 

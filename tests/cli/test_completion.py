@@ -57,6 +57,23 @@ def complete(env: dict[str, str], *words: str, shell: str = "bash") -> list[str]
     return [line.split(",", 1)[1] for line in proc.stdout.splitlines() if line]
 
 
+def bash_complete(env: dict[str, str], tmp_path, *words: str) -> list[str]:
+    """COMPREPLY of `netkit completion bash`'s function, run by bash on COMP_WORDS as bash
+    splits them (`words`; the last one is the word under the cursor)."""
+    wrapper = tmp_path / "netkit"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -m netkit "$@"\n')
+    wrapper.chmod(0o755)
+    script = subprocess.run([str(wrapper), "completion", "bash"], env=env, capture_output=True,
+                            text=True, check=True).stdout
+    quoted = " ".join(f"'{w}'" for w in ("netkit", *words))
+    test = (f"{script}\nCOMP_WORDS=({quoted}); COMP_CWORD={len(words)}\n"
+            "_netkit_completion netkit; printf '%s\\n' \"${COMPREPLY[@]}\"\n")
+    proc = subprocess.run(["bash", "-c", test], env=dict(env, PATH=f"{tmp_path}:{env['PATH']}"),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    return [line for line in proc.stdout.splitlines() if line]
+
+
 def _state(root: str, run: str) -> set[tuple[str, float]]:
     """The state files with their mtimes (a SQLite -shm by name only: WAL readers write
     their marks there), and the runtime files by name (the resolver touches its own)."""
@@ -67,7 +84,7 @@ def _state(root: str, run: str) -> set[tuple[str, float]]:
 
 
 @pytest.mark.root
-def test_names_come_from_the_store_of_the_node(node, host, netkit_dirs, lan):
+def test_names_come_from_the_store_of_the_node(node, host, netkit_dirs, lan, tmp_path):
     from netkit.specs import ContainerSpec, NetworkSpec
     from tests.conftest import unique
     node.create_network(NetworkSpec("front", subnets=("10.93.0.0/24",)))
@@ -107,6 +124,11 @@ def test_names_come_from_the_store_of_the_node(node, host, netkit_dirs, lan):
         # zsh and fish get the same names in their own format
         assert complete(env, "netkit", "--node", n, "exec", "", shell="zsh") == ["plain", "web", "_"]
         assert complete(env, "netkit", "--node", n, "exec", "w", shell="fish") == ["plain,web"]
+        # bash itself, through the script: NAME:VALUE split at ':' by bash is glued back
+        assert bash_complete(env, tmp_path, "--node", n, "capture", "network", ":", "f") == ["front"]
+        assert bash_complete(env, tmp_path, "--node", n, "capture", "network", ":", "") == \
+            ["back", "bridge", "front", "host", "none"]
+        assert bash_complete(env, tmp_path, "--node", n, "network", "connect", "fr") == ["front"]
         # reading names wrote nothing, started no agent and made no namespace
         assert _state(*netkit_dirs) == before and _netns(n) == netns
         assert took < 5, took
