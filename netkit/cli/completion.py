@@ -121,7 +121,8 @@ def read_names(kind: str, node: str | None) -> list[str]:
         if not os.path.exists(paths.db):
             found: list[str] = []
         else:
-            db = sqlite3.connect(f"file:{paths.db}?mode=ro", uri=True, timeout=0.5)
+            from urllib.parse import quote
+            db = sqlite3.connect(f"file:{quote(paths.db)}?mode=ro", uri=True, timeout=0.5)
             try:
                 found = [row[0] for row in db.execute(sql)]
             finally:
