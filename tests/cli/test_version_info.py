@@ -6,6 +6,8 @@ import json
 import os
 import platform
 
+import pytest
+
 from netkit import __version__
 from netkit.cli.info import bytes_size, operating_system
 from netkit.cli.version import tab_lines
@@ -78,3 +80,16 @@ def test_bytes_size_and_os_release(tmp_path):
     release.write_text('NAME="Debian GNU/Linux"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n')
     assert operating_system(str(release)) == "Debian GNU/Linux 12 (bookworm)"
     assert operating_system(str(tmp_path / "none")) == ""
+
+
+@pytest.mark.root
+def test_info_of_a_real_node(node, cli):
+    from netkit.specs import ContainerSpec, NetworkSpec
+    node.create_network(NetworkSpec("front"))
+    node.run(ContainerSpec(name="web", network="front", detach=True, command=("sleep", "infinity")))
+    node.create_container(ContainerSpec(name="idle", command=("sleep", "infinity")))
+    fmt = "{{.Containers}} {{.ContainersRunning}} {{.ContainersStopped}} {{.Networks}} {{.Name}}"
+    assert cli("info", "--format", fmt, node=node.node_name).stdout == f"2 1 1 4 {node.node_name}\n"
+    out = cli("info", node=node.node_name).stdout.splitlines()
+    assert out[out.index("Server:") + 1:][:2] == [" Containers: 2", "  Running: 1"]
+    assert f" Netkit Root Dir: {node.paths.root}" in out and out[-1] == "Swarm: inactive"
