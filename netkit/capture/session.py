@@ -24,7 +24,7 @@ import os
 import select
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, Union
 
 from netkit.capture import bpf
 from netkit.capture.live import Frame, PacketSocket
@@ -47,8 +47,8 @@ class WaitTimeout(AssertionError):
 
 def capture(engine: "Engine", target: "str | Target", *, iface: str | None = None,
             filter: str | None = None, count: int | None = None, timeout: float | None = None,
-            pcap: str | None = None, on_packet: Callable[["Packet"], None] | None = None,
-            promisc: bool = True) -> "Capture":
+            pcap: "str | BinaryIO | None" = None,
+            on_packet: Callable[["Packet"], None] | None = None, promisc: bool = True) -> "Capture":
     """A capture of `target` (a container, ``network:N``, ``node:N`` or ``lan:N``), not started:
     use it as a context manager. See :class:`Capture` for the arguments."""
     if not isinstance(target, Target):
@@ -63,7 +63,8 @@ class Capture:
     `filter` is a tcpdump expression, compiled here (an invalid one raises
     InvalidArgument before anything is opened); `count` and `timeout` end
     the capture by themselves; `pcap` streams every packet to that file as
-    it arrives; `on_packet` is called on the reader thread with each
+    it arrives (a path, or a binary stream such as stdout's, flushed after
+    each packet and left open); `on_packet` is called on the reader thread with each
     decoded packet (decode live); `settle` is how long leaving waits for
     frames still in flight. `promisc` puts a named interface in
     promiscuous mode while capturing (needed to see a bridge's forwarded
@@ -71,7 +72,7 @@ class Capture:
     """
 
     def __init__(self, target: Target, *, filter: str | None = None, count: int | None = None,
-                 timeout: float | None = None, pcap: str | None = None,
+                 timeout: float | None = None, pcap: "str | BinaryIO | None" = None,
                  on_packet: Callable[["Packet"], None] | None = None, promisc: bool = True,
                  settle: float = 0.02) -> None:
         if count is not None and count < 1:
@@ -246,9 +247,16 @@ class Capture:
             return self._decoded[:n]
 
     def _close_writer(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        if isinstance(self.pcap_path, (str, os.PathLike)):
+            writer.close()
+            return
+        try:
+            writer.flush()                        # the caller's stream stays open
+        except OSError as exc:                    # a closed pipe (`... -w - | head -c 100`)
+            self._error = self._error or exc
 
     # -- what was seen ---------------------------------------------------------------------
     def _check_started(self) -> None:

@@ -58,6 +58,16 @@ class AliasGroup(click.Group):
         return (cmd.name if cmd else name), cmd, rest
 
 
+def names(kind: str) -> Callable[[click.Context, click.Parameter, str], list]:
+    """A `shell_complete` callback offering the names of `kind` ("container", "running",
+    "stopped", "network", "node", "lan"; "target": capture's TARGET) from the store of
+    the --node in effect (netkit.cli.completion, imported only when completing)."""
+    def callback(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+        from netkit.cli.completion import complete
+        return complete(kind, ctx, incomplete)
+    return callback
+
+
 def confirm(warning: str) -> bool:
     """docker's prompt: ``<warning>\\nAre you sure you want to continue? [y/N] ``; EOF is no."""
     click.echo(f"{warning}\nAre you sure you want to continue? [y/N] ", nl=False)

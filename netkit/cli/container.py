@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from netkit.cli import each, engine, render, runtime_command, show_found
+from netkit.cli import each, engine, names, render, runtime_command, show_found
 from netkit.cli.parse import VerbatimCommand, env_vars, key_values, merge_first_network, network_flag
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ _CONTAINER_OPTIONS = (
     click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits."),
     click.option("--name", metavar="NAME", help="Container name."),
     click.option("--network", "--net", "networks", multiple=True, metavar="NETWORK",
+                 shell_complete=names("network"),
                  help="bridge | host | none | container:<name|id> | a network (repeatable)."),
     click.option("--network-alias", "--net-alias", "aliases", multiple=True, metavar="ALIAS",
                  help="Network-scoped alias (first network)."),
@@ -103,6 +104,14 @@ def run(**flags: Any) -> None:
     """Run COMMAND in a new container (no image: COMMAND runs from the host's filesystem).
 
     With -d prints the container ID; otherwise waits and exits with COMMAND's exit code.
+
+    \b
+    Examples:
+      netkit network create app
+      netkit run -d --name web --network app python3 -m http.server 80
+      netkit run --rm --network app curl -s http://web/
+      netkit run -d --name pub -p 8080:80 python3 -m http.server 80
+      netkit run --rm --network container:web ip -br addr
     """
     ctr, code = engine().run(container_spec(**flags))
     if code is None:
@@ -118,16 +127,27 @@ def create(**flags: Any) -> None:
     """Create a container without starting it; prints its ID.
 
     Its networks are configured; addresses are allocated when `netkit start` runs COMMAND.
+
+    \b
+    Examples:
+      netkit create --name db --network app --ip 10.1.0.20 sleep infinity
+      netkit start db
     """
     click.echo(engine().create_container(container_spec(detach=False, **flags)).id)
 
 
 @runtime_command
 @click.command("exec", cls=VerbatimCommand)
-@click.argument("container")
+@click.argument("container", shell_complete=names("running"))
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(container: str, command: tuple[str, ...]) -> None:
-    """Run COMMAND in a running container; exits with its exit code."""
+    """Run COMMAND in a running container; exits with its exit code.
+
+    \b
+    Examples:
+      netkit exec web ip -br addr
+      netkit exec web getent hosts db
+    """
     click.get_current_context().exit(engine().exec(container, list(command)))
 
 
@@ -168,7 +188,7 @@ def _ps_match(ctr: Any, wanted: dict[str, list[str]], created: dict[str, str]) -
 
 @click.command()
 @click.option("-f", "--force", is_flag=True, help="Kill a running container before removing it.")
-@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
+@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...", shell_complete=names("container"))
 def rm(force: bool, refs: tuple[str, ...]) -> None:
     """Remove containers; prints each one removed."""
     eng = engine()
@@ -179,7 +199,7 @@ def rm(force: bool, refs: tuple[str, ...]) -> None:
 @click.option("-f", "--format", "fmt", metavar="TEMPLATE", help="Go-style template per object.")
 @click.option("--type", "kind", type=click.Choice(["container", "network"]),
               help="Only this type of object (default: a container, else a network).")
-@click.argument("refs", nargs=-1, required=True, metavar="NAME|ID...")
+@click.argument("refs", nargs=-1, required=True, metavar="NAME|ID...", shell_complete=names("container"))
 def inspect(fmt: str | None, kind: str | None, refs: tuple[str, ...]) -> None:
     """Show containers or networks as docker's JSON.
 
@@ -204,7 +224,7 @@ def inspect(fmt: str | None, kind: str | None, refs: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.argument("container")
+@click.argument("container", shell_complete=names("container"))
 @click.argument("private", required=False, metavar="[PRIVATE_PORT[/PROTO]]")
 def port(container: str, private: str | None) -> None:
     """List a container's published ports (`80/tcp -> 0.0.0.0:8080`), or the host

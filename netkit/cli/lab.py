@@ -147,6 +147,13 @@ def up(scales: tuple[str, ...], detach: bool, no_deps: bool, services: tuple[str
     Without -d, follow the services' output; Ctrl-C then stops the lab's
     containers (each with its stop signal and grace period); `lab up` or
     `lab start` starts them again, `lab down` removes the lab.
+
+    \b
+    Examples:
+      netkit lab up -d                       # lab.yml or compose.yaml here
+      netkit lab -f compose.yaml up -d --scale web=3
+      netkit lab ps
+      netkit lab down
     """
     scale = _counts(scales, "--scale")
     the_lab = _open(scale=scale)

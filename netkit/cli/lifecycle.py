@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import click
 
-from netkit.cli import attempt, each, engine, runtime_command
+from netkit.cli import attempt, each, engine, names, runtime_command
 
 if TYPE_CHECKING:
     from netkit.agent.logs import LogEntry
@@ -25,7 +25,8 @@ _TIMEOUT_HELP = "Seconds to wait for the container to stop before killing it."
 @runtime_command
 @click.command()
 @click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and exit with the container's code.")
-@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
+@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...",
+                shell_complete=names("stopped"))
 def start(attach: bool, refs: tuple[str, ...]) -> None:
     """Start one or more stopped containers; prints each one started."""
     from netkit.errors import InvalidArgument, NetkitError
@@ -44,7 +45,8 @@ def start(attach: bool, refs: tuple[str, ...]) -> None:
 
 @click.command()
 @click.option("-t", "--time", "--timeout", "timeout", type=int, metavar="SECONDS", help=_TIMEOUT_HELP)
-@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
+@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...",
+                shell_complete=names("running"))
 def stop(timeout: int | None, refs: tuple[str, ...]) -> None:
     """Stop running containers (the stop signal, then SIGKILL after the timeout)."""
     eng = engine()
@@ -53,7 +55,8 @@ def stop(timeout: int | None, refs: tuple[str, ...]) -> None:
 
 @click.command()
 @click.option("-t", "--time", "--timeout", "timeout", type=int, metavar="SECONDS", help=_TIMEOUT_HELP)
-@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
+@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...",
+                shell_complete=names("container"))
 def restart(timeout: int | None, refs: tuple[str, ...]) -> None:
     """Restart containers (stop, then start)."""
     eng = engine()
@@ -63,7 +66,8 @@ def restart(timeout: int | None, refs: tuple[str, ...]) -> None:
 @click.command()
 @click.option("-s", "--signal", "signal_", default="KILL", metavar="SIGNAL",
               help="Signal to send (name or number, default KILL).")
-@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
+@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...",
+                shell_complete=names("running"))
 def kill(signal_: str, refs: tuple[str, ...]) -> None:
     """Send a signal to the main process of running containers."""
     eng = engine()
@@ -71,7 +75,8 @@ def kill(signal_: str, refs: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
+@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...",
+                shell_complete=names("running"))
 def wait(refs: tuple[str, ...]) -> None:
     """Block until containers stop, then print their exit codes."""
     eng = engine()
@@ -82,7 +87,7 @@ def wait(refs: tuple[str, ...]) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Follow log output until the container stops.")
 @click.option("-n", "--tail", default="all", metavar="N", help="Number of lines to show from the end (default all).")
 @click.option("-t", "--timestamps", is_flag=True, help="Show timestamps.")
-@click.argument("container")
+@click.argument("container", shell_complete=names("container"))
 def logs(follow: bool, tail: str, timestamps: bool, container: str) -> None:
     """Fetch a container's logs (its stdout to stdout, its stderr to stderr)."""
     eng = engine()
@@ -95,7 +100,7 @@ def logs(follow: bool, tail: str, timestamps: bool, container: str) -> None:
 
 
 @click.command()
-@click.argument("container")
+@click.argument("container", shell_complete=names("container"))
 @click.argument("new_name")
 def rename(container: str, new_name: str) -> None:
     """Rename a container."""

@@ -7,7 +7,7 @@ import importlib
 import click
 
 from netkit import __version__
-from netkit.cli import debug
+from netkit.cli import debug, names
 from netkit.errors import NetkitError
 
 # Each command and where it lives (module of netkit.cli, attribute): a command's module is
@@ -23,7 +23,8 @@ COMMANDS = {
     "wait": ("lifecycle", "wait"), "logs": ("lifecycle", "logs"), "rename": ("lifecycle", "rename"),
     "system": ("system", "system"), "dns": ("dns", "dns"), "node": ("node", "node"),
     "lan": ("node", "lan"), "capture": ("capture", "capture"), "lab": ("lab", "lab"),
-    "swarm": ("swarm", "swarm"), "info": ("system", "info"),
+    "swarm": ("swarm", "swarm"), "info": ("system", "info"), "version": ("version", "version"),
+    "completion": ("completion", "completion"),
 }
 
 
@@ -82,9 +83,10 @@ class NetkitGroup(click.Group):
 
 
 @click.group(cls=NetkitGroup)
-@click.option("--node", metavar="NAME", envvar="NETKIT_NODE", default=None,
+@click.option("--node", metavar="NAME", envvar="NETKIT_NODE", default=None, shell_complete=names("node"),
               help="Act on this simulated host instead of the real machine [env NETKIT_NODE].")
-@click.version_option(__version__, prog_name="netkit")
+@click.version_option(__version__, prog_name="netkit", message="%(prog)s version %(version)s",
+                      help="Print version information and quit (`netkit version`: more).")
 def cli(node: str | None) -> None:
     """Docker's container networking on Linux namespaces, without Docker."""
 

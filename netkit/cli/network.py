@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from netkit.cli import AliasGroup, confirm, each, engine, render, show_found
+from netkit.cli import AliasGroup, confirm, each, engine, names, render, show_found
 from netkit.cli.parse import key_values
 
 def unique_key_values(flag: str):
@@ -53,7 +53,16 @@ def network() -> None:
 def create(name: str, driver: str, subnets: tuple[str, ...], ip_ranges: tuple[str, ...],
            gateways: tuple[str, ...], aux: dict[str, str], opts: dict[str, str],
            labels: dict[str, str], internal: bool, ipv4: bool, ipv6: bool, attachable: bool) -> None:
-    """Create a network; prints its id."""
+    """Create a network; prints its id.
+
+    \b
+    Examples:
+      netkit network create app
+      netkit network create --subnet 10.1.0.0/24 --gateway 10.1.0.1 app
+      netkit network create --internal --ipv6 --subnet fd00:1::/64 backend
+      netkit --node h1 network create -d macvlan -o parent=eth0 \\
+          --subnet 192.168.77.0/24 --gateway 192.168.77.1 lan0
+    """
     from netkit.specs import NetworkSpec
     spec = NetworkSpec(name=name, driver=driver, subnets=subnets, ip_ranges=ip_ranges,
                        gateways=gateways, aux_addresses=aux, options=opts, labels=labels,
@@ -82,7 +91,7 @@ def ls(quiet: bool, filters: tuple[str, ...], fmt: str | None, no_trunc: bool) -
 
 @network.command("inspect")
 @click.option("-f", "--format", "fmt", metavar="TEMPLATE", help="Go-style template per network.")
-@click.argument("refs", nargs=-1, required=True, metavar="NETWORK...")
+@click.argument("refs", nargs=-1, required=True, metavar="NETWORK...", shell_complete=names("network"))
 def inspect(fmt: str | None, refs: tuple[str, ...]) -> None:
     """Show networks as docker's JSON (the ones found; an error for each missing one)."""
     eng = engine()
@@ -91,7 +100,7 @@ def inspect(fmt: str | None, refs: tuple[str, ...]) -> None:
 
 @network.command("rm")
 @click.option("-f", "--force", is_flag=True, help="Do not fail when a network does not exist.")
-@click.argument("refs", nargs=-1, required=True, metavar="NETWORK...")
+@click.argument("refs", nargs=-1, required=True, metavar="NETWORK...", shell_complete=names("network"))
 def rm(force: bool, refs: tuple[str, ...]) -> None:
     """Remove networks; prints each one removed."""
     each(refs, engine().remove_network, ignore_missing=force)
@@ -115,18 +124,24 @@ def prune(force: bool) -> None:
 @click.option("--ip", "ipv4", metavar="IP", help="IPv4 address.")
 @click.option("--ip6", "ipv6", metavar="IP", help="IPv6 address.")
 @click.option("--link", "links", multiple=True, metavar="CONTAINER[:ALIAS]", help="Link to a container.")
-@click.argument("net", metavar="NETWORK")
-@click.argument("container")
+@click.argument("net", metavar="NETWORK", shell_complete=names("network"))
+@click.argument("container", shell_complete=names("container"))
 def connect(aliases: tuple[str, ...], ipv4: str | None, ipv6: str | None, links: tuple[str, ...],
             net: str, container: str) -> None:
-    """Connect a container to a network."""
+    """Connect a container to a network.
+
+    \b
+    Examples:
+      netkit network connect app web
+      netkit network connect --alias db --ip 10.1.0.20 app pg
+    """
     engine().connect(net, container, aliases=aliases, ipv4=ipv4, ipv6=ipv6, links=links)
 
 
 @network.command("disconnect")
 @click.option("-f", "--force", is_flag=True, help="Force the container to disconnect.")
-@click.argument("net", metavar="NETWORK")
-@click.argument("container")
+@click.argument("net", metavar="NETWORK", shell_complete=names("network"))
+@click.argument("container", shell_complete=names("container"))
 def disconnect(force: bool, net: str, container: str) -> None:
     """Disconnect a container from a network."""
     engine().disconnect(net, container, force=force)

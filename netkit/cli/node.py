@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from netkit.cli import AliasGroup, each, engine, render
+from netkit.cli import AliasGroup, each, engine, names, render
 from netkit.cli.parse import VerbatimCommand
 
 
@@ -17,7 +17,8 @@ def node() -> None:
 
 
 @node.command("create")
-@click.option("--lan", metavar="LAN", help="Plug the node's eth0 into this LAN.")
+@click.option("--lan", metavar="LAN", shell_complete=names("lan"),
+              help="Plug the node's eth0 into this LAN.")
 @click.option("--ip", metavar="CIDR", help="eth0's address on the LAN.")
 @click.option("--gateway", metavar="IP", help="Default route (default: the LAN's gateway).")
 @click.option("--dns", multiple=True, metavar="IP", help="Nameservers of the node's resolv.conf.")
@@ -28,7 +29,14 @@ def node() -> None:
 @click.argument("name")
 def node_create(name: str, lan: str | None, ip: str | None, gateway: str | None,
                 dns: tuple[str, ...], state_dir: str | None, run_dir: str | None) -> None:
-    """Create a simulated host; prints its name."""
+    """Create a simulated host; prints its name.
+
+    \b
+    Examples:
+      netkit lan create --subnet 192.168.77.0/24 --gateway 192.168.77.1 office
+      netkit node create --lan office --ip 192.168.77.10/24 h1
+      netkit --node h1 network create app
+    """
     import os
     own = {k: os.path.abspath(v) for k, v in (("state_dir", state_dir), ("run_dir", run_dir)) if v}
     click.echo(engine(host=True).create_node(name, lan=lan, ip=ip, gateway=gateway, dns=dns,
@@ -55,7 +63,7 @@ def node_ls(quiet: bool) -> None:
 
 @node.command("rm")
 @click.option("-f", "--force", is_flag=True, help="Remove even with containers or networks on it.")
-@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...", shell_complete=names("node"))
 def node_rm(force: bool, names: tuple[str, ...]) -> None:
     """Remove simulated hosts and everything on them."""
     eng = engine(host=True)
@@ -63,7 +71,7 @@ def node_rm(force: bool, names: tuple[str, ...]) -> None:
 
 
 @node.command("exec", cls=VerbatimCommand)
-@click.argument("name")
+@click.argument("name", shell_complete=names("node"))
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def node_exec(name: str, command: tuple[str, ...]) -> None:
     """Run COMMAND on a simulated host; exits with its exit code."""
@@ -99,7 +107,7 @@ def lan_ls(quiet: bool) -> None:
 
 
 @lan.command("rm")
-@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...", shell_complete=names("lan"))
 def lan_rm(names: tuple[str, ...]) -> None:
     """Remove simulated LANs (refused while nodes are plugged in)."""
     each(names, engine(host=True).remove_lan)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from netkit.cli import AliasGroup, engine, render
+from netkit.cli import AliasGroup, engine, names, render
 
 JOIN_HINT = "To add a {role} to this swarm, run the following command:"
 
@@ -31,7 +31,13 @@ def _join_command(role: str, quiet: bool = False) -> None:
               help="Keep the cluster in etcd: etcd://HOST:PORT[,HOST:PORT...] (default: the "
                    "embedded SQLite store, one machine).")
 def swarm_init(advertise_addr: str | None, cluster_store: str | None) -> None:
-    """Create a cluster with this node as its manager."""
+    """Create a cluster with this node as its manager.
+
+    \b
+    Examples:
+      netkit --node m1 swarm init
+      netkit --node m1 swarm init --cluster-store etcd://192.168.77.5:2379
+    """
     cluster_id = engine().swarm_init(advertise_addr=advertise_addr, cluster_store=cluster_store)
     click.echo(f"Swarm initialized: current node is now a manager of cluster {cluster_id}.\n")
     _join_command("worker")
@@ -41,10 +47,16 @@ def swarm_init(advertise_addr: str | None, cluster_store: str | None) -> None:
 
 @swarm.command("join")
 @click.option("--token", metavar="TOKEN", help="Token for entry into the swarm.")
-@click.option("--manager", metavar="NODE", help="A manager node of the cluster (same LAN, one machine).")
+@click.option("--manager", metavar="NODE", shell_complete=names("node"), help="A manager node of the cluster (same LAN, one machine).")
 @click.argument("address", required=False, metavar="HOST[:PORT]")
 def swarm_join(token: str | None, manager: str | None, address: str | None) -> None:
-    """Join a swarm: --token TOKEN HOST[:PORT] (over the network), or --manager NODE."""
+    """Join a swarm: --token TOKEN HOST[:PORT] (over the network), or --manager NODE.
+
+    \b
+    Examples:
+      netkit --node w1 swarm join --token SWMTKN-1-... 192.168.77.10:2377
+      netkit --node w1 swarm join --manager m1
+    """
     if manager is None and (token is None or address is None):
         raise click.UsageError('"netkit swarm join" requires --token TOKEN and HOST[:PORT] '
                                "(or --manager NODE)")

@@ -48,31 +48,27 @@ def reset(force: bool) -> None:
 
 
 @click.command("info")
-def info() -> None:
-    """Display system-wide information: the node, and its swarm (which cluster store, its
-    endpoints and their health)."""
+@click.option("-f", "--format", "fmt", metavar="FORMAT",
+              help="json, or a Go template (e.g. '{{.ContainersRunning}}').")
+def info(fmt: str | None) -> None:
+    """Display system-wide information: containers and their states, networks, the
+    kernel and the machine, and the node's swarm (which cluster store, its endpoints and
+    their health).
+
+    \b
+    Examples:
+      netkit info
+      netkit --node h1 info --format '{{.Swarm.LocalNodeState}}'
+      netkit info --format json
+    """
+    from netkit.cli import debug
+    from netkit.cli.info import info_data, info_text
     eng = engine()
-    click.echo(f"Node: {eng.node_name or '(real host)'}")
     sw = eng.swarm_info()
-    click.echo(f"Swarm: {sw['state']}")
-    if sw["state"] == "inactive":
-        return
-    if sw.get("error"):
-        click.echo(f" Error: {sw['error']}")
-    click.echo(f" NodeID: {eng.node_name}")
-    if "role" in sw:
-        click.echo(f" Is Manager: {str(sw['role'] == 'manager').lower()}")
-    click.echo(f" ClusterID: {sw['cluster']}")
-    if "nodes" in sw:
-        click.echo(f" Managers: {sw['managers']}")
-        click.echo(f" Nodes: {sw['nodes']}")
-        if sw["down"]:
-            click.echo(f" Nodes Down: {', '.join(sw['down'])}")
-    click.echo(f" Node Address: {sw['advertise'].split(':')[0]}")
-    store = sw["store"]
-    click.echo(f" Cluster Store: {'sqlite' if store == 'sqlite' else 'etcd'}"
-               + ("" if store == "sqlite" else f" ({store})"))
-    for ep in sw.get("endpoints", []):
-        state = "healthy" if ep["healthy"] else "unhealthy"
-        detail = "" if ep["healthy"] or not ep["detail"] else f" ({ep['detail']})"
-        click.echo(f"  {ep['endpoint']}: {state}{detail}")
+    data = info_data(eng, sw, click.get_current_context().find_root().params.get("node"),
+                     debug())
+    if fmt:
+        from netkit.cli.version import format_object
+        click.echo(format_object(fmt, data))
+    else:
+        click.echo("\n".join(info_text(data, sw)))

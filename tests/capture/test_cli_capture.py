@@ -93,3 +93,55 @@ def test_errors_are_one_line(world, cli):
     assert bad.returncode == 1 and "invalid capture filter: udp port" in bad.stderr
     bad = cli("--node", world.a, "capture", "client", "-c", "0", check=False)
     assert bad.returncode == 2
+
+
+def test_write_dash_streams_a_pcap_to_stdout(world, netkit_dirs):
+    """`-w -` is tcpdump's: the pcap on stdout (readable by scapy and `tcpdump -r -`), the
+    messages on stderr, and no file named `-`."""
+    env = dict(os.environ, NETKIT_ROOT=netkit_dirs[0], NETKIT_RUN=netkit_dirs[1])
+    env.pop("NETKIT_NODE", None)
+    cwd = os.getcwd()
+    proc = subprocess.Popen([sys.executable, "-m", "netkit", "--node", world.a, "capture",
+                             "client", "-f", "icmp", "-c", "2", "-w", "-"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        first = proc.stderr.readline().decode()
+        assert first.startswith("listening on "), first
+        assert world.ping("client", world.ips["web1"]) == 0
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0 and err.decode().strip() == "2 packets captured"
+    assert not os.path.exists(os.path.join(cwd, "-"))
+    from io import BytesIO
+
+    from scapy.layers.inet import ICMP, IP
+    from scapy.layers.l2 import Ether
+    request, reply = rdpcap(BytesIO(out))
+    assert Ether in request and request[ICMP].type == 8 and reply[ICMP].type == 0
+    assert (request[IP].src, request[IP].dst) == (world.ips["client"], world.ips["web1"])
+    read = subprocess.run(["tcpdump", "-nr", "-"], input=out, capture_output=True)
+    lines = read.stdout.decode().splitlines()
+    assert read.returncode == 0 and len(lines) == 2 and "ICMP echo request" in lines[0]
+
+
+def test_write_dash_into_a_closed_pipe_ends_quietly(world, netkit_dirs):
+    """`netkit capture -w - ... | head -c 24`: the reader goes away, the capture ends."""
+    env = dict(os.environ, NETKIT_ROOT=netkit_dirs[0], NETKIT_RUN=netkit_dirs[1])
+    env.pop("NETKIT_NODE", None)
+    cmd = (f"{sys.executable} -m netkit --node {world.a} capture client -f icmp -w - "
+           "| head -c 24 | od -An -tx1")
+    proc = subprocess.Popen(["sh", "-c", cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, text=True)
+    try:
+        time.sleep(1.5)                           # started, header written, head gone
+        assert world.ping("client", world.ips["web1"], 2) == 0
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert out.split()[:4] == ["d4", "c3", "b2", "a1"]       # the pcap magic, little-endian
+    assert "Traceback" not in err and "Exception ignored" not in err, err

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from netkit.model import Container, Lan, Network, Node
+from netkit.paths import NodePaths
 
 
 def net(name: str, id_char: str = "a", driver: str = "bridge", **kw: Any) -> Network:
@@ -39,6 +40,7 @@ class FakeEngine:
         self.raises: dict[str, Any] = {}
         self._networks = [net("bridge", "1"), net("host", "2", "host"), net("none", "3", "null")]
         self._containers: list[Container] = []
+        self.paths = NodePaths("/var/lib/netkit", "/run/netkit")
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         self.calls.append((name, args, kwargs))

@@ -24,4 +24,6 @@ def test_run_does_not_load_the_other_commands():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = json.loads(out.stdout)
     assert "netkit.cli.container" in loaded
-    assert not {"netkit.cli.capture", "netkit.cli.lab", "netkit.cli.swarm", "netkit.cli.node"} & set(loaded)
+    assert not {"netkit.cli.capture", "netkit.cli.lab", "netkit.cli.swarm", "netkit.cli.node",
+                "netkit.cli.completion", "netkit.cli.version", "netkit.cli.info",
+                "netkit.cli.docgen"} & set(loaded)
