@@ -21,6 +21,8 @@ class NetworkSpec:
     ipv6: bool = False
     ipv4: bool = True
     attachable: bool = False
+    ipam_driver: str = "default"                 # --ipam-driver
+    ipam_options: dict[str, str] = field(default_factory=dict)   # --ipam-opt
 
 
 @dataclass(slots=True)

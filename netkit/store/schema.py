@@ -56,4 +56,9 @@ MIGRATIONS: list[str] = [
     ALTER TABLE containers ADD COLUMN error TEXT NOT NULL DEFAULT '';
     ALTER TABLE containers ADD COLUMN netconfig TEXT NOT NULL DEFAULT '[]';
     """,
+    # 4: IPAM plugins (--ipam-driver, --ipam-opt): the plugin a network's addresses come from
+    """
+    ALTER TABLE networks ADD COLUMN ipam_driver TEXT NOT NULL DEFAULT 'default';
+    ALTER TABLE networks ADD COLUMN ipam_options TEXT NOT NULL DEFAULT '{}';
+    """,
 ]

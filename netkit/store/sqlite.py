@@ -140,7 +140,8 @@ class Tx(AddressRows):
             raise InternalError(f"state store: {exc}") from exc
 
     # -- networks -------------------------------------------------------------
-    _NET = "id,name,driver,scope,created,internal,attachable,ipv4,ipv6,options,labels"
+    _NET = ("id,name,driver,scope,created,internal,attachable,ipv4,ipv6,options,labels,"
+            "ipam_driver,ipam_options")
 
     def _network(self, row: tuple) -> Network:
         pools = self.q("SELECT subnet,ip_range,gateway,aux FROM pools WHERE network_id=? ORDER BY seq",
@@ -148,6 +149,7 @@ class Tx(AddressRows):
         return Network(id=row[0], name=row[1], driver=row[2], scope=Scope(row[3]), created=row[4],
                        internal=bool(row[5]), attachable=bool(row[6]), ipv4=bool(row[7]),
                        ipv6=bool(row[8]), options=json.loads(row[9]), labels=json.loads(row[10]),
+                       ipam_driver=row[11], ipam_options=json.loads(row[12]),
                        ipam=tuple(IPAMConfig(p[0], p[1], p[2], json.loads(p[3])) for p in pools))
 
     def networks(self) -> list[Network]:
@@ -161,9 +163,10 @@ class Tx(AddressRows):
         return [(r[0], r[1]) for r in self.q("SELECT id, name FROM networks")]
 
     def insert_network(self, net: Network) -> None:
-        self.x(f"INSERT INTO networks ({self._NET}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        self.x(f"INSERT INTO networks ({self._NET}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                (net.id, net.name, net.driver, net.scope.value, net.created, int(net.internal),
-                int(net.attachable), int(net.ipv4), int(net.ipv6), _j(net.options), _j(net.labels)))
+                int(net.attachable), int(net.ipv4), int(net.ipv6), _j(net.options), _j(net.labels),
+                net.ipam_driver, _j(net.ipam_options)))
         for seq, cfg in enumerate(net.ipam):
             self.x("INSERT INTO pools (network_id,seq,subnet,ip_range,gateway,aux,hint) "
                    "VALUES (?,?,?,?,?,?,NULL)",
