@@ -55,7 +55,12 @@ from netkit.swarm import Swarm
 from netkit.system import System
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import datetime
+
     from scapy.packet import Packet
+
+    from netkit.events import Event
 
     from netkit.capture.session import Capture
     from netkit.capture.targets import Target
@@ -334,6 +339,20 @@ class Engine:
         from netkit.capture.session import capture          # imports no scapy until it starts
         return capture(self, target, iface=iface, filter=filter, count=count,
                        timeout=timeout, pcap=pcap, on_packet=on_packet)
+
+    # -- events ------------------------------------------------------------------
+    def events(self, since: "str | float | datetime | None" = None,
+               until: "str | float | datetime | None" = None,
+               filters: "Mapping[str, Sequence[str]] | Sequence[str] | None" = None
+               ) -> "Iterator[Event]":
+        """`docker events`: the node's network and container events (netkit.events.Event),
+        oldest first. `since` / `until`: a Unix time, an RFC 3339 date/time, a datetime or a
+        duration before now ("10m"); without `since` only events from this call on. Without
+        `until` it follows new events for ever: stop by leaving the loop (or `close()` the
+        iterator). `filters`: {"type": ["network"], "event": [...], "network": [...],
+        "container": [...]} or ["type=network", ...] (Docker's --filter)."""
+        from netkit import events
+        return events.stream(self.store, since, until, filters)
 
     # -- the resolver -----------------------------------------------------------
     def dns_status(self) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
@@ -42,6 +43,8 @@ class Store:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            # the clock of the event triggers (schema.py, migration 5)
+            self.db.create_function("netkit_now_ns", 0, time.time_ns)
             self._migrate()
 
     def _migrate(self) -> None:
@@ -52,9 +55,8 @@ class Store:
         try:
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             for n, script in enumerate(MIGRATIONS[version:], version + 1):
-                for stmt in script.split(";"):
-                    if stmt.strip():
-                        self.db.execute(stmt)
+                for stmt in _statements(script):
+                    self.db.execute(stmt)
                 self.db.execute(f"PRAGMA user_version={n}")
             self.db.execute("COMMIT")
         except BaseException:
@@ -84,6 +86,17 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration script (a trigger's body has semicolons of its own)."""
+    stmt = ""
+    for part in script.split(";"):
+        stmt += part + ";"
+        if sqlite3.complete_statement(stmt):
+            if stmt.strip(" \n;"):
+                yield stmt
+            stmt = ""
 
 
 def _j(value: Any) -> str:
@@ -334,6 +347,25 @@ class Tx(AddressRows):
 
     def delete_endpoint(self, endpoint_id: str) -> None:
         self.x("DELETE FROM endpoints WHERE id=?", (endpoint_id,))
+
+    # -- events (written by the triggers of schema.py, migration 5) ------------
+    _EV = "seq,time_nano,type,action,actor,attributes"
+
+    def add_event(self, type_: str, action: str, actor: str, attributes: dict[str, str]) -> None:
+        """An event no store change implies (`stop`, `kill`): recorded with this transaction."""
+        self.x("INSERT INTO events (time_nano,type,action,actor,attributes) VALUES (?,?,?,?,?)",
+               (time.time_ns(), type_, action, actor, _j(attributes)))
+
+    def events_after(self, seq: int, *, since_ns: int | None = None,
+                     limit: int = 1000) -> list[tuple[int, int, str, str, str, dict[str, str]]]:
+        """Events newer than `seq` (and not older than `since_ns`), oldest first:
+        (seq, time_nano, type, action, actor, attributes)."""
+        rows = self.q(f"SELECT {self._EV} FROM events WHERE seq>? AND time_nano>=? "
+                      "ORDER BY seq LIMIT ?", (seq, since_ns or 0, limit))
+        return [(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    def last_event_seq(self) -> int:
+        return self.q("SELECT coalesce(max(seq), 0) FROM events")[0][0]
 
     # -- nodes and LANs (kept in the real host's store) -----------------------
     def lans(self) -> list[Lan]:
