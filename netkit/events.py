@@ -9,8 +9,8 @@ The store keeps the newest 10000 events.
 
 Network events: create, connect, disconnect, destroy (Actor: the network,
 Attributes name, type and, for connect/disconnect, container). Container
-events: create, start, die (exitCode), kill (signal), stop, rename (oldName),
-destroy (Actor: the container, Attributes name).
+events: create, start, die (exitCode), kill (signal), stop, restart, rename
+(oldName), destroy (Actor: the container, Attributes name).
 
 `stream()` reads them: past ones from `since`, then new ones as they commit
 (a poll of the store's newest rows, one indexed read) until `until`, or for

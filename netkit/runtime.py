@@ -131,7 +131,9 @@ class Runtime:
     def restart(self, ref: str, timeout: int | None = None) -> Container:
         """`docker restart`: stop, then start."""
         ctr = self.stop(ref, timeout)
-        return self.start(ctr.id)[0]
+        ctr = self.start(ctr.id)[0]
+        events.record(self.store, "container", "restart", ctr.id, {"name": ctr.name})
+        return ctr
 
     def kill(self, ref: str, signal: str | int = "KILL") -> Container:
         """`docker kill [-s SIGNAL]`."""

@@ -17,7 +17,7 @@ from netkit.cli import engine
 def events(since: str | None, until: str | None, filters: tuple[str, ...],
            fmt: str | None) -> None:
     """Get real time events: network create/connect/disconnect/destroy and container
-    create/start/die/kill/stop/rename/destroy. Without --until it follows new events
+    create/start/die/kill/stop/restart/rename/destroy. Without --until it follows new events
     until interrupted (Ctrl-C)."""
     import json
 

@@ -45,7 +45,7 @@ def test_each_event_once_in_order_with_docker_s_fields(node):
     eng.rename("ev1", "ev2")
     eng.kill("ev2")
     eng.wait("ev2")
-    eng.start("ev2")
+    eng.restart("ev2")                 # exited: no stop, it starts again
     eng.stop("ev2", timeout=1)
     eng.remove_container("ev2")
     eng.remove_network("evnet")
@@ -64,6 +64,7 @@ def test_each_event_once_in_order_with_docker_s_fields(node):
         ("network", "disconnect", net.id, ep_attrs),
         ("network", "connect", net.id, ep_attrs),
         ("container", "start", ctr.id, {"name": "ev2"}),
+        ("container", "restart", ctr.id, {"name": "ev2"}),
         ("container", "die", ctr.id, {"name": "ev2", "exitCode": "137"}),
         ("network", "disconnect", net.id, ep_attrs),
         ("container", "stop", ctr.id, {"name": "ev2"}),
