@@ -55,7 +55,7 @@ from netkit.swarm import Swarm
 from netkit.system import System
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Generator, Mapping
     from datetime import datetime
 
     from scapy.packet import Packet
@@ -344,7 +344,7 @@ class Engine:
     def events(self, since: "str | float | datetime | None" = None,
                until: "str | float | datetime | None" = None,
                filters: "Mapping[str, Sequence[str]] | Sequence[str] | None" = None
-               ) -> "Iterator[Event]":
+               ) -> "Generator[Event, None, None]":
         """`docker events`: the node's network and container events (netkit.events.Event),
         oldest first. `since` / `until`: a Unix time, an RFC 3339 date/time, a datetime or a
         duration before now ("10m"); without `since` only events from this call on. Without

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -148,7 +148,8 @@ def matches(ev: Event, filters: Mapping[str, list[str]]) -> bool:
 
 
 def stream(store: "Store", since: Any = None, until: Any = None,
-           filters: Iterable[str] | Mapping[str, Iterable[str]] | None = None) -> Iterator[Event]:
+           filters: Iterable[str] | Mapping[str, Iterable[str]] | None = None
+           ) -> Generator[Event, None, None]:
     """The events of `store` (see the module docstring). The starting point is taken now,
     not at the first `next()`: without `since`, exactly the events that commit after
     this call. Without `until` it follows for ever (close the iterator to stop)."""
@@ -160,7 +161,7 @@ def stream(store: "Store", since: Any = None, until: Any = None,
 
 
 def _follow(store: "Store", cursor: int, since_ns: int | None, until_ns: int | None,
-            wanted: Mapping[str, list[str]]) -> Iterator[Event]:
+            wanted: Mapping[str, list[str]]) -> Generator[Event, None, None]:
     while True:
         rows = store.read().events_after(cursor, since_ns=since_ns)
         for seq, nano, type_, action, actor, attrs in rows:
