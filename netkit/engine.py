@@ -66,9 +66,13 @@ from netkit.system import System
 ORPHAN_GRACE = 3.0      # seconds system_check waits for the kernel to finish deleting veths
 
 if TYPE_CHECKING:
+    from collections.abc import Generator, Mapping
+    from datetime import datetime
+
     from scapy.packet import Packet
 
     from netkit.agent.logs import LogEntry
+    from netkit.events import Event
     from netkit.capture.session import Capture
     from netkit.capture.targets import Target
     from netkit.store.cluster import Member
@@ -359,6 +363,20 @@ class Engine:
         from netkit.capture.session import capture          # imports no scapy until it starts
         return capture(self, target, iface=iface, filter=filter, count=count,
                        timeout=timeout, pcap=pcap, on_packet=on_packet)
+
+    # -- events ------------------------------------------------------------------
+    def events(self, since: "str | float | datetime | None" = None,
+               until: "str | float | datetime | None" = None,
+               filters: "Mapping[str, Sequence[str]] | Sequence[str] | None" = None
+               ) -> "Generator[Event, None, None]":
+        """`docker events`: the node's network and container events (netkit.events.Event),
+        oldest first. `since` / `until`: a Unix time, an RFC 3339 date/time, a datetime or a
+        duration before now ("10m"); without `since` only events from this call on. Without
+        `until` it follows new events for ever: stop by leaving the loop (or `close()` the
+        iterator). `filters`: {"type": ["network"], "event": [...], "network": [...],
+        "container": [...]} or ["type=network", ...] (Docker's --filter)."""
+        from netkit import events
+        return events.stream(self.store, since, until, filters)
 
     # -- the resolver -----------------------------------------------------------
     def dns_status(self) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def network_json(net: Network, members: list[tuple[Endpoint, str]]) -> dict[str,
     return {
         "Name": net.name, "Id": net.id, "Created": net.created, "Scope": net.scope.value,
         "Driver": net.driver, "EnableIPv4": net.ipv4, "EnableIPv6": net.ipv6,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": config},
+        "IPAM": {"Driver": net.ipam_driver, "Options": dict(net.ipam_options), "Config": config},
         "Internal": net.internal, "Attachable": net.attachable, "Ingress": False,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
         "Containers": containers, "Options": dict(net.options), "Labels": dict(net.labels),

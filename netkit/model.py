@@ -48,6 +48,8 @@ class Network:
     ipv6: bool = False
     options: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    ipam_driver: str = "default"      # --ipam-driver: the IPAM plugin (netkit/ipam/plugin.py)
+    ipam_options: dict[str, str] = field(default_factory=dict)     # --ipam-opt
 
     @property
     def short_id(self) -> str:

@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING
 from netkit import drivers, validate
 from netkit.errors import Conflict, Forbidden, InvalidArgument
 from netkit.ids import NAME_RE, new_id, now
-from netkit.model import Endpoint, Network
+from netkit.model import Endpoint, Network, Scope
 from netkit.refs import resolve
 from netkit.scope import onlink_routes
 
 if TYPE_CHECKING:
     from netkit.actions import Actions
+    from netkit.drivers.base import Driver
+    from netkit.ipam.plugin import IpamPlugin
     from netkit.fwsync import FirewallSync
     from netkit.scope import Scopes
     from netkit.specs import NetworkSpec
@@ -73,6 +75,7 @@ class Networks:
         driver = drivers.get(spec.driver)
         validate.network_options(spec.options)
         driver.validate(spec)                                   # nothing made yet
+        ipam = self._ipam_plugin(spec, driver)
         scope = self.scopes.of(driver.scope)
         with self.actions() as (tx, ctx):
             scope.check_create(tx, spec.name)
@@ -81,12 +84,25 @@ class Networks:
                           created=now(), ipam=plan.ipam,
                           internal=spec.internal or driver.forces_internal(spec),
                           attachable=spec.attachable, ipv4=plan.ipv4, ipv6=plan.ipv6,
-                          options=plan.options, labels=dict(spec.labels))
+                          options=plan.options, labels=dict(spec.labels),
+                          ipam_driver=ipam.name, ipam_options=dict(spec.ipam_options))
             driver.check_network(net, tx.networks())     # cross-network rules (bridge names, passthru)
             scope.reserve(tx, net)
             driver.create_network(ctx, net)
             self.firewall.sync(tx, ctx)
         return net
+
+    @staticmethod
+    def _ipam_plugin(spec: "NetworkSpec", driver: "Driver") -> "IpamPlugin":
+        """The --ipam-driver's plugin, its --ipam-opt validated (netkit/ipam/plugin.py)."""
+        from netkit.ipam import plugin
+        ipam = plugin.get(spec.ipam_driver)
+        ipam.validate_options(spec.ipam_options)
+        if driver.scope is not Scope.LOCAL and ipam.name != plugin.DEFAULT:
+            raise InvalidArgument(f"ipam driver {ipam.name!r} cannot be used with the "
+                                  f"{driver.scope.value}-scoped driver {driver.name}: "
+                                  "its addresses are the cluster's")
+        return ipam
 
     # -- read -----------------------------------------------------------------
     def ls(self) -> list[Network]:

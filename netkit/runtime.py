@@ -20,7 +20,7 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Iterator
 
-from netkit import planning
+from netkit import events, planning
 from netkit.errors import Conflict, InvalidArgument, NetkitError, NotFound
 from netkit.ids import now
 from netkit.lifecycle import parse_signal
@@ -121,6 +121,8 @@ class Runtime:
             self.processes.stop(ctr, timeout)
         elif ctr.state is State.RUNNING:            # a bare sandbox
             self._exited(ctr.id, 0, restarting=False)
+        if ctr.state in (State.RUNNING, State.RESTARTING):
+            events.record(self.store, "container", "stop", ctr.id, {"name": ctr.name})
         try:
             return self.containers.get(ctr.id)
         except NotFound:                            # --rm
@@ -129,7 +131,9 @@ class Runtime:
     def restart(self, ref: str, timeout: int | None = None) -> Container:
         """`docker restart`: stop, then start."""
         ctr = self.stop(ref, timeout)
-        return self.start(ctr.id)[0]
+        ctr = self.start(ctr.id)[0]
+        events.record(self.store, "container", "restart", ctr.id, {"name": ctr.name})
+        return ctr
 
     def kill(self, ref: str, signal: str | int = "KILL") -> Container:
         """`docker kill [-s SIGNAL]`."""
@@ -137,6 +141,8 @@ class Runtime:
         ctr = self.containers.get(ref)
         if not self.processes.supervised(ctr) or ctr.state is not State.RUNNING:
             raise Conflict(f"cannot kill container: {ref}: container {ctr.id} is not running")
+        events.record(self.store, "container", "kill", ctr.id,
+                      {"name": ctr.name, "signal": str(parse_signal(signal))})
         self.processes.kill(ctr, signal)
         return ctr
 

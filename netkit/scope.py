@@ -96,15 +96,15 @@ class LocalScope:
 
     def plan(self, tx: "Tx", ctx: "DriverContext", spec: "NetworkSpec",
              driver: "Driver") -> NetworkPlan:
-        from netkit import ipam
+        from netkit.ipam import plugin
         # macvlan: a given subnet is the parent's LAN, so the node's on-link route is no conflict
         onlink = [] if driver.onlink_subnets and spec.subnets else onlink_routes(ctx)
         taken = tx.all_subnets() + onlink
-        cfgs = ipam.build_ipam(spec.subnets, spec.ip_ranges, spec.gateways, spec.aux_addresses,
-                               ipv4=spec.ipv4, ipv6=spec.ipv6, taken=taken,
-                               skip_gateway=not driver.allocates_gateway,
-                               v6_seed=f"{self.node_name}:{spec.name}",
-                               one_subnet_per_family=driver.one_subnet_per_family)
+        cfgs = plugin.get(spec.ipam_driver).pools(plugin.PoolRequest(
+            spec.subnets, spec.ip_ranges, spec.gateways, spec.aux_addresses, spec.ipam_options,
+            ipv4=spec.ipv4, ipv6=spec.ipv6, taken=taken, skip_gateway=not driver.allocates_gateway,
+            one_subnet_per_family=driver.one_subnet_per_family,
+            v6_seed=f"{self.node_name}:{spec.name}"))
         return NetworkPlan(ipam=cfgs, ipv4=any(c.family == 4 for c in cfgs),
                            ipv6=any(c.family == 6 for c in cfgs), options=dict(spec.options))
 
@@ -120,23 +120,14 @@ class LocalScope:
 
     def allocate(self, tx: "Tx", net: "Network", family: int, static: str | None,
                  owner: str) -> str | None:
-        from netkit.ipam import allocate
-        return allocate(tx, net, family, static, owner, hints=True)
+        from netkit.ipam import plugin
+        return plugin.of(net).allocate(tx, net, family, static, owner)
 
     def release(self, tx: "Tx", net: "Network", ep: "Endpoint") -> None:
-        from netkit import ipam
-        for addr in (ep.ipv4, ep.ipv6):
-            if not addr:
-                continue
-            family, value = ipam.ip_to_int(addr.split("/")[0])
-            key = ipam.to_key(value, family)
-            tx.release_address(net.id, family, key)
-            for seq, cfg in enumerate(net.ipam):
-                if cfg.family == family:
-                    hint = tx.pool_hint(net.id, seq)
-                    if hint is None or key < hint:
-                        tx.set_pool_hint(net.id, seq, key)
-                    break
+        from netkit.ipam import plugin
+        for family, addr in ((4, ep.ipv4), (6, ep.ipv6)):
+            if addr:
+                plugin.of(net).release(tx, net, family, addr)
 
     def publish(self, tx: "Tx", net: "Network", ep: "Endpoint", ctr: "Container") -> None:
         pass              # the node's store row is all there is

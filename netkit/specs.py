@@ -86,6 +86,8 @@ class NetworkSpec:
     ipv6: bool = False
     ipv4: bool = True
     attachable: bool = False
+    ipam_driver: str = "default"                 # --ipam-driver
+    ipam_options: dict[str, str] = field(default_factory=dict)   # --ipam-opt
 
     def __post_init__(self) -> None:
         _validate(self)

@@ -24,7 +24,7 @@ COMMANDS = {
     "system": ("system", "system"), "dns": ("dns", "dns"), "node": ("node", "node"),
     "lan": ("node", "lan"), "capture": ("capture", "capture"), "lab": ("lab", "lab"),
     "swarm": ("swarm", "swarm"), "info": ("system", "info"), "version": ("version", "version"),
-    "completion": ("completion", "completion"),
+    "completion": ("completion", "completion"), "events": ("events", "events"),
 }
 
 

@@ -49,10 +49,15 @@ def network() -> None:
 @click.option("--ipv4/--no-ipv4", default=True, hidden=True)
 @click.option("--ipv6", is_flag=True, help="Enable IPv6 networking.")
 @click.option("--attachable", is_flag=True, help="Enable manual container attachment.")
+@click.option("--ipam-driver", default="default", show_default=True, metavar="NAME",
+              help="IP Address Management driver (an IPAM plugin).")
+@click.option("--ipam-opt", "ipam_opts", multiple=True, metavar="KEY=VALUE",
+              callback=key_values("--ipam-opt"), help="Options of the IPAM driver.")
 @click.argument("name")
 def create(name: str, driver: str, subnets: tuple[str, ...], ip_ranges: tuple[str, ...],
            gateways: tuple[str, ...], aux: dict[str, str], opts: dict[str, str],
-           labels: dict[str, str], internal: bool, ipv4: bool, ipv6: bool, attachable: bool) -> None:
+           labels: dict[str, str], internal: bool, ipv4: bool, ipv6: bool, attachable: bool,
+           ipam_driver: str, ipam_opts: dict[str, str]) -> None:
     """Create a network; prints its id.
 
     \b
@@ -66,7 +71,8 @@ def create(name: str, driver: str, subnets: tuple[str, ...], ip_ranges: tuple[st
     from netkit.specs import NetworkSpec
     spec = NetworkSpec(name=name, driver=driver, subnets=subnets, ip_ranges=ip_ranges,
                        gateways=gateways, aux_addresses=aux, options=opts, labels=labels,
-                       internal=internal, ipv6=ipv6, ipv4=ipv4, attachable=attachable)
+                       internal=internal, ipv6=ipv6, ipv4=ipv4, attachable=attachable,
+                       ipam_driver=ipam_driver, ipam_options=ipam_opts)
     click.echo(engine().create_network(spec).id)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from netkit.errors import InvalidArgument, NotFound
@@ -26,22 +25,14 @@ def get(name: str) -> "Driver":
     driver = _cache.get(name)
     if driver is not None:
         return driver
-    if target := _BUILTIN.get(name):
-        module, _, attr = target.partition(":")
-        driver = getattr(importlib.import_module(module), attr)()
-    else:
-        from importlib.metadata import entry_points  # 50-77 ms: only for third-party names
-        for ep in entry_points(group="netkit.drivers", name=name):
-            driver = ep.load()()
-            break
-        else:
-            raise NotFound(f'plugin "{name}" not found')
-        from netkit.drivers.base import Driver
-        if not isinstance(driver, Driver):
-            raise InvalidArgument(f'plugin "{name}" is not a network driver: netkit drivers '
-                                  "derive from netkit.drivers.base.Driver")
-    _cache[name] = driver
-    return driver
+    from netkit.drivers.base import Driver
+    from netkit.plugins import load
+    found = load("netkit.drivers", name, _BUILTIN)
+    if not isinstance(found, Driver):
+        raise InvalidArgument(f'plugin "{name}" is not a network driver: netkit drivers '
+                              "derive from netkit.drivers.base.Driver")
+    _cache[name] = found
+    return found
 
 
 def find(name: str) -> "Driver | None":

@@ -56,4 +56,57 @@ MIGRATIONS: list[str] = [
     ALTER TABLE containers ADD COLUMN error TEXT NOT NULL DEFAULT '';
     ALTER TABLE containers ADD COLUMN netconfig TEXT NOT NULL DEFAULT '[]';
     """,
+    # 4: IPAM plugins (--ipam-driver, --ipam-opt): the plugin a network's addresses come from
+    """
+    ALTER TABLE networks ADD COLUMN ipam_driver TEXT NOT NULL DEFAULT 'default';
+    ALTER TABLE networks ADD COLUMN ipam_options TEXT NOT NULL DEFAULT '{}';
+    """,
+    # 5: Docker's events (`netkit events`): written by triggers in the transaction of the change
+    # itself, so an event is recorded exactly when its action commits; the newest EVENTS_KEPT
+    # are kept. netkit_now_ns() is the clock each Store connection registers.
+    """
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, time_nano INTEGER NOT NULL,
+        type TEXT NOT NULL, action TEXT NOT NULL, actor TEXT NOT NULL, attributes TEXT NOT NULL);
+    CREATE INDEX events_by_time ON events(time_nano);
+    CREATE TRIGGER events_bounded AFTER INSERT ON events BEGIN
+        DELETE FROM events WHERE seq <= NEW.seq - 10000; END;
+    CREATE TRIGGER event_network_create AFTER INSERT ON networks BEGIN
+        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (netkit_now_ns(),
+            'network', 'create', NEW.id, json_object('name', NEW.name, 'type', NEW.driver)); END;
+    CREATE TRIGGER event_network_destroy AFTER DELETE ON networks BEGIN
+        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (netkit_now_ns(),
+            'network', 'destroy', OLD.id, json_object('name', OLD.name, 'type', OLD.driver)); END;
+    CREATE TRIGGER event_network_connect AFTER INSERT ON endpoints BEGIN
+        INSERT INTO events (time_nano, type, action, actor, attributes)
+        SELECT netkit_now_ns(), 'network', 'connect', n.id,
+               json_object('container', NEW.container_id, 'name', n.name, 'type', n.driver)
+        FROM networks n WHERE n.id = NEW.network_id; END;
+    CREATE TRIGGER event_network_disconnect AFTER DELETE ON endpoints BEGIN
+        INSERT INTO events (time_nano, type, action, actor, attributes)
+        SELECT netkit_now_ns(), 'network', 'disconnect', n.id,
+               json_object('container', OLD.container_id, 'name', n.name, 'type', n.driver)
+        FROM networks n WHERE n.id = OLD.network_id; END;
+    CREATE TRIGGER event_container_create AFTER INSERT ON containers BEGIN
+        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (netkit_now_ns(),
+            'container', 'create', NEW.id, json_object('name', NEW.name)); END;
+    CREATE TRIGGER event_container_destroy AFTER DELETE ON containers BEGIN
+        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (netkit_now_ns(),
+            'container', 'destroy', OLD.id, json_object('name', OLD.name)); END;
+    CREATE TRIGGER event_container_rename AFTER UPDATE OF name ON containers
+        WHEN OLD.name != NEW.name BEGIN
+        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (netkit_now_ns(),
+            'container', 'rename', NEW.id, json_object('name', NEW.name, 'oldName', '/' || OLD.name));
+        END;
+    CREATE TRIGGER event_container_start AFTER UPDATE OF state ON containers
+        WHEN NEW.state = 'running' AND OLD.state != 'running' BEGIN
+        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (netkit_now_ns(),
+            'container', 'start', NEW.id, json_object('name', NEW.name)); END;
+    CREATE TRIGGER event_container_die AFTER UPDATE OF state ON containers
+        WHEN OLD.state = 'running' AND NEW.state != 'running' BEGIN
+        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (netkit_now_ns(),
+            'container', 'die', NEW.id,
+            json_object('exitCode', CAST(coalesce(NEW.exit_code, 0) AS TEXT), 'name', NEW.name));
+        END;
+    """,
 ]

@@ -12,6 +12,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator, Union
 
@@ -82,6 +83,8 @@ class Store:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            # the clock of the event triggers (schema.py, migration 5)
+            conn.create_function("netkit_now_ns", 0, time.time_ns)
         if not self.per_thread:
             self._shared = conn
             return conn
@@ -103,9 +106,8 @@ class Store:
         try:
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             for n, script in enumerate(MIGRATIONS[version:], version + 1):
-                for stmt in script.split(";"):
-                    if stmt.strip():
-                        self.db.execute(stmt)
+                for stmt in _statements(script):
+                    self.db.execute(stmt)
                 self.db.execute(f"PRAGMA user_version={n}")
             self.db.execute("COMMIT")
         except BaseException:
@@ -145,6 +147,17 @@ class Store:
         for conn in conns + ([self._shared] if self._shared is not None else []):
             conn.close()
         self._shared = None
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration script (a trigger's body has semicolons of its own)."""
+    stmt = ""
+    for part in script.split(";"):
+        stmt += part + ";"
+        if sqlite3.complete_statement(stmt):
+            if stmt.strip(" \n;"):
+                yield stmt
+            stmt = ""
 
 
 def _j(value: Any) -> str:
@@ -203,7 +216,8 @@ class Tx(AddressRows):
             raise InternalError(f"state store: {exc}") from exc
 
     # -- networks -------------------------------------------------------------
-    _NET = "id,name,driver,scope,created,internal,attachable,ipv4,ipv6,options,labels"
+    _NET = ("id,name,driver,scope,created,internal,attachable,ipv4,ipv6,options,labels,"
+            "ipam_driver,ipam_options")
 
     def _network(self, row: Row) -> Network:
         pools = self.q("SELECT subnet,ip_range,gateway,aux FROM pools WHERE network_id=? ORDER BY seq",
@@ -211,6 +225,7 @@ class Tx(AddressRows):
         return Network(id=row[0], name=row[1], driver=row[2], scope=Scope(row[3]), created=row[4],
                        internal=bool(row[5]), attachable=bool(row[6]), ipv4=bool(row[7]),
                        ipv6=bool(row[8]), options=json.loads(row[9]), labels=json.loads(row[10]),
+                       ipam_driver=row[11], ipam_options=json.loads(row[12]),
                        ipam=tuple(IPAMConfig(p[0], p[1], p[2], json.loads(p[3])) for p in pools))
 
     def networks(self) -> list[Network]:
@@ -224,9 +239,10 @@ class Tx(AddressRows):
         return [(r[0], r[1]) for r in self.q("SELECT id, name FROM networks")]
 
     def insert_network(self, net: Network) -> None:
-        self.x(f"INSERT INTO networks ({self._NET}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        self.x(f"INSERT INTO networks ({self._NET}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                (net.id, net.name, net.driver, net.scope.value, net.created, int(net.internal),
-                int(net.attachable), int(net.ipv4), int(net.ipv6), _j(net.options), _j(net.labels)))
+                int(net.attachable), int(net.ipv4), int(net.ipv6), _j(net.options), _j(net.labels),
+                net.ipam_driver, _j(net.ipam_options)))
         for seq, cfg in enumerate(net.ipam):
             self.x("INSERT INTO pools (network_id,seq,subnet,ip_range,gateway,aux,hint) "
                    "VALUES (?,?,?,?,?,?,NULL)",
@@ -394,6 +410,25 @@ class Tx(AddressRows):
 
     def delete_endpoint(self, endpoint_id: str) -> None:
         self.x("DELETE FROM endpoints WHERE id=?", (endpoint_id,))
+
+    # -- events (written by the triggers of schema.py, migration 5) ------------
+    _EV = "seq,time_nano,type,action,actor,attributes"
+
+    def add_event(self, type_: str, action: str, actor: str, attributes: dict[str, str]) -> None:
+        """An event no store change implies (`stop`, `kill`): recorded with this transaction."""
+        self.x("INSERT INTO events (time_nano,type,action,actor,attributes) VALUES (?,?,?,?,?)",
+               (time.time_ns(), type_, action, actor, _j(attributes)))
+
+    def events_after(self, seq: int, *, since_ns: int | None = None,
+                     limit: int = 1000) -> list[tuple[int, int, str, str, str, dict[str, str]]]:
+        """Events newer than `seq` (and not older than `since_ns`), oldest first:
+        (seq, time_nano, type, action, actor, attributes)."""
+        rows = self.q(f"SELECT {self._EV} FROM events WHERE seq>? AND time_nano>=? "
+                      "ORDER BY seq LIMIT ?", (seq, since_ns or 0, limit))
+        return [(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    def last_event_seq(self) -> int:
+        return self.q("SELECT coalesce(max(seq), 0) FROM events")[0][0]
 
     # -- nodes and LANs (kept in the real host's store) -----------------------
     def lans(self) -> list[Lan]:

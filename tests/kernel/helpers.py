@@ -46,10 +46,15 @@ def settle(engine, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+HISTORY_TABLES = {"events", "sqlite_sequence"}     # what happened, not what is (netkit/events.py)
+
+
 def store_rows(store) -> dict[str, list[tuple]]:
-    """Every row of every table of a store (all columns), in a stable order."""
+    """Every row of every table of a store (all columns), in a stable order; the event log
+    is history, not state: an action and its reverse leave it longer."""
     db = store.db
-    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+              if r[0] not in HISTORY_TABLES]
     return {t: sorted(map(tuple, db.execute(f"SELECT * FROM {t}").fetchall()), key=repr)
             for t in sorted(tables)}
 

@@ -7,7 +7,7 @@ that only the CLI processes of this test see (PYTHONPATH), as a user's
 `pip install acme-netkit` would make it visible to netkit. `system check`
 and `system prune` ask the driver which kernel objects are its own and
 whether they are healthy, so its live bridge is neither drift nor an orphan,
-and a broken one is reported.
+and a broken one is reported. It passes the driver conformance kit too.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from netkit.testing.conformance import DriverConformance
 from tests.kernel.helpers import ip, links
 
 pytestmark = pytest.mark.root
@@ -90,3 +91,17 @@ def test_an_entry_point_that_is_no_driver_is_refused(acme):
     assert 'plugin "notadriver" is not a network driver' in proc.stderr
     proc = acme("network", "create", "-d", "nosuchdriver", "x", check=False)
     assert 'plugin "nosuchdriver" not found' in proc.stderr
+
+
+class TestAcmeBridgeConformance(DriverConformance):
+    """The driver conformance kit, run as acme-netkit's author would run it."""
+
+    driver = "acmebridge"
+    subnet = "10.197.0.0/24"
+
+    @pytest.fixture(autouse=True)
+    def installed(self, plugin_path, monkeypatch):
+        """acme-netkit visible in this process and in the node agents it starts."""
+        monkeypatch.syspath_prepend(plugin_path)
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+            p for p in (plugin_path, os.environ.get("PYTHONPATH")) if p))

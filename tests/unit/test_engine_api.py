@@ -17,6 +17,7 @@ PUBLIC = {
     "connect": "network container *aliases *ipv4 *ipv6 *links",
     "container": "ref",
     "container_dir": "ref",
+    "events": "since until filters",
     "containers": "all",
     "create_container": "spec",
     "create_lan": "name subnet gateway",
