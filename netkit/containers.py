@@ -129,6 +129,10 @@ class Containers:
             options["log_opts"] = dict(spec.log_opts)
         if spec.privileges():
             options["privileges"] = spec.privileges()
+        if spec.extra_hosts:
+            options["extra_hosts"] = [list(h) for h in spec.extra_hosts]
+        if spec.domainname:
+            options["domainname"] = spec.domainname
         if spec.publish or spec.expose:
             options["ports"] = {"publish": list(spec.publish), "publish_all": spec.publish_all,
                                 "expose": list(spec.expose)}
@@ -331,9 +335,11 @@ class Containers:
             nets = {ep.network_id: tx.network(ep.network_id) for ep in eps}    # type: ignore[misc]
         embedded = any(n.user_defined and drivers.get(n.driver).has_dns for n in nets.values())
         addrs = [a.split("/")[0] for ep in eps for a in (ep.ipv4, ep.ipv6) if a]
-        extra = planning.link_hosts(tx, eps, nets)
+        extra = [(ip, name) for name, ip in ctr.options.get("extra_hosts") or ()]   # type: ignore[union-attr]
+        extra += planning.link_hosts(tx, eps, nets)
+        domain = ctr.options.get("domainname")
         files = {
-            "hosts": sandbox.hosts_file(ctr.hostname, addrs, ipv6=any(ep.ipv6 for ep in eps), extra=extra),
+            "hosts": sandbox.hosts_file(f"{ctr.hostname}.{domain}" if domain else ctr.hostname, addrs, ipv6=any(ep.ipv6 for ep in eps), extra=extra),
             "resolv.conf": sandbox.resolv_conf(self.node_resolv(), embedded=embedded, dns=ctr.dns,
                                                fallback_public=not self.node.simulated),
             "hostname": ctr.hostname + "\n",

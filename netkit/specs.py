@@ -66,6 +66,8 @@ class ContainerSpec:
     privileged: bool = False           # --privileged
     user: str | None = None            # --user UID|NAME[:GID|GROUP]
     sysctls: dict[str, str] = field(default_factory=dict)     # --sysctl net.KEY=VALUE
+    extra_hosts: tuple[tuple[str, str], ...] = ()    # --add-host: (name, address) lines of /etc/hosts
+    domainname: str | None = None      # --domainname: the hosts line names HOSTNAME.DOMAINNAME
 
     def privileges(self) -> dict[str, object]:
         """The privilege settings as stored with the container (only those given)."""
