@@ -117,7 +117,8 @@ def _normalize(data: dict, files: list[str], workdir: str, env: Mapping[str, str
 
     raw_services = {k: v for k, v in (data.get("services") or {}).items() if compose.enabled(v, profiles)}
     raw_networks = dict(data.get("networks") or {})
-    uses_default = any(not s.get("networks") and not s.get("network_mode") for s in raw_services.values())
+    uses_default = any((not s.get("networks") and not s.get("network_mode"))
+                       or "default" in (s.get("networks") or {}) for s in raw_services.values())
     if uses_default and "default" not in raw_networks:
         raw_networks["default"] = {}
     networks = {k: _network(name, k, v or {}, where, nodes) for k, v in raw_networks.items()}
@@ -131,6 +132,10 @@ def _normalize(data: dict, files: list[str], workdir: str, env: Mapping[str, str
         except LabFileError as exc:                   # every service's errors at once
             errors.append(exc)
     compose.combine(errors)
+    for s in services.values():
+        if s.secrets:
+            warnings.append(f"services.{s.name}.secrets: not mounted at /run/secrets (netkit "
+                            "binds only /etc/hosts, /etc/resolv.conf and /etc/hostname)")
     for sname in scale:
         if sname not in services:
             raise InvalidArgument(f"no such service: {sname}")
