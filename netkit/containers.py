@@ -153,7 +153,19 @@ class Containers:
         if plan.shared is None:
             self.write_files(ctx.kernel.journal, tx, ctr, [], {n.id: n for n in plan.networks})
         self.processes.make_mount_namespace(ctx.kernel, ctr)
+        if spec.secrets:
+            self._mount_secrets(ctr, spec, d)
         return ctr
+
+    def _mount_secrets(self, ctr: Container, spec: ContainerSpec, d: str) -> None:
+        """Compose's file secrets: copies in the container's dir, read-only on /run/secrets."""
+        from netkit.kernel import secretfs
+        path = self.processes.mnt_path(ctr)
+        if path is None:
+            raise InvalidArgument("secrets need a mount namespace of the container's own "
+                                  "(not host networking on the host)")
+        secretfs.write(os.path.join(d, "secrets"), spec.secrets)
+        secretfs.mount(path, os.path.join(d, "secrets"))
 
     # -- its networks: joined at start, left at stop ------------------------------------------
     def attach(self, tx: "Tx", ctx: DriverContext, ctr: Container) -> Container:

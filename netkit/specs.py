@@ -68,6 +68,7 @@ class ContainerSpec:
     sysctls: dict[str, str] = field(default_factory=dict)     # --sysctl net.KEY=VALUE
     extra_hosts: tuple[tuple[str, str], ...] = ()    # --add-host: (name, address) lines of /etc/hosts
     domainname: str | None = None      # --domainname: the hosts line names HOSTNAME.DOMAINNAME
+    secrets: tuple[tuple[str, str, int], ...] = ()   # Compose: (host file, name in /run/secrets, mode)
 
     def privileges(self) -> dict[str, object]:
         """The privilege settings as stored with the container (only those given)."""

@@ -304,5 +304,9 @@ def secrets(raw: dict, defined: Mapping[str, dict], base: tuple, where: Where,
         target = item.get("target") or source
         if not target.startswith("/"):
             target = "/run/secrets/" + target
+        name = os.path.normpath(target)[len("/run/secrets/"):]
+        if not target.startswith("/run/secrets/") or not name or name.startswith(".."):
+            raise where.error(base + ("secrets", i, "target"), f'invalid secret target "{target}": '
+                              "netkit mounts secrets under /run/secrets only")
         out.append((d["file"], target, mode))
     return tuple(out)

@@ -132,10 +132,6 @@ def _normalize(data: dict, files: list[str], workdir: str, env: Mapping[str, str
         except LabFileError as exc:                   # every service's errors at once
             errors.append(exc)
     compose.combine(errors)
-    for s in services.values():
-        if s.secrets:
-            warnings.append(f"services.{s.name}.secrets: not mounted at /run/secrets (netkit "
-                            "binds only /etc/hosts, /etc/resolv.conf and /etc/hostname)")
     for sname in scale:
         if sname not in services:
             raise InvalidArgument(f"no such service: {sname}")
