@@ -149,6 +149,9 @@ class Containers:
         if plan.own_netns:
             ctx.kernel.create_netns(plan.netns, NETNS_SYSCTLS,     # type: ignore[arg-type]
                                     uts=(os.path.join(d, "uts"), plan.hostname))
+            if spec.domainname:
+                from netkit.kernel import secretfs
+                secretfs.set_domainname(os.path.join(d, "uts"), spec.domainname)
         tx.insert_container(ctr)
         if plan.shared is None:
             self.write_files(ctx.kernel.journal, tx, ctr, [], {n.id: n for n in plan.networks})

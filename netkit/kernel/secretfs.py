@@ -1,4 +1,4 @@
-"""Compose's file secrets inside a container: a read-only /run/secrets.
+"""Compose's file secrets inside a container (a read-only /run/secrets), and its domainname.
 
 `mount(mnt_path, source_dir)` puts a read-only bind of `source_dir` (the
 container's copies of its secret files, already given their modes) on
@@ -59,3 +59,26 @@ def write(directory: str, secrets: tuple[tuple[str, str, int], ...]) -> None:
         except OSError as exc:
             raise KernelError(f"secret {name}: {source}: {exc.strerror}") from None
         os.chmod(dest, mode)
+
+
+def set_domainname(uts_path: str, domainname: str) -> None:
+    """`--domainname`: the NIS domain name in the container's UTS namespace at `uts_path`."""
+    import ctypes
+
+    name = domainname.encode()
+
+    def run() -> None:
+        ns.unshare(mntns.CLONE_FS)
+        fd = os.open(uts_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            ns.setns(fd, ns.CLONE_NEWUTS)
+        finally:
+            os.close(fd)
+        if ns._libc.setdomainname(ctypes.c_char_p(name), ctypes.c_size_t(len(name))) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+    try:
+        mntns._on_thread(run)                 # a thread of its own: it dies in that namespace
+    except OSError as exc:
+        raise KernelError(f"set domainname {domainname}: {exc.strerror or exc}") from exc

@@ -29,6 +29,12 @@ def test_web_db_proxy_stack(node):
         assert "192.0.2.20\tcache.example\n" in out(lab, "web", "cat", "/etc/hosts")
         db_ip = lab.service("db").addresses()[0]
         assert f"{db_ip}\tdb.db.internal db\n" in out(lab, "db", "cat", "/etc/hosts")
+        assert out(lab, "db", "cat", "/proc/sys/kernel/domainname") == "db.internal\n"
+        assert out(lab, "db", "hostname") == "db\n"
+        with open("/proc/sys/kernel/domainname") as f:             # the host's stays as it was
+            host_domain = f.read()
+        assert host_domain != "db.internal\n"
+        assert out(lab, "web", "cat", "/proc/sys/kernel/domainname") == host_domain
         assert out(lab, "db", "cat", "/sys/class/net/eth0/address") == "02:42:ac:11:00:99\n"
         # the proxy's command is its entrypoint followed by its command
         assert lab.container("proxy").command == ("sh", "-c", "trap exit TERM; sleep infinity & wait")
