@@ -99,7 +99,7 @@ class Reporter:
 
 
 def _open(*, need_file: bool = True, scale: dict[str, int] | None = None,
-          quiet: bool = False) -> "Lab":
+          quiet: bool = False, enable: tuple[str, ...] = ()) -> "Lab":
     """The Lab of this invocation (from the file, or by project name for ps/down/logs)."""
     from netkit.errors import InvalidArgument
     from netkit.labs.project import find_files
@@ -117,7 +117,7 @@ def _open(*, need_file: bool = True, scale: dict[str, int] | None = None,
     common = dict(engine=engine(), compatibility=bool(opts.get("compatibility")), on_event=reporter)
     if files:
         the_lab = Lab.load(files, project=opts.get("project"), env_files=opts.get("env_files") or (),
-                           scale=scale, profiles=opts.get("profiles") or (), **common)
+                           scale=scale, profiles=opts.get("profiles") or (), enable=enable, **common)
     else:
         the_lab = Lab(None, name=opts["project"], **common)
     ctx.call_on_close(the_lab.close)
@@ -151,7 +151,7 @@ def up(scales: tuple[str, ...], detach: bool, no_deps: bool, services: tuple[str
     `lab start` starts them again, `lab down` removes the lab.
     """
     scale = _counts(scales, "--scale")
-    the_lab = _open(scale=scale)
+    the_lab = _open(scale=scale, enable=services)        # a named service runs whatever its profiles
     the_lab.up(list(services), scale=scale, no_deps=no_deps)
     if detach:
         return

@@ -295,6 +295,8 @@ def secrets(raw: dict, defined: Mapping[str, dict], base: tuple, where: Where,
         if not d.get("file"):
             raise where.error(("secrets", source), "only file secrets can be mounted by netkit "
                               "(environment, content and external ones need a secret store)")
+        if not os.path.isfile(d["file"]):
+            raise where.error(("secrets", source, "file"), f'secret "{source}": file {d["file"]} not found')
         mode = item.get("mode", 0o444)
         if isinstance(mode, str):
             try:

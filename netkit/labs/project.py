@@ -51,9 +51,10 @@ def find_files(workdir: str | None = None) -> list[str]:
 def load_project(files: str | Sequence[str] | None = None, *, project: str | None = None,
                  env_files: Iterable[str] = (), environ: Mapping[str, str] | None = None,
                  scale: Mapping[str, int] | None = None,
-                 profiles: Sequence[str] | None = None) -> Project:
+                 profiles: Sequence[str] | None = None, enable: Iterable[str] = ()) -> Project:
     """Read, interpolate, validate and normalize lab files into a Project. `profiles`: the
-    active Compose profiles (default: $COMPOSE_PROFILES); other profiled services are left out."""
+    active Compose profiles (default: $COMPOSE_PROFILES); other profiled services are left out,
+    except those in `enable` (named on the command line, as Compose starts them)."""
     if isinstance(files, str):
         files = [files]
     files = list(files or find_files())
@@ -70,7 +71,7 @@ def load_project(files: str | Sequence[str] | None = None, *, project: str | Non
     for key, paths in ctx.ignored.items():
         warnings.append(f"{', '.join(paths)}: ignored ({ctx.why.get(key, schema.IMAGES)})")
     return _normalize(merged, files, workdir, env, project, where, warnings, scale or {},
-                      compose.active_profiles(profiles, env))
+                      compose.active_profiles(profiles, env), set(enable))
 
 
 # -- normalization -----------------------------------------------------------------------
@@ -97,7 +98,8 @@ def _project_name(given: str | None, data: dict, env: Mapping[str, str], workdir
 
 def _normalize(data: dict, files: list[str], workdir: str, env: Mapping[str, str],
                given: str | None, where: Where, warnings: list[str],
-               scale: Mapping[str, int], profiles: set[str] = frozenset()) -> Project:   # type: ignore[assignment]
+               scale: Mapping[str, int], profiles: set[str] = frozenset(),      # type: ignore[assignment]
+               enable: set[str] = frozenset()) -> Project:                       # type: ignore[assignment]
     name = _project_name(given, data, env, workdir, where)
     xn = data.get("x-netkit") or {}
     lans = {k: LanDef(k, v.get("name") or k, v["subnet"], v.get("gateway"), bool(v.get("external")))
@@ -115,7 +117,8 @@ def _normalize(data: dict, files: list[str], workdir: str, env: Mapping[str, str
         nodes[k] = NodeDef(k, v.get("name") or k, lan, v.get("ip"), v.get("gateway"),
                            tuple([dns] if isinstance(dns, str) else dns), bool(v.get("external")))
 
-    raw_services = {k: v for k, v in (data.get("services") or {}).items() if compose.enabled(v, profiles)}
+    raw_services = {k: v for k, v in (data.get("services") or {}).items()
+                    if k in enable or compose.enabled(v, profiles)}
     raw_networks = dict(data.get("networks") or {})
     uses_default = any((not s.get("networks") and not s.get("network_mode"))
                        or "default" in (s.get("networks") or {}) for s in raw_services.values())

@@ -63,6 +63,10 @@ def test_profiles_enable_services(given, environ, expected):
     assert list(load_project(PROFILES, profiles=given, environ=environ).services) == expected
 
 
+def test_a_named_service_is_enabled_whatever_its_profiles():
+    assert list(load_project(PROFILES, environ={}, enable=["tools"]).services) == ["app", "tools"]
+
+
 def test_profile_on_the_command_line():
     r = CliRunner().invoke(cli, ["lab", "-f", PROFILES, "config", "--services"])
     assert r.stdout == "app\n"
@@ -130,6 +134,10 @@ def test_every_error_of_a_file_at_once(write):
     ("services:\n  a: {}\ninclude: [other.yml]\n", "services.a conflicts with imported resource"),
     ("services:\n  a:\n    secrets: [s]\nsecrets:\n  s: {environment: X}\n",
      "secrets.s: only file secrets can be mounted"),
+    ("services:\n  a:\n    secrets: [s]\nsecrets:\n  s: {file: nope.txt}\n",
+     'secrets.s.file: secret "s": file '),
+    ("services:\n  a:\n    secrets: [{source: s, target: /etc/s}]\nsecrets:\n  s: {file: other.yml}\n",
+     'invalid secret target "/etc/s": netkit mounts secrets under /run/secrets only'),
 ])
 def test_compose_key_errors(write, body, message):
     write("other.yml", "services:\n  a: {}\n")

@@ -83,3 +83,20 @@ def test_extends_include_and_env_file_up(node):
         # the included file's network joins api and monitor
         monitor_ip = lab.service("monitor").addresses()[0]
         assert out(lab, "api", "sh", "-c", f"ping -c1 -W2 {monitor_ip} >/dev/null && echo ok") == "ok\n"
+
+
+def test_profiles_through_the_cli(node, cli):
+    n = node.node_name
+    try:
+        cli("lab", "-f", PROFILES, "-p", "prof", "up", "-d", node=n)
+        assert cli("lab", "-p", "prof", "ps", "--services", node=n).stdout == "app\n"
+        cli("lab", "-f", PROFILES, "-p", "prof", "--profile", "tools", "up", "-d", node=n)
+        assert cli("lab", "-p", "prof", "ps", "--services", node=n).stdout.split() == ["app", "tools"]
+        cli("lab", "-f", PROFILES, "-p", "prof", "up", "-d", "debug", node=n)   # named: enabled
+        assert "debug" in cli("lab", "-p", "prof", "ps", "--services", node=n).stdout.split()
+        r = cli("lab", "-f", PROFILES, "-p", "prof", "logs", "nosuchsvc", node=n, check=False)
+        assert (r.returncode, r.stderr.strip().splitlines()[-1]) == (1, "Error: no such service: nosuchsvc")
+        cli("lab", "-f", PROFILES, "-p", "prof", "down", node=n)      # the profiled ones too
+        assert node.containers(all=True) == []
+    finally:
+        cli("lab", "-f", PROFILES, "-p", "prof", "down", node=n)
