@@ -79,7 +79,8 @@ def _absolute(data: dict, base: str) -> None:
         if ef is not None:
             items = [ef] if isinstance(ef, str) else ef
             svc["env_file"] = [{"path": absolute(e), "required": True} if isinstance(e, str) else
-                               {"path": absolute(e["path"]), "required": e.get("required", True)}
+                               {"path": absolute(e["path"]), "required": e.get("required", True),
+                                "format": e.get("format")}
                                for e in items]
         ext = svc.get("extends")
         if isinstance(ext, str):
@@ -262,7 +263,11 @@ def environment(raw: dict, env: Mapping[str, str], base: tuple, where: Where) ->
             continue
         except OSError as exc:
             raise where.error(base + ("env_file", i), f"env file {p}: {exc.strerror}") from None
-        out.update(parse_env_file(text, p))
+        if item.get("format") == "raw":               # Compose's raw format: KEY=VALUE, literal
+            out.update(line.partition("=")[::2] for line in text.splitlines()
+                       if "=" in line and not line.lstrip().startswith("#"))
+        else:
+            out.update(parse_env_file(text, p))
     out.update(raw.get("environment") or {})
     resolved = {k: (v if v is not None else env.get(k)) for k, v in out.items()}
     return {k: v for k, v in resolved.items() if v is not None}

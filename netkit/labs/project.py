@@ -124,10 +124,16 @@ def _normalize(data: dict, files: list[str], workdir: str, env: Mapping[str, str
                        or "default" in (s.get("networks") or {}) for s in raw_services.values())
     if uses_default and "default" not in raw_networks:
         raw_networks["default"] = {}
-    networks = {k: _network(name, k, v or {}, where, nodes) for k, v in raw_networks.items()}
+    errors: list[Exception] = []                     # every network's and service's at once
+    networks = {}
+    for k, v in raw_networks.items():
+        try:
+            networks[k] = _network(name, k, v or {}, where, nodes)
+        except LabFileError as exc:
+            errors.append(exc)
+    compose.combine(errors)
 
     services: dict[str, Service] = {}
-    errors: list[Exception] = []
     for sname, raw in raw_services.items():
         try:
             services[sname] = _service(sname, raw, networks, nodes, env, where, scale,

@@ -114,7 +114,17 @@ def test_every_error_of_a_file_at_once(write):
         f'{path}:5: services.web.scale: expected an integer, got "many"',
         f'{path}:7: services.db.privileged: expected a boolean, got "maybe"',
     ]
-    # and, once the file's shape is right, every service's errors
+    # and, once the file's shape is right, every network's and service's errors
+    path = write("lab.yml", """
+        services:
+          web: {command: serve, restart: sometimes}
+          db: {command: serve, stop_signal: SIGNOPE}
+        networks:
+          a: {ipam: {config: [{gateway: 10.0.0.1}]}}
+          b: {ipam: {config: [{ip_range: 10.0.0.0/25}]}}
+        """)
+    lines = error_of(path).splitlines()
+    assert len(lines) == 2 and "networks.a.ipam.config[0]" in lines[0] and "networks.b" in lines[1]
     path = write("lab.yml", """
         services:
           web: {command: serve, restart: sometimes}
@@ -161,10 +171,11 @@ def test_forms_accepted(write):
             command: echo b
             extra_hosts: {multi.example: ["10.0.0.1", "10.0.0.2"]}
         """)
-    write("a.env", "X=1\n")
+    write("a.env", "X=1\nQ='kept quotes' $HOME\n")
     p = load_project(path, environ={})
     a, b = p.services["a"], p.services["b"]
-    assert a.command == ("/bin/echo", "1", "two") and a.environment == {"X": "1"}
+    assert a.command == ("/bin/echo", "1", "two")
+    assert a.environment == {"X": "1", "Q": "'kept quotes' $HOME"}          # format: raw
     assert a.extra_hosts == ("v6.example=2001:db8::1", "h=10.0.0.1")
     assert b.command == ("echo", "b")
     assert b.extra_hosts == ("multi.example=10.0.0.1", "multi.example=10.0.0.2")
