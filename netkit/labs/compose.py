@@ -53,12 +53,13 @@ def load_file(path: str, env: Mapping[str, str], warnings: list[str], shared: sc
     """One file, checked and made self-contained (extends and include resolved)."""
     path = os.path.abspath(path) if stack else path
     if os.path.abspath(path) in stack:
-        raise LabFileError(f"include cycle: {' -> '.join(stack + (os.path.abspath(path),))}", path)
+        raise LabFileError(f"circular reference between files: "
+                           f"{' -> '.join(stack + (os.path.abspath(path),))}", path)
     raw, spots = parse_yaml(read_text(path), path)
     if raw is None or raw == {}:
         raise LabFileError("empty compose file", path)
     raw = interpolate(raw, env, spots, warnings)
-    one = schema.Ctx(spots, warnings)
+    one = schema.Ctx(spots, warnings, collect=True)
     one.ignored, one.why = shared.ignored, shared.why
     checked = document.TOP.check(raw, (), one)
     combine(one.errors)

@@ -34,8 +34,8 @@ def got(value: Any) -> str:
 class Ctx:
     """What a checker needs besides the value: positions, and where warnings go."""
 
-    def __init__(self, where: Where, warnings: list[str] | None = None) -> None:
-        self.where = where
+    def __init__(self, where: Where, warnings: list[str] | None = None, *, collect: bool = False) -> None:
+        self.where, self.collect = where, collect     # collect: Obj keeps checking after an error
         self.warnings = warnings if warnings is not None else []
         self.ignored: dict[str, list[str]] = {}      # key -> paths (one warning per key)
         self.why: dict[str, str] = {}                # key -> why it is ignored
@@ -263,12 +263,16 @@ class Obj(T):
             spec = self.fields.get(k)
             if spec is None:
                 near = difflib.get_close_matches(k, list(self.fields), n=1, cutoff=0.7)
-                ctx.errors.append(ctx.fail(path + (k,), "unknown key" + (f' (did you mean "{near[0]}"?)'
-                                                                          if near else "")))
+                err = ctx.fail(path + (k,), "unknown key" + (f' (did you mean "{near[0]}"?)' if near else ""))
+                if not ctx.collect:
+                    raise err
+                ctx.errors.append(err)
                 continue
             try:
                 checked = spec.check(v, path + (k,), ctx)
-            except LabFileError as exc:               # the next keys are checked too
+            except LabFileError as exc:               # collecting: the next keys are checked too
+                if not ctx.collect:
+                    raise
                 ctx.errors.append(exc)
                 continue
             if not isinstance(spec, Ignored):

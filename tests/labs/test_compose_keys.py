@@ -186,3 +186,11 @@ def test_logs_of_an_unknown_service_fails_as_compose(write):
     r = CliRunner().invoke(cli, ["lab", "-f", path, "logs", "nosuchsvc"])
     assert r.exit_code == 1
     assert "no such service: nosuchsvc" in r.output
+
+
+def test_a_check_added_at_run_time_still_fails_at_its_first_error():
+    from netkit.labs import checks
+    from netkit.labs.schema import Ctx
+    from netkit.labs.source import Where
+    with pytest.raises(LabFileError, match="unknown key"):
+        checks.parse({"reach": {"from": "a", "to": "b", "nope": 1}}, ("check",), Ctx(Where()))
