@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from typing import Any, Mapping
+from typing import AbstractSet, Any, Mapping, Sequence
 
 from netkit.labs import document, schema
 from netkit.labs.source import (LabFileError, Where, interpolate, load_env, parse_env_file,
@@ -274,14 +274,14 @@ def environment(raw: dict, env: Mapping[str, str], base: tuple, where: Where) ->
     return {k: v for k, v in resolved.items() if v is not None}
 
 
-def active_profiles(given: tuple[str, ...] | list[str] | None, env: Mapping[str, str]) -> set[str]:
+def active_profiles(given: Sequence[str] | None, env: Mapping[str, str]) -> set[str]:
     """--profile, else COMPOSE_PROFILES (comma-separated)."""
     if given:
         return set(given)
     return {p.strip() for p in (env.get("COMPOSE_PROFILES") or "").split(",") if p.strip()}
 
 
-def enabled(raw: dict, profiles: set[str]) -> bool:
+def enabled(raw: dict, profiles: AbstractSet[str]) -> bool:
     """A service without `profiles` always runs; one with them, when one is active ("*": all)."""
     mine = raw.get("profiles") or ()
     return not mine or "*" in profiles or any(p in profiles for p in mine)

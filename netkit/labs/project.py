@@ -11,7 +11,10 @@ Compose's rules applied here:
   join ``default`` (``<project>_default``);
 - ``links`` and ``network_mode: service:x`` imply ``depends_on``;
 - several ``-f`` files merge: mappings key by key, lists replaced, except
-  ``ports``, ``expose``, ``dns``, ``links`` and checks, which are appended.
+  ``ports``, ``expose``, ``dns``, ``links``, ``extra_hosts``, ``env_file``,
+  ``secrets`` and checks, which are appended (netkit/labs/compose.py reads
+  each file: ``include``, ``extends``, ``env_file``, ``profiles`` ...);
+- services whose ``profiles`` are all inactive are left out.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from typing import Any, Iterable, Mapping, Sequence
+from typing import AbstractSet, Any, Iterable, Mapping, Sequence
 
 from netkit.errors import InvalidArgument
 from netkit.labs import compose, schema
@@ -98,8 +101,8 @@ def _project_name(given: str | None, data: dict, env: Mapping[str, str], workdir
 
 def _normalize(data: dict, files: list[str], workdir: str, env: Mapping[str, str],
                given: str | None, where: Where, warnings: list[str],
-               scale: Mapping[str, int], profiles: set[str] = frozenset(),      # type: ignore[assignment]
-               enable: set[str] = frozenset()) -> Project:                       # type: ignore[assignment]
+               scale: Mapping[str, int], profiles: AbstractSet[str] = frozenset(),
+               enable: AbstractSet[str] = frozenset()) -> Project:
     name = _project_name(given, data, env, workdir, where)
     xn = data.get("x-netkit") or {}
     lans = {k: LanDef(k, v.get("name") or k, v["subnet"], v.get("gateway"), bool(v.get("external")))
