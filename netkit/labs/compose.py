@@ -274,6 +274,18 @@ def environment(raw: dict, env: Mapping[str, str], base: tuple, where: Where) ->
     return {k: v for k, v in resolved.items() if v is not None}
 
 
+def deploy_restart(raw: dict) -> str | None:
+    """`deploy.restart_policy` as the `restart` it stands for when `restart` is not set."""
+    policy = (raw.get("deploy") or {}).get("restart_policy")
+    if not policy:
+        return None
+    condition = policy.get("condition", "any")
+    attempts = policy.get("max_attempts")
+    if condition == "on-failure" and attempts:
+        return f"on-failure:{attempts}"
+    return condition
+
+
 def active_profiles(given: Sequence[str] | None, env: Mapping[str, str]) -> set[str]:
     """--profile, else COMPOSE_PROFILES (comma-separated)."""
     if given:

@@ -167,6 +167,8 @@ def test_forms_accepted(write):
                 format: raw
             deploy:
           b:
+            deploy:
+              restart_policy: {condition: on-failure, max_attempts: 3, delay: 5s}
             entrypoint: []
             command: echo b
             extra_hosts: {multi.example: ["10.0.0.1", "10.0.0.2"]}
@@ -178,6 +180,7 @@ def test_forms_accepted(write):
     assert a.environment == {"X": "1", "Q": "'kept quotes' $HOME"}          # format: raw
     assert a.extra_hosts == ("v6.example=2001:db8::1", "h=10.0.0.1")
     assert b.command == ("echo", "b")
+    assert (a.restart, b.restart) == ("no", "on-failure:3")          # deploy.restart_policy
     assert b.extra_hosts == ("multi.example=10.0.0.1", "multi.example=10.0.0.2")
 
 
