@@ -6,7 +6,8 @@ from, so every later error can name both.
 
 Scalars follow YAML 1.2's core schema, as Compose (yaml.v3) does, not
 PyYAML's YAML 1.1: ``yes``/``on`` stay strings and ``22:22`` is not the
-sexagesimal integer 1342. Duplicate keys are errors. Anchors, aliases and
+sexagesimal integer 1342; like yaml.v3, ``0440`` is still octal (file modes).
+Duplicate keys are errors. Anchors, aliases and
 ``<<`` merge keys work.
 """
 
