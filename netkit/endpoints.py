@@ -130,14 +130,17 @@ class Endpoints:
         from netkit.model import PortMapping
         out = []
         for req in reqs:
+            six = bool(gw_ep.ipv6) and req.host_ip == "0.0.0.0"    # also bound on [::] (dual stack)
             if req.host_port_end:
-                port = self._free_port(tx, req.proto, req.host_ip, (req.host_port, req.host_port_end))
+                port = self._free_port(tx, req.proto, req.host_ip, (req.host_port, req.host_port_end), six)
             else:
-                port = req.host_port or self._free_port(tx, req.proto, req.host_ip)
+                port = req.host_port or self._free_port(tx, req.proto, req.host_ip, six=six)
             holder = tx.port_holder(req.proto, req.host_ip, port)
             if holder is not None:
                 raise Conflict(f"Bind for {req.host_ip}:{port} failed: port is already allocated")
             self._probe_port(req.proto, req.host_ip, port)
+            if six:
+                self._probe_port(req.proto, "::", port)
             pm = PortMapping(req.proto, req.host_ip, port, req.container_port,
                              gw_ep.ipv4_address or "", gw_ep.network_id)
             tx.insert_port(ctr.id, pm)
@@ -151,23 +154,27 @@ class Endpoints:
         import errno
         import socket as _s
         kind = _s.SOCK_STREAM if proto == "tcp" else _s.SOCK_DGRAM
-        sock = kns.socket_in(self.node.netns, _s.AF_INET, kind)
+        v6 = ":" in host_ip
+        sock = kns.socket_in(self.node.netns, _s.AF_INET6 if v6 else _s.AF_INET, kind)
+        shown = f"[{host_ip}]" if v6 else host_ip
         try:
+            if v6:
+                sock.setsockopt(_s.IPPROTO_IPV6, _s.IPV6_V6ONLY, 1)   # the IPv4 side is probed apart
             sock.bind((host_ip, port))
             return True
         except OSError as exc:
             if quiet:
                 return False
             if exc.errno == errno.EADDRINUSE:
-                raise Conflict(f"failed to bind host port {host_ip}:{port}/{proto}: address already in use") from None
-            raise InvalidArgument(f"failed to bind host port {host_ip}:{port}/{proto}: {exc.strerror.lower()}") from None
+                raise Conflict(f"failed to bind host port {shown}:{port}/{proto}: address already in use") from None
+            raise InvalidArgument(f"failed to bind host port {shown}:{port}/{proto}: {exc.strerror.lower()}") from None
         finally:
             sock.close()
 
     def _free_port(self, tx: "Tx", proto: str, host_ip: str,
-                   wanted: tuple[int, int] | None = None) -> int:
+                   wanted: tuple[int, int] | None = None, six: bool = False) -> int:
         """The lowest free port of `wanted` (`-p 9090-9092:80`), else of the node's
-        ephemeral range (ip_local_port_range)."""
+        ephemeral range (ip_local_port_range); `six`: free on [::] too."""
         if wanted:
             lo, hi = wanted
         else:
@@ -177,7 +184,8 @@ class Endpoints:
                 lo, hi = 49153, 65535
         held = {pm.host_port for _, pm in tx.ports() if pm.proto == proto}
         for port in range(lo, hi + 1):
-            if port not in held and self._probe_port(proto, host_ip, port, quiet=True):
+            if port not in held and self._probe_port(proto, host_ip, port, quiet=True) \
+                    and (not six or self._probe_port(proto, "::", port, quiet=True)):
                 return port
         if wanted:
             raise Exhausted("all ports are allocated")          # Docker's portallocator

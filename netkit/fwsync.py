@@ -50,9 +50,22 @@ def firewall_script(tx: "Tx") -> str:
                     container_ip=pm.container_ip, container_port=pm.container_port,
                     bridge=bridges[pm.network_id])
              for _, pm in tx.ports() if pm.network_id in bridges]
+    ports += _ipv6_ports(tx, bridges)
     if not nets:
         return render_delete()
     return render(nets, ports)
+
+
+def _ipv6_ports(tx: "Tx", bridges: dict[str, str]) -> list:
+    """Docker's ``[::]`` binding of each port published without a host IP, when the
+    container's endpoint on the port's network has an IPv6 address (dual stack)."""
+    from netkit.firewall import FwPort
+    six = {(ep.container_id, ep.network_id): ep.ipv6_address for ep in tx.endpoints() if ep.ipv6}
+    return [FwPort(proto=pm.proto, host_ip="::", host_port=pm.host_port,
+                   container_ip=six[(cid, pm.network_id)], container_port=pm.container_port,
+                   bridge=bridges[pm.network_id])
+            for cid, pm in tx.ports()
+            if pm.network_id in bridges and pm.host_ip == "0.0.0.0" and (cid, pm.network_id) in six]
 
 
 class FirewallSync:
@@ -104,6 +117,10 @@ class FirewallSync:
         if before is None:
             # first ruleset of the node: routing between networks and the LAN, as Docker does
             wanted.append("ipv4/ip_forward")
+        if self.node.simulated and any(net.ipv6 for net in tx.networks()):
+            # dual stack: IPv6 routing between networks and the LAN, in simulated nodes only
+            # (netkit never turns IPv6 forwarding on for the real host)
+            wanted.append("ipv6/conf/all/forwarding")
         if "dnat ip to" in script:
             wanted.append("ipv4/conf/all/route_localnet")
         for key in wanted:

@@ -79,9 +79,12 @@ def container_json(ctr: Container, networks: dict[str, Network], run_dir: str = 
                                   "IPPrefixLen": 0, "MacAddress": "", "Aliases": None,
                                   "DNSNames": None}
     ports: dict[str, list[dict[str, str]] | None] = {}
+    six = {ep.network_id for ep in ctr.endpoints if ep.ipv6}
     for pm in ctr.ports:
-        ports.setdefault(f"{pm.container_port}/{pm.proto}", []).append(     # type: ignore[union-attr]
-            {"HostIp": pm.host_ip, "HostPort": str(pm.host_port)})
+        bound = ports.setdefault(f"{pm.container_port}/{pm.proto}", [])
+        bound.append({"HostIp": pm.host_ip, "HostPort": str(pm.host_port)})  # type: ignore[union-attr]
+        if pm.host_ip == "0.0.0.0" and pm.network_id in six:   # Docker's [::] binding (dual stack)
+            bound.append({"HostIp": "::", "HostPort": str(pm.host_port)})    # type: ignore[union-attr]
     out = {
         "Id": ctr.id,
         "Created": ctr.created,

@@ -75,8 +75,13 @@ traffic inside the network and nothing else. The kernel may lack
 identifies the network's bridge (subnets of a node's networks do not overlap).
 
 Ports whose bridge belongs to an internal network are not published (Docker
-does not program ports on ``--internal`` networks). Published ports are
-IPv4 (host and container addresses). Empty inputs render ``render_delete()``.
+does not program ports on ``--internal`` networks). A published port is
+IPv4 (host and container addresses) or IPv6 (both): ``::`` is every local
+IPv6 address of the node but ``::1`` (Docker's ``[::]`` binding; there is no
+``route_localnet`` for IPv6, so loopback cannot be DNATed to a bridge), and
+its rules say ``ip6`` / ``dnat ip6 to [addr]:port``. The filtering rules match
+interfaces, so isolation, ``--internal`` and icc=false hold for both
+families. Empty inputs render ``render_delete()``.
 """
 
 from __future__ import annotations
@@ -114,7 +119,7 @@ class FwPort:
     """One published port: host_ip:host_port/proto -> container_ip:container_port."""
 
     proto: str                        # "tcp" | "udp" | "sctp"
-    host_ip: str                      # "0.0.0.0" (every local address) or one IPv4
+    host_ip: str                      # "0.0.0.0" / "::" (every local address) or one address
     host_port: int
     container_ip: str
     container_port: int
@@ -172,10 +177,15 @@ def render(networks: Sequence[FwNetwork], ports: Sequence[FwPort]) -> str:
 def _dnat(ports: Iterable[FwPort]) -> list[str]:
     rules = []
     for p in ports:
-        match = ("meta nfproto ipv4 fib daddr type local" if p.host_ip == "0.0.0.0"
-                 else f"ip daddr {p.host_ip}")
-        rules.append(f"{match} {p.proto} dport {p.host_port} "
-                     f"dnat ip to {p.container_ip}:{p.container_port}")
+        if _is_v4(p.host_ip):
+            match = ("meta nfproto ipv4 fib daddr type local" if p.host_ip == "0.0.0.0"
+                     else f"ip daddr {p.host_ip}")
+            to = f"dnat ip to {p.container_ip}:{p.container_port}"
+        else:
+            match = ("meta nfproto ipv6 fib daddr type local ip6 daddr != ::1" if p.host_ip == "::"
+                     else f"ip6 daddr {p.host_ip}")
+            to = f"dnat ip6 to [{p.container_ip}]:{p.container_port}"
+        rules.append(f"{match} {p.proto} dport {p.host_port} {to}")
     return rules
 
 
@@ -189,7 +199,7 @@ def _forward(nets: Sequence[FwNetwork], ports: Sequence[FwPort]) -> list[str]:
     # only connections that came through the port's DNAT: the container's own
     # address stays unreachable from outside its network (Docker 28's raw-table
     # "direct routing" protection), the host address:port is the way in
-    rules += [f'ct status dnat ip daddr {p.container_ip} oifname "{p.bridge}" '
+    rules += [f'ct status dnat {_family(p.container_ip)} daddr {p.container_ip} oifname "{p.bridge}" '
               f'{p.proto} dport {p.container_port} accept' for p in ports]
     rules += [f'iifname != "{n.bridge}" oifname "{n.bridge}" drop'
               for n in nets if not n.internal]
@@ -208,15 +218,15 @@ def _postrouting(nets: Sequence[FwNetwork], ports: Sequence[FwPort]) -> list[str
                 rules.append(f'ip saddr {subnet} oifname != "{n.bridge}" snat ip to {n.snat_ipv4}')
             else:
                 rules.append(f'ip saddr {subnet} oifname != "{n.bridge}" masquerade')
-    rules += [f"ip saddr {p.container_ip} ip daddr {p.container_ip} "
-              f"{p.proto} dport {p.container_port} masquerade" for p in ports]
+    rules += [f"{_family(p.container_ip)} saddr {p.container_ip} {_family(p.container_ip)} daddr "
+              f"{p.container_ip} {p.proto} dport {p.container_port} masquerade" for p in ports]
     rules += [f'ip saddr 127.0.0.0/8 oifname "{br}" masquerade'
               for br in sorted({p.bridge for p in ports if _localhost_reachable(p)})]
     return _unique(rules)
 
 
 def _bridge_drop(net: FwNetwork) -> list[str]:
-    return [f"{'ip6' if ':' in s else 'ip'} daddr {s} drop" for s in map(_cidr, net.subnets)]
+    return [f"{_family(s)} daddr {s} drop" for s in map(_cidr, net.subnets)]
 
 
 # --- text --------------------------------------------------------------------
@@ -239,16 +249,22 @@ def _cidr(subnet: str) -> str:
     return str(ipaddress.ip_network(subnet, strict=False))
 
 
+def _family(address: str) -> str:
+    """The nft payload family of an address or CIDR: ``ip`` or ``ip6``."""
+    return "ip6" if ":" in address else "ip"
+
+
 def _unique(rules: list[str]) -> list[str]:
     return list(dict.fromkeys(rules))
 
 
 def _on_loopback(p: FwPort) -> bool:
-    return ipaddress.ip_address(p.host_ip) in LOOPBACK_V4
+    return ipaddress.ip_address(p.host_ip) in LOOPBACK_V4 or p.host_ip == "::1"
 
 
 def _localhost_reachable(p: FwPort) -> bool:
-    return p.host_ip == "0.0.0.0" or _on_loopback(p)
+    """Reachable at 127.0.0.1 (IPv4 only: IPv6 has no route_localnet)."""
+    return p.host_ip == "0.0.0.0" or ipaddress.ip_address(p.host_ip) in LOOPBACK_V4
 
 
 # --- validation (the text goes to nft: nothing may break out of it) -------------
@@ -276,14 +292,18 @@ def _check_port(p: FwPort) -> None:
     for port in (p.host_port, p.container_port):
         if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             raise InvalidArgument(f"invalid port {port!r} in mapping {what}")
-    if not _is_v4(p.host_ip) or not _is_v4(p.container_ip):
-        raise InvalidArgument(f"published ports need IPv4 host and container addresses: "
-                              f"{what} -> {p.container_ip}")
+    if _version(p.host_ip) is None or _version(p.host_ip) != _version(p.container_ip):
+        raise InvalidArgument(f"published ports need host and container addresses of one "
+                              f"family: {what} -> {p.container_ip}")
     _check_ifname(p.bridge, f"port {what}")
 
 
-def _is_v4(text: str) -> bool:
+def _version(text: str) -> int | None:
     try:
-        return isinstance(ipaddress.ip_address(text), ipaddress.IPv4Address)
+        return ipaddress.ip_address(text).version
     except (ValueError, TypeError):
-        return False
+        return None
+
+
+def _is_v4(text: str) -> bool:
+    return _version(text) == 4

@@ -14,6 +14,9 @@ is small and the same size whatever the number of containers; its own
 /etc/hosts, /etc/resolv.conf and /etc/hostname are bind-mounted over the
 host's and /sys is remounted to show its netns. Processes join it with
 setns (spawn.Sandbox.mntns); the init of each start mounts its own /proc.
+What a container sees of the host's files (kernel/rootfs.py): the template
+makes them read-only and gives Docker's /dev; each container gets a
+writable layer over /etc, /var and /root and tmpfs scratch of its own.
 
 Kernel rules this follows:
 - a mount namespace file can be bound only from a namespace older than the
@@ -31,18 +34,17 @@ Kernel rules this follows:
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import os
-import re
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from netkit.errors import AlreadyExists, KernelError, NotFound
 from netkit.kernel import netns as ns
+from netkit.kernel import rootfs
+from netkit.kernel.rootfs import Mount, hide_dirs, mounts, move_mount, open_tree  # noqa: F401
 from netkit.kernel.journal import UndoJournal
 
 T = TypeVar("T")
@@ -50,11 +52,6 @@ T = TypeVar("T")
 CLONE_FS = 0x00000200
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 NS_GET_NSTYPE = 0xB703
-SYS_OPEN_TREE, SYS_MOVE_MOUNT = 428, 429          # the same number on every architecture
-OPEN_TREE_CLONE = 1
-AT_FDCWD = -100
-MOVE_MOUNT_F_EMPTY_PATH = 0x04
-MOVE_MOUNT_T_SYMLINKS = 0x10                      # follow a symlinked target, as mount(2) does
 HOSTNAME_FILES = ("/etc/hosts", "/etc/resolv.conf", "/etc/hostname")
 MS_RDONLY, MS_REMOUNT = 1, 32
 # Docker's default masked and read-only paths (moby oci.DefaultSpec), off with --privileged
@@ -62,34 +59,6 @@ PROC_MASKED = ("/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc
                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi")
 PROC_READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 SYS_MASKED = ("/sys/firmware", "/sys/devices/virtual/powercap")
-
-
-@dataclass(frozen=True, slots=True)
-class Mount:
-    """One line of /proc/<pid>/mountinfo (the fields netkit needs)."""
-
-    id: int
-    parent: int
-    mountpoint: str
-    fstype: str
-    shared: bool
-
-
-def mounts(pid: str | int = "self") -> list[Mount]:
-    """The mount table of a process ("thread-self" for the calling thread's)."""
-    out = []
-    with open(f"/proc/{pid}/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fields = left.split()
-            out.append(Mount(int(fields[0]), int(fields[1]), _unescape(fields[4]), right.split()[0],
-                             any(o.startswith("shared:") for o in fields[6:])))
-    return out
-
-
-def _unescape(path: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
 
 
 def is_mntns(path: str) -> bool:
@@ -190,10 +159,10 @@ def _bind_ns(fd: int, path: str) -> None:
         raise
 
 
-def _detach_nsfs() -> None:
-    """Lazily unmount every namespace file left in the calling thread's mount table."""
+def _detach(match: Callable[[Mount], bool]) -> None:
+    """Lazily unmount every mount of the calling thread's table that `match`es."""
     for _ in range(8):                          # stacked mounts come off one per pass
-        left = [m.mountpoint for m in mounts("thread-self") if m.fstype == "nsfs"]
+        left = [m.mountpoint for m in mounts("thread-self") if match(m)]
         if not left:
             return
         for mp in left:
@@ -201,6 +170,13 @@ def _detach_nsfs() -> None:
                 ns.umount(mp)
             except OSError:
                 pass
+
+
+def _in_template(m: Mount) -> bool:
+    """False for what a template leaves out: namespace files, and the host's mounts below the
+    directories every container covers with its own tmpfs (/tmp, /run: other runs' private
+    mount points among them, which would vanish from every copy when the host removes them)."""
+    return m.fstype != "nsfs" and not any(m.mountpoint.startswith(d + "/") for d, _ in rootfs.SCRATCH)
 
 
 def _make(path: str, what: str, build: Callable[[], None]) -> None:
@@ -264,21 +240,12 @@ def ensure_template(path: str, *, detach: Iterable[str] | None = None,
                     ns.umount(d)                # EINVAL when not a mount point: nothing to do
                 except OSError:
                     pass
-            _detach_nsfs()
+            _detach(lambda m: not _in_template(m))
             hide_dirs([ns.NETNS_DIR, *hidden])      # `ip netns` inside lists nothing, as in Docker
+            rootfs.private_dev()
+            rootfs.read_only("/")
 
         _make(path, "create mount namespace template", build)
-
-
-def hide_dirs(dirs: Iterable[str]) -> None:
-    """Cover each existing directory with an empty read-only tmpfs (outermost first; one below
-    an already hidden one is hidden with it)."""
-    done: list[str] = []
-    for d in sorted(set(dirs), key=len):
-        if any(d == h or d.startswith(h.rstrip("/") + "/") for h in done) or not os.path.isdir(d):
-            continue
-        ns.mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=4k,mode=755")
-        done.append(d)
 
 
 def _mask(paths: Iterable[str]) -> None:
@@ -302,9 +269,10 @@ def mount_proc() -> None:
 
 def protect_proc(*, privileged: bool = False) -> None:
     """After mount_proc: Docker's masked and read-only paths of /proc; with `privileged`
-    none, and /sys writable (Docker's --privileged)."""
+    none, /sys writable and the host's /dev (Docker's --privileged)."""
     if privileged:
-        # Docker's --privileged: /sys writable, nothing masked
+        # Docker's --privileged: /sys writable, nothing masked, the host's /dev
+        rootfs.host_dev()
         ns.mount("", "/sys", None, MS_REMOUNT | ns.MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC)
         for p in SYS_MASKED:
             try:
@@ -317,32 +285,6 @@ def protect_proc(*, privileged: bool = False) -> None:
         if os.path.exists(p):
             ns.mount(p, p, None, ns.MS_BIND | ns.MS_REC)
             ns.mount("", p, None, MS_REMOUNT | ns.MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
-
-
-def _syscall(nr: int, *args: int | bytes) -> int:
-    conv = [ctypes.c_char_p(a) if isinstance(a, bytes) else ctypes.c_long(a) for a in args]
-    rc = ns._libc.syscall(ctypes.c_long(nr), *conv)
-    if rc < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return rc
-
-
-def open_tree(path: str) -> int:
-    """A detached clone of the mount at `path` (a file works too), close-on-exec."""
-    try:
-        return _syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(path), OPEN_TREE_CLONE | os.O_CLOEXEC)
-    except OSError as exc:
-        raise OSError(exc.errno, f"open_tree {path}: {exc.strerror}") from None
-
-
-def move_mount(fd: int, target: str) -> None:
-    """Attach the detached mount `fd` (from open_tree) at `target` in the calling thread's namespace."""
-    try:
-        _syscall(SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, os.fsencode(target),
-                 MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS)
-    except OSError as exc:
-        raise OSError(exc.errno, f"mount on {target}: {exc.strerror}") from None
 
 
 def create(path: str, *, template: str, netns: str | None = None,
@@ -372,14 +314,22 @@ def create(path: str, *, template: str, netns: str | None = None,
             os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
         except FileExistsError:
             raise AlreadyExists(f"mount namespace {path} already exists") from None
+        try:
+            layered = rootfs.layers(os.path.join(os.path.dirname(path), "layer"))
+        except OSError as exc:
+            ns.remove_bind(path)
+            raise KernelError(f"create mount namespace {path}: {exc.strerror}") from exc
+        fds.extend(fd for fd, _ in layered)
 
         def build() -> None:
             ns.unshare(CLONE_FS)
             ns.setns(tpl, ns.CLONE_NEWNS)
             ns.unshare(ns.CLONE_NEWNS)
+            rootfs.attach(layered)              # before the binds: /etc/hosts goes on top
             for fd, target in clones:
                 if os.path.exists(target):
                     move_mount(fd, target)
+            rootfs.scratch()
             if net >= 0:
                 # sysfs shows the netns of whoever mounts it
                 ns.setns(net, ns.CLONE_NEWNET)

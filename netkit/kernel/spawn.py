@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 
 from netkit.errors import InvalidArgument, KernelError
-from netkit.kernel import caps, mntns
+from netkit.kernel import caps, mntns, rootfs
 from netkit.kernel import netns as ns
 from netkit.kernel.errors import ExecFailed, NotRunning
 from netkit.kernel.proc import (_close_fds, _collect, _execute, _record, _reset_signals,  # noqa: F401
@@ -106,6 +106,9 @@ def _enter(box: Sandbox, *, own_mnt: bool = False) -> None:
             mntns.hide_dirs(box.hide)
             if not box.creds.privileged:
                 ns.mount("", "/sys", None, ns.MS_BIND | mntns.MS_REMOUNT | mntns.MS_RDONLY)
+                rootfs.private_dev()
+            rootfs.read_only("/")           # as in the template (kernel/rootfs.py)
+            rootfs.scratch()
 
 
 def _exec(argv: list[str], env: dict[str, str] | None) -> None:

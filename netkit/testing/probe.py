@@ -5,7 +5,7 @@
 
 The server answers every message with the address it saw the client at,
 so a probe shows both that the path works and what source address arrived
-(masquerade visible); it exits 0 on SIGTERM (as pid 1 of a container it
+(masquerade visible), over IPv4 or IPv6 (a dual-stack socket); it exits 0 on SIGTERM (as pid 1 of a container it
 would otherwise ignore it, and `stop` would wait out the grace period).
 `probe` exits 0 and prints that address on success, 1 on timeout or
 refusal. Traffic only goes where it is told: the caller picks an address
@@ -25,17 +25,34 @@ def _stopped(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def _listen(kind: int, port: int) -> socket.socket:
+    """A dual-stack socket on [::]:port (IPv4 peers as ::ffff:a.b.c.d), or 0.0.0.0:port
+    where the namespace has no IPv6."""
+    try:
+        s = socket.socket(socket.AF_INET6, kind)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        addr: tuple = ("::", port)
+    except OSError:
+        s, addr = socket.socket(socket.AF_INET, kind), ("0.0.0.0", port)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(addr)
+    return s
+
+
+def _seen(peer: tuple) -> bytes:
+    """The client's address as the server saw it, IPv4 ones as a.b.c.d."""
+    host = peer[0]
+    return (host[7:] if host.startswith("::ffff:") and "." in host else host).encode()
+
+
 def serve(proto: str, port: int) -> None:
     signal.signal(signal.SIGTERM, _stopped)
     if proto == "udp":
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("0.0.0.0", port))
+        s = _listen(socket.SOCK_DGRAM, port)
         while True:
             data, peer = s.recvfrom(2048)
-            s.sendto(peer[0].encode(), peer)
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port))
+            s.sendto(_seen(peer), peer)
+    s = _listen(socket.SOCK_STREAM, port)
     s.listen(64)
     while True:
         conn, peer = s.accept()
@@ -46,14 +63,15 @@ def _answer(conn: socket.socket, peer: tuple) -> None:
     with conn:
         try:
             conn.recv(64)
-            conn.sendall(peer[0].encode())
+            conn.sendall(_seen(peer))
         except OSError:
             pass
 
 
 def probe(proto: str, host: str, port: int, timeout: float) -> int:
     kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
-    with socket.socket(socket.AF_INET, kind) as s:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, kind) as s:
         s.settimeout(timeout)
         try:
             if proto == "udp":

@@ -6,9 +6,11 @@ import contextlib
 import json
 import os
 import subprocess
+import sys
 
 from netkit.kernel.netns import read_sysctl
 from netkit.paths import container_netns_prefix
+from netkit.testing import probe as probe_tool
 
 
 def ip(*args: str, netns: str | None = None) -> str:
@@ -111,7 +113,8 @@ def container_files(directory: str) -> dict:
     return out
 
 
-NODE_SYSCTLS = ("ipv4/ip_forward", "ipv4/conf/all/route_localnet")   # set by the firewall sync
+NODE_SYSCTLS = ("ipv4/ip_forward", "ipv4/conf/all/route_localnet",   # set by the firewall sync
+                "ipv6/conf/all/forwarding")
 
 
 def snapshot(engine) -> dict:
@@ -216,3 +219,48 @@ def swarm_of_three(host, netkit_dirs, subnet: str, ips: dict[str, str]):
                 host.remove_node(n, force=True)
         if host.host_store.read().lan(lan) is not None:
             host.remove_lan(lan)
+
+
+# -- real traffic (netkit.testing.probe) -----------------------------------------------
+PROBE = [sys.executable, probe_tool.__file__]   # this checkout's probe, whatever containers import
+
+
+def probe(engine, ctr: str, proto: str, ip: str, port: int) -> str | None:
+    """Container `ctr` connects to ip:port: the source address the server saw, None if not."""
+    code, out = engine.exec_output(ctr, [*PROBE, "probe", proto, ip, str(port), "--timeout", "0.7"])
+    return out.strip() if code == 0 else None
+
+
+def probe_node(host, node: str, proto: str, ip: str, port: int) -> str | None:
+    """The same from simulated node `node` itself (`host`: the real host's engine)."""
+    out: list[bytes] = []
+    code = host.node_exec(node, [*PROBE, "probe", proto, ip, str(port), "--timeout", "0.7"], capture=out)
+    return b"".join(out).decode().strip() if code == 0 else None
+
+
+@contextlib.contextmanager
+def lan_pair(base: str, subnet: str, gateway: str, a_ip: str, b_ip: str):
+    """Nodes A and B (state under `base`) on a new LAN `subnet` with router `gateway`:
+    yields {"host", "a", "b" (their engines), "A", "B" (their names)}; all removed
+    afterwards, also on failure, whatever of them exists."""
+    from netkit.engine import Engine
+    from tests.conftest import unique
+    root, run = os.path.join(base, "root"), os.path.join(base, "run")
+    host = Engine(root=root, run=run)
+    lan, a, b = unique("l"), unique("a"), unique("b")
+    engines = []
+    try:
+        host.create_lan(lan, subnet, gateway=gateway)
+        host.create_node(a, lan=lan, ip=a_ip)
+        host.create_node(b, lan=lan, ip=b_ip)
+        engines += [Engine(a, root=root, run=run), Engine(b, root=root, run=run)]
+        yield {"host": host, "a": engines[0], "b": engines[1], "A": a, "B": b}
+    finally:
+        for e in engines:
+            e.close()
+        for n in (a, b):
+            if any(x.name == n for x in host.nodes()):
+                host.remove_node(n, force=True)
+        if any(x.name == lan for x in host.lans()):
+            host.remove_lan(lan)
+        host.close()

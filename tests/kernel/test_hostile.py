@@ -7,9 +7,12 @@ namespaces fails; what `--privileged` grants instead is shown at the end:
 - default: Docker's 14 capabilities (CapBnd = CapPrm = CapEff = 0xa80425fb, CapInh
   and CapAmb 0); netkit's state and run roots and /run/netns are empty read-only
   mounts; /proc is the container's PID namespace's (no other container's or
-  netkit's processes); /proc/sys, /proc/sysrq-trigger and /sys are read-only.
+  netkit's processes); /proc/sys, /proc/sysrq-trigger and /sys are read-only;
+  the host's files are read-only, writes to /etc, /var, /root land in the
+  container's own layer, /tmp, /var/tmp, /run are its own; /dev is Docker's and
+  a device node made with mknod cannot be opened.
 - `--privileged`: every capability (CapEff = the host's bounding set), /proc/sys
-  and /sys writable. netkit's directories stay covered (a fresh mount namespace
+  and /sys writable, the host's /dev. netkit's directories stay covered (a fresh mount namespace
   copy), but with CAP_SYS_ADMIN the container can unmount the cover, mount
   devices, load modules: as with Docker, it is root on the node.
 """
@@ -178,10 +181,12 @@ def test_netkit_state_out_of_reach(node, net, netkit_dirs):
                   if stat.S_ISSOCK(os.lstat(os.path.join(dp, f)).st_mode)]
     assert agent_sock and os.path.exists(db)
     for path in (root, run, "/run/netns"):
+        # an empty cover, or not there at all (below the container's own /tmp or /run)
         code, out = _sh(node, "evil", f"ls -A {path}")
-        assert code == 0 and out.strip() == "", (path, out)                 # an empty cover
+        gone = "No such file" in out
+        assert code == 0 and out.strip() == "" or gone, (path, out)
         code, out = _sh(node, "evil", f"touch {path}/x")
-        assert code != 0 and "read-only" in out.lower(), (path, out)
+        assert code != 0 and ("read-only" in out.lower() or gone), (path, out)
     for path in (db, db + "-wal", os.path.join(vdir, "hosts"), os.path.join(vdir, "mnt"), *agent_sock):
         code, out = _sh(node, "evil", f"cat {path}; echo x >> {path}")
         assert code != 0, (path, out)
@@ -234,9 +239,11 @@ def test_privileged_grants(node, net, netkit_dirs):
     # writable /proc/sys (its own netns's) and /sys
     assert _sh(node, "pp", "echo 1 > /proc/sys/net/ipv4/ip_forward && cat /proc/sys/net/ipv4/ip_forward")[1].strip() == "1"
     assert _sysfs_options(node, "pp")[0] == "rw"
-    # netkit's state is covered at first; CAP_SYS_ADMIN may unmount the cover (Docker's
-    # --privileged is root on the node): shown here, in the container's own mount namespace
-    assert _sh(node, "pp", f"ls -A {root}")[1].strip() == ""
+    # netkit's state is covered at first (below the container's own /tmp, then an empty
+    # mount); CAP_SYS_ADMIN may unmount both (Docker's --privileged is root on the node):
+    # shown here, in the container's own mount namespace
+    assert "No such file" in _sh(node, "pp", f"ls -A {root}")[1]
+    assert _sh(node, "pp", f"umount /tmp && ls -A {root}")[1].strip() == ""
     code, out = _sh(node, "pp", f"umount {root} && ls -A {root}")
     assert code == 0 and out.strip(), out
     # the host's mount table is untouched
@@ -283,3 +290,114 @@ def test_symlink_and_ownership_refused(tmp_path):
         assert p.returncode != 0 and message in p.stderr, p.stderr
         assert len(p.stderr.strip().splitlines()) == 1, p.stderr
         assert not os.path.exists(os.path.join(rootdir, "netkit.db"))
+
+
+# Docker's /dev: these and nothing else (runc's default devices and symlinks; pts, shm mounts)
+DOCKER_DEV = {"core", "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin",
+              "stdout", "tty", "urandom", "zero"}
+
+
+def test_host_files_out_of_reach(node, net):
+    """System files are read-only; /etc, /var and /root take writes in the container's own
+    layer (an overlay, as Docker's writable layer): the host's files never change."""
+    node.run(ContainerSpec(name="ro", network="hn", command=("sleep", "infinity"), detach=True))
+    node.run(ContainerSpec(name="other", network="hn", command=("sleep", "infinity"), detach=True))
+    tag = f"netkit-ro-{os.getpid()}"
+    for path in (f"/usr/bin/{tag}", f"/usr/lib/{tag}", f"/home/{tag}"):
+        code, out = _sh(node, "ro", f"echo x > {path}")
+        assert code != 0 and "read-only" in out.lower(), (path, out)
+        assert not os.path.exists(path), path
+    for script in ("rm -f /usr/bin/sh", "ln -sf /x /usr/bin/sh", "chmod 777 /usr/bin"):
+        code, out = _sh(node, "ro", script)
+        assert code != 0 and "read-only" in out.lower(), (script, out)
+    passwd = open("/etc/passwd", "rb").read()
+    for path in (f"/etc/{tag}", f"/root/{tag}", f"/var/lib/{tag}", f"/etc/frr-{tag}/frr.conf"):
+        code, out = _sh(node, "ro", f"mkdir -p {os.path.dirname(path)} && echo mine > {path} && cat {path}")
+        assert code == 0 and out.strip() == "mine", (path, out)
+        assert not os.path.exists(path), path                              # not on the host
+        assert _sh(node, "other", f"cat {path}")[0] != 0, path              # nor in another
+    assert _sh(node, "ro", "echo evil:x:0:0::/:/bin/sh >> /etc/passwd && rm -f /etc/shadow")[0] == 0
+    assert open("/etc/passwd", "rb").read() == passwd and os.path.exists("/usr/bin/sh")
+    assert "evil" not in _sh(node, "other", "cat /etc/passwd")[1]
+    # the container's own files netkit rewrites stay its own (and writable, as in Docker)
+    assert _sh(node, "ro", "echo 10.9.9.9 extra >> /etc/hosts && grep -c extra /etc/hosts")[1].strip() == "1"
+    # a layered directory holding netkit's state shows it covered again
+    code, out = _sh(node, "ro", f"ls -A {node.root} 2>&1; mount | grep -c overlay")
+    assert out.split()[-1] == "3" and ("No such file" in out or len(out.split()) == 1), out
+
+
+def test_scratch_is_private(node, net):
+    node.run(ContainerSpec(name="s1", network="hn", command=("sleep", "infinity"), detach=True))
+    node.run(ContainerSpec(name="s2", network="hn", command=("sleep", "infinity"), detach=True))
+    tag = f"netkit-scratch-{os.getpid()}"
+    for d in ("/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm"):
+        code, out = _sh(node, "s1", f"echo mine > {d}/{tag} && cat {d}/{tag}")
+        assert code == 0 and out.strip() == "mine", (d, out)
+        assert not os.path.exists(f"{d}/{tag}"), d                         # not on the host
+        assert _sh(node, "s2", f"cat {d}/{tag}")[0] != 0, d                 # nor in another
+    # its scratch is its own: nosuid, nodev (a restart keeps it, as Docker's writable layer)
+    opts = {line.split()[1]: line.split()[3].split(",") for line in
+            _sh(node, "s1", "cat /proc/self/mounts")[1].splitlines()}
+    for d in ("/tmp", "/var/tmp", "/run", "/dev", "/dev/shm"):
+        assert {"nosuid", "nodev"} <= set(opts[d]), (d, opts[d])
+    node.restart("s1", timeout=0)
+    assert _sh(node, "s1", f"cat /tmp/{tag}")[1].strip() == "mine"
+
+
+def test_devices(node, net):
+    node.run(ContainerSpec(name="dv", network="hn", command=("sleep", "infinity"), detach=True))
+    code, out = _sh(node, "dv", "ls -A /dev")
+    assert code == 0 and set(out.split()) == DOCKER_DEV, out
+    code, out = _sh(node, "dv", "echo x > /dev/null && head -c 4 /dev/zero | wc -c && "
+                                "head -c 4 /dev/urandom | wc -c && readlink /dev/ptmx /dev/fd")
+    assert code == 0 and out.split() == ["4", "4", "pts/ptmx", "/proc/self/fd"], out
+    # a device node made with MKNOD (Docker's default caps) cannot be opened: the host's root
+    # disk, wherever the container can write
+    dev = os.stat("/").st_dev
+    mm = f"{os.major(dev)} {os.minor(dev)}"
+    for path in ("/tmp/disk", "/dev/shm/disk", "/run/disk", "/etc/disk", "/var/lib/disk"):
+        code, out = _sh(node, "dv", f"mknod {path} b {mm} && head -c 1 {path} | wc -c")
+        assert "Permission denied" in out and out.split()[-1] == "0", (path, out)
+    code, out = _sh(node, "dv", f"mknod /dev/disk b {mm}")
+    assert code != 0 and "read-only" in out.lower(), out
+    # a devpts instance of its own: the first pty is /dev/pts/0 whatever the host has open
+    script = "import os; m, s = os.openpty(); print(os.ttyname(s))"
+    code, out = node.exec_output("dv", [sys.executable, "-c", script], stderr=True)
+    assert code == 0 and out.strip() == "/dev/pts/0", out
+    # --privileged: the host's /dev (as in Docker), its own pts and shm still
+    node.run(ContainerSpec(name="pd", network="hn", command=("sleep", "infinity"), detach=True,
+                           privileged=True))
+    extra = sorted(set(os.listdir("/dev")) - DOCKER_DEV)
+    assert extra
+    code, out = _sh(node, "pd", "ls -A /dev")
+    assert code == 0 and set(extra) <= set(out.split()), out
+    code, out = node.exec_output("pd", [sys.executable, "-c", script], stderr=True)
+    assert code == 0 and out.strip() == "/dev/pts/0", out
+    tag = f"netkit-shm-{os.getpid()}"
+    assert _sh(node, "pd", f"echo x > /dev/shm/{tag}")[0] == 0 and not os.path.exists(f"/dev/shm/{tag}")
+
+
+def test_state_below_a_layered_directory_stays_hidden(tmp_path):
+    """netkit's default state root is /var/lib/netkit: /var's overlay shows the host's
+    directory itself, so the cover is made again on top of it."""
+    from netkit.kernel import mntns
+    run = str(tmp_path / "run")
+    state = f"/var/lib/netkit-hidden-test-{os.getpid()}"
+    os.makedirs(state, mode=0o700)
+    open(os.path.join(state, "secret"), "w").close()
+    template, path = os.path.join(run, "tpl"), os.path.join(run, "c1", "mnt")
+    os.makedirs(os.path.dirname(path))
+    try:
+        mntns.ensure_template(template, detach=[run], hide=[state, run])
+        mntns.create(path, template=template)
+        p = subprocess.run(["nsenter", f"--mount={path}", "sh", "-c",
+                            f"ls -A {state}; touch /var/lib/x-{os.getpid()} && echo wrote"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.stdout.split() == ["wrote"], p.stdout + p.stderr
+        assert not os.path.exists(f"/var/lib/x-{os.getpid()}")
+        assert os.listdir(os.path.join(run, "c1", "layer", "var", "upper", "lib")) == [f"x-{os.getpid()}"]
+    finally:
+        mntns.remove(path)
+        mntns.remove(template)
+        mntns.release_mount_point(run)
+        subprocess.run(["rm", "-rf", state], check=False)

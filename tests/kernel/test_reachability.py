@@ -9,35 +9,25 @@ router .1). On A: networks n1 and n2 (isolated from each other), an
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 
 import pytest
 
 from netkit.errors import Conflict
 from netkit.specs import ContainerSpec, NetworkSpec
+from tests.kernel import helpers
+from tests.kernel.helpers import PROBE, lan_pair, probe
 
 pytestmark = pytest.mark.root
-PROBE = [sys.executable, "-m", "netkit.testing.probe"]
 A_IP, B_IP = "192.168.77.10", "192.168.77.20"
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Two nodes on a LAN, networks and servers on A; removed at the end, also on failure."""
-    from netkit.engine import Engine
-    from tests.conftest import unique
-    base = tmp_path_factory.mktemp("reach")
-    root, run = str(base / "root"), str(base / "run")
-    host = Engine(root=root, run=run)
-    lan, a, b = unique("l"), unique("a"), unique("b")
-    engines = []
-    try:
-        host.create_lan(lan, "192.168.77.0/24", gateway="192.168.77.1")
-        host.create_node(a, lan=lan, ip=f"{A_IP}/24")
-        host.create_node(b, lan=lan, ip=f"{B_IP}/24")
-        ea, eb = Engine(a, root=root, run=run), Engine(b, root=root, run=run)
-        engines += [ea, eb]
+    with lan_pair(str(tmp_path_factory.mktemp("reach")), "192.168.77.0/24", "192.168.77.1",
+                  f"{A_IP}/24", f"{B_IP}/24") as world:
+        host, ea, eb, b = world["host"], world["a"], world["b"], world["B"]
         ea.create_network(NetworkSpec("n1", subnets=("10.81.1.0/24",)))
         ea.create_network(NetworkSpec("n2", subnets=("10.81.2.0/24",)))
         ea.create_network(NetworkSpec("ni", subnets=("10.81.3.0/24",), internal=True))
@@ -55,28 +45,11 @@ def world(tmp_path_factory):
         eb.exec("peer", ["sh", "-c", f"{' '.join(serve('udp', 9001))} >/dev/null 2>&1 &"])
         host.node_exec(b, ["ip", "route", "add", "10.81.0.0/16", "via", A_IP])
         time.sleep(0.5)                                  # servers listening
-        yield {"host": host, "a": ea, "b": eb, "A": a, "B": b}
-    finally:
-        for e in engines:
-            e.close()
-        for n in (a, b):
-            if any(x.name == n for x in host.nodes()):
-                host.remove_node(n, force=True)
-        if any(x.name == lan for x in host.lans()):
-            host.remove_lan(lan)
-        host.close()
-
-
-def probe(engine, ctr: str, proto: str, ip: str, port: int) -> str | None:
-    code, out = engine.exec_output(ctr, [*PROBE, "probe", proto, ip, str(port), "--timeout", "0.7"])
-    return out.strip() if code == 0 else None
+        yield world
 
 
 def probe_node(world, node: str, proto: str, ip: str, port: int) -> str | None:
-    out: list[bytes] = []
-    code = world["host"].node_exec(world[node], [*PROBE, "probe", proto, ip, str(port), "--timeout", "0.7"],
-                                   capture=out)
-    return b"".join(out).decode().strip() if code == 0 else None
+    return helpers.probe_node(world["host"], world[node], proto, ip, port)
 
 
 def ip_of(engine, name: str) -> str:

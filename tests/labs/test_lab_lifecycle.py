@@ -73,19 +73,30 @@ def test_restart_policies_keep_services_up(write, node, cli):
     empty(node)
 
 
-def test_stop_signal_and_grace_period_on_stop_and_down(write, node, tmp_path):
-    mark = tmp_path / "usr1"
+def test_stop_signal_and_grace_period_on_stop_and_down(write, node):
+    mark = "/root/usr1"         # in the container's own layer: read from the host once it stopped
     path = write("lab.yml", f"""
         name: sg
         services:
           usr1:
-            command: sh -c 'trap "echo got USR1 > {mark}; exit 7" USR1; trap "" TERM; while :; do sleep 0.05; done'
+            command: sh -c 'trap "echo got USR1 >> {mark}; exit 7" USR1; trap "" TERM; while :; do sleep 0.05; done'
             stop_signal: SIGUSR1
           stubborn: {{command: {STUBBORN}, stop_grace_period: 1s}}
           rounded: {{command: {STUBBORN}, stop_grace_period: 1500ms}}
           quick: {{command: {IDLE}}}
         """)
-    clock = Clock()
+    marks: list[str] = []
+
+    class Marks(Clock):
+        def __call__(self, ev) -> None:
+            super().__call__(ev)
+            if ev.kind == "Container" and ev.status == "Stopped" and ev.name == "sg-usr1-1":
+                mark = os.path.join(node.container_dir(ev.name), "layer", "root", "upper", "usr1")
+                if os.path.exists(mark):            # (not on the way up)
+                    with open(mark) as f:
+                        marks.append(f.read())
+
+    clock = Marks()
 
     def log(service: str) -> str:
         return dict((m.service, text) for m, text in lab.logs(service))[service]
@@ -97,19 +108,18 @@ def test_stop_signal_and_grace_period_on_stop_and_down(write, node, tmp_path):
         assert {s: (x.state, x.exit_code) for s, x in c.items()} == {
             "usr1": (State.EXITED, 7), "stubborn": (State.EXITED, 137), "rounded": (State.EXITED, 137),
             "quick": (State.EXITED, 143)}
-        assert mark.read_text() == "got USR1\n"                  # the stop signal, not SIGTERM
+        assert marks == ["got USR1\n"]                           # the stop signal, not SIGTERM
         took = clock.took
         assert 0.95 <= took["sg-stubborn-1"] < 2.5, took         # killed after its 1 s, not before
         assert 1.95 <= took["sg-rounded-1"] < 3.5, took          # 1500ms: Docker's whole seconds, up
         assert took["sg-usr1-1"] < 1.5 and took["sg-quick-1"] < 1.5, took
         assert "TERM ignored" in log("stubborn")
         # started again, then `down` stops them the same way before removing them
-        mark.unlink()
         lab.start()
         assert all(m.container.running for m in lab.ps())
         assert until(lambda: "ready" in log("stubborn").split("TERM ignored")[-1], 5)
         clock.took.clear()
-    assert mark.read_text() == "got USR1\n"
+    assert marks == ["got USR1\n", "got USR1\n" * 2]
     assert 0.95 <= clock.took["sg-stubborn-1"] < 2.5, clock.took
     empty(node)
 
@@ -184,13 +194,14 @@ def test_scale_down_stops_with_the_grace_period(write, node):
     empty(node)
 
 
-def test_one_shot_completes_after_a_restart(write, node, tmp_path):
-    count = tmp_path / "runs"
+def test_one_shot_completes_after_a_restart(write, node):
+    # /root/runs: in the container's own layer (host files are out of its reach), kept
+    # across its restarts
     path = write("lab.yml", f"""
         name: os
         services:
           init:
-            command: sh -c 'echo x >> {count}; [ "$$(wc -l < {count})" -ge 2 ]'
+            command: sh -c 'echo x >> /root/runs; [ "$$(wc -l < /root/runs)" -ge 2 ]'
             restart: on-failure
           app:
             command: {IDLE}
@@ -199,7 +210,8 @@ def test_one_shot_completes_after_a_restart(write, node, tmp_path):
     with Lab.load(path, engine=node) as lab:
         init = lab.container("init")
         assert (init.state, init.exit_code, init.restart_count) == (State.EXITED, 0, 1)
-        assert count.read_text() == "x\nx\n" and lab.container("app").running
+        count = os.path.join(node.runtime.container_dir(init.id), "layer", "root", "upper", "runs")
+        assert open(count).read() == "x\nx\n" and lab.container("app").running
     empty(node)
 
 

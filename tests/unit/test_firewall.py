@@ -41,6 +41,11 @@ CASES: dict[str, tuple[list[FwNetwork], list[FwPort]]] = {
         FwPort("tcp", LAN, 8443, "172.18.0.2", 443, N1.bridge),
     ]),
     "ipv6_subnet": ([FwNetwork("dual", "br-dual", ("10.60.0.0/24", "fd00:60::/64"))], []),
+    "published_ports_v6": ([FwNetwork("dual", "br-dual", ("10.60.0.0/24", "fd00:60::/64"))], [
+        FwPort("tcp", "0.0.0.0", 8080, "10.60.0.2", 80, "br-dual"),
+        FwPort("tcp", "::", 8080, "fd00:60::2", 80, "br-dual"),
+        FwPort("udp", "fd00:99::1", 5353, "fd00:60::3", 53, "br-dual"),
+    ]),
 }
 
 
@@ -148,6 +153,7 @@ def test_invalid_network(net):
     FwPort("tcp", "0.0.0.0", 0, "10.0.0.2", 80, "br"),
     FwPort("tcp", "0.0.0.0", 80, "10.0.0.2", 65536, "br"),
     FwPort("tcp", "::", 80, "10.0.0.2", 80, "br"),
+    FwPort("tcp", "0.0.0.0", 80, "fd00::2", 80, "br"),
     FwPort("tcp", "0.0.0.0", 80, "10.0.0.2; flush ruleset", 80, "br"),
     FwPort("tcp", "0.0.0.0", 80, "10.0.0.2", 80, "br x"),
 ])
@@ -185,3 +191,12 @@ def test_subnets_are_normalised():
     text = render([FwNetwork("x", "br", ("10.0.0.7/24", "fd00::7/64"), icc=False)], [])
     assert "ip saddr 10.0.0.0/24 " in text and "ip6 saddr fd00::/64 " in text
     assert "ip daddr 10.0.0.0/24 drop" in text and "ip6 daddr fd00::/64 drop" in text
+
+
+def test_ipv6_ports_need_no_route_localnet():
+    """IPv6 has no route_localnet: a `::` port is not reachable at ::1, nothing asks for it."""
+    port = FwPort("tcp", "::", 8080, "fd00:60::2", 80, "br-dual")
+    assert not needs_route_localnet([port])
+    text = render([FwNetwork("dual", "br-dual", ("fd00:60::/64",))], [port])
+    assert "ip6 daddr != ::1 tcp dport 8080 dnat ip6 to [fd00:60::2]:80" in text
+    assert "saddr 127.0.0.0/8" not in text
