@@ -129,6 +129,10 @@ class Containers:
             options["log_opts"] = dict(spec.log_opts)
         if spec.privileges():
             options["privileges"] = spec.privileges()
+        if spec.extra_hosts:
+            options["extra_hosts"] = [list(h) for h in spec.extra_hosts]
+        if spec.domainname:
+            options["domainname"] = spec.domainname
         if spec.publish or spec.expose:
             options["ports"] = {"publish": list(spec.publish), "publish_all": spec.publish_all,
                                 "expose": list(spec.expose)}
@@ -145,11 +149,26 @@ class Containers:
         if plan.own_netns:
             ctx.kernel.create_netns(plan.netns, NETNS_SYSCTLS,     # type: ignore[arg-type]
                                     uts=(os.path.join(d, "uts"), plan.hostname))
+            if spec.domainname:
+                from netkit.kernel import secretfs
+                secretfs.set_domainname(os.path.join(d, "uts"), spec.domainname)
         tx.insert_container(ctr)
         if plan.shared is None:
             self.write_files(ctx.kernel.journal, tx, ctr, [], {n.id: n for n in plan.networks})
         self.processes.make_mount_namespace(ctx.kernel, ctr)
+        if spec.secrets:
+            self._mount_secrets(ctr, spec, d)
         return ctr
+
+    def _mount_secrets(self, ctr: Container, spec: ContainerSpec, d: str) -> None:
+        """Compose's file secrets: copies in the container's dir, read-only on /run/secrets."""
+        from netkit.kernel import secretfs
+        path = self.processes.mnt_path(ctr)
+        if path is None:
+            raise InvalidArgument("secrets need a mount namespace of the container's own "
+                                  "(not host networking on the host)")
+        secretfs.write(os.path.join(d, "secrets"), spec.secrets)
+        secretfs.mount(path, os.path.join(d, "secrets"))
 
     # -- its networks: joined at start, left at stop ------------------------------------------
     def attach(self, tx: "Tx", ctx: DriverContext, ctr: Container) -> Container:
@@ -331,9 +350,12 @@ class Containers:
             nets = {ep.network_id: tx.network(ep.network_id) for ep in eps}    # type: ignore[misc]
         embedded = any(n.user_defined and drivers.get(n.driver).has_dns for n in nets.values())
         addrs = [a.split("/")[0] for ep in eps for a in (ep.ipv4, ep.ipv6) if a]
-        extra = planning.link_hosts(tx, eps, nets)
+        hosts: list = ctr.options.get("extra_hosts") or []      # type: ignore[assignment]
+        extra = [(ip, name) for name, ip in hosts]
+        extra += planning.link_hosts(tx, eps, nets)
+        domain = ctr.options.get("domainname")
         files = {
-            "hosts": sandbox.hosts_file(ctr.hostname, addrs, ipv6=any(ep.ipv6 for ep in eps), extra=extra),
+            "hosts": sandbox.hosts_file(f"{ctr.hostname}.{domain}" if domain else ctr.hostname, addrs, ipv6=any(ep.ipv6 for ep in eps), extra=extra),
             "resolv.conf": sandbox.resolv_conf(self.node_resolv(), embedded=embedded, dns=ctr.dns,
                                                fallback_public=not self.node.simulated),
             "hostname": ctr.hostname + "\n",

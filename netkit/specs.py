@@ -139,6 +139,9 @@ class ContainerSpec:
     privileged: bool = False           # --privileged
     user: str | None = None            # --user UID|NAME[:GID|GROUP]
     sysctls: dict[str, str] = field(default_factory=dict)     # --sysctl net.KEY=VALUE
+    extra_hosts: tuple[tuple[str, str], ...] = ()    # --add-host: (name, address) lines of /etc/hosts
+    domainname: str | None = None      # --domainname: the hosts line names HOSTNAME.DOMAINNAME
+    secrets: tuple[tuple[str, str, int], ...] = ()   # Compose: (host file, name in /run/secrets, mode)
 
     def __post_init__(self) -> None:
         _validate(self)

@@ -38,13 +38,15 @@ def project_options(fn: Callable | None = None, *, short_file: bool = True) -> C
                   help="Variables for interpolation [default: .env beside the file].")
     @click.option("--compatibility", is_flag=True, default=None,
                   help="Name containers <project>_<service>_<n> (Compose v1).")
+    @click.option("--profile", "profiles", multiple=True, metavar="PROFILE",
+                  help="Enable services of this profile [default: $COMPOSE_PROFILES].")
     @functools.wraps(fn)
     def wrapper(*args: Any, files: tuple[str, ...], project: str | None, env_files: tuple[str, ...],
-                compatibility: bool | None, **kwargs: Any) -> Any:
+                compatibility: bool | None, profiles: tuple[str, ...], **kwargs: Any) -> Any:
         ctx = click.get_current_context()
         merged = dict(ctx.meta.get(_OPTS) or {})
         for key, value in (("files", files), ("project", project), ("env_files", env_files),
-                           ("compatibility", compatibility)):
+                           ("compatibility", compatibility), ("profiles", profiles)):
             if value:
                 merged[key] = value
         ctx.meta[_OPTS] = merged
@@ -97,7 +99,7 @@ class Reporter:
 
 
 def _open(*, need_file: bool = True, scale: dict[str, int] | None = None,
-          quiet: bool = False) -> "Lab":
+          quiet: bool = False, enable: tuple[str, ...] = ()) -> "Lab":
     """The Lab of this invocation (from the file, or by project name for ps/down/logs)."""
     from netkit.errors import InvalidArgument
     from netkit.labs.project import find_files
@@ -115,7 +117,7 @@ def _open(*, need_file: bool = True, scale: dict[str, int] | None = None,
     common = dict(engine=engine(), compatibility=bool(opts.get("compatibility")), on_event=reporter)
     if files:
         the_lab = Lab.load(files, project=opts.get("project"), env_files=opts.get("env_files") or (),
-                           scale=scale, **common)
+                           scale=scale, profiles=opts.get("profiles") or (), enable=enable, **common)
     else:
         the_lab = Lab(None, name=opts["project"], **common)
     ctx.call_on_close(the_lab.close)
@@ -156,7 +158,7 @@ def up(scales: tuple[str, ...], detach: bool, no_deps: bool, services: tuple[str
       netkit lab down
     """
     scale = _counts(scales, "--scale")
-    the_lab = _open(scale=scale)
+    the_lab = _open(scale=scale, enable=services)        # a named service runs whatever its profiles
     the_lab.up(list(services), scale=scale, no_deps=no_deps)
     if detach:
         return
@@ -258,7 +260,7 @@ def config(what: str | None, quiet: bool, fmt: str) -> None:
     from netkit.labs.project import find_files, load_project
     opts = click.get_current_context().meta.get(_OPTS) or {}
     project = load_project(list(opts.get("files") or ()) or find_files(), project=opts.get("project"),
-                           env_files=opts.get("env_files") or ())
+                           env_files=opts.get("env_files") or (), profiles=opts.get("profiles") or ())
     for w in project.warnings:
         click.echo(f"WARN {w}", err=True)
     if quiet:
@@ -305,6 +307,7 @@ def exec_(index: int | None, service: str, command: tuple[str, ...]) -> None:
 def logs(follow: bool, no_prefix: bool, services: tuple[str, ...]) -> None:
     """Show the output of the lab's containers."""
     the_lab = _open(need_file=False, quiet=True)
+    _known_services(the_lab, services)
     if follow:
         try:
             _follow(the_lab, services, prefix=not no_prefix, until_exit=False)
@@ -317,6 +320,16 @@ def logs(follow: bool, no_prefix: bool, services: tuple[str, ...]) -> None:
             continue
         for line in text.splitlines():
             click.echo(line if no_prefix else f"{m.name.ljust(width)} | {line}")
+
+
+def _known_services(the_lab: "Lab", services: tuple[str, ...]) -> None:
+    """Compose's check of service arguments: the file's services (else the running ones)."""
+    from netkit.errors import InvalidArgument
+    known = set(the_lab.project.services) if the_lab.project is not None else {
+        m.service for m in the_lab.ps()}
+    for name in services:
+        if name not in known:
+            raise InvalidArgument(f"no such service: {name}")
 
 
 def _follow(the_lab: "Lab", services: tuple[str, ...] | None, *, prefix: bool, until_exit: bool) -> None:

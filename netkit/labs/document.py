@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from netkit.labs import checks
-from netkit.labs.schema import (IMAGES, LAN, NAME, NETWORK, NODE, NODE_HINT, NODE_NAME, SERVICE,
+from netkit.labs.schema import (IMAGES, KV, LAN, RUNTIME, NAME, NETWORK, NODE, NODE_HINT, NODE_NAME, SERVICE,
                                 Anything, Ctx, Custom, Either, Ignored, List, Map, Obj, Str,
-                                Unsupported, got)
+                                Bool, got)
 from netkit.labs.source import Path
 
 
@@ -21,6 +21,13 @@ def _check_list(value: Any, path: Path, ctx: Ctx) -> Any:
         raise ctx.fail(path, f"expected a list of checks, got {got(value)}")
     return [checks.parse(item, path + (i,), ctx) for i, item in enumerate(value)]
 
+
+SECRET = Obj({"file": Str(), "environment": Str(), "content": Str(), "name": Str(),
+              "external": Either(Bool(), Obj({"name": Str()})), "labels": KV,
+              "driver": Ignored(RUNTIME), "driver_opts": Ignored(RUNTIME),
+              "template_driver": Ignored(RUNTIME)})
+INCLUDE = Either(Str(), Obj({"path": Either(Str(), List(Str())), "project_directory": Str(),
+                             "env_file": Either(Str(), List(Str()))}, required=("path",)))
 
 X_NETKIT = Obj({
     "lans": Map(LAN, NODE_NAME, NODE_HINT),
@@ -36,7 +43,8 @@ TOP = Obj({
     "version": Anything(),                        # obsolete in Compose; accepted silently
     "services": Map(SERVICE, NAME, "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
     "networks": Map(NETWORK, NAME, "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
-    "volumes": Ignored(IMAGES), "configs": Unsupported(), "secrets": Unsupported(),
-    "include": Unsupported(), "models": Unsupported(),
+    "volumes": Ignored(IMAGES), "configs": Ignored(RUNTIME), "models": Ignored(RUNTIME),
+    "secrets": Map(SECRET, NAME, "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
+    "include": List(INCLUDE),
     "x-netkit": X_NETKIT,
 })

@@ -69,6 +69,10 @@ class Service:
     privileged: bool = False
     user: str | None = None
     sysctls: dict[str, str] = field(default_factory=dict)
+    extra_hosts: tuple[str, ...] = ()            # "host=ip" lines of /etc/hosts (Compose's form)
+    domainname: str | None = None
+    profiles: tuple[str, ...] = ()
+    secrets: tuple[tuple[str, str, int], ...] = ()   # (host file, target in the container, mode)
 
     @property
     def stop_timeout(self) -> int | None:

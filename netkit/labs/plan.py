@@ -118,7 +118,10 @@ def container_spec(project: "Project", service: "Service", number: int, *,
                   restart=service.restart, stop_signal=service.stop_signal,
                   stop_timeout=service.stop_timeout, cap_add=service.cap_add,
                   cap_drop=service.cap_drop, privileged=service.privileged, user=service.user,
-                  sysctls=dict(service.sysctls))
+                  sysctls=dict(service.sysctls), domainname=service.domainname,
+                  secrets=tuple((f, t[len("/run/secrets/"):], m) for f, t, m in service.secrets),
+                  extra_hosts=tuple(tuple(h.split("=", 1)) for h in service.extra_hosts
+                                    if not h.endswith("=host-gateway")))
     if mode is not None:
         if mode.startswith("service:"):
             other = project.services[mode.split(":", 1)[1]]

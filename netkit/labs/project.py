@@ -11,7 +11,10 @@ Compose's rules applied here:
   join ``default`` (``<project>_default``);
 - ``links`` and ``network_mode: service:x`` imply ``depends_on``;
 - several ``-f`` files merge: mappings key by key, lists replaced, except
-  ``ports``, ``expose``, ``dns``, ``links`` and checks, which are appended.
+  ``ports``, ``expose``, ``dns``, ``links``, ``extra_hosts``, ``env_file``,
+  ``secrets`` and checks, which are appended (netkit/labs/compose.py reads
+  each file: ``include``, ``extends``, ``env_file``, ``profiles`` ...);
+- services whose ``profiles`` are all inactive are left out.
 """
 
 from __future__ import annotations
@@ -19,13 +22,13 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from typing import Any, Iterable, Mapping, Sequence
+from typing import AbstractSet, Any, Iterable, Mapping, Sequence
 
 from netkit.errors import InvalidArgument
-from netkit.labs import document, schema
+from netkit.labs import compose, schema
 from netkit.labs.model import (Dependency, Healthcheck, IpamConfig, LanDef, NetworkDef, NodeDef,
                                Project, Service, ServiceNetwork)
-from netkit.labs.source import LabFileError, Where, interpolate, load_env, parse_yaml, read_text
+from netkit.labs.source import LabFileError, Where, load_env
 
 __all__ = ["load_project", "find_files", "order", "Project", "Service", "NetworkDef", "Healthcheck",
            "ServiceNetwork", "Dependency", "IpamConfig", "LanDef", "NodeDef", "DEFAULT_FILES"]
@@ -50,8 +53,11 @@ def find_files(workdir: str | None = None) -> list[str]:
 
 def load_project(files: str | Sequence[str] | None = None, *, project: str | None = None,
                  env_files: Iterable[str] = (), environ: Mapping[str, str] | None = None,
-                 scale: Mapping[str, int] | None = None) -> Project:
-    """Read, interpolate, validate and normalize lab files into a Project."""
+                 scale: Mapping[str, int] | None = None,
+                 profiles: Sequence[str] | None = None, enable: Iterable[str] = ()) -> Project:
+    """Read, interpolate, validate and normalize lab files into a Project. `profiles`: the
+    active Compose profiles (default: $COMPOSE_PROFILES); other profiled services are left out,
+    except those in `enable` (named on the command line, as Compose starts them)."""
     if isinstance(files, str):
         files = [files]
     files = list(files or find_files())
@@ -62,68 +68,13 @@ def load_project(files: str | Sequence[str] | None = None, *, project: str | Non
     where = Where(default_file=files[0])
     ctx = schema.Ctx(where, warnings)
     for path in files:
-        raw, spots = parse_yaml(read_text(path), path)
-        if raw is None or raw == {}:
-            raise LabFileError("empty compose file", path)
-        raw = interpolate(raw, env, spots, warnings)
-        one = schema.Ctx(spots, warnings)
-        one.ignored = ctx.ignored
-        checked = document.TOP.check(raw, (), one)
-        _to_map_forms(checked, spots)
-        merged = _merge(merged, checked, ())
+        checked, spots = compose.load_file(path, env, warnings, ctx)
+        merged = compose.merge(merged, checked, ())
         where.update(spots)
     for key, paths in ctx.ignored.items():
-        warnings.append(f"{', '.join(paths)}: ignored ({_why_ignored(key)})")
-    return _normalize(merged, files, workdir, env, project, where, warnings, scale or {})
-
-
-def _why_ignored(key: str) -> str:
-    return schema.IMAGES
-
-
-_APPEND = {"ports", "expose", "dns", "links", "checks"}
-
-
-def _merge(base: Any, over: Any, path: tuple) -> Any:
-    if isinstance(base, dict) and isinstance(over, dict):
-        out = dict(base)
-        for k, v in over.items():
-            out[k] = _merge(base[k], v, path + (k,)) if k in base else v
-        return out
-    if isinstance(base, list) and isinstance(over, list) and path and path[-1] in _APPEND:
-        return base + [v for v in over if v not in base]
-    return over
-
-
-def _to_map_forms(data: dict, where: Where) -> None:
-    """List forms of networks / depends_on / environment / labels -> mappings (before merging)."""
-    for name, svc in (data.get("services") or {}).items():
-        base = ("services", name)
-        if isinstance(svc.get("networks"), list):
-            for i, net in enumerate(svc["networks"]):
-                where.move(base + ("networks", i), base + ("networks", net))
-            svc["networks"] = {net: None for net in svc["networks"]}
-        if isinstance(svc.get("depends_on"), list):
-            for i, dep in enumerate(svc["depends_on"]):
-                where.move(base + ("depends_on", i), base + ("depends_on", dep))
-            svc["depends_on"] = {dep: {"condition": "service_started"} for dep in svc["depends_on"]}
-        for key in ("environment", "labels", "sysctls"):
-            if isinstance(svc.get(key), list):
-                svc[key] = _kv_list(svc[key], base + (key,), where)
-    for name, net in (data.get("networks") or {}).items():
-        if net and isinstance(net.get("labels"), list):
-            net["labels"] = _kv_list(net["labels"], ("networks", name, "labels"), where)
-
-
-def _kv_list(items: list[str], path: tuple, where: Where) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for i, item in enumerate(items):
-        key, sep, value = item.partition("=")
-        if not key:
-            raise where.error(path + (i,), f'invalid entry "{item}": the name is empty')
-        where.move(path + (i,), path + (key,))
-        out[key] = value if sep else None
-    return out
+        warnings.append(f"{', '.join(paths)}: ignored ({ctx.why.get(key, schema.IMAGES)})")
+    return _normalize(merged, files, workdir, env, project, where, warnings, scale or {},
+                      compose.active_profiles(profiles, env), set(enable))
 
 
 # -- normalization -----------------------------------------------------------------------
@@ -150,7 +101,8 @@ def _project_name(given: str | None, data: dict, env: Mapping[str, str], workdir
 
 def _normalize(data: dict, files: list[str], workdir: str, env: Mapping[str, str],
                given: str | None, where: Where, warnings: list[str],
-               scale: Mapping[str, int]) -> Project:
+               scale: Mapping[str, int], profiles: AbstractSet[str] = frozenset(),
+               enable: AbstractSet[str] = frozenset()) -> Project:
     name = _project_name(given, data, env, workdir, where)
     xn = data.get("x-netkit") or {}
     lans = {k: LanDef(k, v.get("name") or k, v["subnet"], v.get("gateway"), bool(v.get("external")))
@@ -168,16 +120,30 @@ def _normalize(data: dict, files: list[str], workdir: str, env: Mapping[str, str
         nodes[k] = NodeDef(k, v.get("name") or k, lan, v.get("ip"), v.get("gateway"),
                            tuple([dns] if isinstance(dns, str) else dns), bool(v.get("external")))
 
-    raw_services = data.get("services") or {}
+    raw_services = {k: v for k, v in (data.get("services") or {}).items()
+                    if k in enable or compose.enabled(v, profiles)}
     raw_networks = dict(data.get("networks") or {})
-    uses_default = any(not s.get("networks") and not s.get("network_mode") for s in raw_services.values())
+    uses_default = any((not s.get("networks") and not s.get("network_mode"))
+                       or "default" in (s.get("networks") or {}) for s in raw_services.values())
     if uses_default and "default" not in raw_networks:
         raw_networks["default"] = {}
-    networks = {k: _network(name, k, v or {}, where, nodes) for k, v in raw_networks.items()}
+    errors: list[Exception] = []                     # every network's and service's at once
+    networks = {}
+    for k, v in raw_networks.items():
+        try:
+            networks[k] = _network(name, k, v or {}, where, nodes)
+        except LabFileError as exc:
+            errors.append(exc)
+    compose.combine(errors)
 
     services: dict[str, Service] = {}
     for sname, raw in raw_services.items():
-        services[sname] = _service(sname, raw, networks, nodes, env, where, scale)
+        try:
+            services[sname] = _service(sname, raw, networks, nodes, env, where, scale,
+                                       data.get("secrets") or {})
+        except LabFileError as exc:                   # every service's errors at once
+            errors.append(exc)
+    compose.combine(errors)
     for sname in scale:
         if sname not in services:
             raise InvalidArgument(f"no such service: {sname}")
@@ -334,7 +300,8 @@ def _port(value: Any, path: tuple, where: Where) -> str:
 
 
 def _service(name: str, raw: dict, networks: dict[str, NetworkDef], nodes: dict[str, NodeDef],
-             env: Mapping[str, str], where: Where, scale: Mapping[str, int]) -> Service:
+             env: Mapping[str, str], where: Where, scale: Mapping[str, int],
+             secrets: Mapping[str, dict] | None = None) -> Service:
     from netkit.ports import parse_expose
     base = ("services", name)
     replicas = raw.get("scale")
@@ -360,10 +327,13 @@ def _service(name: str, raw: dict, networks: dict[str, NetworkDef], nodes: dict[
                 if raw.get(key):
                     raise where.error(base + (key,), f"conflicting options: {key} and network_mode {mode}")
     nets = []
+    mac = raw.get("mac_address")                     # service-level: on its first network
     for key in sorted(raw.get("networks") or ({"default": None} if mode is None else {})):
         if key not in networks:
             raise where.error(base + ("networks", key), f'service "{name}" refers to undefined network {key}')
         cfg = (raw.get("networks") or {}).get(key) or {}
+        if mac and not nets:
+            cfg = {**cfg, "mac_address": cfg.get("mac_address") or mac}
         if (cfg.get("ipv4_address") or cfg.get("ipv6_address") or cfg.get("mac_address")) and replicas > 1:
             raise where.error(base + ("networks", key), "a static address cannot be shared by "
                               f"{replicas} replicas")
@@ -387,14 +357,14 @@ def _service(name: str, raw: dict, networks: dict[str, NetworkDef], nodes: dict[
     implied = [t for t, _ in links] + ([mode.split(":", 1)[1]] if mode and mode.startswith("service:") else [])
     deps += [Dependency(t) for t in dict.fromkeys(implied) if t not in have]
     dns = raw.get("dns") or ()
-    environment = {k: (v if v is not None else env.get(k)) for k, v in (raw.get("environment") or {}).items()}
     node = (raw.get("x-netkit") or {}).get("node")
     if node is not None:
         node = nodes[node].name if node in nodes else node
         if not re.match(schema.NODE_NAME, node):
             raise where.error(base + ("x-netkit", "node"), f'invalid node name "{node}": {schema.NODE_HINT}')
     return Service(
-        name=name, command=_command(raw.get("command"), base + ("command",), where),
+        name=name, command=compose.command_line(raw, _command(raw.get("command"), base + ("command",), where),
+                                                base + ("entrypoint",), where),
         container_name=raw.get("container_name"), hostname=raw.get("hostname"),
         networks=tuple(nets), network_mode=mode,
         ports=tuple(_port(p, base + ("ports", i), where) for i, p in enumerate(raw.get("ports") or ())),
@@ -402,15 +372,19 @@ def _service(name: str, raw: dict, networks: dict[str, NetworkDef], nodes: dict[
         depends_on=tuple(deps),
         healthcheck=_healthcheck(raw.get("healthcheck"), base + ("healthcheck",), where),
         replicas=replicas,
-        environment={k: v for k, v in environment.items() if v is not None},
+        environment=compose.environment(raw, env, base, where),
         labels={k: v or "" for k, v in (raw.get("labels") or {}).items()},
-        node=node, restart=_restart(raw.get("restart"), base + ("restart",), where),
+        node=node, restart=_restart(raw.get("restart") or compose.deploy_restart(raw),
+                                    base + ("restart",), where),
         stop_signal=_stop_signal(raw.get("stop_signal"), base + ("stop_signal",), where),
         stop_grace_period=raw.get("stop_grace_period"),
         cap_add=tuple(raw.get("cap_add") or ()), cap_drop=tuple(raw.get("cap_drop") or ()),
         privileged=bool(raw.get("privileged")),
         user=None if raw.get("user") is None else str(raw["user"]),
-        sysctls={k: "" if v is None else str(v) for k, v in (raw.get("sysctls") or {}).items()})
+        sysctls={k: "" if v is None else str(v) for k, v in (raw.get("sysctls") or {}).items()},
+        extra_hosts=tuple(raw.get("extra_hosts") or ()), domainname=raw.get("domainname"),
+        profiles=tuple(raw.get("profiles") or ()),
+        secrets=compose.secrets(raw, secrets or {}, base, where))
 
 
 _RESTART_ALIASES = {"none": "no", "any": "always"}      # Compose maps deploy's names too

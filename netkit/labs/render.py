@@ -38,7 +38,9 @@ def service_dict(s: "Service") -> dict[str, Any]:
         "restart": s.restart if s.restart != "no" else None, "stop_signal": s.stop_signal,
         "stop_grace_period": None if s.stop_grace_period is None else format_duration(s.stop_grace_period),
         "cap_add": list(s.cap_add), "cap_drop": list(s.cap_drop), "privileged": s.privileged or None,
-        "user": s.user, "sysctls": dict(s.sysctls),
+        "user": s.user, "sysctls": dict(s.sysctls), "extra_hosts": list(s.extra_hosts),
+        "domainname": s.domainname, "profiles": list(s.profiles),
+        "secrets": [{"source": f, "target": t, "mode": oct(m)} for f, t, m in s.secrets],
     })
     out["scale"] = s.replicas
     if s.node:

@@ -120,9 +120,13 @@ class Lab:
              node: str | None = None, *, engine: "Engine | None" = None, root: str | None = None,
              run: str | None = None, env_files: Iterable[str] = (), compatibility: bool = False,
              scale: dict[str, int] | None = None,
-             on_event: Callable[[Event], None] | None = None) -> "Lab":
-        """Read a lab file (or several, merged) for `node` (default: $NETKIT_NODE, else the host)."""
-        p = load_project(path, project=project, env_files=env_files, scale=scale)
+             on_event: Callable[[Event], None] | None = None,
+             profiles: Sequence[str] | None = None, enable: Sequence[str] = ()) -> "Lab":
+        """Read a lab file (or several, merged) for `node` (default: $NETKIT_NODE, else the host);
+        `profiles`: the active Compose profiles (default: $COMPOSE_PROFILES); `enable`: services
+        loaded whatever their profiles (those `up` names)."""
+        p = load_project(path, project=project, env_files=env_files, scale=scale, profiles=profiles,
+                         enable=enable)
         return cls(p, engine=engine, node=node, root=root, run=run, compatibility=compatibility,
                    on_event=on_event)
 

@@ -14,7 +14,7 @@ import difflib
 import re
 from typing import Any, Callable
 
-from netkit.labs.source import Path, Where
+from netkit.labs.source import LabFileError, Path, Where
 
 
 def got(value: Any) -> str:
@@ -34,10 +34,12 @@ def got(value: Any) -> str:
 class Ctx:
     """What a checker needs besides the value: positions, and where warnings go."""
 
-    def __init__(self, where: Where, warnings: list[str] | None = None) -> None:
-        self.where = where
+    def __init__(self, where: Where, warnings: list[str] | None = None, *, collect: bool = False) -> None:
+        self.where, self.collect = where, collect     # collect: Obj keeps checking after an error
         self.warnings = warnings if warnings is not None else []
         self.ignored: dict[str, list[str]] = {}      # key -> paths (one warning per key)
+        self.why: dict[str, str] = {}                # key -> why it is ignored
+        self.errors: list[Exception] = []            # every error of the file (Obj collects them)
 
     def fail(self, path: Path, message: str) -> Exception:
         return self.where.error(path, message)
@@ -235,6 +237,7 @@ class Ignored(T):
 
     def check(self, value, path, ctx):
         ctx.ignored.setdefault(str(path[-1]), []).append(".".join(map(str, path)))
+        ctx.why[str(path[-1])] = self.why
         return None
 
 
@@ -260,8 +263,18 @@ class Obj(T):
             spec = self.fields.get(k)
             if spec is None:
                 near = difflib.get_close_matches(k, list(self.fields), n=1, cutoff=0.7)
-                raise ctx.fail(path + (k,), "unknown key" + (f' (did you mean "{near[0]}"?)' if near else ""))
-            checked = spec.check(v, path + (k,), ctx)
+                err = ctx.fail(path + (k,), "unknown key" + (f' (did you mean "{near[0]}"?)' if near else ""))
+                if not ctx.collect:
+                    raise err
+                ctx.errors.append(err)
+                continue
+            try:
+                checked = spec.check(v, path + (k,), ctx)
+            except LabFileError as exc:               # collecting: the next keys are checked too
+                if not ctx.collect:
+                    raise
+                ctx.errors.append(exc)
+                continue
             if not isinstance(spec, Ignored):
                 out[k] = checked
         for k in self.required:
@@ -375,16 +388,24 @@ DEPENDS_ON = Either(List(Str(), unique=True), Map(Obj({
     "restart": Bool(), "required": Bool(),
 }, null_ok=True)))
 
-_UNSUPPORTED_SERVICE_KEYS = (
+# keys that need images, a full runtime or resource control: accepted with a warning
+RUNTIME = "netkit runs host commands in namespaces, without a container runtime"
+_RUNTIME_SERVICE_KEYS = (
     "annotations attach blkio_config cgroup cgroup_parent configs cpu_count "
     "cpu_percent cpu_period cpu_quota cpu_rt_period cpu_rt_runtime cpu_shares cpus cpuset "
-    "credential_spec develop device_cgroup_rules devices dns_opt dns_search domainname "
-    "entrypoint env_file external_links extends extra_hosts gpus group_add init ipc isolation "
-    "label_file logging mac_address mem_limit mem_reservation mem_swappiness memswap_limit "
+    "credential_spec develop device_cgroup_rules devices dns_opt dns_search "
+    "external_links gpus group_add init ipc isolation "
+    "label_file logging mem_limit mem_reservation mem_swappiness memswap_limit "
     "models oom_kill_disable oom_score_adj pid pids_limit platform post_start pre_stop "
-    "profiles provider pull_policy read_only runtime secrets security_opt "
+    "provider pull_policy read_only runtime security_opt "
     "shm_size stdin_open storage_opt tmpfs tty ulimits "
     "use_api_socket userns_mode uts volumes_from working_dir").split()
+
+ENV_FILE = Either(Str(), List(Either(Str(), Obj({"path": Str(), "required": Bool(), "format": Str()},
+                                                required=("path",)))))
+SERVICE_SECRET = Either(Str(), Obj({"source": Str(), "target": Str(), "uid": Scalar(), "gid": Scalar(),
+                                    "mode": Either(Int(minimum=0), Str())}, required=("source",)))
+EXTRA_HOSTS = Either(List(Str()), Map(Either(Str(), List(Str()))))
 
 SERVICE = Obj({
     "command": Either(Str(), List(Scalar())),
@@ -403,17 +424,26 @@ SERVICE = Obj({
     "stop_signal": Str(),
     "stop_grace_period": Duration(),
     "deploy": Obj({"replicas": Int(minimum=0), "mode": Enum("replicated"),
-                   "resources": Unsupported(), "placement": Unsupported(),
-                   "restart_policy": Unsupported(), "update_config": Unsupported(),
-                   "rollback_config": Unsupported(), "labels": Unsupported(),
-                   "endpoint_mode": Unsupported()}),
+                   "restart_policy": Obj({"condition": Enum("none", "on-failure", "any"),
+                                          "max_attempts": Int(minimum=0), "delay": Ignored(RUNTIME),
+                                          "window": Ignored(RUNTIME)}),
+                   **{k: Ignored(RUNTIME) for k in ("resources", "placement",
+                                                    "update_config", "rollback_config", "labels",
+                                                    "endpoint_mode")}}, null_ok=True),
     "environment": KV,
     "labels": KV,
     "cap_add": List(Str()), "cap_drop": List(Str()), "privileged": Bool(),
     "user": Either(Str(), Int(minimum=0)), "sysctls": KV,
+    "entrypoint": Either(Null(), Str(), List(Scalar())),
+    "env_file": ENV_FILE,
+    "extra_hosts": EXTRA_HOSTS,
+    "profiles": List(Str(), unique=True),
+    "extends": Either(Str(), Obj({"service": Str(), "file": Str()}, required=("service",))),
+    "domainname": Str(), "mac_address": Str(),
+    "secrets": List(SERVICE_SECRET),
     "x-netkit": Obj({"node": Str()}, extensions=False),
     "image": Ignored(IMAGES), "build": Ignored(IMAGES), "volumes": Ignored(IMAGES),
-    **{k: Unsupported() for k in _UNSUPPORTED_SERVICE_KEYS},
+    **{k: Ignored(RUNTIME) for k in _RUNTIME_SERVICE_KEYS},
 })
 
 IPAM_CONFIG = Obj({"subnet": Str(), "ip_range": Str(), "gateway": Str(),

@@ -6,7 +6,8 @@ from, so every later error can name both.
 
 Scalars follow YAML 1.2's core schema, as Compose (yaml.v3) does, not
 PyYAML's YAML 1.1: ``yes``/``on`` stay strings and ``22:22`` is not the
-sexagesimal integer 1342. Duplicate keys are errors. Anchors, aliases and
+sexagesimal integer 1342; like yaml.v3, ``0440`` is still octal (file modes).
+Duplicate keys are errors. Anchors, aliases and
 ``<<`` merge keys work.
 """
 
@@ -87,6 +88,7 @@ _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _INT = re.compile(r"^[-+]?[0-9]+$")
 _OCT = re.compile(r"^0o[0-7]+$")
+_OCT_C = re.compile(r"^0[0-7]+$")          # yaml.v3 reads 0440 as octal (file modes), as Compose does
 _HEX = re.compile(r"^0x[0-9a-fA-F]+$")
 _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -102,6 +104,8 @@ def _scalar(loader: _Loader, node: yaml.ScalarNode) -> Any:
         return None
     if text in _BOOL:
         return _BOOL[text]
+    if _OCT_C.match(text):
+        return int(text, 8)
     if _INT.match(text):
         return int(text)
     if _OCT.match(text):

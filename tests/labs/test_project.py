@@ -35,7 +35,8 @@ def error_of(path: str, **kw) -> str:
     ("services:\n  web:\n    depends_on:\n      db:\n        condition: service_ready\n", 5,
      "services.web.depends_on.db.condition: expected one of service_started, service_healthy, "
      'service_completed_successfully, got "service_ready"'),
-    ("services:\n  web:\n    read_only: true\n", 3, "services.web.read_only: not supported by netkit"),
+    ("services:\n  web:\n    networks:\n      default:\n        priority: 1\n", 5,
+     "services.web.networks.default.priority: not supported by netkit"),
     ("services:\n  web:\n    restart: sometimes\n", 3, "services.web.restart: invalid restart policy 'sometimes'"),
     ("services:\n  web:\n    restart: always:3\n", 3, "services.web.restart: invalid restart policy: maximum "
                                                         "retry count can only be used with 'on-failure'"),
