@@ -350,7 +350,7 @@ class Containers:
             nets = {ep.network_id: tx.network(ep.network_id) for ep in eps}    # type: ignore[misc]
         embedded = any(n.user_defined and drivers.get(n.driver).has_dns for n in nets.values())
         addrs = [a.split("/")[0] for ep in eps for a in (ep.ipv4, ep.ipv6) if a]
-        hosts: list = ctr.options.get("extra_hosts") or []      # type: ignore[assignment]
+        hosts: list[tuple[str, str]] = ctr.options.get("extra_hosts") or []
         extra = [(ip, name) for name, ip in hosts]
         extra += planning.link_hosts(tx, eps, nets)
         domain = ctr.options.get("domainname")

@@ -60,7 +60,8 @@ def _ipv6_ports(tx: "Tx", bridges: dict[str, str]) -> list:
     """Docker's ``[::]`` binding of each port published without a host IP, when the
     container's endpoint on the port's network has an IPv6 address (dual stack)."""
     from netkit.firewall import FwPort
-    six = {(ep.container_id, ep.network_id): ep.ipv6_address for ep in tx.endpoints() if ep.ipv6}
+    six = {(ep.container_id, ep.network_id): ep.ipv6_address for ep in tx.endpoints()
+           if ep.ipv6_address}
     return [FwPort(proto=pm.proto, host_ip="::", host_port=pm.host_port,
                    container_ip=six[(cid, pm.network_id)], container_port=pm.container_port,
                    bridge=bridges[pm.network_id])

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 
-def _seq(owner: str, name: str, value: object, item: type, what: str) -> tuple[Any, ...]:
+def _seq(owner: str, name: str, value: object, item: type | tuple[type, ...], what: str) -> tuple[Any, ...]:
     if isinstance(value, (str, bytes)):
         raise InvalidArgument(f"{owner}: {name} must be a sequence of {what}, not a string")
     if not isinstance(value, (list, tuple)):
@@ -29,6 +29,24 @@ def _seq(owner: str, name: str, value: object, item: type, what: str) -> tuple[A
             raise InvalidArgument(f"{owner}: {name} must be a sequence of {what}, "
                                   f"not one holding {type(v).__name__} {v!r}")
     return tuple(value)
+
+
+# tuple-of-records fields: their item types and how a message names one
+_RECORDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "tuple[tuple[str, str], ...]": ((str, str), "(name, address) pairs"),
+    "tuple[tuple[str, str, int], ...]": ((str, str, int), "(file, target, mode) triples"),
+}
+
+
+def _records(owner: str, name: str, value: object, kinds: tuple[type, ...],
+             what: str) -> tuple[Any, ...]:
+    items = _seq(owner, name, value, (list, tuple), what)
+    for v in items:
+        if len(v) != len(kinds) or not all(isinstance(x, k) and not (k is int and isinstance(x, bool))
+                                           for x, k in zip(v, kinds)):
+            raise InvalidArgument(f"{owner}: {name} must be a sequence of {what}, not one "
+                                  f"holding {v!r}")
+    return tuple(tuple(v) for v in items)
 
 
 def _validate(spec: "DataclassInstance") -> None:
@@ -47,6 +65,9 @@ def _validate(spec: "DataclassInstance") -> None:
             ok = isinstance(value, int) and not isinstance(value, bool)
         elif base == "tuple[str, ...]":
             object.__setattr__(spec, name, _seq(owner, name, value, str, "strings"))
+            continue
+        elif base in _RECORDS:
+            object.__setattr__(spec, name, _records(owner, name, value, *_RECORDS[base]))
             continue
         elif base == "tuple[EndpointSpec, ...]":
             object.__setattr__(spec, name, _seq(owner, name, value, EndpointSpec, "EndpointSpec"))

@@ -48,7 +48,7 @@ def capture(target: str, iface: str | None, filter_: str | None, count: int | No
         from netkit.capture.analysis import line
         click.echo(line(pkt, iface=every))
 
-    out = click.get_binary_stream("stdout") if pcap == "-" else pcap      # as tcpdump -w -
+    out = sys.stdout.buffer if pcap == "-" else pcap                      # as tcpdump -w -
     cap = make_capture(engine(), target, iface=iface, filter=filter_, count=count,
                        timeout=duration, pcap=out, on_packet=None if pcap else show)
     interrupted = False

@@ -326,7 +326,7 @@ def _service(name: str, raw: dict, networks: dict[str, NetworkDef], nodes: dict[
             for key in ("hostname", "dns", "links", "ports", "expose"):
                 if raw.get(key):
                     raise where.error(base + (key,), f"conflicting options: {key} and network_mode {mode}")
-    nets = []
+    nets: list[Any] = []
     mac = raw.get("mac_address")                     # service-level: on its first network
     for key in sorted(raw.get("networks") or ({"default": None} if mode is None else {})):
         if key not in networks:

@@ -57,7 +57,8 @@ def test_lists_are_accepted_and_kept_as_tuples():
 def test_every_field_of_every_spec_is_checked():
     """A wrong-typed value is refused for each field (a new field must be taught to _validate)."""
     wrong = {"str": 1, "str | None": 1, "bool": "x", "int | None": "x",
-             "tuple[str, ...]": "x", "tuple[EndpointSpec, ...]": "x", "dict[str, str]": "x"}
+             "tuple[str, ...]": "x", "tuple[EndpointSpec, ...]": "x", "dict[str, str]": "x",
+             "tuple[tuple[str, str], ...]": "x", "tuple[tuple[str, str, int], ...]": "x"}
     required = {NetworkSpec: {"name": "n"}, EndpointSpec: {"network": "n"}, ContainerSpec: {}}
     for cls, base in required.items():
         for f in fields(cls):
