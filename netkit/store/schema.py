@@ -63,8 +63,7 @@ MIGRATIONS: list[str] = [
     """,
     # 5: Docker's events (`netkit events`): written by triggers in the transaction of the change
     # itself, so an event is recorded exactly when its action commits; the newest EVENTS_KEPT
-    # are kept. The clock is SQLite's own (julianday, millisecond resolution, in ns), so any
-    # writer of the store (an older agent, sqlite3) can write these tables.
+    # are kept. netkit_now_ns() is the clock each Store connection registers.
     """
     CREATE TABLE events (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, time_nano INTEGER NOT NULL,
@@ -73,42 +72,41 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER events_bounded AFTER INSERT ON events BEGIN
         DELETE FROM events WHERE seq <= NEW.seq - 10000; END;
     CREATE TRIGGER event_network_create AFTER INSERT ON networks BEGIN
-        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (NOW_NS,
+        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (netkit_now_ns(),
             'network', 'create', NEW.id, json_object('name', NEW.name, 'type', NEW.driver)); END;
     CREATE TRIGGER event_network_destroy AFTER DELETE ON networks BEGIN
-        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (NOW_NS,
+        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (netkit_now_ns(),
             'network', 'destroy', OLD.id, json_object('name', OLD.name, 'type', OLD.driver)); END;
     CREATE TRIGGER event_network_connect AFTER INSERT ON endpoints BEGIN
         INSERT INTO events (time_nano, type, action, actor, attributes)
-        SELECT NOW_NS, 'network', 'connect', n.id,
+        SELECT netkit_now_ns(), 'network', 'connect', n.id,
                json_object('container', NEW.container_id, 'name', n.name, 'type', n.driver)
         FROM networks n WHERE n.id = NEW.network_id; END;
     CREATE TRIGGER event_network_disconnect AFTER DELETE ON endpoints BEGIN
         INSERT INTO events (time_nano, type, action, actor, attributes)
-        SELECT NOW_NS, 'network', 'disconnect', n.id,
+        SELECT netkit_now_ns(), 'network', 'disconnect', n.id,
                json_object('container', OLD.container_id, 'name', n.name, 'type', n.driver)
         FROM networks n WHERE n.id = OLD.network_id; END;
     CREATE TRIGGER event_container_create AFTER INSERT ON containers BEGIN
-        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (NOW_NS,
+        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (netkit_now_ns(),
             'container', 'create', NEW.id, json_object('name', NEW.name)); END;
     CREATE TRIGGER event_container_destroy AFTER DELETE ON containers BEGIN
-        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (NOW_NS,
+        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (netkit_now_ns(),
             'container', 'destroy', OLD.id, json_object('name', OLD.name)); END;
     CREATE TRIGGER event_container_rename AFTER UPDATE OF name ON containers
         WHEN OLD.name != NEW.name BEGIN
-        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (NOW_NS,
+        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (netkit_now_ns(),
             'container', 'rename', NEW.id, json_object('name', NEW.name, 'oldName', '/' || OLD.name));
         END;
     CREATE TRIGGER event_container_start AFTER UPDATE OF state ON containers
         WHEN NEW.state = 'running' AND OLD.state != 'running' BEGIN
-        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (NOW_NS,
+        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (netkit_now_ns(),
             'container', 'start', NEW.id, json_object('name', NEW.name)); END;
     CREATE TRIGGER event_container_die AFTER UPDATE OF state ON containers
         WHEN OLD.state = 'running' AND NEW.state != 'running' BEGIN
-        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (NOW_NS,
+        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (netkit_now_ns(),
             'container', 'die', NEW.id,
             json_object('exitCode', CAST(coalesce(NEW.exit_code, 0) AS TEXT), 'name', NEW.name));
         END;
-    """.replace("NOW_NS", "(CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)"
-                          " * 1000000)"),
+    """,
 ]

@@ -83,6 +83,8 @@ class Store:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            # the clock of the event triggers (schema.py, migration 5)
+            conn.create_function("netkit_now_ns", 0, time.time_ns)
         if not self.per_thread:
             self._shared = conn
             return conn
