@@ -16,7 +16,8 @@ SHIPPED = sorted(d for d in os.listdir(LABS)
 
 
 def test_the_expected_labs_are_shipped():
-    for name in ("user-bridge", "net-alias-round-robin", "compose-web-db", "drivers-tour"):
+    for name in ("user-bridge", "net-alias-round-robin", "compose-web-db", "drivers-tour",
+                 "dns-service"):
         assert name in SHIPPED
         assert os.path.isfile(os.path.join(LABS, name, "README.md"))
     for name in MULTIHOST:
