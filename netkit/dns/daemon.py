@@ -480,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", help="the node's state database (store mode)")
     parser.add_argument("--host-resolv", help="the node's resolv.conf (upstreams)")
     args = parser.parse_args(argv)
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)   # two sockets per container
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     run_dir = os.path.abspath(args.run_dir)
     os.makedirs(_dir(run_dir), exist_ok=True)
     handler = logging.FileHandler(_path(run_dir, "resolver.log"))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import logging
 import random
 import socket
@@ -66,6 +67,27 @@ class _State:
         self.conns: set[asyncio.StreamWriter] = set()
         self.clients: dict[str, int] = {}      # open TCP connections per client address
         self.counters: dict[bytes, int] = {}
+
+
+HIGH_FD = 1024      # FD_SETSIZE: libnftables (redirect.install) select()s its netlink socket
+
+
+def _high_fd(sock: socket.socket) -> socket.socket:
+    """`sock` moved to an fd number >= HIGH_FD (where the limit allows).
+
+    Two sockets per container would otherwise fill fds 0..1023 by ~500
+    containers, and libnftables' netlink socket, opened for the next
+    container's redirect, then gets an fd select() cannot take: glibc aborts
+    the resolver ("bit out of range 0 - FD_SETSIZE on fd_set"). Keeping the
+    served sockets above 1023 leaves the low fds to libraries that select().
+    """
+    try:
+        fd = fcntl.fcntl(sock.fileno(), fcntl.F_DUPFD_CLOEXEC, HIGH_FD)
+    except OSError:                         # RLIMIT_NOFILE <= 1024: stay where it is
+        return sock
+    moved = socket.socket(sock.family, sock.type, sock.proto, fileno=fd)
+    sock.close()
+    return moved
 
 
 def bind_sockets(netns: str, *, reuse: bool = False) -> tuple[socket.socket, socket.socket]:
@@ -120,6 +142,7 @@ def bind_sockets(netns: str, *, reuse: bool = False) -> tuple[socket.socket, soc
         return udp, tcp
 
     udp, tcp = knetns.run_in(netns, make)
+    udp, tcp = _high_fd(udp), _high_fd(tcp)
     try:
         try:
             udp.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)

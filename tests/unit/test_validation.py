@@ -162,3 +162,31 @@ def test_lab_validation_of_networks(tmp_path):
                       "networks:\n  n: {ipam: {config: [{subnet: 224.1.0.0/16}]}}\n")
     with pytest.raises(LabFileError, match="networks.n: multicast subnet"):
         validate_lab(p)
+
+
+def test_resolver_sockets_leave_the_select_range_free():
+    """The resolver holds two sockets per container: they live at fds >= 1024, so a library
+    that select()s a fresh socket (libnftables, for the next container's redirect) still
+    gets one below FD_SETSIZE at 1000 containers (it aborted the resolver at ~500)."""
+    import resource
+    import socket
+
+    from netkit.dns.server import HIGH_FD, _high_fd
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard <= HIGH_FD + 8:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard}: no fd above {HIGH_FD} to move to")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        low = s.fileno()
+        moved = _high_fd(s)
+        try:
+            assert moved.fileno() >= HIGH_FD and s.fileno() == -1
+            assert moved.type == socket.SOCK_DGRAM and not moved.get_inheritable()
+            fresh = socket.socket()
+            assert fresh.fileno() <= low           # the low fd was given back
+            fresh.close()
+        finally:
+            moved.close()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
