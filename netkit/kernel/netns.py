@@ -214,6 +214,17 @@ def _sysctl_io(key: str, value: str | None = None) -> str:
         os.close(fd)
 
 
+def _new_name(name: str) -> str:
+    """The empty mount point of a new netns name under /run/netns (shared as iproute2's)."""
+    path = netns_path(name)
+    _share_netns_dir()
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    except FileExistsError:
+        raise AlreadyExists(f"netns {name} already exists") from None
+    return path
+
+
 def create_netns(name: str, sysctls: dict[str, str] | None = None, *, lo_up: bool = False,
                  netlink: bool = False, uts: tuple[str, str] | None = None) -> socket.socket | None:
     """Make netns `name` (visible to `ip netns`) in one trip to the worker thread.
@@ -224,12 +235,7 @@ def create_netns(name: str, sysctls: dict[str, str] | None = None, *, lo_up: boo
     bound to the new netns; `uts=(path, hostname)` also makes a UTS
     namespace bound at path (a container's, made in the same trip).
     """
-    path = netns_path(name)
-    _share_netns_dir()
-    try:
-        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
-    except FileExistsError:
-        raise AlreadyExists(f"netns {name} already exists") from None
+    path = _new_name(name)
 
     if uts is not None:
         os.close(os.open(uts[0], os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
@@ -372,12 +378,7 @@ def bind_netns(name: str, source: str) -> None:
     """Give the existing netns at `source` (a netns file: another bind, /proc/PID/ns/net)
     the name `name` (``ip netns attach``). `delete_netns(name)` drops only this name: the
     namespace lives on while its owner holds it."""
-    path = netns_path(name)
-    _share_netns_dir()
-    try:
-        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
-    except FileExistsError:
-        raise AlreadyExists(f"netns {name} already exists") from None
+    path = _new_name(name)
     try:
         mount(source, path, "none", MS_BIND)
     except OSError as exc:
