@@ -47,6 +47,16 @@ def _check(rc: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
+def join(path: str, nstype: int) -> None:
+    """setns the calling thread into the namespace file at `path` (a mount namespace
+    needs the thread's own fs_struct: unshare(CLONE_FS) first)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        setns(fd, nstype)
+    finally:
+        os.close(fd)
+
+
 def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
     _check(_libc.setns(fd, nstype), "setns")
 
@@ -310,7 +320,7 @@ def open_fd(name: str) -> int:
         raise NotFound(f"netns {name} not found") from None
 
 
-def run_in(name: str | None, fn: Callable[[], T], nstype: int = CLONE_NEWNET) -> T:
+def run_in(name: str | None, fn: Callable[[], T]) -> T:
     """Run fn on the worker thread inside netns `name` (None: the home netns)."""
     if name is None:
         return in_worker(fn)

@@ -26,11 +26,7 @@ def mount(mnt_path: str, source_dir: str) -> None:
         clone = mntns.open_tree(source_dir)              # from the caller's namespace
         try:
             ns.unshare(mntns.CLONE_FS)
-            fd = os.open(mnt_path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                ns.setns(fd, ns.CLONE_NEWNS)
-            finally:
-                os.close(fd)
+            ns.join(mnt_path, ns.CLONE_NEWNS)
             if not os.path.isdir(TARGET):
                 ns.mount("tmpfs", os.path.dirname(TARGET), "tmpfs", mntns.MS_NOSUID | mntns.MS_NODEV,
                          "mode=755")
@@ -69,11 +65,7 @@ def set_domainname(uts_path: str, domainname: str) -> None:
 
     def run() -> None:
         ns.unshare(mntns.CLONE_FS)
-        fd = os.open(uts_path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            ns.setns(fd, ns.CLONE_NEWUTS)
-        finally:
-            os.close(fd)
+        ns.join(uts_path, ns.CLONE_NEWUTS)
         if ns._libc.setdomainname(ctypes.c_char_p(name), ctypes.c_size_t(len(name))) != 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))

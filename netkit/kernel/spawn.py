@@ -76,17 +76,11 @@ def _enter(box: Sandbox, *, own_mnt: bool = False) -> None:
     `own_mnt`: a mount namespace of its own even without binds (for /proc).
     """
     if box.netns:
-        fd = os.open(ns.netns_path(box.netns), os.O_RDONLY)
-        ns.setns(fd, ns.CLONE_NEWNET)
-        os.close(fd)
+        ns.join(ns.netns_path(box.netns), ns.CLONE_NEWNET)
     if box.uts:
-        fd = os.open(box.uts, os.O_RDONLY)
-        ns.setns(fd, ns.CLONE_NEWUTS)
-        os.close(fd)
+        ns.join(box.uts, ns.CLONE_NEWUTS)
     if box.mntns:
-        fd = os.open(box.mntns, os.O_RDONLY)
-        ns.setns(fd, ns.CLONE_NEWNS)
-        os.close(fd)
+        ns.join(box.mntns, ns.CLONE_NEWNS)
         return
     if box.binds or own_mnt or box.creds is not None:
         ns.unshare(ns.CLONE_NEWNS)
