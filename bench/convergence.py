@@ -29,6 +29,7 @@ import struct
 import time
 
 from bench.common import emit, percentile, workspace
+from netkit.testing.etcd import remove_swarm
 
 IPS = {"a": "192.168.94.10", "b": "192.168.94.20"}
 SUBNET = "192.168.94.0/24"
@@ -156,15 +157,7 @@ def measure(backend: str, root: str, run: str, reps: int, actions: int) -> None:
         emit(f"RESULT actions store={backend} connect_ms {_ms(connects)}"
              + (f" etcd_round_trips={percentile(connect_calls, 50):.0f}" if etcd else ""))
     finally:
-        for e in engines.values():
-            e.close()
-        for n in reversed(list(names.values())):
-            if host.host_store.read().node(n) is not None:
-                host.remove_node(n, force=True)
-        if etcd is not None:
-            etcd.close()
-        if host.host_store.read().lan(lan) is not None:
-            host.remove_lan(lan)
+        remove_swarm(host, engines.values(), names.values(), etcd, lan)
         host.close()
 
 

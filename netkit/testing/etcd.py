@@ -21,7 +21,7 @@ import shutil
 import signal
 import subprocess
 import time
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from netkit.errors import InternalError, InvalidArgument
 
@@ -176,6 +176,21 @@ class EtcdCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def remove_swarm(host: "Engine", engines: "Iterable[Engine]", nodes: "Iterable[str]",
+                 etcd: "EtcdCluster | None", lan: str) -> None:
+    """Tear down a simulated swarm on etcd: close its engines, remove its nodes (last made
+    first), the etcd cluster and the LAN; whatever exists of them (for `finally` blocks)."""
+    for e in engines:
+        e.close()
+    for n in reversed(list(nodes)):
+        if host.host_store.read().node(n) is not None:
+            host.remove_node(n, force=True)
+    if etcd is not None:
+        etcd.close()
+    if host.host_store.read().lan(lan) is not None:
+        host.remove_lan(lan)
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -45,7 +45,7 @@ def shared_files(netkit_dirs, names) -> list[str]:
 def etcd_swarm(host, netkit_dirs, base_dir: str, subnet: str, ips: dict[str, str]):
     """Yields {"engines", "names", "lan", "cid", "etcd", "roots"}; see the module's doc."""
     from netkit.engine import Engine
-    from netkit.testing.etcd import EtcdCluster
+    from netkit.testing.etcd import EtcdCluster, remove_swarm
     from tests.conftest import unique
     root, run = netkit_dirs
     lan = unique("l")
@@ -71,12 +71,4 @@ def etcd_swarm(host, netkit_dirs, base_dir: str, subnet: str, ips: dict[str, str
         yield {"engines": engines, "names": names, "lan": lan, "cid": cid, "etcd": etcd,
                "roots": roots}
     finally:
-        for e in engines.values():
-            e.close()
-        for n in reversed(list(names.values())):
-            if host.host_store.read().node(n) is not None:
-                host.remove_node(n, force=True)
-        if etcd is not None:
-            etcd.close()
-        if host.host_store.read().lan(lan) is not None:
-            host.remove_lan(lan)
+        remove_swarm(host, engines.values(), names.values(), etcd, lan)
