@@ -8,6 +8,7 @@ Key layout, relative to the cluster's prefix `/netkit/<cluster-id>/`:
     addresses/<network-id>/<family>/<key>   the holder ("owner"); <key> is netkit.ipam's
                                         fixed-width hex, so key order is address order
     endpoints/<endpoint-id>             the published endpoint (JSON)
+    objects/<kind>/<id>                 a swarm object (service, task, secret, ...: JSON)
     lock                                the write lock (on its holder's lease)
     pending                             a commit too big for one etcd txn, while it is
                                         applied in parts (netkit/store/etcd.py)
@@ -34,8 +35,9 @@ from netkit.store.cluster import ClusterEndpoint, Member
 
 META, MEMBERS, NETWORKS, ADDRESSES, ENDPOINTS = "meta/", "members/", "networks/", "addresses/", \
     "endpoints/"
+OBJECTS = "objects/"
 LOCK, ALIVE, PENDING = "lock", "alive/", "pending"
-DATA = (META, MEMBERS, NETWORKS, ADDRESSES, ENDPOINTS)   # the rows; not the lock or the leases
+DATA = (META, MEMBERS, NETWORKS, ADDRESSES, ENDPOINTS, OBJECTS)   # the rows; not the lock or the leases
 
 
 def _j(value: object) -> str:
@@ -218,3 +220,17 @@ class EtcdClusterTx:
 
     def withdraw_endpoint(self, endpoint_id: str) -> None:
         self._delete(ENDPOINTS + endpoint_id)
+
+    # -- swarm objects ---------------------------------------------------------------------
+    def objects(self, kind: str) -> list[tuple[str, dict]]:
+        return [(oid, json.loads(value)) for oid, value in self._rows(f"{OBJECTS}{kind}/")]
+
+    def get_object(self, kind: str, object_id: str) -> dict | None:
+        value = self.data.get(f"{OBJECTS}{kind}/{object_id}")
+        return json.loads(value) if value is not None else None
+
+    def put_object(self, kind: str, object_id: str, value: dict) -> None:
+        self._put(f"{OBJECTS}{kind}/{object_id}", _j(value))
+
+    def delete_object(self, kind: str, object_id: str) -> None:
+        self._delete(f"{OBJECTS}{kind}/{object_id}")

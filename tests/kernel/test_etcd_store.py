@@ -114,6 +114,13 @@ def scenario(store) -> list:
     step(lambda tx: (tx.delete_network("id-zeta"), tx.delete_network("id-zeta"),
                      list(tx.taken_from("id-zeta", 4, "")), tx.vnis()))
     step(lambda tx: (tx.remove_member("c"), tx.remove_member("nobody"), tx.members()))
+    step(lambda tx: (tx.put_object("task", "t2", {"slot": 2, "node": "a"}),
+                     tx.put_object("task", "t1", {"slot": 1}),
+                     tx.put_object("service", "s1", {"name": "web", "spec": {"replicas": 3}}),
+                     tx.objects("task"), tx.get_object("service", "s1"), tx.get_object("task", "x")))
+    step(lambda tx: (tx.put_object("task", "t1", {"slot": 1, "state": "running"}),
+                     tx.delete_object("task", "t2"), tx.delete_object("task", "nope"),
+                     tx.objects("task"), tx.objects("secret")))
 
     def inside(tx):       # read-your-writes, and read() inside the open transaction sees them
         tx.add_member(Member("d", "worker", "y", "t"))
@@ -150,7 +157,7 @@ def test_contract_identical_on_sqlite_and_etcd(etcd3, tmp_path):
             assert a == b, f"step {i}: sqlite {a!r} != etcd {b!r}"
         assert len(expect) == len(got)
         assert ("NetkitError", "cluster store: FOREIGN KEY constraint failed") in got
-        assert got[-1] == 15 and got[-2] is None       # each committed step bumped the version
+        assert got[-1] == 17 and got[-2] is None       # each committed step bumped the version
     finally:
         sq.destroy()
         et.destroy()
