@@ -119,6 +119,7 @@ class _Worker:
         self.cluster_id: str | None = None      # the cluster of the last tick that synced
         self.down: set[str] = set()             # the members that were down at that tick
         self.role: str | None = None            # this node's role at the last tick
+        self.due: float | None = None           # monotonic time the services' step asked for
 
     def _engine(self) -> "Engine":
         if self.engine is None:
@@ -128,10 +129,11 @@ class _Worker:
             self.engine.faults = None
         return self.engine
 
-    def tick(self, applied: int | None) -> tuple[int, int, Remote] | None:
+    def tick(self, applied: int | None, poked: bool = False) -> tuple[int, int, Remote] | None:
         """When the cluster moved past `applied` (or a member went down or came back): sync
         the node; (version, kernel changes, the other nodes' entries). None when there is
-        nothing to do (or no cluster)."""
+        nothing to do (or no cluster). The services' step (netkit/services/tick.py) runs after
+        a sync, when poked, and when the time it asked for came (`due`)."""
         engine = self._engine()
         cluster = engine.cluster.store()
         if cluster is None:
@@ -142,6 +144,8 @@ class _Worker:
         self.role = me.role if me is not None else None
         down = engine.cluster.down(cluster, c)
         if version == applied and cluster.cluster_id == self.cluster_id and down == self.down:
+            if poked or (self.due is not None and time.monotonic() >= self.due):
+                self._services(engine, cluster, down)
             return None
         self.cluster_id = cluster.cluster_id
         changes = sync_node(engine)
@@ -149,7 +153,17 @@ class _Worker:
         if cluster is None:
             return None
         self.down = down
+        self._services(engine, cluster, down)
         return version, changes, remote_entries(cluster.read(), self.node, down)
+
+    def _services(self, engine: "Engine", cluster, down: set[str]) -> None:
+        from netkit.services import tick
+        wait = tick.step(engine, cluster, self.node, down)
+        self.due = None if wait is None else time.monotonic() + wait
+
+    def wait(self) -> float | None:
+        """Seconds until the services' step is due (None: not before a change)."""
+        return None if self.due is None else max(0.0, self.due - time.monotonic())
 
     def admit(self, msg: dict) -> dict:
         """A join request that reached this node's join port (netkit/agent/join.py)."""
@@ -264,15 +278,19 @@ class ClusterSync:
     async def run(self) -> None:
         while not self.stopped:
             poll = IDLE_POLL if not self.member else WATCHED_POLL if self._watch else MEMBER_POLL
+            due = self._worker.wait() if self._worker is not None else None
+            if due is not None:
+                poll = min(poll, due)
             try:
                 await asyncio.wait_for(self.poked.wait(), poll)
             except asyncio.TimeoutError:
                 pass
+            poked = self.poked.is_set()
             self.poked.clear()
             if self.stopped:
                 return
             try:
-                await self.step()
+                await self.step(poked)
                 self.error = None
             except Exception as exc:              # noqa: BLE001 - retried on the next tick
                 text = f"{type(exc).__name__}: {exc}"
@@ -301,7 +319,7 @@ class ClusterSync:
                                  lambda: loop.call_soon_threadsafe(self.poked.set))
             self._watch.start()
 
-    async def step(self) -> None:
+    async def step(self, poked: bool = False) -> None:
         """One look: membership, then (member) the cluster's version; sync when it moved."""
         from netkit.cluster import read_membership
         membership = read_membership(self.node_root)
@@ -319,7 +337,7 @@ class ClusterSync:
         self.member = True
         worker = self.worker()
         try:
-            result = await self._in_worker(worker.tick, self.applied)
+            result = await self._in_worker(worker.tick, self.applied, poked)
         finally:
             from netkit.store.cluster import MANAGER
             await self.listener.listen(membership.get("advertise")

@@ -200,6 +200,8 @@ class Agent:
         else:
             self.backoff.pop(proc.cid, None)
         self._done(proc, code, final=not again)
+        if self.cluster is not None:            # a swarm task may have ended: report it now
+            self.cluster.poke()
 
     def _done(self, proc: Proc, code: int, *, final: bool) -> None:
         for fut in proc.exit_waiters:
