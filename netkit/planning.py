@@ -242,6 +242,16 @@ def container_name(view: StoreView, requested: str | None) -> str:
     return name
 
 
+TASK_LABEL = "com.docker.swarm.task.id"      # a swarm task's container: any swarm network
+
+
+def check_attachable(net: Network, spec: ContainerSpec) -> None:
+    """Docker's refusal of a plain container on a swarm network made without --attachable
+    (a service's task containers, labelled with their task id, join any)."""
+    if net.scope is Scope.SWARM and not net.attachable and TASK_LABEL not in spec.labels:
+        raise Forbidden(f"network {net.name} not manually attachable")
+
+
 def parse_mode(view: StoreView, spec: ContainerSpec, *,
                live: Callable[[Container], Container] | None = None
                ) -> tuple[str, Network | None, Container | None]:
@@ -291,8 +301,7 @@ def parse_mode(view: StoreView, spec: ContainerSpec, *,
                                   "container sharing network namespace with another container or "
                                   "host cannot be connected to any other network")
         return kind, net, None
-    if net.scope is Scope.SWARM and not net.attachable:
-        raise Forbidden(f"network {net.name} not manually attachable")
+    check_attachable(net, spec)
     return net.name, net, None
 
 
@@ -328,6 +337,8 @@ def plan_run(spec: ContainerSpec, view: StoreView, *, container_id: str, node: s
     if reqs and shared is not None:
         raise InvalidArgument("conflicting options: port publishing and the container type network mode")
     extra = [(find_network(view, es.network), es) for es in spec.extra_networks]
+    for n, _ in extra:
+        check_attachable(n, spec)
     hostname = spec.hostname or (shared.hostname if shared else container_id[:12])
     netns = None
     if shared is not None:
