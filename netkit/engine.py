@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     from netkit.events import Event
     from netkit.capture.session import Capture
     from netkit.capture.targets import Target
+    from netkit.services.model import Service, Task
     from netkit.store.cluster import Member
 
 
@@ -439,6 +440,39 @@ class Engine:
         """Each simulated node's agent (`netkit node ls` AGENT): "running (pid N)" or
         "stopped"."""
         return self._registry.agents()
+
+    # -- stacks (netkit/services/stack.py, stack_ops.py) -----------------------------
+    def stack_deploy(self, name: str, files: Sequence[str], *, prune: bool = False,
+                     out: "Callable[[str], None] | None" = None,
+                     warn: "Callable[[str], None] | None" = None) -> list[str]:
+        """`docker stack deploy -c FILE [-c FILE]... [--prune] NAME` (a manager): creates or
+        updates in place the stack's networks, secrets, configs and services; nothing is made
+        when a file is invalid. Returns Docker's lines (`Creating service NAME_web`), also
+        given to `out` as they happen; warnings (`Ignoring unsupported options: links`) go to
+        `warn`, else first into the lines."""
+        from netkit.services import stack_ops
+        return stack_ops.deploy(self, name, files, prune=prune, out=out, warn=warn)
+
+    def stacks(self) -> list[tuple[str, int]]:
+        """`docker stack ls`: (NAME, SERVICES) of each stack, by name."""
+        from netkit.services import stack_ops
+        return stack_ops.stacks(self)
+
+    def stack_services(self, name: str) -> "list[Service]":
+        """`docker stack services NAME`: the stack's services."""
+        from netkit.services import stack_ops
+        return stack_ops.services(self, name)
+
+    def stack_tasks(self, name: str) -> "list[Task]":
+        """`docker stack ps NAME`: the tasks of the stack's services."""
+        from netkit.services import stack_ops
+        return stack_ops.tasks(self, name)
+
+    def stack_remove(self, name: str, *, out: "Callable[[str], None] | None" = None) -> list[str]:
+        """`docker stack rm NAME`: Docker's `Removing service NAME_web` ... lines ([] when
+        nothing is labelled with the stack)."""
+        from netkit.services import stack_ops
+        return stack_ops.remove(self, name, out=out)
 
     # -- simulated nodes and LANs -------------------------------------------------
     def create_lan(self, name: str, subnet: str, gateway: str | None = None) -> Lan:
