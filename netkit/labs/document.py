@@ -35,6 +35,10 @@ X_NETKIT = Obj({
     "swarm": Obj({"manager": Str(), "workers": Either(Str(), List(Str(), unique=True))},
                  required=("manager",), extensions=False),
     "checks": Custom("a list of checks", _check_list),
+    # stacks deployed on the swarm's manager once the swarm and the lab's networks exist:
+    # stack name -> compose file(s), relative to the lab file (netkit/services/stack.py)
+    "stacks": Map(Either(Str(), List(Str())), r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
+                  "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
 }, extensions=False)
 
 TOP = Obj({

@@ -92,6 +92,40 @@ def up_swarm(lab: "Lab", rec: dict[str, Any]) -> None:
         lab._emit("Swarm", node, "Joined" if want == "worker" else "Initialized", want)
 
 
+def up_stacks(lab: "Lab", rec: dict[str, Any]) -> None:
+    """x-netkit.stacks: `stack deploy -c FILE... NAME` on the swarm's manager (again on each
+    `up`: a deployed stack is updated in place). Each line Docker prints is an event."""
+    p = lab._require_project()
+    if not p.stacks:
+        return
+    eng = lab.engine(p.swarm["manager"])
+    for name, files in p.stacks.items():
+        lab._emit("Stack", name, "Deploying", p.swarm["manager"], done=False)
+        if name not in rec["stacks"]:
+            rec["stacks"].append(name)
+            lab._save_record(rec)
+        eng.stack_deploy(name, list(files), out=lambda line: lab._emit("Stack", name, line),
+                         warn=lambda w: lab._emit("Warning", "", "", w))
+        lab._emit("Stack", name, "Deployed", p.swarm["manager"])
+
+
+def down_stacks(lab: "Lab", rec: dict[str, Any]) -> None:
+    """`stack rm` of each stack this lab deployed, on a manager of the swarm it made."""
+    if not rec["stacks"]:
+        return
+    roles = lab.target.swarm_roles()
+    named = (lab.project.swarm or {}).get("manager") if lab.project else None
+    manager = next((n for n in [named, *rec["swarm"]] if n and roles.get(n) == "manager"), None)
+    if manager is not None:
+        eng = lab.engine(manager)
+        for name in reversed(rec["stacks"]):
+            lab._emit("Stack", name, "Removing", manager, done=False)
+            eng.stack_remove(name, out=lambda line: lab._emit("Stack", name, line))
+            lab._emit("Stack", name, "Removed", manager)
+    rec["stacks"] = []
+    lab._save_record(rec)
+
+
 def same_cluster(lab: "Lab", a: str, b: str) -> bool:
     """Are nodes a and b members of one swarm?"""
     from netkit.paths import NodePaths

@@ -154,6 +154,7 @@ class Project:
     lans: dict[str, LanDef] = field(default_factory=dict)
     nodes: dict[str, NodeDef] = field(default_factory=dict)
     swarm: dict[str, Any] = field(default_factory=dict)
+    stacks: dict[str, tuple[str, ...]] = field(default_factory=dict)   # name -> compose files
     checks: list = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     where: Where = field(default_factory=Where)

@@ -151,13 +151,14 @@ def _normalize(data: dict, files: list[str], workdir: str, env: Mapping[str, str
 
     checks = list(xn.get("checks") or [])
     swarm = _swarm(xn.get("swarm"), nodes, where)
+    stacks = _stacks(xn.get("stacks"), swarm, workdir, where)
     for k, net in networks.items():
         if net.spans_swarm and not net.external:
             if net.per_node:
                 raise where.error(("networks", k, "x-netkit", "nodes"), "an overlay network spans the "
                                   "swarm: it has no per-node settings")
     project = Project(name=name, files=tuple(files), workdir=workdir, services=services,
-                      networks=networks, lans=lans, nodes=nodes, swarm=swarm,
+                      networks=networks, lans=lans, nodes=nodes, swarm=swarm, stacks=stacks,
                       checks=checks, warnings=warnings, where=where)
     for check in checks:
         check.validate(project)
@@ -188,6 +189,21 @@ def _swarm(raw: dict | None, nodes: dict[str, NodeDef], where: Where) -> dict[st
             raise where.error(base + ("workers", i), f"node {name} is listed twice in the swarm")
         names.append(name)
     return {"manager": manager, "workers": names}
+
+
+def _stacks(raw: dict | None, swarm: dict[str, Any], workdir: str,
+            where: Where) -> dict[str, tuple[str, ...]]:
+    """x-netkit.stacks {name: file or [files]}: paths against the lab's directory; a swarm
+    is needed (the stacks are deployed on its manager)."""
+    if raw and not swarm:
+        raise where.error(("x-netkit", "stacks"), "stacks are deployed on a swarm: "
+                          "x-netkit.swarm is missing")
+    from netkit.services import stack
+    out = {name: tuple(os.path.join(workdir, f) for f in ([v] if isinstance(v, str) else v))
+           for name, v in (raw or {}).items()}
+    for name, files in out.items():
+        stack.load(files, name)                 # an invalid stack file: refused before `up`
+    return out
 
 
 def _ipam(configs: Any) -> tuple[IpamConfig, ...]:

@@ -91,6 +91,8 @@ def project_dict(p: "Project") -> dict[str, Any]:
                        for k, n in p.nodes.items()}
     if p.swarm:
         xn["swarm"] = p.swarm
+    if p.stacks:
+        xn["stacks"] = {k: list(files) for k, files in p.stacks.items()}
     if p.checks:
         xn["checks"] = [c.to_dict() for c in p.checks]
     if xn:

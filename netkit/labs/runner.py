@@ -180,6 +180,7 @@ class Lab:
         rec.setdefault("lans", [])
         rec.setdefault("engines", [])
         rec.setdefault("swarm", [])          # nodes this lab put in a swarm, manager first
+        rec.setdefault("stacks", [])         # stacks this lab deployed (x-netkit.stacks)
         return rec
 
     def _save_record(self, rec: dict[str, Any]) -> None:
@@ -240,6 +241,7 @@ class Lab:
                 rec["engines"].append(node or "")
         self._save_record(rec)
         self._up_networks(placement)
+        hosts.up_stacks(self, rec)
         selected = self._selection(p, services, no_deps)
         recreated: set[str] = set()
         for name in order(p.services):
@@ -381,6 +383,7 @@ class Lab:
         grace period (`timeout` for all) and removed, dependents first; then its networks,
         and the nodes and LANs it created. What it did not create stays."""
         rec = self._load_record()
+        hosts.down_stacks(self, rec)
         nodes = self.engine_nodes()
         lifecycle.remove(self, [m for node in nodes for m in self.members(self.engine(node))], timeout)
         roles = self.target.swarm_roles() if any(n for n in nodes) else {}

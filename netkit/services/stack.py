@@ -37,11 +37,13 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from netkit.errors import InvalidArgument
+from netkit import drivers
+from netkit.errors import InvalidArgument, NetkitError
 from netkit.labs import compose
 from netkit.labs.schema import (KV, NAME, Anything, Bool, Ctx, Custom, Duration, Either, Enum,
                                 Ignored, Int, List, Map, Obj, Scalar, Str, got)
 from netkit.labs.source import LabFileError, Where, interpolate, parse_yaml, read_text
+from netkit.model import Scope
 from netkit.services.model import (DNSRR, GLOBAL, HOST_MODE, INGRESS_MODE, REPLICATED, FileRef,
                                    PortConfig, RestartPolicy, ServiceSpec, UpdateConfig)
 
@@ -281,9 +283,13 @@ def _network(stack: str, key: str, raw: dict, where: Where) -> StackNetwork:
         name = (ext.get("name") if isinstance(ext, dict) else None) or raw.get("name") or key
         return StackNetwork(key, name, external=True)
     driver = raw.get("driver") or "overlay"
-    if driver != "overlay":
+    try:
+        scope = drivers.get(driver).scope
+    except NetkitError as exc:
+        raise where.error(path + ("driver",), str(exc)) from None
+    if scope is not Scope.SWARM:
         raise where.error(path + ("driver",), f'network "{key}": driver "{driver}" is not '
-                          "swarm-scoped: a stack's networks are overlays")
+                          "swarm-scoped: a stack's networks are swarm networks (overlay)")
     return StackNetwork(key, raw.get("name") or f"{stack}_{key}", driver=driver,
                         subnets=tuple(c["subnet"] for c in (raw.get("ipam") or {}).get("config") or ()),
                         options=dict(raw.get("driver_opts") or {}),

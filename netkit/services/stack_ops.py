@@ -182,7 +182,7 @@ def _with_ids(spec: ServiceSpec, ids: dict[str, str]) -> ServiceSpec:
 def _publish_aliases(engine: Engine, svc: Service) -> None:
     """In vip mode: the service's aliases among the names of its VIP endpoint on each network
     (the endpoint the manager publishes as ``vip-<network id[:12]>-<service id>``)."""
-    store = engine.cluster.store
+    store = engine.cluster.store()
     if svc.spec.endpoint_mode != VIP or store is None or not svc.vips:
         return
     with store.transaction() as c:
@@ -267,7 +267,7 @@ def remove(engine: Engine, name: str, *, out: Out | None = None) -> list[str]:
 def _wait_unused(engine: Engine, network_id: str, deadline: float) -> None:
     """Until no endpoint is left on the swarm network (removed tasks' containers, VIPs), or
     the deadline (then the removal says which endpoints are active)."""
-    store = engine.cluster.store
+    store = engine.cluster.store()
     while store is not None and store.read().endpoints(network_id=network_id) and \
             time.monotonic() < deadline:
         time.sleep(0.1)

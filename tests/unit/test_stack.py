@@ -235,3 +235,25 @@ def test_stack_names_and_files(tmp_path):
         stack.load([], "s", {})
     with pytest.raises(InvalidArgument, match="not found"):
         stack.load([str(tmp_path / "nope.yml")], "s", {})
+
+
+def test_a_lab_names_stack_files(tmp_path):
+    from netkit.labs.project import load_project
+    write(tmp_path, NOTES, "notes.yml")
+    lab = write(tmp_path, """
+        name: stk
+        x-netkit:
+          nodes: {n1: {}}
+          swarm: {manager: n1}
+          stacks: {mystack: notes.yml, two: [notes.yml, notes.yml]}
+        """, "lab.yml")
+    p = load_project(lab)
+    assert p.stacks == {"mystack": (str(tmp_path / "notes.yml"),),
+                        "two": (str(tmp_path / "notes.yml"),) * 2}
+    assert p.to_dict()["x-netkit"]["stacks"]["mystack"] == [str(tmp_path / "notes.yml")]
+    write(tmp_path, "services:\n  web: {image: nginx}\n", "notes.yml")
+    with pytest.raises(InvalidArgument, match="has no command"):     # refused before `up`
+        load_project(lab)
+    write(tmp_path, "name: stk\nx-netkit:\n  stacks: {s: notes.yml}\n", "lab.yml")
+    with pytest.raises(InvalidArgument, match="x-netkit.swarm is missing"):
+        load_project(lab)
