@@ -168,9 +168,10 @@ def legacy_links(ctr: Container, networks: dict[str, Network]) -> list[str] | No
 
 def state_json(ctr: Container) -> dict[str, Any]:
     """``State`` as Docker has it (lower-case Status; zero times for never)."""
-    return {"Status": ctr.state.value, "Running": ctr.state in (State.RUNNING, State.RESTARTING),
-            "Paused": False, "Restarting": ctr.state is State.RESTARTING, "OOMKilled": False,
-            "Dead": False, "Pid": (ctr.pid or 0) if ctr.state is State.RUNNING else 0,
+    status = ctr.status                       # a bare sandbox: created, Running false, Pid 0
+    return {"Status": status.value, "Running": status in (State.RUNNING, State.RESTARTING),
+            "Paused": False, "Restarting": status is State.RESTARTING, "OOMKilled": False,
+            "Dead": False, "Pid": (ctr.pid or 0) if status is State.RUNNING else 0,
             "ExitCode": ctr.exit_code or 0, "Error": ctr.error,
             "StartedAt": ctr.started_at or ZERO_TIME, "FinishedAt": ctr.finished_at or ZERO_TIME}
 

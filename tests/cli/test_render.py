@@ -121,8 +121,15 @@ def test_container_row():
     (State.RUNNING, None, "Up"), (State.EXITED, 3, "Exited (3)"), (State.CREATED, None, "Created"),
     (State.RESTARTING, 1, "Restarting (1)")])
 def test_container_status(state, code, text):
-    c = Container(id="c" * 64, name="x", hostname="h", state=state, exit_code=code)
+    c = Container(id="c" * 64, name="x", hostname="h", state=state, exit_code=code,
+                  command=("sleep", "9"))
     assert render.container_status(c) == text
+
+
+def test_a_running_sandbox_without_a_command_shows_created():
+    c = Container(id="c" * 64, name="x", hostname="h", state=State.RUNNING)
+    assert c.status is State.CREATED and c.running
+    assert (render.container_status(c), render.container_row(c)["State"]) == ("Created", "created")
 
 
 def test_container_networks_falls_back_to_the_mode():
