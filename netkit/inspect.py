@@ -78,13 +78,11 @@ def container_json(ctr: Container, networks: dict[str, Network], run_dir: str = 
                                   "EndpointID": "", "Gateway": "", "IPAddress": "",
                                   "IPPrefixLen": 0, "MacAddress": "", "Aliases": None,
                                   "DNSNames": None}
+    from netkit.ports import host_bindings
     ports: dict[str, list[dict[str, str]] | None] = {}
-    six = {ep.network_id for ep in ctr.endpoints if ep.ipv6}
-    for pm in ctr.ports:
+    for pm in host_bindings(ctr):                   # with Docker's [::] binding (dual stack)
         bound = ports.setdefault(f"{pm.container_port}/{pm.proto}", [])
         bound.append({"HostIp": pm.host_ip, "HostPort": str(pm.host_port)})  # type: ignore[union-attr]
-        if pm.host_ip == "0.0.0.0" and pm.network_id in six:   # Docker's [::] binding (dual stack)
-            bound.append({"HostIp": "::", "HostPort": str(pm.host_port)})    # type: ignore[union-attr]
     out = {
         "Id": ctr.id,
         "Created": ctr.created,

@@ -148,8 +148,7 @@ def display_ports(ports: Iterable[tuple[str, int, int, str]]) -> str:
         key = proto
         if ip:
             if public != private:
-                host = f"[{ip}]" if ":" in ip else ip
-                mappings.append(f"{host}:{public}->{private}/{proto}")
+                mappings.append(f"{_host(ip)}:{public}->{private}/{proto}")
                 continue
             key = f"{ip}/{proto}"
         group = groups.get(key)
@@ -168,15 +167,25 @@ def _port_group(key: str, first: int, last: int) -> str:
     ip, _, proto = key.rpartition("/")
     group = str(first) if first == last else f"{first}-{last}"
     if ip:
-        group = f"{ip}:{group}->{group}"
+        group = f"{_host(ip)}:{group}->{group}"
     return f"{group}/{proto}"
+
+
+def host_port(pm: Any) -> str:
+    """A binding as `docker port` prints it (net.JoinHostPort): ``0.0.0.0:8080``, ``[::]:8080``."""
+    return f"{_host(pm.host_ip)}:{pm.host_port}"
+
+
+def _host(ip: str) -> str:
+    """Go's net.JoinHostPort: an IPv6 address in brackets."""
+    return f"[{ip}]" if ":" in ip else ip
 
 
 def container_ports(ctr: Any) -> list[tuple[str, int, int, str]]:
     """(ip, private, public, proto) of a running container: its bindings, then its
     exposed ports without one."""
-    from netkit.ports import parse_expose, parse_publish
-    out = [(pm.host_ip, pm.container_port, pm.host_port, pm.proto) for pm in ctr.ports]
+    from netkit.ports import host_bindings, parse_expose, parse_publish
+    out = [(pm.host_ip, pm.container_port, pm.host_port, pm.proto) for pm in host_bindings(ctr)]
     if not ctr.endpoints:
         return out
     want: Any = ctr.options.get("ports") or {}
