@@ -23,6 +23,10 @@ and directly through its contract (netkit/drivers/base.py):
     rollback      a kernel call failing at every step of create and of join leaves the
                   node's links, the store and `system check` as they were
 
+An IPAM plugin's author runs the same tests with a driver of netkit's and their plugin:
+`ipam_driver` (as registered under `netkit.ipam`) and `ipam_options` (`--ipam-opt`) make
+the kit's networks use it, and `test_create` checks that the network records it.
+
 A driver whose only network is predefined (netkit's `null`: `none`) sets `predefined` to
 that network: the create and delete tests are skipped, the others use it.
 
@@ -78,6 +82,8 @@ class DriverConformance:
     connectivity: ClassVar[bool] = True                # its containers reach each other
     command: ClassVar[tuple[str, ...]] = ("sleep", "300")
     network_name: ClassVar[str] = "conformance"
+    ipam_driver: ClassVar[str] = "default"             # --ipam-driver of its networks
+    ipam_options: ClassVar[dict[str, str]] = {}        # --ipam-opt
     swarm: ClassVar[bool] = False                      # swarm-scoped: a one-node swarm's manager
     lan_subnet: ClassVar[str] = "192.168.199.0/24"     # the swarm node's LAN (swarm only)
 
@@ -117,7 +123,9 @@ class DriverConformance:
             return self.predefined
         eng.create_network(NetworkSpec(name=self.network_name, driver=self.driver,
                                        subnets=(self.subnet,) if self.subnet else (),
-                                       options=dict(self.options), attachable=self.swarm))
+                                       options=dict(self.options), attachable=self.swarm,
+                                       ipam_driver=self.ipam_driver,
+                                       ipam_options=dict(self.ipam_options)))
         return self.network_name
 
     def run(self, eng: Any, name: str, network: str) -> Any:
@@ -157,6 +165,7 @@ class DriverConformance:
         eng = conformance_engine
         net = eng.network(self.make_network(eng))
         assert net.driver == self.driver
+        assert (net.ipam_driver, net.ipam_options) == (self.ipam_driver, self.ipam_options)
         assert self.owned(eng, net, False) <= node_links(eng), "an owned link is missing"
         self.assert_clean(eng)
 
