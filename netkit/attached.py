@@ -17,8 +17,9 @@ the namespace while its owner holds it. Unlike a container netkit made,
 nothing here ever kills a process, deletes the namespace or makes a mount
 or UTS namespace: detach removes only what attach made (the interface, its
 addresses and routes go with it, the records, the bind and the run dir).
-The record is ``running`` from the first attach to the last detach (its
-names resolve and it holds its addresses); it has no pid.
+The record is ``running`` in netkit's lifecycle from the first attach to
+the last detach (its names resolve and it holds its addresses); it has no
+pid, so `ps` and `inspect` show it as Docker's ``created`` (`Container.status`).
 """
 
 from __future__ import annotations

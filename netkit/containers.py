@@ -106,7 +106,8 @@ class Containers:
         return out
 
     def ports(self, container: str) -> list:
-        return list(self.get(container).ports)
+        from netkit.ports import host_bindings
+        return host_bindings(self.get(container))
 
     # -- create: the sandbox -------------------------------------------------------------------
     def create(self, spec: ContainerSpec) -> Container:

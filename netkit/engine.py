@@ -296,7 +296,8 @@ class Engine:
         return self._containers.inspect(refs)
 
     def port(self, container: str) -> list[PortMapping]:
-        """`docker port`: the container's published ports."""
+        """`docker port`: the container's published ports, each host binding (a port
+        published on every address of a dual-stack container: 0.0.0.0 and ::)."""
         return self._containers.ports(container)
 
     def connect(self, network: str, container: str, *, aliases: tuple[str, ...] = (),

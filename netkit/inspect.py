@@ -78,13 +78,11 @@ def container_json(ctr: Container, networks: dict[str, Network], run_dir: str = 
                                   "EndpointID": "", "Gateway": "", "IPAddress": "",
                                   "IPPrefixLen": 0, "MacAddress": "", "Aliases": None,
                                   "DNSNames": None}
+    from netkit.ports import host_bindings
     ports: dict[str, list[dict[str, str]] | None] = {}
-    six = {ep.network_id for ep in ctr.endpoints if ep.ipv6}
-    for pm in ctr.ports:
+    for pm in host_bindings(ctr):                   # with Docker's [::] binding (dual stack)
         bound = ports.setdefault(f"{pm.container_port}/{pm.proto}", [])
         bound.append({"HostIp": pm.host_ip, "HostPort": str(pm.host_port)})  # type: ignore[union-attr]
-        if pm.host_ip == "0.0.0.0" and pm.network_id in six:   # Docker's [::] binding (dual stack)
-            bound.append({"HostIp": "::", "HostPort": str(pm.host_port)})    # type: ignore[union-attr]
     out = {
         "Id": ctr.id,
         "Created": ctr.created,
@@ -168,9 +166,10 @@ def legacy_links(ctr: Container, networks: dict[str, Network]) -> list[str] | No
 
 def state_json(ctr: Container) -> dict[str, Any]:
     """``State`` as Docker has it (lower-case Status; zero times for never)."""
-    return {"Status": ctr.state.value, "Running": ctr.state in (State.RUNNING, State.RESTARTING),
-            "Paused": False, "Restarting": ctr.state is State.RESTARTING, "OOMKilled": False,
-            "Dead": False, "Pid": (ctr.pid or 0) if ctr.state is State.RUNNING else 0,
+    status = ctr.status                       # a bare sandbox: created, Running false, Pid 0
+    return {"Status": status.value, "Running": status in (State.RUNNING, State.RESTARTING),
+            "Paused": False, "Restarting": status is State.RESTARTING, "OOMKilled": False,
+            "Dead": False, "Pid": (ctr.pid or 0) if status is State.RUNNING else 0,
             "ExitCode": ctr.exit_code or 0, "Error": ctr.error,
             "StartedAt": ctr.started_at or ZERO_TIME, "FinishedAt": ctr.finished_at or ZERO_TIME}
 

@@ -179,7 +179,18 @@ class Container:
 
     @property
     def running(self) -> bool:
+        """netkit's lifecycle: its networks are joined (a bare sandbox too); see `status`."""
         return self.state is State.RUNNING
+
+    @property
+    def status(self) -> State:
+        """``State.Status`` as Docker reports it (`ps`, `inspect`, events): a container without
+        a command (a bare sandbox, or a namespace attached by its owner) has no process, so
+        while its networks are joined (`state` running) it is ``created``, as a Docker
+        container whose process never started; otherwise `state`."""
+        if self.state is State.RUNNING and not self.command:
+            return State.CREATED
+        return self.state
 
     @property
     def shares_netns_of(self) -> str | None:

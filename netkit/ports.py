@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from netkit.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from netkit.model import Container, PortMapping
 
 PROTOS = ("tcp", "udp")
 
@@ -90,3 +95,17 @@ def parse_expose(spec: str) -> list[tuple[int, str]]:
         raise InvalidArgument(f"invalid proto: {proto}")
     lo, hi = _port(port, spec)
     return [(p, proto) for p in range(lo, hi + 1)]
+
+
+def host_bindings(ctr: "Container") -> list["PortMapping"]:
+    """What is really published for `ctr` (`port`, `ps` PORTS, `inspect`'s Ports): each
+    binding, and for one on every address (0.0.0.0) whose network gave the container an
+    IPv6 address the ``::`` binding beside it, as Docker binds both (docs/ipv6.md: a
+    container without IPv6 gets the IPv4 binding only, netkit having no userland proxy)."""
+    six = {ep.network_id for ep in ctr.endpoints if ep.ipv6}
+    out: list["PortMapping"] = []
+    for pm in ctr.ports:
+        out.append(pm)
+        if pm.host_ip == "0.0.0.0" and pm.network_id in six:
+            out.append(dataclasses.replace(pm, host_ip="::"))
+    return out

@@ -11,7 +11,10 @@ waits for the agent.
 
 States (``State.Status``): created -> running -> exited, or
 running -> restarting -> running under a restart policy; a container
-without a command (a bare sandbox) is running from its start to its stop.
+without a command (a bare sandbox) is running from its start to its stop in
+netkit's lifecycle (`Container.state`: its networks are joined), but having
+no process it shows as Docker's ``created`` (`Container.status`: ps,
+inspect, no start/stop/die events).
 """
 
 from __future__ import annotations
@@ -121,7 +124,7 @@ class Runtime:
             self.processes.stop(ctr, timeout)
         elif ctr.state is State.RUNNING:            # a bare sandbox
             self._exited(ctr.id, 0, restarting=False)
-        if ctr.state in (State.RUNNING, State.RESTARTING):
+        if ctr.status in (State.RUNNING, State.RESTARTING):    # not a bare sandbox (created)
             events.record(self.store, "container", "stop", ctr.id, {"name": ctr.name})
         try:
             return self.containers.get(ctr.id)

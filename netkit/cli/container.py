@@ -232,7 +232,7 @@ def port(container: str, private: str | None) -> None:
     from netkit.errors import InvalidArgument, NotFound
     mappings = engine().port(container)
     if private is None:
-        lines = [f"{pm.container_port}/{pm.proto} -> {pm.host_ip}:{pm.host_port}" for pm in mappings]
+        lines = [f"{pm.container_port}/{pm.proto} -> {render.host_port(pm)}" for pm in mappings]
         for line in sorted(lines, key=render.natural_key):
             click.echo(line)
         return
@@ -241,7 +241,7 @@ def port(container: str, private: str | None) -> None:
     if not number.isdigit() or int(number) > 65535:     # docker/cli's runPort
         raise InvalidArgument(f'invalid port ({number}): strconv.ParseUint: parsing "{number}": '
                               + ("value out of range" if number.isdigit() else "invalid syntax"))
-    hosts = [f"{pm.host_ip}:{pm.host_port}" for pm in mappings
+    hosts = [render.host_port(pm) for pm in mappings
              if pm.container_port == int(number) and pm.proto == proto]
     if not hosts:
         raise NotFound(f"No public port '{private}' published for {container}")

@@ -63,7 +63,8 @@ def info_data(eng: "Engine", sw: dict[str, Any], context: str | None,
     """What `docker info --format '{{json .}}'` prints, with netkit's fields (`sw`: the
     engine's swarm_info())."""
     from netkit.drivers import builtin_names
-    states = [str(getattr(c.state, "value", c.state)) for c in eng.containers(all=True)]
+    from netkit.cli.render import docker_state
+    states = [docker_state(c) for c in eng.containers(all=True)]
     running = sum(s in ("running", "restarting") for s in states)
     uname = os.uname()
     return {

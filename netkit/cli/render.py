@@ -120,7 +120,7 @@ def match_container(ctr: Any, filters: Mapping[str, list[str]], *, published: se
     """docker ps's filters on one container. `published` / `exposed`: its container
     ports ("80/tcp") with a host binding / declared; `created`: the Created time of the
     containers `before` and `since` name."""
-    state = getattr(ctr.state, "value", ctr.state)
+    state = docker_state(ctr)
     tests: dict[str, Callable[[str], bool]] = {
         "id": lambda v: re.search(v, ctr.id) is not None,
         "name": lambda v: re.search(v, "/" + ctr.name) is not None,
@@ -148,8 +148,7 @@ def display_ports(ports: Iterable[tuple[str, int, int, str]]) -> str:
         key = proto
         if ip:
             if public != private:
-                host = f"[{ip}]" if ":" in ip else ip
-                mappings.append(f"{host}:{public}->{private}/{proto}")
+                mappings.append(f"{_host(ip)}:{public}->{private}/{proto}")
                 continue
             key = f"{ip}/{proto}"
         group = groups.get(key)
@@ -168,15 +167,25 @@ def _port_group(key: str, first: int, last: int) -> str:
     ip, _, proto = key.rpartition("/")
     group = str(first) if first == last else f"{first}-{last}"
     if ip:
-        group = f"{ip}:{group}->{group}"
+        group = f"{_host(ip)}:{group}->{group}"
     return f"{group}/{proto}"
+
+
+def host_port(pm: Any) -> str:
+    """A binding as `docker port` prints it (net.JoinHostPort): ``0.0.0.0:8080``, ``[::]:8080``."""
+    return f"{_host(pm.host_ip)}:{pm.host_port}"
+
+
+def _host(ip: str) -> str:
+    """Go's net.JoinHostPort: an IPv6 address in brackets."""
+    return f"[{ip}]" if ":" in ip else ip
 
 
 def container_ports(ctr: Any) -> list[tuple[str, int, int, str]]:
     """(ip, private, public, proto) of a running container: its bindings, then its
     exposed ports without one."""
-    from netkit.ports import parse_expose, parse_publish
-    out = [(pm.host_ip, pm.container_port, pm.host_port, pm.proto) for pm in ctr.ports]
+    from netkit.ports import host_bindings, parse_expose, parse_publish
+    out = [(pm.host_ip, pm.container_port, pm.host_port, pm.proto) for pm in host_bindings(ctr)]
     if not ctr.endpoints:
         return out
     want: Any = ctr.options.get("ports") or {}
@@ -214,10 +223,16 @@ def network_row(net: Any, trunc: bool = True) -> dict[str, str]:
             "Labels": labels_text(net.labels), "CreatedAt": net.created}
 
 
+def docker_state(ctr: Any) -> str:
+    """``State.Status`` as Docker reports it (`Container.status`: a bare sandbox is created)."""
+    status = getattr(ctr, "status", ctr.state)
+    return str(getattr(status, "value", status))
+
+
 def container_status(ctr: Any) -> str:
     """``docker ps`` STATUS: ``Up 3 minutes``, ``Exited (0) 2 seconds ago``, ``Created``..."""
     from netkit.lifecycle import status_text
-    return status_text(getattr(ctr.state, "value", ctr.state), exit_code=ctr.exit_code,
+    return status_text(docker_state(ctr), exit_code=ctr.exit_code,
                        started=getattr(ctr, "started_at", None),
                        finished=getattr(ctr, "finished_at", None))
 
@@ -244,7 +259,7 @@ def container_row(ctr: Any, trunc: bool = True) -> dict[str, str]:
         command = ellipsis(command, 20)
     return {"ID": ctr.id[:12] if trunc else ctr.id, "Name": ctr.name, "Names": ctr.name,
             "Command": json.dumps(command, ensure_ascii=False),
-            "Status": container_status(ctr), "State": getattr(ctr.state, "value", ctr.state),
+            "Status": container_status(ctr), "State": docker_state(ctr),
             "Ports": display_ports(container_ports(ctr)), "RunningFor": running_for(ctr),
             "Labels": labels_text(ctr.options.get("labels") or {}), "Image": "", "Mounts": "",
             "Networks": container_networks(ctr), "Hostname": ctr.hostname,

@@ -109,4 +109,20 @@ MIGRATIONS: list[str] = [
             json_object('exitCode', CAST(coalesce(NEW.exit_code, 0) AS TEXT), 'name', NEW.name));
         END;
     """,
+    # 6: a container without a command has no process: Docker's `created` (Container.status),
+    # so it has no start and no die events
+    """
+    DROP TRIGGER event_container_start;
+    DROP TRIGGER event_container_die;
+    CREATE TRIGGER event_container_start AFTER UPDATE OF state ON containers
+        WHEN NEW.state = 'running' AND OLD.state != 'running' AND NEW.command != '[]' BEGIN
+        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (netkit_now_ns(),
+            'container', 'start', NEW.id, json_object('name', NEW.name)); END;
+    CREATE TRIGGER event_container_die AFTER UPDATE OF state ON containers
+        WHEN OLD.state = 'running' AND NEW.state != 'running' AND NEW.command != '[]' BEGIN
+        INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (netkit_now_ns(),
+            'container', 'die', NEW.id,
+            json_object('exitCode', CAST(coalesce(NEW.exit_code, 0) AS TEXT), 'name', NEW.name));
+        END;
+    """,
 ]

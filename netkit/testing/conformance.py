@@ -23,16 +23,31 @@ and directly through its contract (netkit/drivers/base.py):
     rollback      a kernel call failing at every step of create and of join leaves the
                   node's links, the store and `system check` as they were
 
+An IPAM plugin's author runs the same tests with a driver of netkit's and their plugin:
+`ipam_driver` (as registered under `netkit.ipam`) and `ipam_options` (`--ipam-opt`) make
+the kit's networks use it, and `test_create` checks that the network records it.
+
 A driver whose only network is predefined (netkit's `null`: `none`) sets `predefined` to
 that network: the create and delete tests are skipped, the others use it.
+
+A swarm-scoped driver (netkit's `overlay`) sets `swarm = True`: each test then runs on a
+simulated node on a LAN of its own that is the manager of a one-node swarm (`swarm
+init`), and its networks are made `--attachable` so that the kit's standalone
+containers may join them, as Docker requires. The traffic between containers of
+different nodes is beyond the kit (netkit's tests/kernel/test_overlay.py covers it).
+
+The engine under test is the `conformance_engine` fixture (a method of the class): a
+driver that needs another kind of node overrides it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import secrets
 import subprocess
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import pytest
 
@@ -67,6 +82,39 @@ class DriverConformance:
     connectivity: ClassVar[bool] = True                # its containers reach each other
     command: ClassVar[tuple[str, ...]] = ("sleep", "300")
     network_name: ClassVar[str] = "conformance"
+    ipam_driver: ClassVar[str] = "default"             # --ipam-driver of its networks
+    ipam_options: ClassVar[dict[str, str]] = {}        # --ipam-opt
+    swarm: ClassVar[bool] = False                      # swarm-scoped: a one-node swarm's manager
+    lan_subnet: ClassVar[str] = "192.168.199.0/24"     # the swarm node's LAN (swarm only)
+
+    # -- the engine under test --------------------------------------------------------------
+    @pytest.fixture
+    def conformance_engine(self, request: pytest.FixtureRequest) -> Iterator[Any]:
+        """The node the tests act on: `netkit_node`, or with `swarm` a node on a LAN of
+        its own that initialised a swarm; removed afterwards, also on failure."""
+        if not self.swarm:
+            yield request.getfixturevalue("netkit_node")
+            return
+        from netkit.engine import Engine
+        host = request.getfixturevalue("netkit_host")
+        root, run = request.getfixturevalue("netkit_state_dirs")
+        tag = secrets.token_hex(3)
+        lan, name = f"cl{tag}", f"cn{tag}"
+        net = ipaddress.ip_network(self.lan_subnet)
+        eng = None
+        try:
+            host.create_lan(lan, str(net), gateway=str(net[1]))
+            host.create_node(name, lan=lan, ip=f"{net[10]}/{net.prefixlen}")
+            eng = Engine(name, root=root, run=run)
+            eng.swarm_init()
+            yield eng
+        finally:
+            if eng is not None:
+                eng.close()
+            if host.host_store.read().node(name) is not None:
+                host.remove_node(name, force=True)
+            if host.host_store.read().lan(lan) is not None:
+                host.remove_lan(lan)
 
     # -- helpers ----------------------------------------------------------------------------
     def make_network(self, eng: Any) -> str:
@@ -75,7 +123,9 @@ class DriverConformance:
             return self.predefined
         eng.create_network(NetworkSpec(name=self.network_name, driver=self.driver,
                                        subnets=(self.subnet,) if self.subnet else (),
-                                       options=dict(self.options)))
+                                       options=dict(self.options), attachable=self.swarm,
+                                       ipam_driver=self.ipam_driver,
+                                       ipam_options=dict(self.ipam_options)))
         return self.network_name
 
     def run(self, eng: Any, name: str, network: str) -> Any:
@@ -109,17 +159,18 @@ class DriverConformance:
         impl = drivers.get(self.driver)
         assert isinstance(impl, Driver) and impl.name == self.driver
 
-    def test_create(self, netkit_node: Any) -> None:
+    def test_create(self, conformance_engine: Any) -> None:
         if self.predefined:
             pytest.skip(f"{self.driver}: only the predefined network {self.predefined}")
-        eng = netkit_node
+        eng = conformance_engine
         net = eng.network(self.make_network(eng))
         assert net.driver == self.driver
+        assert (net.ipam_driver, net.ipam_options) == (self.ipam_driver, self.ipam_options)
         assert self.owned(eng, net, False) <= node_links(eng), "an owned link is missing"
         self.assert_clean(eng)
 
-    def test_join_and_leave(self, netkit_node: Any) -> None:
-        eng = netkit_node
+    def test_join_and_leave(self, conformance_engine: Any) -> None:
+        eng = conformance_engine
         network = self.make_network(eng)
         net = eng.network(network)
         a, b = self.run(eng, "conf-a", network), self.run(eng, "conf-b", network)
@@ -141,10 +192,10 @@ class DriverConformance:
         eng.remove_container("conf-b", force=True)
         self.assert_clean(eng)
 
-    def test_delete(self, netkit_node: Any) -> None:
+    def test_delete(self, conformance_engine: Any) -> None:
         if self.predefined:
             pytest.skip(f"{self.driver}: its predefined network {self.predefined} stays")
-        eng = netkit_node
+        eng = conformance_engine
         links = node_links(eng)
         net = eng.network(self.make_network(eng))
         owned = self.owned(eng, net, False)
@@ -153,8 +204,8 @@ class DriverConformance:
         assert node_links(eng) == links
         self.assert_clean(eng)
 
-    def test_delete_and_leave_are_idempotent(self, netkit_node: Any) -> None:
-        eng = netkit_node
+    def test_delete_and_leave_are_idempotent(self, conformance_engine: Any) -> None:
+        eng = conformance_engine
         network = self.make_network(eng)
         net = eng.network(network)
         ctr = self.run(eng, "conf-i", network)
@@ -171,13 +222,13 @@ class DriverConformance:
             self.driver_call(eng, "delete_network", net)
         self.assert_clean(eng)
 
-    def test_check(self, netkit_node: Any) -> None:
+    def test_check(self, conformance_engine: Any) -> None:
         from netkit import drivers
         from netkit.drivers.base import Checkable
         impl = drivers.get(self.driver)
         if not isinstance(impl, Checkable):
             pytest.skip(f"{self.driver} is not Checkable: it owns no links to check")
-        eng = netkit_node
+        eng = conformance_engine
         net = eng.network(self.make_network(eng))
         assert self.driver_call(eng, "check", net, False) == []
         owned = self.owned(eng, net, False)
@@ -190,9 +241,9 @@ class DriverConformance:
             f"{victim} deleted behind its back, but check() says nothing"
         assert eng.system_check() != []
 
-    def test_rollback_on_failure(self, netkit_node: Any) -> None:
+    def test_rollback_on_failure(self, conformance_engine: Any) -> None:
         from netkit.kernel.session import FaultPlan
-        eng = netkit_node
+        eng = conformance_engine
         links, nets = node_links(eng), {n.name for n in eng.networks()}
         network = self.predefined
         for step in range(1, MAX_STEPS + 1) if not self.predefined else ():

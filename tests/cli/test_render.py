@@ -121,8 +121,15 @@ def test_container_row():
     (State.RUNNING, None, "Up"), (State.EXITED, 3, "Exited (3)"), (State.CREATED, None, "Created"),
     (State.RESTARTING, 1, "Restarting (1)")])
 def test_container_status(state, code, text):
-    c = Container(id="c" * 64, name="x", hostname="h", state=state, exit_code=code)
+    c = Container(id="c" * 64, name="x", hostname="h", state=state, exit_code=code,
+                  command=("sleep", "9"))
     assert render.container_status(c) == text
+
+
+def test_a_running_sandbox_without_a_command_shows_created():
+    c = Container(id="c" * 64, name="x", hostname="h", state=State.RUNNING)
+    assert c.status is State.CREATED and c.running
+    assert (render.container_status(c), render.container_row(c)["State"]) == ("Created", "created")
 
 
 def test_container_networks_falls_back_to_the_mode():
@@ -285,3 +292,22 @@ def test_container_row_has_dockers_other_ps_fields():
     assert (row["RunningFor"], row["Labels"], row["Image"], row["Ports"]) == ("3 minutes ago", "a=1,b=2", "", "")
     out = render.format_rows("table {{.Name}}\t{{.RunningFor}}\t{{.Labels}}", [row], render.CONTAINER_HEADERS, "")
     assert out[0].split() == ["NAME", "CREATED", "LABELS"]
+
+
+def test_display_ports_brackets_ipv6_hosts():
+    assert render.display_ports([("0.0.0.0", 80, 8080, "tcp"), ("::", 80, 8080, "tcp")]) == \
+        "0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"
+    assert render.display_ports([("::", 80, 80, "tcp"), ("::", 81, 81, "tcp")]) == "[::]:80-81->80-81/tcp"
+
+
+def test_host_bindings_add_the_v6_binding_only_where_the_network_gave_ipv6():
+    from netkit.model import Endpoint, PortMapping
+    from netkit.ports import host_bindings
+    pm = PortMapping("tcp", "0.0.0.0", 8080, 80, "10.0.0.2", "n6")
+    local = PortMapping("tcp", "127.0.0.1", 8081, 80, "10.0.0.2", "n6")
+    v4 = PortMapping("udp", "0.0.0.0", 5353, 53, "10.1.0.2", "n4")
+    eps = (Endpoint("e1", "n6", "c" * 64, "eth0", "02:42:0a:00:00:02", "10.0.0.2/24", "fd00::2/64"),
+           Endpoint("e2", "n4", "c" * 64, "eth1", "02:42:0a:01:00:02", "10.1.0.2/24"))
+    c = Container(id="c" * 64, name="x", hostname="h", endpoints=eps, ports=(pm, local, v4))
+    assert [(b.host_ip, b.host_port) for b in host_bindings(c)] == [
+        ("0.0.0.0", 8080), ("::", 8080), ("127.0.0.1", 8081), ("0.0.0.0", 5353)]

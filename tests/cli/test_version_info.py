@@ -47,13 +47,15 @@ def test_tab_lines_pads_like_docker_tabwriter():
 
 
 def test_info_counts_containers_by_state(nk, fake):
-    fake._containers = [ctr("a", "a", state=State.RUNNING), ctr("b", "b", state=State.EXITED),
-                        ctr("c", "c", state=State.CREATED), ctr("d", "d", state=State.RESTARTING)]
+    fake._containers = [ctr("a", "a", state=State.RUNNING, command=("sleep", "9")),
+                        ctr("b", "b", state=State.EXITED), ctr("c", "c", state=State.CREATED),
+                        ctr("d", "d", state=State.RESTARTING),
+                        ctr("e", "e", state=State.RUNNING)]      # no command: created, stopped
     out = ok(nk("info")).stdout.splitlines()
     assert out[:5] == ["Client:", f" Version:           {__version__}",
                        " Context:           default", " Debug Mode:        false", ""]
     server = out[out.index("Server:"):]
-    assert server[1:9] == [" Containers: 4", "  Running: 2", "  Paused: 0", "  Stopped: 2",
+    assert server[1:9] == [" Containers: 5", "  Running: 2", "  Paused: 0", "  Stopped: 3",
                            " Networks: 3", f" Server Version: {__version__}", " Plugins:",
                            "  Network: bridge host macvlan none overlay"]
     assert f" Kernel Version: {os.uname().release}" in server
@@ -64,7 +66,7 @@ def test_info_counts_containers_by_state(nk, fake):
 
 
 def test_info_format(nk, fake):
-    fake._containers = [ctr("a", "a", state=State.RUNNING)]
+    fake._containers = [ctr("a", "a", state=State.RUNNING, command=("sleep", "9"))]
     assert ok(nk("info", "--format", "{{.ContainersRunning}}/{{.Containers}}")).stdout == "1/1\n"
     assert ok(nk("info", "-f", "{{.Swarm.LocalNodeState}}")).stdout == "inactive\n"
     data = json.loads(ok(nk("--node", "h1", "info", "--format", "json")).stdout)

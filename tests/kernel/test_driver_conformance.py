@@ -1,6 +1,6 @@
 """netkit's own drivers pass the driver conformance kit (netkit.testing.conformance);
 acme-netkit's third-party `acmebridge` does in tests/kernel/test_third_party_driver.py.
-overlay needs a swarm (several nodes on a LAN), which the kit does not set up."""
+overlay runs on the kit's one-node swarm (`swarm = True`)."""
 
 from __future__ import annotations
 
@@ -24,3 +24,9 @@ class TestNull(DriverConformance):
     driver = "null"
     predefined = "none"
     connectivity = False
+
+
+class TestOverlay(DriverConformance):
+    driver = "overlay"
+    swarm = True
+    subnet = "10.197.0.0/24"

@@ -12,6 +12,8 @@ the test's namespaces (ULA addresses, no uplink).
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 
@@ -193,6 +195,25 @@ def test_inspect_shows_the_v6_binding(world):
                                {"HostIp": "::", "HostPort": "8080"}]
     assert ports["5300/udp"] == [{"HostIp": "0.0.0.0", "HostPort": "5353"},
                                  {"HostIp": "::", "HostPort": "5353"}]
+
+
+
+def test_port_and_ps_show_the_v6_binding(world):
+    """`netkit port` and ps PORTS print what is published, as Docker's CLI prints it
+    (net.JoinHostPort, natural order): [::] beside 0.0.0.0 for the dual-stack a1 only."""
+    a = world["a"]
+    env = dict(os.environ, NETKIT_ROOT=a.root, NETKIT_RUN=a.run_root, NETKIT_NODE=a.node_name)
+    nk = lambda *args: subprocess.run([sys.executable, "-m", "netkit", *args], env=env,
+                                      capture_output=True, text=True, timeout=60)
+    out = nk("port", "a1")
+    assert (out.returncode, out.stdout) == (0, "80/tcp -> 0.0.0.0:8080\n80/tcp -> [::]:8080\n"
+                                            "5300/udp -> 0.0.0.0:5353\n5300/udp -> [::]:5353\n")
+    assert nk("port", "a1", "80").stdout == "0.0.0.0:8080\n[::]:8080\n"
+    assert nk("port", "a1", "5300/udp").stdout == "0.0.0.0:5353\n[::]:5353\n"
+    row = nk("ps", "--filter", "name=a1", "--format", "{{.Ports}}").stdout.strip()
+    assert row == ("0.0.0.0:8080->80/tcp, [::]:8080->80/tcp, "
+                   "0.0.0.0:5353->5300/udp, [::]:5353->5300/udp")
+    assert nk("port", "v1").stdout == ""
 
 
 SQUAT6 = ("import socket, time; s = socket.socket(socket.AF_INET6); "

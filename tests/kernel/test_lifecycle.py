@@ -78,6 +78,30 @@ def test_create_then_start_allocates_at_start(node, net):
     assert resolve(node, "client", "web") == ["10.61.0.2"]
 
 
+def test_a_sandbox_without_a_command_is_created_with_its_networks_joined(node, net):
+    """No process: Docker's Created everywhere (ps, inspect, info, events), while its
+    networks stay joined (its name resolves, it can be exec'd into) until it stops."""
+    from netkit.cli.render import container_row, match_container
+    t0 = time.time()
+    box, code = node.run(ContainerSpec(name="box", network="n1", detach=True))
+    assert code is None and box.state is State.RUNNING and box.status is State.CREATED
+    info = node.inspect_containers(["box"])[0]["State"]
+    assert (info["Status"], info["Running"], info["Pid"]) == ("created", False, 0)
+    row = container_row(node.container("box"))
+    assert (row["Status"], row["State"]) == ("Created", "created")
+    assert match_container(node.container("box"), {"status": ["created"]})
+    assert not match_container(node.container("box"), {"status": ["running"]})
+    assert [c.name for c in node.containers()] == ["box"]       # listed while its networks are joined
+    node.run(ContainerSpec(name="peer", network="n1", command=("sleep", "infinity"), detach=True))
+    assert resolve(node, "peer", "box") == [box.endpoints[0].ipv4.split("/")[0]]
+    assert node.exec("box", ["ping", "-c1", "-W2", "peer"]) == 0
+    node.stop("box")
+    assert node.container("box").status is State.EXITED and not node.container("box").endpoints
+    node.remove_container("box")
+    got = [e.action for e in node.events(t0, time.time(), ["container=box"])]
+    assert got == ["create", "destroy"]                          # no start, stop or die
+
+
 def test_stop_leaves_networks_and_start_rejoins(node, net):
     c = sh(node, "c1", TRAP, aliases=("api",), ipv4="10.61.0.50")
     dyn = sh(node, "c2", TRAP, aliases=("dyn",))

@@ -105,3 +105,11 @@ class TestAcmeBridgeConformance(DriverConformance):
         monkeypatch.syspath_prepend(plugin_path)
         monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
             p for p in (plugin_path, os.environ.get("PYTHONPATH")) if p))
+
+
+class TestAcmeIpamConformance(TestAcmeBridgeConformance):
+    """acme-netkit's IPAM plugin `acmeipam` through the kit, on netkit's bridge driver."""
+
+    driver = "bridge"
+    ipam_driver = "acmeipam"
+    ipam_options = {"offset": "20"}
