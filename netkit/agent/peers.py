@@ -65,8 +65,8 @@ def desired(cluster, node: str) -> set[Peer]:
             continue              # no local endpoint: no vxlan device here
         vni = vnis[network_id]
         for ep in eps:
-            if ep.node == node or not ep.ipv4:
-                continue
+            if ep.node == node or not ep.ipv4 or not ep.vtep:
+                continue          # local, no address, or a service VIP (node "", no vtep)
             out.add(Peer(vxlan_name(vni), ep.mac, ep.ipv4.split("/")[0], ep.vtep, vni,
                          network_id, ep.node, ep.container_name, ep.names))
     return out
