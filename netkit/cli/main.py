@@ -25,6 +25,7 @@ COMMANDS = {
     "lan": ("node", "lan"), "capture": ("capture", "capture"), "lab": ("lab", "lab"),
     "swarm": ("swarm", "swarm"), "info": ("system", "info"), "version": ("version", "version"),
     "completion": ("completion", "completion"), "events": ("events", "events"),
+    "secret": ("secret", "secret"), "config": ("secret", "config"),
 }
 
 
