@@ -59,6 +59,9 @@ def check_spec(spec: ContainerSpec) -> None:
     check_log_options(dict(spec.log_opts))
     from netkit.specs import check_privileges
     check_privileges(spec)
+    for _, target, _ in spec.configs:
+        if not target.startswith("/") or os.path.normpath(target) == "/":
+            raise InvalidArgument(f"invalid config target {target!r}: an absolute file path")
 
 
 class Containers:
@@ -159,6 +162,8 @@ class Containers:
         self.processes.make_mount_namespace(ctx.kernel, ctr)
         if spec.secrets:
             self._mount_secrets(ctr, spec, d)
+        if spec.configs:
+            self._mount_configs(ctr, spec, d)
         return ctr
 
     def _mount_secrets(self, ctr: Container, spec: ContainerSpec, d: str) -> None:
@@ -170,6 +175,15 @@ class Containers:
                                   "(not host networking on the host)")
         secretfs.write(os.path.join(d, "secrets"), spec.secrets)
         secretfs.mount(path, os.path.join(d, "secrets"))
+
+    def _mount_configs(self, ctr: Container, spec: ContainerSpec, d: str) -> None:
+        """Swarm configs: copies in the container's dir, each read-only at its target."""
+        from netkit.kernel import secretfs
+        path = self.processes.mnt_path(ctr)
+        if path is None:
+            raise InvalidArgument("configs need a mount namespace of the container's own "
+                                  "(not host networking on the host)")
+        secretfs.mount_files(path, secretfs.write_files(os.path.join(d, "configs"), spec.configs))
 
     # -- its networks: joined at start, left at stop ------------------------------------------
     def attach(self, tx: "Tx", ctx: DriverContext, ctr: Container) -> Container:

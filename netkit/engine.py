@@ -75,7 +75,7 @@ if TYPE_CHECKING:
     from netkit.events import Event
     from netkit.capture.session import Capture
     from netkit.capture.targets import Target
-    from netkit.services.model import Service, Task
+    from netkit.services.model import SecretObject, Service, Task
     from netkit.store.cluster import Member
 
 
@@ -474,6 +474,48 @@ class Engine:
         nothing is labelled with the stack)."""
         from netkit.services import stack_ops
         return stack_ops.remove(self, name, out=out)
+    # -- swarm secrets and configs (netkit/services/secrets.py; managers only) ------------
+    def secret_create(self, name: str, data: bytes,
+                      labels: "Mapping[str, str] | None" = None) -> "SecretObject":
+        """`docker secret create [--label K=V] NAME FILE|-`: the value sealed in the store."""
+        from netkit.services import secrets
+        return secrets.create(self, "secret", name, data, dict(labels or {}))
+
+    def secrets(self) -> "list[SecretObject]":
+        """`docker secret ls`."""
+        from netkit.services import secrets
+        return secrets.listing(self, "secret")
+
+    def secret(self, ref: str) -> "SecretObject":
+        """`docker secret inspect REF` (name, id or unique id prefix; never the value)."""
+        from netkit.services import secrets
+        return secrets.get(self, "secret", ref)
+
+    def secret_remove(self, ref: str) -> "SecretObject":
+        """`docker secret rm REF` (refused while a service uses it)."""
+        from netkit.services import secrets
+        return secrets.remove(self, "secret", ref)
+
+    def config_create(self, name: str, data: bytes,
+                      labels: "Mapping[str, str] | None" = None) -> "SecretObject":
+        """`docker config create [--label K=V] NAME FILE|-`."""
+        from netkit.services import secrets
+        return secrets.create(self, "config", name, data, dict(labels or {}))
+
+    def configs(self) -> "list[SecretObject]":
+        """`docker config ls`."""
+        from netkit.services import secrets
+        return secrets.listing(self, "config")
+
+    def config(self, ref: str) -> "SecretObject":
+        """`docker config inspect REF` (name, id or unique id prefix)."""
+        from netkit.services import secrets
+        return secrets.get(self, "config", ref)
+
+    def config_remove(self, ref: str) -> "SecretObject":
+        """`docker config rm REF` (refused while a service uses it)."""
+        from netkit.services import secrets
+        return secrets.remove(self, "config", ref)
 
     # -- simulated nodes and LANs -------------------------------------------------
     def create_lan(self, name: str, subnet: str, gateway: str | None = None) -> Lan:

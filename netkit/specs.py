@@ -163,6 +163,7 @@ class ContainerSpec:
     extra_hosts: tuple[tuple[str, str], ...] = ()    # --add-host: (name, address) lines of /etc/hosts
     domainname: str | None = None      # --domainname: the hosts line names HOSTNAME.DOMAINNAME
     secrets: tuple[tuple[str, str, int], ...] = ()   # Compose: (host file, name in /run/secrets, mode)
+    configs: tuple[tuple[str, str, int], ...] = ()   # swarm configs: (host file, absolute target, mode)
 
     def __post_init__(self) -> None:
         _validate(self)

@@ -51,9 +51,11 @@ WORKER_VIEW = ("This node is not a swarm manager. Worker nodes can't be used to 
 READY, DOWN = "Ready", "Down"
 
 
-def admit(store: "ClusterStore", token: str, node: str, vtep: str) -> dict:
+def admit(store: "ClusterStore", token: str, node: str, vtep: str, *,
+          key_root: str | None = None) -> dict:
     """A manager's side of a join over the network: the token names a role of this cluster;
-    the node becomes a member. The reply the joiner gets (cluster id, store url, role)."""
+    the node becomes a member. The reply the joiner gets (cluster id, store url, role; the
+    cluster key for secrets from the manager's node root `key_root`)."""
     import hmac
     from netkit.agent.join import WRONG_TOKEN, check_token
     check_token(token)
@@ -67,7 +69,11 @@ def admit(store: "ClusterStore", token: str, node: str, vtep: str) -> dict:
         if any(m.vtep == vtep for m in c.members()):
             raise Conflict(f"address {vtep} is already used by a member of this swarm")
         c.add_member(Member(node, role, vtep, now()))
-    return {"cluster": store.cluster_id, "store": store.url, "role": role}
+    reply: dict[str, str | None] = {"cluster": store.cluster_id, "store": store.url, "role": role}
+    if key_root is not None:                    # secrets: the cluster key (services/secrets.py)
+        from netkit.services.swarmkey import key_text
+        reply["key"] = key_text(key_root)
+    return reply
 
 
 class Swarm:
@@ -108,6 +114,8 @@ class Swarm:
                     c.set_meta(f"token.{role}", new_token(cid))
             url = store.url
             self._write_membership({"cluster": cid, "store": url, "advertise": advertise})
+            from netkit.services.swarmkey import create_key    # secrets: the cluster key
+            create_key(self.paths.root)
             if leased(store):
                 store.keep_alive(self.node_name, LEASE_TTL)
         except BaseException:
@@ -149,6 +157,8 @@ class Swarm:
         except NetkitError:
             self._unjoin(None, url, cid)
             raise
+        from netkit.services.swarmkey import accept_key      # secrets: the manager's key
+        accept_key(self.paths.root, reply.get("key"))
         self._joined(store, {"cluster": cid, "store": url, "advertise": f"{vtep}:{join.JOIN_PORT}"})
         return cid
 
@@ -172,6 +182,10 @@ class Swarm:
                 raise Forbidden(f"node {manager} is not a swarm manager")
             c.add_member(Member(self.node_name, WORKER, vtep, now()))
         from netkit.agent.join import JOIN_PORT
+        from netkit.services import swarmkey as sealing     # secrets: the manager's key
+        key = sealing.read_key(NodePaths.of(manager, self.root, self.run_root).root)
+        if key is not None:
+            sealing.write_key(self.paths.root, key)
         self._joined(store, {"cluster": cid, "store": url, "advertise": f"{vtep}:{JOIN_PORT}"})
         return cid
 
@@ -192,6 +206,8 @@ class Swarm:
 
     def _unjoin(self, store: "ClusterStore | None", url: str, cid: str) -> None:
         """Undo the member row of a join that failed after the manager admitted it."""
+        from netkit.services.swarmkey import remove_key      # secrets
+        remove_key(self.paths.root)
         try:
             store = store or self.cluster.open(url, cid)
             with store.transaction() as c:
@@ -243,6 +259,8 @@ class Swarm:
             os.unlink(path)
             ctx.kernel.journal.push(f"restore {path}", lambda: self._write_membership(membership))
         self.cluster.use(None)
+        from netkit.services.swarmkey import remove_key      # secrets: the key goes with it
+        remove_key(self.paths.root)
         if last:
             store.destroy()
         else:

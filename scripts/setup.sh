@@ -39,7 +39,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import netkit, pyroute2, netaddr, dnslib, scapy, click, rich, yaml, pytest" 2>/dev/null \
+if ! .venv/bin/python -c "import netkit, pyroute2, netaddr, dnslib, scapy, click, rich, yaml, cryptography, pytest" 2>/dev/null \
    || [ pyproject.toml -nt .venv/.netkit-installed ]; then
     .venv/bin/pip install -q --upgrade pip >/dev/null
     .venv/bin/pip install -q -e '.[test]'

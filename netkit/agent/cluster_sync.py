@@ -175,7 +175,8 @@ class _Worker:
         if cluster is None or me is None or me.role != MANAGER:
             raise Forbidden(NOT_MANAGER)
         return admit(cluster, str(msg.get("token") or ""), str(msg.get("node") or ""),
-                     str(msg.get("vtep") or ""))
+                     str(msg.get("vtep") or ""),
+                     key_root=self._engine().paths.root)     # secrets: the cluster key
 
     def start_resolver(self) -> int:
         return self._engine().cluster.start_resolver()

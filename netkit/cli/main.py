@@ -26,6 +26,7 @@ COMMANDS = {
     "swarm": ("swarm", "swarm"), "info": ("system", "info"), "version": ("version", "version"),
     "completion": ("completion", "completion"), "events": ("events", "events"),
     "stack": ("stack", "stack"),
+    "secret": ("secret", "secret"), "config": ("secret", "config"),
 }
 
 

@@ -266,6 +266,7 @@ class SecretObject:
     created: str = ""
     updated: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    version: int = 1                     # inspect's Version.Index
 
     def to_dict(self) -> dict:
         return asdict(self)
