@@ -18,6 +18,7 @@ the one that owns the noun:
     _attached     AttachedSandboxes  network namespaces the caller owns: attach / detach (attached.py)
     runtime       Runtime         run / start / stop / restart / kill / wait / logs / exec; the agent's side (runtime.py)
     _swarm        Swarm           swarm init / join / leave, members, roles (swarm.py)
+    _swarm_nodes  SwarmNodes      node ls / inspect / promote / demote / update on a manager (swarm_nodes.py)
     _registry     NodeRegistry    simulated nodes and LANs, their agents, kept on the real host (nodes.py)
     _system       System          system check / prune / reset (system.py)
 
@@ -61,12 +62,13 @@ from netkit.scope import LocalScope, Scopes
 from netkit.specs import ContainerSpec, NetworkSpec
 from netkit.store import Store
 from netkit.swarm import Swarm
+from netkit.swarm_nodes import SwarmNodes
 from netkit.system import System
 
 ORPHAN_GRACE = 3.0      # seconds system_check waits for the kernel to finish deleting veths
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Mapping
+    from collections.abc import Generator, Iterable, Mapping
     from datetime import datetime
 
     from scapy.packet import Packet
@@ -77,6 +79,7 @@ if TYPE_CHECKING:
     from netkit.capture.targets import Target
     from netkit.services.model import SecretObject, Service, Task
     from netkit.store.cluster import Member
+    from netkit.swarm_nodes import SwarmNode
 
 
 class Engine:
@@ -126,6 +129,7 @@ class Engine:
                                self._resolver)
         self._swarm = Swarm(self.store, self.host_store, self.root, self.run_root, self.node,
                             self._actions, self.cluster, self._containers)
+        self._swarm_nodes = SwarmNodes(self._swarm)
         # nodes and LANs live on the real host: a node's engine acts there with a runner of its own
         self._host_kernel = KernelSessions(None, faults=FaultPlan.from_env()) if self.node_name \
             else self._kernel
@@ -407,9 +411,10 @@ class Engine:
         worker. Returns the cluster's id."""
         return self._swarm.join(manager, token=token, remote=remote)
 
-    def swarm_join_token(self, role: str = "worker") -> str:
-        """`docker swarm join-token -q worker|manager` (managers only)."""
-        return self._swarm.join_token(role)
+    def swarm_join_token(self, role: str = "worker", rotate: bool = False) -> str:
+        """`docker swarm join-token -q [--rotate] worker|manager` (managers only); `rotate`:
+        a new token replaces the old one, which admits nobody any more."""
+        return self._swarm.join_token(role, rotate)
 
     def swarm_advertise(self) -> str:
         """The "ip:port" other nodes join this member by."""
@@ -432,6 +437,33 @@ class Engine:
         """The swarm section of `netkit info`: state, cluster, role, advertise address, the
         store's url and each endpoint's health, member counts, members down."""
         return self._swarm.info()
+
+    def node_list(self) -> "list[SwarmNode]":
+        """`docker node ls` on a manager: the swarm's nodes (ID, hostname, status,
+        availability, manager status; `current`: this node)."""
+        return self._swarm_nodes.ls()
+
+    def node_inspect(self, refs: "Iterable[str]") -> list[dict[str, Any]]:
+        """`docker node inspect NODE...` on a manager: Docker's JSON (hostname, id, unique id
+        prefix or "self")."""
+        return self._swarm_nodes.inspect(refs)
+
+    def node_promote(self, node: str) -> bool:
+        """`docker node promote NODE`: False when it is a manager already."""
+        return self._swarm_nodes.set_role(node, "manager")
+
+    def node_demote(self, node: str) -> bool:
+        """`docker node demote NODE`: False when it is a worker already; the last manager
+        is refused."""
+        return self._swarm_nodes.set_role(node, "worker")
+
+    def node_update(self, node: str, *, availability: str | None = None,
+                    label_add: "Mapping[str, str] | None" = None,
+                    label_rm: "Iterable[str]" = ()) -> str:
+        """`docker node update --availability active|pause|drain --label-add k=v --label-rm k
+        NODE`; returns the node's id."""
+        return self._swarm_nodes.update(node, availability=availability, label_add=label_add,
+                                        label_rm=label_rm)
 
     def swarm_roles(self) -> dict[str, str]:
         """Each simulated node's role: "manager", "worker" or "" (not in a swarm)."""

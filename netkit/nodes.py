@@ -206,6 +206,11 @@ class NodeRegistry:
         try:
             busy = [c.name for c in inner.containers(all=True)] + \
                    [n.name for n in inner.networks() if not n.predefined]
+            swarm = {} if force else inner.swarm_info()   # it leaves its swarm (system reset)
+            if swarm.get("role") == "manager" and swarm.get("managers") == 1 \
+                    and swarm.get("nodes", 1) > 1:
+                from netkit.swarm import LAST_MANAGER
+                raise Conflict(LAST_MANAGER)
             if busy and not force:
                 raise Conflict(f"node {name} is in use ({', '.join(busy)}): use -f to remove it anyway")
             inner.system_reset()

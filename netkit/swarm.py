@@ -27,6 +27,7 @@ from netkit.errors import Conflict, Forbidden, InvalidArgument, NetkitError, Not
 from netkit.ids import now
 from netkit.model import Scope
 from netkit.paths import NodePaths
+from netkit.services.model import NODE
 from netkit.store.cluster import MANAGER, SWARM_FILE, WORKER, Member, read_cluster_id  # noqa: F401
 
 if TYPE_CHECKING:
@@ -40,15 +41,30 @@ if TYPE_CHECKING:
 NOT_IN_SWARM = "This node is not part of a swarm"
 ALREADY_IN_SWARM = ('This node is already part of a swarm. Use "netkit swarm leave" to leave this '
                     'swarm and join another one.')
-LAST_MANAGER = ("You are attempting to leave the swarm on a node that is participating as a manager. "
-                "Removing the last manager erases all current state of the swarm. Use `--force` to "
-                "ignore this message.")
-MANAGER_LEAVE = ("You are attempting to leave the swarm on a node that is participating as a manager. "
-                 "Use `--force` to ignore this message.")
+MANAGER_LEAVING = "You are attempting to leave the swarm on a node that is participating as a manager."
+LAST_MANAGER = (f"{MANAGER_LEAVING} Removing the last manager erases all current state of the swarm. "
+                "Use `--force` to ignore this message.")
+QUORUM_LOST = ("Removing this node leaves {left} managers out of {total}. Without a Raft quorum your "
+               "swarm will be inaccessible. ")
+MANAGER_LEAVE = ("The only way to restore a swarm that has lost consensus is to reinitialize it with "
+                 "`--force-new-cluster`. Use `--force` to suppress this message.")
 WORKER_VIEW = ("This node is not a swarm manager. Worker nodes can't be used to view or modify "
                "cluster state. Please run this command on a manager node or promote the current "
                "node to a manager.")
 READY, DOWN = "Ready", "Down"
+ROTATED = "Successfully rotated {role} join token."
+
+
+def manager_leave_message(reachable: int, unreachable: int) -> str:
+    """Docker's refusal of `swarm leave` without --force on a manager, by the managers that
+    are up (`reachable`, this one among them) and down (daemon/cluster/swarm.go Leave)."""
+    if reachable - 2 <= unreachable:                 # removing it loses the quorum
+        if reachable == 1 and unreachable == 0:
+            return LAST_MANAGER
+        return (f"{MANAGER_LEAVING} "
+                + QUORUM_LOST.format(left=reachable - 1, total=reachable + unreachable)
+                + MANAGER_LEAVE)
+    return f"{MANAGER_LEAVING} {MANAGER_LEAVE}"
 
 
 def admit(store: "ClusterStore", token: str, node: str, vtep: str, *,
@@ -231,10 +247,13 @@ class Swarm:
         store = self.cluster.store()
         if store is None:
             raise Conflict(NOT_IN_SWARM)
-        me = store.read().member(self.node_name)
+        seen = store.read()
+        me = seen.member(self.node_name)
         if me is not None and me.role == MANAGER and not force:
-            managers = [m for m in store.read().members() if m.role == MANAGER]
-            raise Conflict(LAST_MANAGER if len(managers) <= 1 else MANAGER_LEAVE)
+            down = self.down(store, seen) - {self.node_name}
+            managers = [m.node for m in seen.members() if m.role == MANAGER]
+            raise Conflict(manager_leave_message(len(set(managers) - down),
+                                                 len(set(managers) & down)))
         attached = [(ep.network_id, c) for c in self.containers.ps(all=True) for ep in c.endpoints
                     if ep.network_id in {n.id for n in self.store.read().networks()
                                          if n.scope is Scope.SWARM}]
@@ -252,6 +271,7 @@ class Swarm:
                 self.cluster.release_addresses(ctl, ep.network_id, ep.ipv4, ep.ipv6)
                 ctl.withdraw_endpoint(ep.id)
             ctl.remove_member(self.node_name)
+            ctl.delete_object(NODE, self.node_name)     # its availability and labels
             last = not ctl.members()
             for net in tx.networks():
                 if net.scope is Scope.SWARM and not tx.count_endpoints(net.id):
@@ -268,23 +288,33 @@ class Swarm:
         self.cluster.left()
 
     # -- what the members and the host see -------------------------------------------
-    def join_token(self, role: str = WORKER) -> str:
-        """`docker swarm join-token worker|manager` (managers only): the token."""
-        if role not in (WORKER, MANAGER):
-            raise InvalidArgument(f"unknown role {role}: use worker or manager")
+    def manager_store(self) -> "ClusterStore":
+        """This node's cluster store, when this node is a manager (what `node ls`, `join-token`
+        and the other cluster-wide views need): Docker's refusals off swarm and on a worker."""
         store = self.cluster.store()
         if store is None:
-            raise Conflict(NOT_IN_SWARM)
-        c = store.read()
-        me = c.member(self.node_name)
-        if me is None or me.role != MANAGER:
+            raise Forbidden(NOT_MANAGER)
+        me = store.read().member(self.node_name)
+        if me is None:
+            raise Forbidden(NOT_MANAGER)
+        if me.role != MANAGER:
             raise Forbidden(WORKER_VIEW)
-        token = c.meta(f"token.{role}")
-        if token is None:                  # a cluster made before tokens: one now
-            from netkit.agent.join import new_token
+        return store
+
+    def join_token(self, role: str = WORKER, rotate: bool = False) -> str:
+        """`docker swarm join-token [--rotate] worker|manager` (managers only): the token
+        (`rotate`: a new one first; the old one no longer admits anyone)."""
+        from netkit.agent.join import new_token
+        if role not in (WORKER, MANAGER):
+            raise InvalidArgument(f"unknown role {role}: use worker or manager")
+        store = self.manager_store()
+        token = store.read().meta(f"token.{role}")
+        if token is None or rotate:        # rotated, or a cluster made before tokens
             with store.transaction() as w:
-                token = w.meta(f"token.{role}") or new_token(store.cluster_id)
-                w.set_meta(f"token.{role}", token)
+                token = w.meta(f"token.{role}")
+                if token is None or rotate:
+                    token = new_token(store.cluster_id)
+                    w.set_meta(f"token.{role}", token)
         return token
 
     def advertise(self) -> str:
@@ -340,18 +370,20 @@ class Swarm:
     def nodes(self) -> list[tuple[Member, str]]:
         """`docker node ls` on a member: each member with its status, "Ready" or "Down"
         (etcd: its agent's lease expired; SQLite, one machine: its agent is not running)."""
-        from netkit.agent import client
         store = self.cluster.store()
         if store is None:
             raise Conflict(NOT_IN_SWARM)
         c = store.read()
-        members = c.members()
+        down = self.down(store, c)
+        return [(m, DOWN if m.node in down else READY) for m in c.members()]
+
+    def down(self, store: "ClusterStore", c: "ClusterTx") -> set[str]:
+        """The members shown Down (etcd: lease expired; SQLite: agent not running)."""
+        from netkit.agent import client
         if leased(store):
-            down = down_members(store, c)
-        else:
-            down = {m.node for m in members
-                    if client.pid(NodePaths.of(m.node, self.root, self.run_root).run) is None}
-        return [(m, DOWN if m.node in down else READY) for m in members]
+            return down_members(store, c)
+        return {m.node for m in c.members()
+                if client.pid(NodePaths.of(m.node, self.root, self.run_root).run) is None}
 
     def info(self) -> dict:
         """The swarm section of `netkit info`: membership, the store, its endpoints' health."""

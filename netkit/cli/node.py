@@ -1,6 +1,9 @@
 """`netkit node ...` and `netkit lan ...`: simulated hosts and the LANs between them.
 
-Both are managed from the real host's engine (no --node).
+Hosts and LANs are managed from the real host's engine (create, rm, exec: --node
+is ignored). The swarm verbs (`node ls` with --node, promote, demote, update,
+inspect) are Docker's `docker node ...`, run on the node --node names
+(netkit/cli/swarm_nodes.py).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from netkit.cli.parse import VerbatimCommand
 
 @click.group(cls=AliasGroup)
 def node() -> None:
-    """Manage simulated hosts (a netns each, optionally on a LAN)."""
+    """Manage simulated hosts (a netns each, optionally on a LAN) and swarm nodes."""
 
 
 @node.command("create")
@@ -43,10 +46,31 @@ def node_create(name: str, lan: str | None, ip: str | None, gateway: str | None,
                                              **own).name)
 
 
+def _acting_node() -> str | None:
+    """The node named by --node / NETKIT_NODE (None: the real host)."""
+    return click.get_current_context().find_root().params.get("node")
+
+
 @node.command("ls")
-@click.option("-q", "--quiet", is_flag=True, help="Only display names.")
-def node_ls(quiet: bool) -> None:
-    """List simulated hosts."""
+@click.option("-q", "--quiet", is_flag=True, help="Only display names (IDs on a swarm member).")
+@click.option("-f", "--filter", "filters", multiple=True, metavar="FILTER",
+              help="Filter a swarm member's view: role=, membership=, name=, id=, node.label=.")
+@click.option("--format", "fmt", metavar="TEMPLATE",
+              help="Format a swarm member's view: table, json or a Go-style template.")
+def node_ls(quiet: bool, filters: tuple[str, ...], fmt: str | None) -> None:
+    """List simulated hosts; with --node NODE, the nodes of NODE's swarm (`docker node ls`).
+
+    \b
+    Without --node: every simulated host (NAME LAN IP ROLE AGENT).
+    With --node NODE (a manager): its swarm's nodes, Docker's columns (ID, `*` for NODE,
+    HOSTNAME, STATUS, AVAILABILITY, MANAGER STATUS) and each node's AGENT.
+    """
+    if _acting_node():
+        from netkit.cli.swarm_nodes import ls
+        ls(quiet, filters, fmt)
+        return
+    if filters or fmt:
+        raise click.UsageError("--filter and --format list a swarm's nodes: use --node NODE")
     nodes = sorted(engine(host=True).nodes(), key=lambda n: render.natural_key(n.name))
     if quiet:
         for n in nodes:
@@ -68,6 +92,53 @@ def node_rm(force: bool, names: tuple[str, ...]) -> None:
     """Remove simulated hosts and everything on them."""
     eng = engine(host=True)
     each(names, lambda name: eng.remove_node(name, force=force))
+
+
+@node.command("promote")
+@click.argument("refs", nargs=-1, required=True, metavar="NODE...")
+def node_promote(refs: tuple[str, ...]) -> None:
+    """Promote one or more nodes to manager in the swarm (run on a manager: --node)."""
+    from netkit.cli.swarm_nodes import set_role
+    set_role(refs, "manager")
+
+
+@node.command("demote")
+@click.argument("refs", nargs=-1, required=True, metavar="NODE...")
+def node_demote(refs: tuple[str, ...]) -> None:
+    """Demote one or more nodes from manager in the swarm (never the last manager)."""
+    from netkit.cli.swarm_nodes import set_role
+    set_role(refs, "worker")
+
+
+@node.command("update")
+@click.option("--availability", type=click.Choice(["active", "pause", "drain"]),
+              help="Availability of the node (drain moves its tasks away, pause places none).")
+@click.option("--label-add", "label_add", multiple=True, metavar="KEY[=VALUE]",
+              help="Add or update a node label.")
+@click.option("--label-rm", "label_rm", multiple=True, metavar="KEY", help="Remove a node label.")
+@click.argument("ref", metavar="NODE")
+def node_update(availability: str | None, label_add: tuple[str, ...], label_rm: tuple[str, ...],
+                ref: str) -> None:
+    """Update a swarm node (run on a manager: --node).
+
+    \b
+    Examples:
+      netkit --node m1 node update --availability drain w1
+      netkit --node m1 node update --label-add zone=east w2
+    """
+    labels = dict(item.partition("=")[::2] for item in label_add)
+    engine().node_update(ref, availability=availability, label_add=labels, label_rm=label_rm)
+    click.echo(ref)
+
+
+@node.command("inspect")
+@click.option("-f", "--format", "fmt", metavar="TEMPLATE", help="Go-style template per node.")
+@click.option("--pretty", is_flag=True, help="Print the information in a human friendly format.")
+@click.argument("refs", nargs=-1, required=True, metavar="NODE...")
+def node_inspect(fmt: str | None, pretty: bool, refs: tuple[str, ...]) -> None:
+    """Display detailed information on swarm nodes (hostname, ID, ID prefix or `self`)."""
+    from netkit.cli.swarm_nodes import inspect
+    inspect(fmt, pretty, refs)
 
 
 @node.command("exec", cls=VerbatimCommand)

@@ -14,9 +14,12 @@ def swarm() -> None:
     """Manage swarm membership of a simulated node (overlay networks need it)."""
 
 
-def _join_command(role: str, quiet: bool = False) -> None:
+def _join_command(role: str, quiet: bool = False, rotate: bool = False) -> None:
     eng = engine()
-    token = eng.swarm_join_token(role)
+    token = eng.swarm_join_token(role, rotate=True) if rotate else eng.swarm_join_token(role)
+    if rotate and not quiet:
+        from netkit.swarm import ROTATED
+        click.echo(ROTATED.format(role=role) + "\n")
     if quiet:
         click.echo(token)
         return
@@ -38,8 +41,11 @@ def swarm_init(advertise_addr: str | None, cluster_store: str | None) -> None:
       netkit --node m1 swarm init
       netkit --node m1 swarm init --cluster-store etcd://192.168.77.5:2379
     """
-    cluster_id = engine().swarm_init(advertise_addr=advertise_addr, cluster_store=cluster_store)
-    click.echo(f"Swarm initialized: current node is now a manager of cluster {cluster_id}.\n")
+    from netkit.services.model import node_id
+    eng = engine()
+    cluster_id = eng.swarm_init(advertise_addr=advertise_addr, cluster_store=cluster_store)
+    click.echo(f"Swarm initialized: current node ({node_id(cluster_id, eng.node_name)}) is now "
+               "a manager.\n")
     _join_command("worker")
     click.echo("To add a manager to this swarm, run 'netkit swarm join-token manager' and "
                "follow the instructions.")
@@ -74,10 +80,12 @@ def swarm_join(token: str | None, manager: str | None, address: str | None) -> N
 
 @swarm.command("join-token")
 @click.option("-q", "--quiet", is_flag=True, help="Only display token.")
+@click.option("--rotate", is_flag=True, help="Rotate join token.")
 @click.argument("role", type=click.Choice(["worker", "manager"]))
-def swarm_join_token(quiet: bool, role: str) -> None:
-    """Show the join command (or the token) for workers or managers."""
-    _join_command(role, quiet)
+def swarm_join_token(quiet: bool, rotate: bool, role: str) -> None:
+    """Manage join tokens: show the join command (or the token) for workers or managers;
+    --rotate replaces the token (the old one admits nobody any more). Managers only."""
+    _join_command(role, quiet, rotate)
 
 
 @swarm.command("nodes")

@@ -76,9 +76,12 @@ class NodeAttrs:
 
     availability: str = ACTIVE           # active | pause | drain
     labels: dict[str, str] = field(default_factory=dict)
+    version: int = 0                     # bumped by each `node update / promote / demote`
+    updated: str = ""                    # when (netkit.ids.now()); "" = never updated
 
     def to_dict(self) -> dict:
-        return {"availability": self.availability, "labels": dict(self.labels)}
+        return {"availability": self.availability, "labels": dict(self.labels),
+                "version": self.version, "updated": self.updated}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "NodeAttrs":

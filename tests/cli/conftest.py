@@ -188,8 +188,27 @@ class FakeEngine:
     def swarm_join(self, manager=None, **kw):
         return self._call("swarm_join", *([manager] if manager else []), **kw) or "c" * 25
 
-    def swarm_join_token(self, role="worker"):
-        return self._call("swarm_join_token", role) or f"SWMTKN-1-{'d' * 50}-{role[0] * 25}"
+    def swarm_join_token(self, role="worker", rotate=False):
+        return self._call("swarm_join_token", role, **({"rotate": True} if rotate else {})) or \
+            f"SWMTKN-1-{'d' * 50}-{role[0] * 25}"
+
+    # swarm nodes
+    def node_list(self):
+        return self._call("node_list") or []
+
+    def node_inspect(self, refs):
+        return self._call("node_inspect", list(refs)) or []
+
+    def node_promote(self, node):
+        r = self._call("node_promote", node)
+        return True if r is None else r
+
+    def node_demote(self, node):
+        r = self._call("node_demote", node)
+        return True if r is None else r
+
+    def node_update(self, node, **kw):
+        return self._call("node_update", node, **kw) or "n" * 25
 
     def swarm_advertise(self):
         return self._call("swarm_advertise") or "192.168.1.10:2377"

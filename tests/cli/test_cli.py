@@ -565,9 +565,10 @@ def test_node_ls(nk, fake):
 
 
 def test_swarm_commands(nk, fake):
+    from netkit.services.model import node_id
     token = f"SWMTKN-1-{'d' * 50}-{'w' * 25}"
     assert ok(nk("--node", "h1", "swarm", "init")).stdout == (
-        f"Swarm initialized: current node is now a manager of cluster {'c' * 25}.\n\n"
+        f"Swarm initialized: current node ({node_id('c' * 25, 'h1')}) is now a manager.\n\n"
         "To add a worker to this swarm, run the following command:\n\n"
         f"    netkit swarm join --token {token} 192.168.1.10:2377\n\n"
         "To add a manager to this swarm, run 'netkit swarm join-token manager' and follow the "
@@ -637,8 +638,10 @@ def test_node_exec(nk, fake):
 
 
 def test_node_commands_use_the_host_engine(nk, fake):
-    ok(nk("--node", "h1", "node", "ls"))
+    ok(nk("--node", "h1", "node", "rm", "h2"))
     assert fake.node is None                  # nodes and LANs live on the real host, whatever --node says
+    ok(nk("--node", "h1", "node", "ls"))      # but `node ls` on a node is its swarm's view
+    assert fake.node == "h1" and fake.called("node_list") == [((), {})]
 
 
 def test_lan_commands(nk, fake):
