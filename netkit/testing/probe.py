@@ -1,11 +1,14 @@
 """A tiny echo server and client for reachability checks inside containers.
 
-    python -m netkit.testing.probe serve tcp|udp PORT
-    python -m netkit.testing.probe probe tcp|udp HOST PORT [--timeout S]
+    python -m netkit.testing.probe serve tcp|udp PORT [--hostname]
+    python -m netkit.testing.probe probe tcp|udp HOST PORT [--timeout S] [--count N]
 
 The server answers every message with the address it saw the client at,
 so a probe shows both that the path works and what source address arrived
-(masquerade visible), over IPv4 or IPv6 (a dual-stack socket); it exits 0 on SIGTERM (as pid 1 of a container it
+(masquerade visible), or with `--hostname` its own host name (which of a
+service's tasks answered: each task has a host name of its own); `--count
+N` makes N connections (datagrams from N sockets), one answer per line,
+to see how a load balancer spreads them, over IPv4 or IPv6 (a dual-stack socket); it exits 0 on SIGTERM (as pid 1 of a container it
 would otherwise ignore it, and `stop` would wait out the grace period).
 `probe` exits 0 and prints that address on success, 1 on timeout or
 refusal. Traffic only goes where it is told: the caller picks an address
@@ -58,47 +61,55 @@ def _seen(peer: tuple) -> bytes:
     return (host[7:] if host.startswith("::ffff:") and "." in host else host).encode()
 
 
-def serve(proto: str, port: int) -> None:
+def serve(proto: str, port: int, hostname: bool = False) -> None:
     signal.signal(signal.SIGTERM, _stopped)
+    reply = (lambda peer: socket.gethostname().encode()) if hostname else _seen
     if proto == "udp":
         s = _listen(socket.SOCK_DGRAM, port)
         while True:
             data, peer = s.recvfrom(2048)
-            s.sendto(_seen(peer), peer)
+            s.sendto(reply(peer), peer)
     s = _listen(socket.SOCK_STREAM, port)
-    s.listen(64)
+    s.listen(128)
     while True:
         conn, peer = s.accept()
-        threading.Thread(target=_answer, args=(conn, peer), daemon=True).start()
+        threading.Thread(target=_answer, args=(conn, reply(peer)), daemon=True).start()
 
 
-def _answer(conn: socket.socket, peer: tuple) -> None:
+def _answer(conn: socket.socket, reply: bytes) -> None:
     with conn:
         try:
             conn.recv(64)
-            conn.sendall(_seen(peer))
+            conn.sendall(reply)
         except OSError:
             pass
 
 
-def probe(proto: str, host: str, port: int, timeout: float) -> int:
+def _one(proto: str, host: str, port: int, timeout: float) -> str:
+    """One connection (one datagram from a new socket): the answer; OSError if none."""
     kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, kind) as s:
         s.settimeout(timeout)
+        if proto == "udp":
+            s.sendto(b"hi", (host, port))
+            return s.recvfrom(2048)[0].decode()
+        s.connect((host, port))
+        s.sendall(b"hi")
+        return s.recv(2048).decode()
+
+
+def probe(proto: str, host: str, port: int, timeout: float, count: int = 1) -> int:
+    failed = 0
+    for _ in range(count):
         try:
-            if proto == "udp":
-                s.sendto(b"hi", (host, port))
-                data = s.recvfrom(2048)[0]
-            else:
-                s.connect((host, port))
-                s.sendall(b"hi")
-                data = s.recv(2048)
+            print(_one(proto, host, port, timeout), flush=True)
         except OSError as exc:
+            failed += 1
             print(f"unreachable: {exc}", file=sys.stderr)
-            return 1
-    print(data.decode())
-    return 0
+            if count > 1:
+                print(f"!{type(exc).__name__}", flush=True)
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,16 +118,18 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("serve")
     s.add_argument("proto", choices=("tcp", "udp"))
     s.add_argument("port", type=int)
+    s.add_argument("--hostname", action="store_true", help="answer with this host's name")
     p = sub.add_parser("probe")
     p.add_argument("proto", choices=("tcp", "udp"))
     p.add_argument("host")
     p.add_argument("port", type=int)
     p.add_argument("--timeout", type=float, default=1.0)
+    p.add_argument("--count", type=int, default=1, help="connections to make, an answer each")
     args = ap.parse_args(argv)
     if args.cmd == "serve":
-        serve(args.proto, args.port)
+        serve(args.proto, args.port, args.hostname)
         return 0
-    return probe(args.proto, args.host, args.port, args.timeout)
+    return probe(args.proto, args.host, args.port, args.timeout, args.count)
 
 
 if __name__ == "__main__":
