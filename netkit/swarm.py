@@ -219,6 +219,8 @@ class Swarm:
         if me is not None and me.role == MANAGER and not force:
             managers = [m for m in store.read().members() if m.role == MANAGER]
             raise Conflict(LAST_MANAGER if len(managers) <= 1 else MANAGER_LEAVE)
+        from netkit.services.runner import remove_task_containers
+        remove_task_containers(self.containers)     # Docker: the node's tasks go with it
         attached = [(ep.network_id, c) for c in self.containers.ps(all=True) for ep in c.endpoints
                     if ep.network_id in {n.id for n in self.store.read().networks()
                                          if n.scope is Scope.SWARM}]
