@@ -43,7 +43,7 @@ import shutil
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from netkit.errors import NetkitError
 from netkit.ids import now
@@ -162,22 +162,32 @@ def _shut(code: int | None) -> Callable[[model.Task], model.Task | None]:
 
 
 def _write(cluster: "ClusterStore", reports: dict[str, Callable[[model.Task], model.Task | None]],
-           deletes: list[str] = ()) -> None:
+           deletes: Sequence[str] = ()) -> None:
     """One short cluster transaction: each report applied to the task as it is now (skipped
     when it is gone or the report does not apply any more); `deletes` removed."""
     if not reports and not deletes:
         return
-    with cluster.transaction() as w:
-        for tid, apply in reports.items():
-            d = w.get_object(model.TASK, tid)
-            if d is None:
-                continue
-            new = apply(model.Task.from_dict(d))
-            if new is not None:
-                model.put_task(w, new)
-        for tid in deletes:
-            if w.get_object(model.TASK, tid) is not None:
-                w.delete_object(model.TASK, tid)
+    try:
+        with cluster.transaction() as w:
+            wrote = False
+            for tid, apply in reports.items():
+                d = w.get_object(model.TASK, tid)
+                new = apply(model.Task.from_dict(d)) if d is not None else None
+                if new is not None:
+                    model.put_task(w, new)
+                    wrote = True
+            for tid in deletes:
+                if w.get_object(model.TASK, tid) is not None:
+                    w.delete_object(model.TASK, tid)
+                    wrote = True
+            if not wrote:
+                raise _Unchanged                  # roll back: the version does not move
+    except _Unchanged:
+        pass
+
+
+class _Unchanged(Exception):
+    """Nothing to write after all (another writer got there first)."""
 
 
 # -- shutdown and removal ------------------------------------------------------------------
@@ -321,8 +331,7 @@ def container_spec(engine: "Engine", c: Any, cluster_id: str, t: model.Task,
     eps = [EndpointSpec(net, tuple(dict.fromkeys(names + list(spec.aliases.get(net, ())))))
            for net in spec.networks]
     if any(p.mode == model.INGRESS_MODE for p in spec.ports):
-        from netkit.services.mesh import ingress_network_id
-        ingress = ingress_network_id(c)
+        ingress = _part("mesh").ingress_network_id(c)
         if ingress is not None and ingress not in spec.networks:
             eps.append(EndpointSpec(ingress))
     if not eps:
@@ -338,8 +347,7 @@ def container_spec(engine: "Engine", c: Any, cluster_id: str, t: model.Task,
         labels["com.docker.stack.namespace"] = spec.labels["com.docker.stack.namespace"]
     extra: dict[str, Any] = {}
     if files is not None:
-        from netkit.services.secrets import task_files
-        secrets, configs = task_files(engine, c, spec, files)
+        secrets, configs = _part("secrets").task_files(engine, c, spec, files)
         extra["secrets"] = tuple(secrets)
         if configs:
             extra["configs"] = tuple(configs)
@@ -352,3 +360,10 @@ def container_spec(engine: "Engine", c: Any, cluster_id: str, t: model.Task,
         publish=tuple(f"{p.published}:{p.target}/{p.protocol}" for p in spec.ports
                       if p.mode == model.HOST_MODE),
         **extra)
+
+
+def _part(name: str) -> Any:
+    """netkit.services.`name` (the routing mesh, secrets): imported only by the tasks that
+    need it, by name (those parts are built beside this one)."""
+    import importlib
+    return importlib.import_module(f"netkit.services.{name}")
