@@ -276,3 +276,29 @@ def test_worker_leave_removes_its_task_containers(sw, host):
         with store(sw).transaction() as w:
             w.delete_object(model.TASK, t.id)
         cleanup(sw, svc)
+
+
+def test_task_joins_a_network_made_without_attachable(sw):
+    net = sw["a"].create_network(NetworkSpec("private", driver="overlay",
+                                             subnets=("10.0.29.0/24",)))
+    svc = model.Service(model.new_object_id(), model.ServiceSpec(
+        name="private", command=SERVE, networks=(net.id,),
+        ports=(model.PortConfig(8081, 8080, mode=model.HOST_MODE),)))
+    with store(sw).transaction() as w:
+        model.put_service(w, svc)
+    t1, t2 = new_task(sw, svc, "a", 1), new_task(sw, svc, "b", 2)
+    try:
+        r1, r2 = state_is(sw, t1.id, model.RUNNING), state_is(sw, t2.id, model.RUNNING)
+        assert list(r1.addresses) == list(r2.addresses) == [net.id]
+        [ctr] = task_containers(sw, "b", t2.id)
+        assert ctr.options["ports"]["publish"] == ["8081:8080/tcp"]      # mode=host: -p
+        wait_converged([sw["a"], sw["b"]])
+        # task to task over the overlay, across the nodes
+        code, out = sw["a"].exec_output(t1.container_name, [
+            *PROBE, "probe", "tcp", r2.addresses[net.id].split("/")[0], "8080",
+            "--timeout", "2"])
+        assert code == 0 and out.strip() == r1.addresses[net.id].split("/")[0]
+    finally:
+        cleanup(sw, svc)
+        wait_converged([sw["a"], sw["b"]])
+        sw["a"].remove_network("private")
