@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from netkit.agent import client as agent
 from netkit.errors import Conflict, InternalError, InvalidArgument
@@ -80,6 +80,9 @@ class Processes:
         self.root = root
         self.run_root = run_root
         self.in_agent = in_agent
+        # in the agent: runs a request on the agent's own loop from another of its threads
+        # (the cluster sync's worker engine: netkit/agent/server.py `Agent.request_in_loop`)
+        self.local: Callable[..., dict] | None = None
         from netkit.secure import private_dir
         private_dir(run_root, "run directory")        # 0700, not a symlink, ours
 
@@ -107,7 +110,9 @@ class Processes:
 
     def _request(self, op: str, *, wait: float = agent.REQUEST_TIMEOUT, **args: object) -> dict:
         if self.in_agent:
-            raise InternalError(f"the node agent cannot ask itself to {op}")
+            if self.local is None:
+                raise InternalError(f"the node agent cannot ask itself to {op}")
+            return self.local(op, wait=wait, **args)
         self.ensure_agent()
         return agent.request(self.paths.run, op, patience=wait, **args)
 

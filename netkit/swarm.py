@@ -254,6 +254,8 @@ class Swarm:
             managers = [m.node for m in seen.members() if m.role == MANAGER]
             raise Conflict(manager_leave_message(len(set(managers) - down),
                                                  len(set(managers) & down)))
+        from netkit.services.runner import remove_task_containers
+        remove_task_containers(self.containers)     # Docker: the node's tasks go with it
         attached = [(ep.network_id, c) for c in self.containers.ps(all=True) for ep in c.endpoints
                     if ep.network_id in {n.id for n in self.store.read().networks()
                                          if n.scope is Scope.SWARM}]

@@ -113,8 +113,10 @@ class _Worker:
     """The kernel and store side, used from the ONE thread of the sync (`tick`, `admit`,
     `close`)."""
 
-    def __init__(self, node: str, root: str, run: str) -> None:
+    def __init__(self, node: str, root: str, run: str,
+                 local: "Callable[..., dict] | None" = None) -> None:
         self.node, self.root, self.run = node, root, run
+        self.local = local                      # the agent's request_in_loop (server.py)
         self.engine: "Engine | None" = None
         self.cluster_id: str | None = None      # the cluster of the last tick that synced
         self.down: set[str] = set()             # the members that were down at that tick
@@ -127,6 +129,9 @@ class _Worker:
             # in_agent: no agent management from inside the agent
             self.engine = Engine(self.node, root=self.root, run=self.run, in_agent=True)
             self.engine.faults = None
+            # its container requests (a swarm task's start, stop, kill) run on the agent's
+            # loop: the task containers are the agent's children like any other
+            self.engine.runtime.processes.local = self.local
         return self.engine
 
     def tick(self, applied: int | None, poked: bool = False) -> tuple[int, int, Remote] | None:
@@ -246,9 +251,11 @@ class _Watch(threading.Thread):
 class ClusterSync:
     """The cluster sync of one simulated node, on the agent's asyncio loop."""
 
-    def __init__(self, node: str, root: str, run: str, run_dir: str) -> None:
+    def __init__(self, node: str, root: str, run: str, run_dir: str,
+                 local: "Callable[..., dict] | None" = None) -> None:
         from netkit.paths import NodePaths
         self.node, self.root, self.run_root, self.run_dir = node, root, run, run_dir
+        self.local = local                      # container requests of the worker's engine
         self.node_root = NodePaths.of(node, root, run).root
         self.member = False                     # the node was a swarm member at the last look
         self.applied: int | None = None         # cluster version applied (None: not a member)
@@ -397,7 +404,7 @@ class ClusterSync:
     # -- the worker thread ---------------------------------------------------------------
     def worker(self) -> _Worker:
         if self._worker is None:
-            self._worker = _Worker(self.node, self.root, self.run_root)
+            self._worker = _Worker(self.node, self.root, self.run_root, self.local)
         return self._worker
 
     async def _in_worker(self, fn: Callable, *args: Any) -> Any:

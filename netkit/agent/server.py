@@ -21,7 +21,10 @@ by it. It
   second when it died (its pid file left behind);
 - on a simulated node, runs the node's cluster sync loop
   (netkit.agent.cluster_sync: swarm peers, the other nodes' names pushed to
-  the resolver, again whenever the resolver restarted).
+  the resolver, again whenever the resolver restarted, and the services'
+  step: a swarm task's container is started and stopped by the sync's
+  worker engine through `request_in_loop`, so it is this agent's child like
+  any other).
 
 If the agent itself is killed the containers keep running; the next
 netkit command on the node starts a new agent, which adopts the running
@@ -360,6 +363,26 @@ class Agent:
             return {}
         raise client.AgentError(f"unknown request {op!r}")
 
+    def request_in_loop(self, op: str, *, wait: float, **args: object) -> dict:
+        """A container request (`start`, `stop`, `kill`, `wait`) from ANOTHER thread of this
+        agent -- the cluster sync's worker engine, whose `Processes.local` this is: it runs on
+        the loop as one that came over the control socket would (same lifecycle as `run -d`:
+        this agent's child, supervised, reaped, its exit recorded) and returns its reply. Gives
+        up after `wait` s, or at once when the agent stops (the worker must not hang)."""
+        import concurrent.futures
+        loop = self.loop
+        assert loop is not None
+        fut = asyncio.run_coroutine_threadsafe(self._op(op, dict(args)), loop)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return fut.result(max(0.0, min(0.5, deadline - time.monotonic())))
+            except concurrent.futures.TimeoutError:
+                if self.stopping or loop.is_closed() or time.monotonic() >= deadline:
+                    fut.cancel()
+                    raise client.AgentUnavailable(f"node agent did not answer {op} within "
+                                                  f"{wait:g} s") from None
+
     async def _stop(self, cid: str, timeout: float, sig: int, *, leave: bool = True) -> int | None:
         assert self.loop is not None
         if self._cancel_restart(cid):            # restarting: stop waiting, leave networks
@@ -446,7 +469,8 @@ class Agent:
         _write_atomic(client.path(self.run_dir, "agent.pid"), str(os.getpid()))
         watchdog = asyncio.ensure_future(self.watch_resolver())
         if self.node:
-            self.cluster = ClusterSync(self.node, self.root, self.run, self.run_dir)
+            self.cluster = ClusterSync(self.node, self.root, self.run, self.run_dir,
+                                       local=self.request_in_loop)
             sync = asyncio.ensure_future(self.cluster.run())
         log.info("agent %d serving node %s", os.getpid(), self.node or "(host)")
         try:

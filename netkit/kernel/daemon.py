@@ -41,7 +41,10 @@ def spawn_daemon(argv: list[str], *, netns: str | None, logfile: str) -> None:
                 os.execve(sys.executable, [sys.executable, *argv], env)
             finally:
                 os._exit(127)
-        os.waitpid(child, 0)
+        try:
+            os.waitpid(child, 0)
+        except ChildProcessError:   # a thread of the node agent (a subreaper) reaped it: it ended
+            pass
     finally:
         if ns_fd is not None:
             os.close(ns_fd)

@@ -198,8 +198,9 @@ def count_kernel_calls(engine, action) -> int:
 
 @contextlib.contextmanager
 def swarm_of_three(host, netkit_dirs, subnet: str, ips: dict[str, str]):
-    """A LAN, three nodes a, b, c (a manager; b, c workers) and their engines;
-    all removed afterwards, also on failure. Yields (engines, names, lan, cluster id)."""
+    """A LAN, three nodes a, b, c (a manager; b, c workers: the first of `ips` inits, the
+    others join) and their engines; all removed afterwards, also on failure. Yields
+    (engines, names, lan, cluster id)."""
     from netkit.engine import Engine
     from tests.conftest import unique
     root, run = netkit_dirs
@@ -212,9 +213,10 @@ def swarm_of_three(host, netkit_dirs, subnet: str, ips: dict[str, str]):
         for k, addr in ips.items():
             host.create_node(names[k], lan=lan, ip=f"{addr}/24")
             engines[k] = Engine(names[k], root=root, run=run)
-        cid = engines["a"].swarm_init()
-        engines["b"].swarm_join(names["a"])
-        engines["c"].swarm_join(names["a"])
+        first, *others = list(ips)
+        cid = engines[first].swarm_init()
+        for k in others:
+            engines[k].swarm_join(names[first])
         yield engines, names, lan, cid
     finally:
         for e in engines.values():
