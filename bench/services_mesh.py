@@ -128,15 +128,8 @@ def main() -> None:
         print(f"RESULT mesh iperf3 through_mesh_gbit_s={g_mesh:.2f} overlay_direct_gbit_s="
               f"{g_direct:.2f} ratio={g_mesh / g_direct:.2f}", flush=True)
     finally:
-        for e in engines.values():
-            e.close()
-        for n in names.values():
-            if any(x.name == n for x in host.nodes()):
-                host.remove_node(n, force=True)
-        if any(x.name == lan for x in host.lans()):
-            host.remove_lan(lan)
-        host.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        from bench.common import remove_lab
+        remove_lab(host, engines.values(), names.values(), lan, tmp)
 
 
 if __name__ == "__main__":
