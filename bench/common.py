@@ -80,3 +80,17 @@ def throwaway_node(root: str, run: str, prefix: str = "b") -> Iterator[str]:
             host.remove_node(name, force=True)
         finally:
             host.close()
+
+
+def remove_lab(host, engines, nodes, lan: str, tmp: str) -> None:
+    """Tear down a bench's simulated nodes and LAN (what exists of them), then its roots."""
+    import shutil
+    for e in engines:
+        e.close()
+    for n in nodes:
+        if any(x.name == n for x in host.nodes()):
+            host.remove_node(n, force=True)
+    if any(x.name == lan for x in host.lans()):
+        host.remove_lan(lan)
+    host.close()
+    shutil.rmtree(tmp, ignore_errors=True)

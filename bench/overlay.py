@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import tempfile
 import time
@@ -71,15 +70,8 @@ def main() -> None:
         retr = data["end"]["sum_sent"].get("retransmits", 0)
         print(f"RESULT overlay iperf3 gbit_s={gbps:.2f} retransmits={retr} mtu=1450", flush=True)
     finally:
-        for e in engines:
-            e.close()
-        for n in (a, b):
-            if any(x.name == n for x in host.nodes()):
-                host.remove_node(n, force=True)
-        if any(x.name == lan for x in host.lans()):
-            host.remove_lan(lan)
-        host.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        from bench.common import remove_lab
+        remove_lab(host, engines, (a, b), lan, tmp)
 
 
 if __name__ == "__main__":

@@ -394,6 +394,9 @@ class ClusterScope:
         """Managers only, and no endpoint on any node; the cluster's row goes."""
         c = self.write()
         self.require_manager(c)
+        from netkit.services import mesh      # ingress: refused while a service publishes
+        if mesh.is_ingress(net):
+            mesh.check_remove(c, net)
         eps = c.endpoints(network_id=net.id)
         if eps:
             active = ", ".join(f'(name:"{e.container_name}" id:"{e.container_id[:12]}" node:"{e.node}")'

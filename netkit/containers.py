@@ -204,10 +204,13 @@ class Containers:
             eps.append(self.endpoints.join(tx, ctx, nets[p.network_id], ctr, p))
         ports: list = []
         if eps:
-            self.endpoints.egress(tx, ctx, ctr, eps)    # overlays only: egress via netkit_gwbridge
+            # overlays only: egress via netkit_gwbridge, and -p through it (docker_gwbridge's)
+            egress_ep = self.endpoints.egress(tx, ctx, ctr, eps)
             gw_ep = self.endpoints.route(tx, ctx, ctr, eps, replace=False)
             reqs = self._port_requests(ctr)
-            gw_net = nets.get(gw_ep.network_id) if gw_ep is not None else None
+            if egress_ep is not None:
+                gw_ep = egress_ep
+            gw_net = tx.network(gw_ep.network_id) if gw_ep is not None else None
             if reqs and gw_net is not None and not drivers.get(gw_net.driver).maps_ports:
                 log.warning("%s driver does not support port mappings", gw_net.driver)  # as Docker
             elif reqs and gw_ep is not None:     # no ports on internal-only containers, as Docker

@@ -87,10 +87,11 @@ class Endpoints:
 
     # -- egress: netkit_gwbridge (Docker's docker_gwbridge) ---------------------------------
     def egress(self, tx: "Tx", ctx: "DriverContext", ctr: "Container",
-               eps: list[Endpoint]) -> None:
+               eps: list[Endpoint]) -> Endpoint | None:
         """A container whose networks all have no gateway on this node (overlays), not all
         internal, gets one more endpoint on the node's local bridge `netkit_gwbridge` and
-        its default route there.
+        its default route there; returns that endpoint (its -p ports go through it, as
+        Docker's through docker_gwbridge), None when it needs none.
 
         The endpoint is not added to `eps`: it is not one of the container's networks for
         /etc/hosts or port publishing, as docker_gwbridge is not in Docker.
@@ -99,11 +100,12 @@ class Endpoints:
         from netkit.specs import EndpointSpec
         nets = [tx.network(ep.network_id) for ep in eps]
         if not planning.needs_gateway_bridge(nets):
-            return
+            return None
         gw_net = self._ensure_gwbridge(tx, ctx)
         ep = self.join(tx, ctx, gw_net, ctr, planning.plan_endpoint(gw_net, EndpointSpec(GWBRIDGE), eps))
         default_route(ctx, ctr, gw_net.gateway_v4 if ep.ipv4 else None, None)
         self.firewall.sync(tx, ctx)
+        return ep
 
     def _ensure_gwbridge(self, tx: "Tx", ctx: "DriverContext") -> Network:
         """The node's `netkit_gwbridge` network, created in this action if missing."""

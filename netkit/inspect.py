@@ -12,6 +12,12 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 from netkit.sandbox import dns_names
 
 
+def _ingress(net: Network) -> bool:
+    """Docker's "Ingress": the swarm's routing-mesh network (netkit/services/mesh.py)."""
+    from netkit.services.mesh import is_ingress
+    return is_ingress(net)
+
+
 def network_json(net: Network, members: list[tuple[Endpoint, str]]) -> dict[str, Any]:
     """members: (endpoint, container name) for every attached container."""
     config = []
@@ -32,7 +38,7 @@ def network_json(net: Network, members: list[tuple[Endpoint, str]]) -> dict[str,
         "Name": net.name, "Id": net.id, "Created": net.created, "Scope": net.scope.value,
         "Driver": net.driver, "EnableIPv4": net.ipv4, "EnableIPv6": net.ipv6,
         "IPAM": {"Driver": net.ipam_driver, "Options": dict(net.ipam_options), "Config": config},
-        "Internal": net.internal, "Attachable": net.attachable, "Ingress": False,
+        "Internal": net.internal, "Attachable": net.attachable, "Ingress": _ingress(net),
         "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
         "Containers": containers, "Options": dict(net.options), "Labels": dict(net.labels),
     }

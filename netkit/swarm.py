@@ -128,6 +128,8 @@ class Swarm:
                 c.add_member(Member(self.node_name, MANAGER, vtep, now()))
                 for role in (WORKER, MANAGER):
                     c.set_meta(f"token.{role}", new_token(cid))
+                from netkit.services import mesh          # routing mesh: the `ingress` network
+                mesh.create_ingress(c)
             url = store.url
             self._write_membership({"cluster": cid, "store": url, "advertise": advertise})
             from netkit.services.swarmkey import create_key    # secrets: the cluster key
@@ -268,6 +270,8 @@ class Swarm:
         path = self._path()
         membership = self.cluster.membership() or {"cluster": store.cluster_id}
         with self.actions() as (tx, ctx):
+            from netkit.services import mesh              # routing mesh: sandbox and rules go
+            mesh.teardown(ctx, tx)
             ctl = self.cluster.write()
             for ep in ctl.endpoints(node=self.node_name):    # published, but gone from here
                 self.cluster.release_addresses(ctl, ep.network_id, ep.ipv4, ep.ipv6)

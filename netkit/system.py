@@ -67,6 +67,8 @@ class System:
             for ep in ctr.endpoints:
                 if ep.host_ifname:
                     links.add(ep.host_ifname)
+        from netkit.services import mesh          # the routing mesh's sandbox links
+        links |= mesh.owned_links(tx, self.node_name)
         return {"netns": netns, "links": links, "dirs": dirs}
 
     def _kernel_objects(self) -> dict[str, set[str]]:

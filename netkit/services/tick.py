@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from netkit.store.cluster import ClusterStore
 
 MANAGER_STEPS: tuple[str, ...] = ()
-NODE_STEPS: tuple[str, ...] = ("netkit.services.runner:step", "netkit.services.lb:step")
+NODE_STEPS: tuple[str, ...] = ("netkit.services.runner:step", "netkit.services.lb:step",
+                               "netkit.services.mesh:step")
 IDLE = 5.0              # s: the longest a member goes without a step while it has services
 log = logging.getLogger("netkit.agent")
 _loaded: dict[str, Callable[..., Any]] = {}

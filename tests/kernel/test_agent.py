@@ -63,12 +63,12 @@ def agent_pid(sw, k: str) -> int | None:
 
 
 def fdb(sw, k: str) -> str:
-    return subprocess.run(["bridge", "-n", sw[k].node.netns, "fdb", "show", "dev", "vx-001000"],
+    return subprocess.run(["bridge", "-n", sw[k].node.netns, "fdb", "show", "dev", "vx-001001"],
                           capture_output=True, text=True).stdout
 
 
 def neigh(sw, k: str) -> str:
-    return subprocess.run(["ip", "-n", sw[k].node.netns, "neigh", "show", "dev", "vx-001000"],
+    return subprocess.run(["ip", "-n", sw[k].node.netns, "neigh", "show", "dev", "vx-001001"],
                           capture_output=True, text=True).stdout
 
 

@@ -66,7 +66,7 @@ def resolves(engine, ctr: str, name: str) -> bool:
 
 
 def fdb(mh, k: str) -> str:
-    return subprocess.run(["bridge", "-n", mh[k].node.netns, "fdb", "show", "dev", "vx-001000"],
+    return subprocess.run(["bridge", "-n", mh[k].node.netns, "fdb", "show", "dev", "vx-001001"],
                           capture_output=True, text=True).stdout
 
 

@@ -125,8 +125,8 @@ def test_overlay_defaults_and_visibility(sw, cli):
     n1 = sw["a"].create_network(NetworkSpec("ov1", driver="overlay"))
     n2 = sw["a"].create_network(NetworkSpec("ov2", driver="overlay"))
     try:
-        assert (n1.options[VNI_OPTION], n2.options[VNI_OPTION]) == ("4096", "4097")
-        assert (n1.ipam[0].subnet, n2.ipam[0].subnet) == ("10.0.0.0/24", "10.0.1.0/24")
+        assert (n1.options[VNI_OPTION], n2.options[VNI_OPTION]) == ("4097", "4098")
+        assert (n1.ipam[0].subnet, n2.ipam[0].subnet) == ("10.0.1.0/24", "10.0.2.0/24")
         for k in IPS:
             by_name = {n.name: n for n in sw[k].networks()}
             assert by_name["ov1"].id == n1.id and by_name["ov1"].scope.value == "swarm"
@@ -174,15 +174,15 @@ def test_mtu_and_devices(sw, myoverlay):
     code, out = sw["b"].exec_output("cb", ["cat", "/sys/class/net/eth0/mtu"])
     assert code == 0 and out.strip() == "1450"
     for k in IPS:
-        [vx] = ip_json("-d", "link", "show", "vx-001000", netns=node_ns(sw, k))
+        [vx] = ip_json("-d", "link", "show", "vx-001001", netns=node_ns(sw, k))
         info = vx["linkinfo"]["info_data"]
-        assert (info["id"], info["port"], info["local"]) == (4096, 4789, IPS[k])
+        assert (info["id"], info["port"], info["local"]) == (4097, 4789, IPS[k])
         assert info.get("learning") is False and info.get("proxy") is True
-        assert vx["master"] == "ov-001000"
+        assert vx["master"] == "ov-001001"
     assert [sw[k].system_check() for k in IPS] == [[], [], []]
     # static peers only: a knows b and c, nothing learned
-    assert f"dst {IPS['b']} self permanent" in fdb(sw, "a", "vx-001000")
-    assert f"{addr(myoverlay['c'])} lladdr" in neigh(sw, "a", "vx-001000")
+    assert f"dst {IPS['b']} self permanent" in fdb(sw, "a", "vx-001001")
+    assert f"{addr(myoverlay['c'])} lladdr" in neigh(sw, "a", "vx-001001")
 
 
 def test_egress_through_gwbridge(sw, myoverlay):
@@ -218,7 +218,7 @@ def test_traffic_between_nodes_is_vxlan(sw, myoverlay):
             cap.kill()
             cap.wait()
     assert "VXLAN" in out and "4789" in out, out
-    stats = ip_json("-s", "link", "show", "vx-001000", netns=node_ns(sw, "a"))[0]["stats64"]
+    stats = ip_json("-s", "link", "show", "vx-001001", netns=node_ns(sw, "a"))[0]["stats64"]
     assert stats["tx"]["packets"] > 0 and stats["rx"]["packets"] > 0
 
 
@@ -226,14 +226,14 @@ def test_second_overlay_is_isolated(sw, myoverlay):
     sw["a"].create_network(NetworkSpec("other", driver="overlay", attachable=True))
     try:
         o = sw["b"].run(ContainerSpec(name="ob", network="other", detach=True, command=SLEEP))[0]
-        assert o.endpoints[0].ipv4_address.startswith("10.0.0.")
+        assert o.endpoints[0].ipv4_address.startswith("10.0.1.")
         assert not ping(sw["a"], "ca", addr(o))
         assert not ping(sw["b"], "ob", addr(myoverlay["c"]))
         assert not ping(sw["b"], "ob", addr(myoverlay["b"]))      # same node, other bridge
-        assert "vx-001001" in ip("link", netns=node_ns(sw, "b"))
-        assert "vx-001001" not in ip("link", netns=node_ns(sw, "a"))   # no endpoint on a
+        assert "vx-001002" in ip("link", netns=node_ns(sw, "b"))
+        assert "vx-001002" not in ip("link", netns=node_ns(sw, "a"))   # no endpoint on a
         sw["b"].remove_container("ob", force=True)
-        assert "vx-001001" not in ip("link", netns=node_ns(sw, "b"))
+        assert "vx-001002" not in ip("link", netns=node_ns(sw, "b"))
     finally:
         sw["a"].remove_network("other")
 
@@ -306,13 +306,13 @@ def test_leaving_container_disappears_everywhere(sw, myoverlay):
     mac, ip4 = gone.endpoints[0].mac, addr(gone)
     converge(sw)
     for k in ("a", "c"):
-        assert mac in fdb(sw, k, "vx-001000") and ip4 in neigh(sw, k, "vx-001000")
+        assert mac in fdb(sw, k, "vx-001001") and ip4 in neigh(sw, k, "vx-001001")
     assert ping(sw["a"], "ca", ip4)
     sw["b"].remove_container("tmp", force=True)
     converge(sw)
     for k in IPS:
-        assert mac not in fdb(sw, k, "vx-001000"), k
-        assert f"{ip4} " not in neigh(sw, k, "vx-001000"), k
+        assert mac not in fdb(sw, k, "vx-001001"), k
+        assert f"{ip4} " not in neigh(sw, k, "vx-001001"), k
     # connect / disconnect do the same, also with a local bridge network (and its firewall) on b
     sw["b"].create_network(NetworkSpec("lb"))
     try:
@@ -321,12 +321,12 @@ def test_leaving_container_disappears_everywhere(sw, myoverlay):
         assert ep.ipv4_address == ip4          # the address "tmp" had: ca's ARP cache holds it
         assert ep.mac == mac == "02:42:" + ":".join(f"{int(x):02x}" for x in ip4.split("."))
         converge(sw)
-        assert ep.mac in fdb(sw, "a", "vx-001000")
+        assert ep.mac in fdb(sw, "a", "vx-001001")
         assert ping(sw["b"], "tmp2", addr(myoverlay["a"]))
         sw["b"].disconnect("myoverlay", "tmp2")
         converge(sw)
-        assert ep.mac not in fdb(sw, "a", "vx-001000")
-        assert f"{ep.ipv4_address} " not in neigh(sw, "c", "vx-001000")
+        assert ep.mac not in fdb(sw, "a", "vx-001001")
+        assert f"{ep.ipv4_address} " not in neigh(sw, "c", "vx-001001")
     finally:
         if any(c.name == "tmp2" for c in sw["b"].containers(all=True)):
             sw["b"].remove_container("tmp2", force=True)
@@ -349,13 +349,13 @@ def test_worker_leave_and_rejoin(sw, myoverlay, cli):
     with pytest.raises(Conflict, match="attached to swarm networks"):
         sw["c"].swarm_leave()
     sw["c"].remove_container("cc", force=True)
-    assert "vx-001000" not in ip("link", netns=node_ns(sw, "c"))
+    assert "vx-001001" not in ip("link", netns=node_ns(sw, "c"))
     cli("swarm", "leave", node=nc)
     converge(sw)
     assert sw["host"].swarm_roles()[nc] == ""
     assert sw["host"].swarm_agents()[nc].startswith("running (pid ")    # the node agent stays
     assert "myoverlay" not in {n.name for n in sw["c"].networks()}
-    assert addr(myoverlay["c"]) not in neigh(sw, "a", "vx-001000")
+    assert addr(myoverlay["c"]) not in neigh(sw, "a", "vx-001001")
     proc = cli("network", "create", "-d", "overlay", "x", node=nc, check=False)
     assert NOT_MANAGER in proc.stderr
     out = cli("swarm", "join", "--manager", sw["names"]["a"], node=nc).stdout
@@ -386,7 +386,7 @@ def test_cli_swarm_init_on_fresh_nodes(host, lan, cli, netkit_dirs):
     cli("run", "-d", "--name", "x1", "--network", "ov", "sleep", "600", node=w)
     cli("run", "-d", "--name", "x2", "--network", "ov", "sleep", "600", node=m)
     assert " dst 192.168.77.51 " in subprocess.run(
-        ["bridge", "-n", f"nkn-{m}", "fdb", "show", "dev", "vx-001000"], capture_output=True,
+        ["bridge", "-n", f"nkn-{m}", "fdb", "show", "dev", "vx-001001"], capture_output=True,
         text=True).stdout
     host.remove_node(w, force=True)
     from netkit.engine import Engine
@@ -399,7 +399,7 @@ def test_cli_swarm_init_on_fresh_nodes(host, lan, cli, netkit_dirs):
         assert [ep.container_name for ep in store.read().endpoints()] == ["x2"]
     finally:
         store.close()
-    assert "dst" not in subprocess.run(["bridge", "-n", f"nkn-{m}", "fdb", "show", "dev", "vx-001000"],
+    assert "dst" not in subprocess.run(["bridge", "-n", f"nkn-{m}", "fdb", "show", "dev", "vx-001001"],
                                        capture_output=True, text=True).stdout
     cli("rm", "-f", "x2", node=m)
     cli("network", "rm", "ov", node=m)
@@ -434,7 +434,7 @@ def test_rollback_of_first_overlay_run_on_a_node(host, lan, netkit_dirs):
                     for t in ("networks", "addresses", "endpoints")}
             return {"w": snapshot(ew), "m": snapshot(em), "nft": nft, "cluster": rows,
                     "fdb_m": subprocess.run(["bridge", "-n", em.node.netns, "fdb", "show", "dev",
-                                             "vx-001000"], capture_output=True, text=True).stdout}
+                                             "vx-001001"], capture_output=True, text=True).stdout}
 
         before = state()
         plan = FaultPlan(fail_at=0)
