@@ -322,16 +322,15 @@ class Services:
         """The task containers' logs, read through each node's engine on this machine, each
         line prefixed with Docker's `NAME.SLOT.TASKID@NODE | `; oldest first."""
         from netkit.agent.logs import LogEntry
-        from netkit.engine import Engine
         from netkit.errors import NetkitError
         tasks = [t for t in self.tasks(ref) if t.node]
         found: list[tuple[str, LogEntry]] = []
-        engines: dict[str, Engine] = {}
+        engines: dict[str, "Engine"] = {}
         try:
             for t in sorted(tasks, key=lambda t: (str(t.slot), t.created)):
                 if t.node not in engines:
                     engines[t.node] = self.engine if t.node == self.engine.node_name else \
-                        Engine(t.node, root=self.engine.root, run=self.engine.run_root)
+                        type(self.engine)(t.node, root=self.engine.root, run=self.engine.run_root)
                 try:
                     entries = engines[t.node].logs(t.container_id or t.container_name)
                 except NetkitError:
