@@ -303,7 +303,7 @@ def scale(detach: bool, scales: tuple[str, ...]) -> None:
 @click.option("--env-rm", multiple=True, metavar="K", help="Remove an environment variable.")
 @click.option("--publish-add", multiple=True, metavar="PORT", help="Add or update a published port.")
 @click.option("--publish-rm", multiple=True, metavar="PORT",
-              help="Remove a published port by its published port (PUBLISHED[:TARGET][/PROTO]).")
+              help="Remove a published port by its target port ([PUBLISHED:]TARGET[/PROTO]).")
 @click.option("--constraint-add", multiple=True, metavar="EXPR", help="Add or update a constraint.")
 @click.option("--constraint-rm", multiple=True, metavar="EXPR", help="Remove a constraint.")
 @click.option("--force", is_flag=True, help="Force update even if no changes require it.")
@@ -337,8 +337,8 @@ def update(replicas: int | None, args: str | None, env_add: tuple[str, ...],
         spec = replace(spec, env={**env, **env_vars(env_add)})
     if publish_add or publish_rm:
         added = [display.parse_publish(p) for p in publish_add]
-        gone = {_published(p) for p in publish_rm}
-        ports = [p for p in spec.ports if (p.published, p.protocol) not in gone
+        gone = {_target(p) for p in publish_rm}
+        ports = [p for p in spec.ports if (p.target, p.protocol) not in gone
                  and all((p.published, p.protocol) != (a.published, a.protocol) for a in added)]
         spec = replace(spec, ports=tuple(ports + added))
     if constraint_add or constraint_rm:
@@ -351,11 +351,12 @@ def update(replicas: int | None, args: str | None, env_add: tuple[str, ...],
         _progress(eng, svc.id, o["quiet"])
 
 
-def _published(value: str) -> tuple[int, str]:
+def _target(value: str) -> tuple[int, str]:
+    """`--publish-rm TARGET[/PROTO]` or PUBLISHED:TARGET[/PROTO]: Docker removes by target."""
     from netkit.errors import InvalidArgument
     ports, _, proto = value.partition("/")
     try:
-        return int(ports.split(":")[0]), proto or "tcp"
+        return int(ports.split(":")[-1]), proto or "tcp"
     except ValueError:
         raise InvalidArgument(f'invalid argument "{value}" for "--publish-rm" flag') from None
 

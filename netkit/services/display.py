@@ -143,7 +143,7 @@ def ordered_tasks(tasks: Iterable[Task]) -> list[tuple[Task, bool]]:
         groups.setdefault(key, []).append(t)
     out = []
     for key in sorted(groups):
-        ts = sorted(groups[key], key=lambda t: (t.desired != RUNNING, t.created), reverse=False)
+        ts = groups[key]
         live = [t for t in ts if t.desired == RUNNING]
         rest = sorted((t for t in ts if t.desired != RUNNING), key=lambda t: t.created,
                       reverse=True)
