@@ -225,8 +225,9 @@ class Services:
                 return name
 
     def down(self, store: "ClusterStore", c: Any) -> set[str]:
-        """Members taken as down now (etcd: lease expired) -- new tasks avoid them."""
-        return self.engine.cluster.down(store, c)
+        """Members down now (etcd: lease expired; SQLite: agent not running): new tasks
+        avoid them (their own tasks are the reconciler's, after its grace)."""
+        return self.engine.cluster.down(store, c) | reconcile.agents_down(self.engine, store, c)
 
     def services(self) -> list[Service]:
         return sorted(model.services(self.store().read()), key=lambda s: s.name)

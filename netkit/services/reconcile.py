@@ -109,8 +109,8 @@ class ServicePass:
     """One reconciliation of one service in transaction `c` at time `now`."""
 
     def __init__(self, c: Any, svc: Service, tasks: list[Task], nodes: list[scheduler.NodeInfo],
-                 total: dict[str, int], now: float) -> None:
-        self.c, self.svc, self.now = c, svc, now
+                 total: dict[str, int], now: float, gone: set[str] | frozenset[str]) -> None:
+        self.c, self.svc, self.now, self.gone = c, svc, now, gone
         self.tasks = {t.id: t for t in tasks}
         self.nodes = {n.name: n for n in nodes}
         self.total = total
@@ -186,7 +186,7 @@ class ServicePass:
             if t.desired != RUNNING or not t.node:
                 continue
             node = self.nodes.get(t.node)
-            if node is None or node.down:
+            if node is None or node.name in self.gone:
                 self.put(replace(t, desired=SHUTDOWN, state=ORPHANED if t.state not in TERMINAL
                                  else t.state, since=iso(self.now) if t.state not in TERMINAL
                                  else t.since))
@@ -353,15 +353,20 @@ def totals(tasks: list[Task]) -> dict[str, int]:
 
 def reconcile_service(c: Any, cluster_id: str, svc: Service, now: float,
                       down: set[str] | frozenset[str] = frozenset()) -> list[float]:
-    """Bring one service's tasks in line (the service API runs it inside its transaction)."""
+    """Bring one service's tasks in line (the service API runs it inside its transaction;
+    members `down` take no new task, their tasks are left to the reconciler)."""
     nodes = scheduler.cluster_nodes(c, cluster_id, down)
     every = model.tasks(c)
     return ServicePass(c, svc, [t for t in every if t.service_id == svc.id], nodes,
-                       totals(every), now).run()
+                       totals(every), now, frozenset()).run()
 
 
-def reconcile(c: Any, cluster_id: str, down: set[str] | frozenset[str], now: float) -> float | None:
-    """One pass over every service in `c`; seconds until a time-driven change is due."""
+def reconcile(c: Any, cluster_id: str, down: set[str] | frozenset[str], now: float,
+              gone: set[str] | frozenset[str] | None = None) -> float | None:
+    """One pass over every service in `c`; seconds until a time-driven change is due.
+    Members `down` take no new task; the tasks of those `gone` (down for DOWN_GRACE;
+    default: all down) are orphaned and replaced."""
+    gone = set(down) if gone is None else gone
     nodes = scheduler.cluster_nodes(c, cluster_id, down)
     members = {n.name for n in nodes}
     every = model.tasks(c)
@@ -376,11 +381,11 @@ def reconcile(c: Any, cluster_id: str, down: set[str] | frozenset[str], now: flo
                 model.put_task(c, replace(t, desired=REMOVE))
     for sid in sorted(svcs):
         mine = [t for t in every if t.service_id == sid]
-        waits += ServicePass(c, svcs[sid], mine, nodes, total, now).run()
+        waits += ServicePass(c, svcs[sid], mine, nodes, total, now, gone).run()
     return min(waits) if waits else None
 
 
-def _agents_down(engine: "Engine", cluster: "ClusterStore", c: Any) -> set[str]:
+def agents_down(engine: "Engine", cluster: "ClusterStore", c: Any) -> set[str]:
     """SQLite, one machine: members whose agent is not running (as Swarm.nodes decides)."""
     from netkit.agent import client
     from netkit.cluster import leased
@@ -411,13 +416,13 @@ def step(engine: "Engine", cluster: "ClusterStore", down: set[str] | frozenset[s
     snap = cluster.read()
     if not snap.objects(model.SERVICE) and not snap.objects(TASK):
         return None
-    seen = set(down) | _agents_down(engine, cluster, snap)
+    seen = set(down) | agents_down(engine, cluster, snap)
     gone, wait_down = long_down(cluster.cluster_id, seen, time.monotonic())
     dry = Writes(snap, dry=True)
-    wait = reconcile(dry, cluster.cluster_id, gone, time.time())
+    wait = reconcile(dry, cluster.cluster_id, seen, time.time(), gone)
     if dry.changed:
         with cluster.transaction() as c:
-            wait = reconcile(Writes(c), cluster.cluster_id, gone, time.time())
+            wait = reconcile(Writes(c), cluster.cluster_id, seen, time.time(), gone)
     waits = [w for w in (wait, wait_down, 1.0 if _agents_watch(cluster) else None)
              if w is not None]
     return max(0.05, min(waits)) if waits else None

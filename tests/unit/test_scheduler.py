@@ -310,3 +310,17 @@ def test_tasks_of_removed_services_go(cluster):
         c.delete_object(model.SERVICE, svc.id)
     tick(cluster, T0 + 1)
     assert {t.desired for t in tasks(cluster, svc)} == {"remove"}
+
+
+def test_just_down_takes_nothing_new_but_keeps_its_tasks(cluster):
+    svc = add(cluster, ServiceSpec("web", ("x",), replicas=2))
+    run_all(cluster, T0)
+    on = {t.node for t in live(cluster, svc)}
+    down = next(iter(on))
+    with cluster.transaction() as c:
+        reconcile.reconcile(c, cluster.cluster_id, {down}, T0 + 1, gone=set())
+        model.put_service(c, replace(svc, spec=replace(svc.spec, replicas=3)))
+    with cluster.transaction() as c:
+        reconcile.reconcile(c, cluster.cluster_id, {down}, T0 + 2, gone=set())
+    ts = live(cluster, svc)
+    assert len(ts) == 3 and sum(t.node == down for t in ts) == 1     # kept, and none new there
