@@ -235,8 +235,7 @@ class Services:
     def service(self, ref: str) -> Service:
         return find(self.store().read(), ref)
 
-    def update(self, ref: str, spec: ServiceSpec, *, force: bool = False,
-               status: dict | None = None) -> Service:
+    def update(self, ref: str, spec: ServiceSpec, *, force: bool = False) -> Service:
         store = self.store()
         with store.transaction() as c:
             old = find(c, ref)
@@ -250,9 +249,7 @@ class Services:
             now = time.time()
             svc = replace(old, spec=spec, previous=old.spec, version=old.version + 1,
                           updated=reconcile.iso(now))
-            if status is not None:
-                svc = replace(svc, update_status=status)
-            elif reconcile.spec_key(spec) != reconcile.spec_key(old.spec):
+            if force or reconcile.spec_key(spec) != reconcile.spec_key(old.spec):
                 svc = replace(svc, update_status={"state": reconcile.UPDATING,
                                                   "started": reconcile.iso(now),
                                                   "message": "update in progress"})
