@@ -246,6 +246,28 @@ def test_global_and_drain_through_the_acting_managers_reconciler(clean):
              "a task on the node active again")
 
 
+def test_node_down_rescheduled_after_grace_and_not_moved_back(clean):
+    from netkit.agent import client
+    from netkit.services.reconcile import DOWN_GRACE
+    sw = clean
+    a, c_node = sw["a"], sw["names"]["c"]
+    a.service_create(ServiceSpec("spread", SLEEP, replicas=3))
+    assert c_node in {t.node for t in live(a, "spread")}
+    client.stop(sw["c"].paths.run)                   # c's agent stops reporting
+    try:
+        started = time.monotonic()
+        wait_for(lambda: c_node not in {t.node for t in live(a, "spread")}, DOWN_GRACE + 10,
+                 "a's reconciler to reschedule the task of the node that went down")
+        assert time.monotonic() - started >= DOWN_GRACE - 1.5
+        (gone,) = [t for t in a.service_tasks("spread") if t.node == c_node]
+        assert (gone.state, gone.desired) == ("orphaned", "shutdown")
+        assert len(live(a, "spread")) == 3
+    finally:
+        sw["c"].cluster.ensure_agent()
+    time.sleep(2)                                     # back: nothing moves to it
+    assert c_node not in {t.node for t in live(a, "spread")}
+
+
 # -- end to end: needs the runner ------------------------------------------------------
 @needs_runner
 def test_tasks_run_and_converge(clean, cli):
