@@ -77,7 +77,8 @@ if TYPE_CHECKING:
     from netkit.events import Event
     from netkit.capture.session import Capture
     from netkit.capture.targets import Target
-    from netkit.services.model import SecretObject, Service, Task
+    from netkit.services.manager import Services
+    from netkit.services.model import SecretObject, Service, ServiceSpec, Task
     from netkit.store.cluster import Member
     from netkit.swarm_nodes import SwarmNode
 
@@ -548,6 +549,47 @@ class Engine:
         """`docker config rm REF` (refused while a service uses it)."""
         from netkit.services import secrets
         return secrets.remove(self, "config", ref)
+    # -- swarm services (netkit/services/manager.py; managers only) ---------------
+    def _services(self) -> "Services":
+        from netkit.services.manager import Services
+        return Services(self)
+
+    def service_create(self, spec: "ServiceSpec") -> "Service":
+        """`docker service create`: the service, its VIPs and its first tasks, assigned."""
+        return self._services().create(spec)
+
+    def services(self) -> "list[Service]":
+        """`docker service ls`: the swarm's services, by name."""
+        return self._services().services()
+
+    def service(self, ref: str) -> "Service":
+        """A service by id, name or unique id prefix."""
+        return self._services().service(ref)
+
+    def service_update(self, ref: str, spec: "ServiceSpec", *, force: bool = False) -> "Service":
+        """`docker service update`: the whole new spec; a rolling update when the tasks'
+        part changed (or `force`)."""
+        return self._services().update(ref, spec, force=force)
+
+    def service_scale(self, scales: "Mapping[str, int]") -> None:
+        """`docker service scale SVC=N...`."""
+        return self._services().scale(dict(scales))
+
+    def service_rollback(self, ref: str) -> "Service":
+        """`docker service rollback`: back to the previous spec."""
+        return self._services().rollback(ref)
+
+    def service_remove(self, ref: str) -> "Service":
+        """`docker service rm`."""
+        return self._services().remove(ref)
+
+    def service_tasks(self, ref: str | None = None) -> "list[Task]":
+        """`docker service ps`: the tasks of one service (None: of all)."""
+        return self._services().tasks(ref)
+
+    def service_logs(self, ref: str, *, no_trunc: bool = False) -> "list[LogEntry]":
+        """`docker service logs`: its tasks' lines, prefixed NAME.SLOT.TASKID@NODE."""
+        return self._services().logs(ref, no_trunc=no_trunc)
 
     # -- simulated nodes and LANs -------------------------------------------------
     def create_lan(self, name: str, subnet: str, gateway: str | None = None) -> Lan:

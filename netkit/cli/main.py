@@ -23,7 +23,7 @@ COMMANDS = {
     "wait": ("lifecycle", "wait"), "logs": ("lifecycle", "logs"), "rename": ("lifecycle", "rename"),
     "system": ("system", "system"), "dns": ("dns", "dns"), "node": ("node", "node"),
     "lan": ("node", "lan"), "capture": ("capture", "capture"), "lab": ("lab", "lab"),
-    "swarm": ("swarm", "swarm"), "info": ("system", "info"), "version": ("version", "version"),
+    "swarm": ("swarm", "swarm"), "service": ("service", "service"), "info": ("system", "info"), "version": ("version", "version"),
     "completion": ("completion", "completion"), "events": ("events", "events"),
     "stack": ("stack", "stack"),
     "secret": ("secret", "secret"), "config": ("secret", "config"),

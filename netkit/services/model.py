@@ -232,6 +232,7 @@ class Task:
     container_id: str = ""
     exit_code: int | None = None
     addresses: dict[str, str] = field(default_factory=dict)   # network id -> "10.0.9.5/24"
+    attempt: int = 0                     # restarts of its slot so far (--restart-max-attempts)
 
     @property
     def container_name(self) -> str:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from netkit.engine import Engine
     from netkit.store.cluster import ClusterStore
 
-MANAGER_STEPS: tuple[str, ...] = ()
+MANAGER_STEPS: tuple[str, ...] = ("netkit.services.reconcile:step",)
 NODE_STEPS: tuple[str, ...] = ("netkit.services.runner:step", "netkit.services.lb:step",
                                "netkit.services.mesh:step")
 IDLE = 5.0              # s: the longest a member goes without a step while it has services
