@@ -63,6 +63,17 @@ def wait_for(check, timeout: float, what: str):
     return found
 
 
+def settled(store, quiet: float = 1.0, timeout: float = 20) -> None:
+    """Until the cluster store's version stood still for `quiet` s (runners, the mesh done)."""
+    deadline = time.monotonic() + timeout
+    version, since = store.version(), time.monotonic()
+    while time.monotonic() - since < quiet:
+        assert time.monotonic() < deadline, "the cluster did not settle"
+        time.sleep(0.05)
+        if (now := store.version()) != version:
+            version, since = now, time.monotonic()
+
+
 def vip_rows(sw) -> tuple[list, list]:
     rows = cluster_rows(sw["a"].cluster.store())
     return ([r for r in rows["addresses"] if (r[3] or "").startswith("vip:")],
@@ -111,6 +122,10 @@ def test_errors_leave_nothing_behind(clean, cli):
     sw = clean
     a, b, names = sw["a"], sw["b"], sw["names"]
     a.service_create(ServiceSpec("held", SLEEP, ports=(PortConfig(8081, 80),)))
+    if RUNNER:
+        wait_for(lambda: all(t.state == "running" for t in a.service_tasks("held")), 20,
+                 "held's tasks to run")
+        settled(a.cluster.store())
     before = (cluster_rows(a.cluster.store()), [s.id for s in a.services()])
     local = a.create_network(NetworkSpec("localnet"))
     try:
@@ -226,7 +241,7 @@ def test_scale_update_rollback_rm(clean, cli):
 def test_global_and_drain_through_the_acting_managers_reconciler(clean):
     sw = clean
     a, names = sw["a"], sw["names"]
-    a.service_create(ServiceSpec("mon", SLEEP, mode="global"))
+    a.service_create(ServiceSpec("mon", SLEEP, mode="global", stop_grace_period=1.0))
     assert sorted(t.node for t in live(a, "mon")) == sorted(names.values())
     store = a.cluster.store()
     with store.transaction() as c:                   # what `node update --availability drain` writes

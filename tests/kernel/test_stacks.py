@@ -94,9 +94,9 @@ def test_deploy_ls_ps_update_rm(sw, tmp_path):
         vip = mysql.vips[net.id].split("/")[0]
         eng = sw[next(k for k in IPS if sw[k].node_name == web.node)]
         resolve = ["python3", "-c", "import socket,sys; print(socket.gethostbyname(sys.argv[1]))"]
-        assert wait_for(lambda: eng.exec_output(web.container_name, resolve + ["mysql"]).strip()
+        assert wait_for(lambda: eng.exec_output(web.container_name, resolve + ["mysql"])[1].strip()
                         == vip), "mysql does not resolve to its VIP"
-        assert eng.exec_output(web.container_name, resolve + ["mystack_mysql"]).strip() == vip
+        assert eng.exec_output(web.container_name, resolve + ["mystack_mysql"])[1].strip() == vip
 
         # deploying again updates in place: same ids, the new command and replica count
         ids = {s.name: s.id for s in a.stack_services("mystack")}
