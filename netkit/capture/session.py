@@ -173,6 +173,7 @@ class Capture:
 
     @property
     def running(self) -> bool:
+        """Started and not yet finished (stopped, its count or duration reached)."""
         return self.started is not None and not self._finished.is_set()
 
     # -- the reader thread ---------------------------------------------------------------
@@ -307,9 +308,11 @@ class Capture:
         return dns_messages(self.packets)
 
     def dns_queries(self, name: str | None = None, type: str | None = None) -> list["DnsMessage"]:
+        """The DNS queries seen, optionally only those for `name` (and of `type`, "A", ...)."""
         return [m for m in self.dns() if not m.response and _dns_match(m, name, type)]
 
     def dns_answers(self, name: str | None = None, type: str | None = None) -> list["DnsMessage"]:
+        """The DNS responses seen, optionally only those for `name` (and of `type`)."""
         return [m for m in self.dns() if m.response and _dns_match(m, name, type)]
 
     def flows(self) -> list["Flow"]:
