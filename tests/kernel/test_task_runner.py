@@ -1,15 +1,19 @@
 """The node side of swarm services (netkit/services/runner.py) on two simulated nodes.
 
 Node a is the manager, b a worker, on the SQLite cluster store; an attachable
-overlay `tnet` spans them. The tests play the managers: they write Service
-and Task objects into the cluster store directly and watch each node's agent
-run the tasks assigned to it -- containers, states, addresses, DNS names and
-real TCP through the overlay.
+overlay `tnet` spans them. The services are made through the service API
+(`Engine.service_create / service_update / service_scale / service_remove`)
+and pinned to a node with `node.hostname==NAME` (restart condition none:
+an ended task stays ended); a's agent runs the acting manager's reconciler,
+and the tests watch each node's agent run the tasks assigned to it --
+containers, states, addresses, DNS names and real TCP through the overlay.
+Task objects are written by hand only for a state the API cannot make (a
+task object deleted under its running container), consistently with the
+reconciler (which then replaces it).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import time
@@ -17,10 +21,11 @@ import time
 import pytest
 
 from netkit.agent import client as agent_client
-from netkit.ids import now
+from netkit.errors import NotFound
 from netkit.lifecycle import RestartPolicy
 from netkit.planning import TASK_LABEL
 from netkit.services import model, runner
+from netkit.services.reconcile import DOWN_GRACE
 from netkit.specs import ContainerSpec, NetworkSpec
 from tests.kernel.helpers import (PROBE, count_kernel_calls, probe, swarm_of_three,
                                   wait_converged)
@@ -29,6 +34,7 @@ pytestmark = pytest.mark.root
 IPS = {"a": "192.168.78.10", "b": "192.168.78.11"}
 SERVE = (*PROBE, "serve", "tcp", "8080")          # exits 0 on SIGTERM
 SLEEP = ("sleep", "600")                          # pid 1: ignores SIGTERM
+ONCE = model.RestartPolicy("none")                # ended tasks stay ended
 
 
 @pytest.fixture(scope="module")
@@ -45,46 +51,35 @@ def sw(host, netkit_dirs):
         for k in IPS:                       # no step failed (tick.py logs and retries those)
             with open(agent_client.path(engines[k].paths.run, "agent.log")) as f:
                 text = f.read()
-            assert "runner:step failed" not in text and "Traceback" not in text, text[-3000:]
+            assert "step failed" not in text and "Traceback" not in text, text[-3000:]
 
 
-# -- playing the managers ---------------------------------------------------------------
+# -- the service API and what the nodes made of it ----------------------------------------
 def store(sw):
     return sw["a"].cluster.store()
 
 
-def new_service(sw, name: str, command: tuple[str, ...], **spec) -> model.Service:
-    svc = model.Service(model.new_object_id(), model.ServiceSpec(
-        name=name, command=command, networks=(sw["net"].id,), **spec))
-    with store(sw).transaction() as w:
-        model.put_service(w, svc)
-    return svc
+def create(sw, name: str, command: tuple[str, ...], on: str | None = None,
+           **spec) -> model.Service:
+    """Service `name` on tnet (unless `networks` says otherwise), its tasks pinned to node
+    `on` ("a" | "b") if given, restart condition none unless `restart` says otherwise."""
+    spec.setdefault("networks", (sw["net"].id,))
+    spec.setdefault("restart", ONCE)
+    if on is not None:
+        spec["constraints"] = (f"node.hostname=={sw['names'][on]}",)
+    return sw["a"].service_create(model.ServiceSpec(name, command, **spec))
 
 
-def new_task(sw, svc: model.Service, k: str, slot: int = 1) -> model.Task:
-    node = sw["names"][k]
-    t = model.Task(model.new_object_id(), svc.id, svc.name, slot, node=node,
-                   node_id=model.node_id(sw["cid"], node), spec=svc.spec,
-                   state=model.ASSIGNED, since=now())
-    with store(sw).transaction() as w:
-        model.put_task(w, t)
-    return t
+def tasks_of(sw, svc: model.Service, **where) -> list[model.Task]:
+    """The service's task objects (`where`: attributes they must have), by slot and age."""
+    return sorted((t for t in model.tasks(store(sw).read(), service_id=svc.id)
+                   if all(getattr(t, k) == v for k, v in where.items())),
+                  key=lambda t: (str(t.slot), t.created, t.id))
 
 
 def task(sw, tid: str) -> model.Task | None:
     d = store(sw).read().get_object(model.TASK, tid)
     return model.Task.from_dict(d) if d else None
-
-
-def set_desired(sw, tid: str, desired: str) -> None:
-    with store(sw).transaction() as w:
-        t = model.Task.from_dict(w.get_object(model.TASK, tid))
-        model.put_task(w, dataclasses.replace(t, desired=desired))
-
-
-def delete_service(sw, sid: str) -> None:
-    with store(sw).transaction() as w:
-        w.delete_object(model.SERVICE, sid)
 
 
 def wait_for(what, timeout: float = 10.0, step: float = 0.05):
@@ -97,11 +92,20 @@ def wait_for(what, timeout: float = 10.0, step: float = 0.05):
         time.sleep(step)
 
 
-def state_is(sw, tid: str, *states: str):
+def state_is(sw, tid: str, *states: str, timeout: float = 10.0):
     def check():
         t = task(sw, tid)
         return t if t is not None and t.state in states else None
     check.__doc__ = f"task {tid} in {states} (now {getattr(task(sw, tid), 'state', None)})"
+    return wait_for(check, timeout)
+
+
+def running(sw, svc: model.Service, n: int = 1, **where) -> list[model.Task]:
+    """Until exactly `n` tasks of `svc` are desired running and all running; those."""
+    def check():
+        live = tasks_of(sw, svc, desired=model.RUNNING, **where)
+        return live if len(live) == n and all(t.state == model.RUNNING for t in live) else None
+    check.__doc__ = f"{n} running task(s) of {svc.name} (now {tasks_of(sw, svc)})"
     return wait_for(check)
 
 
@@ -111,20 +115,53 @@ def task_containers(sw, k: str, tid: str | None = None) -> list:
             and (tid is None or c.options["labels"][TASK_LABEL] == tid)]
 
 
+def settled(st, quiet: float = 1.0, timeout: float = 20.0) -> None:
+    """Until cluster store `st`'s version stood still for `quiet` s (runners, lb, mesh done)."""
+    deadline = time.monotonic() + timeout
+    version, since = st.version(), time.monotonic()
+    while time.monotonic() - since < quiet:
+        assert time.monotonic() < deadline, "the cluster did not settle"
+        time.sleep(0.05)
+        if (now := st.version()) != version:
+            version, since = now, time.monotonic()
+
+
 def cleanup(sw, *svcs: model.Service) -> None:
+    """`service rm` each (if still there); the runners remove every task container and
+    task object."""
     for svc in svcs:
-        delete_service(sw, svc.id)
+        try:
+            sw["a"].service_remove(svc.id)
+        except NotFound:
+            pass
     for k in IPS:
         wait_for(lambda k=k: not task_containers(sw, k))
     wait_for(lambda: not store(sw).read().objects(model.TASK))      # the runners deleted them
 
 
+def restart_agent(sw, k: str, old: int) -> None:
+    """Any command brings a member's stopped agent back; until a new one runs."""
+    sw[k].swarm_agents()
+    sw[k].containers()
+    wait_for(lambda: agent_client.pid(sw[k].paths.run) not in (None, old))
+
+
+def kill_agent(sw, k: str) -> int:
+    """SIGKILL node k's agent (its containers keep running); its pid."""
+    pid = agent_client.pid(sw[k].paths.run)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: agent_client.pid(sw[k].paths.run) is None
+             or not os.path.exists(f"/proc/{pid}"))
+    return pid
+
+
 # -- tests ------------------------------------------------------------------------------
 def test_task_runs_on_its_node_with_labels_aliases_and_addresses(sw):
-    svc = new_service(sw, "web", SERVE, container_labels={"tier": "front"})
-    t = new_task(sw, svc, "b")
+    svc = create(sw, "web", SERVE, on="b", container_labels={"tier": "front"})
     try:
-        running = state_is(sw, t.id, model.RUNNING)
+        [t] = running(sw, svc)
+        assert t.node == sw["names"]["b"] and t.node_id == model.node_id(sw["cid"], t.node)
         assert not task_containers(sw, "a")
         [ctr] = task_containers(sw, "b", t.id)
         assert ctr.name == f"web.1.{t.id}" == t.container_name
@@ -139,8 +176,8 @@ def test_task_runs_on_its_node_with_labels_aliases_and_addresses(sw):
         [ep] = [e for e in ctr.endpoints if e.network_id == sw["net"].id]   # + netkit_gwbridge
         assert "tasks.web" in ep.aliases
         assert "web" not in ep.aliases                       # vip mode: the VIP has the name
-        assert running.container_id == ctr.id and running.message == "started"
-        assert running.addresses == {sw["net"].id: ep.ipv4} and ep.ipv4.endswith("/24")
+        assert t.container_id == ctr.id and t.message == "started"
+        assert t.addresses == {sw["net"].id: ep.ipv4} and ep.ipv4.endswith("/24")
         wait_converged([sw["a"], sw["b"]])
         # tasks.web from a container on the other node, then real TCP over the overlay
         code, out = sw["a"].exec_output("client", ["python3", "-c",
@@ -154,9 +191,10 @@ def test_task_runs_on_its_node_with_labels_aliases_and_addresses(sw):
 
 
 def test_dnsrr_alias_and_exit_codes_are_reported_not_restarted(sw):
-    svc = new_service(sw, "jobs", ("sh", "-c", "sleep 0.3; exit 3"), endpoint_mode=model.DNSRR)
-    ok = new_service(sw, "done", ("true",))
-    bad, good = new_task(sw, svc, "a"), new_task(sw, ok, "b")
+    svc = create(sw, "jobs", ("sh", "-c", "sleep 0.3; exit 3"), on="a",
+                 endpoint_mode=model.DNSRR)
+    ok = create(sw, "done", ("true",), on="b")
+    [bad], [good] = tasks_of(sw, svc), tasks_of(sw, ok)
     try:
         [ctr] = wait_for(lambda: task_containers(sw, "a", bad.id))
         assert {"tasks.jobs", "jobs"} <= set(ctr.endpoints[0].aliases if ctr.endpoints
@@ -169,20 +207,21 @@ def test_dnsrr_alias_and_exit_codes_are_reported_not_restarted(sw):
         [ctr] = task_containers(sw, "a", bad.id)
         assert ctr.state.value == "exited" and ctr.exit_code == 3 and ctr.restart_count == 0
         assert task(sw, bad.id).state == model.FAILED
+        assert [t.id for t in tasks_of(sw, svc)] == [bad.id]          # restart condition none
+        assert [c.name for c in task_containers(sw, "b")] == [good.container_name]
     finally:
         cleanup(sw, svc, ok)
 
 
 def test_desired_shutdown_drains_then_stops(sw):
-    svc = new_service(sw, "stopme", SERVE, stop_grace_period=5.0)
-    hard = new_service(sw, "hard", SLEEP, stop_grace_period=1.0)
-    t, h = new_task(sw, svc, "b"), new_task(sw, hard, "a")
+    svc = create(sw, "stopme", SERVE, on="b", stop_grace_period=5.0)
+    hard = create(sw, "hard", SLEEP, on="a", stop_grace_period=1.0)
     try:
-        state_is(sw, t.id, model.RUNNING)
-        state_is(sw, h.id, model.RUNNING)
+        [t], [h] = running(sw, svc), running(sw, hard)
         began = time.monotonic()
-        set_desired(sw, t.id, model.SHUTDOWN)
-        set_desired(sw, h.id, model.SHUTDOWN)
+        for s in (svc, hard):                   # a rolling update: the old task shuts down
+            sw["a"].service_update(s.id, sw["a"].service(s.id).spec, force=True)
+        assert task(sw, t.id).desired == task(sw, h.id).desired == model.SHUTDOWN
         time.sleep(0.3)
         assert [c.state.value for c in task_containers(sw, "b", t.id)] == ["running"]  # draining
         shut = state_is(sw, t.id, model.SHUTDOWN)
@@ -194,40 +233,50 @@ def test_desired_shutdown_drains_then_stops(sw):
         assert time.monotonic() - began >= runner.DRAIN + 1.0
         assert killed.exit_code == 137
         assert task(sw, t.id).desired == model.SHUTDOWN     # the object stays
+        [new] = running(sw, svc)                            # then its slot's new task runs
+        assert new.id != t.id and new.slot == t.slot and new.node == t.node
+        assert {c.name: c.state.value for c in task_containers(sw, "b")} == {
+            t.container_name: "exited", new.container_name: "running"}
     finally:
         cleanup(sw, svc, hard)
 
 
 def test_remove_and_orphans(sw):
-    svc = new_service(sw, "rmme", SERVE)
-    t1, t2 = new_task(sw, svc, "b", 1), new_task(sw, svc, "b", 2)
+    svc = create(sw, "rmme", SERVE, on="b", replicas=2)
     try:
-        state_is(sw, t1.id, model.RUNNING)
-        state_is(sw, t2.id, model.RUNNING)
-        set_desired(sw, t1.id, model.REMOVE)
-        wait_for(lambda: task(sw, t1.id) is None and not task_containers(sw, "b", t1.id))
+        t1, t2 = running(sw, svc, 2)
+        assert (t1.slot, t2.slot) == (1, 2)
+        sw["a"].service_scale({"rmme": 1})                   # slot 2: desired remove
+        assert getattr(task(sw, t2.id), "desired", model.REMOVE) == model.REMOVE  # or gone
+        wait_for(lambda: task(sw, t2.id) is None and not task_containers(sw, "b", t2.id))
+        assert task(sw, t1.id).state == model.RUNNING
+        [ctr] = task_containers(sw, "b", t1.id)
+        assert ctr.id == t1.container_id and ctr.state.value == "running"
         with store(sw).transaction() as w:                   # a task object that is gone
-            w.delete_object(model.TASK, t2.id)
-        wait_for(lambda: not task_containers(sw, "b", t2.id))
-        assert not task_containers(sw, "b")
+            w.delete_object(model.TASK, t1.id)
+        wait_for(lambda: not task_containers(sw, "b", t1.id))   # its container: an orphan
+        [new] = running(sw, svc)                             # the reconciler refilled slot 1
+        assert new.id != t1.id and new.slot == 1
+        assert [c.name for c in task_containers(sw, "b")] == [new.container_name]
     finally:
         cleanup(sw, svc)
 
 
 def test_service_gone_removes_its_tasks(sw):
-    svc = new_service(sw, "gone", SLEEP)
-    t = new_task(sw, svc, "a")
-    state_is(sw, t.id, model.RUNNING)
-    cleanup(sw, svc)                                         # deletes the service, waits
+    svc = create(sw, "gone", SLEEP, on="a")              # SLEEP ignores SIGTERM, grace 10 s
+    [t] = running(sw, svc)
+    began = time.monotonic()
+    cleanup(sw, svc)                                     # `service rm`, waits
+    assert time.monotonic() - began < 5.0                # at once: no drain, no grace period
     assert task(sw, t.id) is None
 
 
 def test_step_is_cheap_and_idempotent(sw):
-    svc = new_service(sw, "calm", SERVE)
-    t = new_task(sw, svc, "b")
+    svc = create(sw, "calm", SERVE, on="b")
     try:
-        state_is(sw, t.id, model.RUNNING)
+        running(sw, svc)
         wait_converged([sw["a"], sw["b"]])
+        settled(store(sw))
         before = store(sw).version()
         calls = count_kernel_calls(sw["b"], lambda: runner.step(sw["b"], store(sw), set()))
         assert calls == 0 and store(sw).version() == before
@@ -237,64 +286,78 @@ def test_step_is_cheap_and_idempotent(sw):
 
 
 def test_killed_agent_adopts_without_duplicates(sw):
-    svc = new_service(sw, "adopt", SERVE)
-    t = new_task(sw, svc, "b")
+    svc = create(sw, "adopt", SERVE, on="b")
     try:
-        running = state_is(sw, t.id, model.RUNNING)
-        pid = agent_client.pid(sw["b"].paths.run)
-        os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: agent_client.pid(sw["b"].paths.run) is None
-                 or not os.path.exists(f"/proc/{pid}"))
-        late = new_task(sw, svc, "b", 2)                     # assigned while it is down
-        sw["b"].swarm_agents()                               # any command brings it back
-        sw["b"].containers()
-        wait_for(lambda: agent_client.pid(sw["b"].paths.run) not in (None, pid))
-        state_is(sw, late.id, model.RUNNING)
+        [t] = running(sw, svc)
+        pid = kill_agent(sw, "b")
+        began = time.monotonic()
+        sw["a"].service_scale({"adopt": 2})                  # while b's agent is down
+        restart_agent(sw, "b", pid)
+        assert time.monotonic() - began < DOWN_GRACE         # not orphaned meanwhile
+        again, late = running(sw, svc, 2)
+        assert late.slot == 2 and late.node == t.node
         wait_converged([sw["b"]])
         again = task(sw, t.id)
-        assert again.state == model.RUNNING and again.container_id == running.container_id
-        assert again.since == running.since
+        assert again.state == model.RUNNING and again.container_id == t.container_id
+        assert again.since == t.since
         assert sorted(c.name for c in task_containers(sw, "b")) == sorted(
             [t.container_name, late.container_name])
+        assert [t.id, late.id] == [x.id for x in tasks_of(sw, svc)]     # nothing replaced
         client_ip = sw["a"].container("client").endpoints[0].ipv4_address
-        addr = running.addresses[sw["net"].id].split("/")[0]
+        addr = t.addresses[sw["net"].id].split("/")[0]
         assert probe(sw["a"], "client", "tcp", addr, 8080) == client_ip
     finally:
         cleanup(sw, svc)
 
 
-def test_worker_leave_removes_its_task_containers(sw, host):
-    svc = new_service(sw, "leaver", SLEEP)
-    t = new_task(sw, svc, "b")
+def test_task_orphaned_while_its_node_was_down_stops_when_it_returns(sw):
+    svc = create(sw, "lost", SERVE, on="b")
     try:
-        state_is(sw, t.id, model.RUNNING)
+        [t] = running(sw, svc)
+        pid = kill_agent(sw, "b")
+        try:                                                 # a's reconciler gives up on it
+            lost = state_is(sw, t.id, model.ORPHANED, timeout=DOWN_GRACE + 10)
+        finally:
+            restart_agent(sw, "b", pid)
+        assert lost.desired == model.SHUTDOWN
+        [new] = running(sw, svc)                             # its replacement, on b again
+        assert new.id != t.id and new.slot == 1 and new.node == t.node
+        wait_for(lambda: [c.state.value for c in task_containers(sw, "b", t.id)] == ["exited"])
+        assert task(sw, t.id).state == model.ORPHANED        # as Docker's: stays orphaned
+        assert {c.name: c.state.value for c in task_containers(sw, "b")} == {
+            t.container_name: "exited", new.container_name: "running"}
+    finally:
+        cleanup(sw, svc)
+
+
+def test_worker_leave_removes_its_task_containers(sw):
+    svc = create(sw, "leaver", SLEEP, on="b")
+    try:
+        running(sw, svc)
         sw["b"].swarm_leave()                                # a worker: no --force needed
         assert not task_containers(sw, "b")
     finally:
         if sw["b"].cluster.store() is None:
             sw["b"].swarm_join(sw["names"]["a"])
-        with store(sw).transaction() as w:
-            w.delete_object(model.TASK, t.id)
         cleanup(sw, svc)
 
 
 def test_task_joins_a_network_made_without_attachable(sw):
     net = sw["a"].create_network(NetworkSpec("private", driver="overlay",
                                              subnets=("10.0.29.0/24",)))
-    svc = model.Service(model.new_object_id(), model.ServiceSpec(
-        name="private", command=SERVE, networks=(net.id,),
-        ports=(model.PortConfig(8081, 8080, mode=model.HOST_MODE),)))
-    with store(sw).transaction() as w:
-        model.put_service(w, svc)
-    t1, t2 = new_task(sw, svc, "a", 1), new_task(sw, svc, "b", 2)
+    svc = create(sw, "private", SERVE, networks=(net.id,), mode=model.GLOBAL,
+                 ports=(model.PortConfig(8081, 8080, mode=model.HOST_MODE),))
     try:
-        r1, r2 = state_is(sw, t1.id, model.RUNNING), state_is(sw, t2.id, model.RUNNING)
+        r1, r2 = running(sw, svc, node=sw["names"]["a"]) + running(sw, svc, node=sw["names"]["b"])
+        assert len(tasks_of(sw, svc)) == 2                   # global: one on each node
         assert list(r1.addresses) == list(r2.addresses) == [net.id]
-        [ctr] = task_containers(sw, "b", t2.id)
-        assert ctr.options["ports"]["publish"] == ["8081:8080/tcp"]      # mode=host: -p
+        for k, r in (("a", r1), ("b", r2)):
+            [ctr] = task_containers(sw, k, r.id)
+            assert ctr.name == f"private.{r.node_id}.{r.id}"
+            assert ctr.options["ports"]["publish"] == ["8081:8080/tcp"]  # mode=host: -p
         wait_converged([sw["a"], sw["b"]])
         # task to task over the overlay, across the nodes
-        code, out = sw["a"].exec_output(t1.container_name, [
+        code, out = sw["a"].exec_output(r1.container_name, [
             *PROBE, "probe", "tcp", r2.addresses[net.id].split("/")[0], "8080",
             "--timeout", "2"])
         assert code == 0 and out.strip() == r1.addresses[net.id].split("/")[0]
