@@ -46,6 +46,9 @@ _BUILTIN = {
     "connect": "netkit.labs.checks:Connect",
     "disconnect": "netkit.labs.checks:Disconnect",
     "capture": "netkit.capture.check:CaptureCheck",        # arrives with netkit.capture
+    "tasks": "netkit.labs.swarm:Tasks",                   # swarm services (x-netkit.services)
+    "node_update": "netkit.labs.swarm:NodeUpdate",
+    "service_update": "netkit.labs.swarm:ServiceUpdate",
 }
 _registered: dict[str, type["Check"]] = {}
 
@@ -70,6 +73,12 @@ class CheckContext(Protocol):
                 ipv4: str | None) -> str: ...
 
     def disconnect(self, network: str, ref: str, index: int | None, force: bool) -> str: ...
+
+    def node_name(self, ref: str) -> str:
+        """``node:KEY``, ``KEY`` (of x-netkit.nodes) or a node's name -> the node's name."""
+
+    def swarm_manager(self) -> Any:
+        """The Engine of the lab's swarm manager (x-netkit.swarm)."""
 
     def capture_target(self, ref: str, index: int | None, iface: str | None = None) -> Any:
         """A netkit.capture Target: a service/container (on its node), ``node:``, ``lan:``
@@ -142,6 +151,8 @@ class Check:
 def _known_ref(project: "Project", ref: str) -> bool:
     if ref.startswith("node:") or ref in project.services:
         return True
+    if ref.startswith("task:"):                 # a swarm service's task (its stacks' too)
+        return bool(project.swarm)
     m = re.match(rf"^{re.escape(project.name)}[-_](.+)[-_](\d+)$", ref)
     if m and m.group(1) in project.services:
         return True

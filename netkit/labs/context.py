@@ -24,6 +24,10 @@ class RunnerContext:
         nodes = self.project.nodes if self.project else {}
         return nodes[name].name if name in nodes else name
 
+    def swarm_manager(self):
+        from netkit.labs.swarm import manager_engine
+        return manager_engine(self.lab)
+
     def run_in(self, ref: str, index: int | None, argv: list[str], timeout: float) -> tuple[int, str]:
         if ref.startswith("node:"):
             out: list[bytes] = []
@@ -60,6 +64,10 @@ class RunnerContext:
         if ctr.shares_netns_of:
             ctr = eng.container(ctr.shares_netns_of)
         nets = {ep.network_id for ep in ctr.endpoints}
+        from netkit.labs.swarm import addresses as swarm_addresses
+        swarm = swarm_addresses(self.lab, name, nets)
+        if swarm:
+            return list(swarm.values())
         local = self.lab.members(eng)
         targets = [m.container for m in local if m.service == name or m.name == name]
         per_net: dict[str, set[str]] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from netkit.labs import checks
+from netkit.labs import checks, swarm
 from netkit.labs.schema import (IMAGES, KV, LAN, RUNTIME, NAME, NETWORK, NODE, NODE_HINT, NODE_NAME, SERVICE,
                                 Anything, Ctx, Custom, Either, Ignored, List, Map, Obj, Str,
                                 Bool, got)
@@ -39,6 +39,9 @@ X_NETKIT = Obj({
     # stack name -> compose file(s), relative to the lab file (netkit/services/stack.py)
     "stacks": Map(Either(Str(), List(Str())), r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
                   "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
+    # swarm services and secrets made on the manager (`service create`, `secret create`)
+    "services": Map(swarm.SERVICE, NAME, "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
+    "secrets": Map(swarm.SECRET, NAME, "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
 }, extensions=False)
 
 TOP = Obj({

@@ -113,9 +113,7 @@ def down_stacks(lab: "Lab", rec: dict[str, Any]) -> None:
     """`stack rm` of each stack this lab deployed, on a manager of the swarm it made."""
     if not rec["stacks"]:
         return
-    roles = lab.target.swarm_roles()
-    named = (lab.project.swarm or {}).get("manager") if lab.project else None
-    manager = next((n for n in [named, *rec["swarm"]] if n and roles.get(n) == "manager"), None)
+    manager = acting_manager(lab, rec)
     if manager is not None:
         eng = lab.engine(manager)
         for name in reversed(rec["stacks"]):
@@ -124,6 +122,13 @@ def down_stacks(lab: "Lab", rec: dict[str, Any]) -> None:
             lab._emit("Stack", name, "Removed", manager)
     rec["stacks"] = []
     lab._save_record(rec)
+
+
+def acting_manager(lab: "Lab", rec: dict[str, Any]) -> str | None:
+    """A manager of the swarm the lab made (the file's manager first), None without one."""
+    roles = lab.target.swarm_roles()
+    named = (lab.project.swarm or {}).get("manager") if lab.project else None
+    return next((n for n in [named, *rec["swarm"]] if n and roles.get(n) == "manager"), None)
 
 
 def same_cluster(lab: "Lab", a: str, b: str) -> bool:

@@ -155,6 +155,8 @@ class Project:
     nodes: dict[str, NodeDef] = field(default_factory=dict)
     swarm: dict[str, Any] = field(default_factory=dict)
     stacks: dict[str, tuple[str, ...]] = field(default_factory=dict)   # name -> compose files
+    swarm_services: dict[str, Any] = field(default_factory=dict)   # x-netkit.services: ServiceSpecs
+    swarm_secrets: dict[str, bytes] = field(default_factory=dict)  # x-netkit.secrets: values
     checks: list = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     where: Where = field(default_factory=Where)

@@ -152,6 +152,8 @@ def _normalize(data: dict, files: list[str], workdir: str, env: Mapping[str, str
     checks = list(xn.get("checks") or [])
     swarm = _swarm(xn.get("swarm"), nodes, where)
     stacks = _stacks(xn.get("stacks"), swarm, workdir, where)
+    from netkit.labs import swarm as swarm_services
+    specs, secrets = swarm_services.load(xn, swarm, networks, services, name, workdir, where)
     for k, net in networks.items():
         if net.spans_swarm and not net.external:
             if net.per_node:
@@ -159,6 +161,7 @@ def _normalize(data: dict, files: list[str], workdir: str, env: Mapping[str, str
                                   "swarm: it has no per-node settings")
     project = Project(name=name, files=tuple(files), workdir=workdir, services=services,
                       networks=networks, lans=lans, nodes=nodes, swarm=swarm, stacks=stacks,
+                      swarm_services=specs, swarm_secrets=secrets,
                       checks=checks, warnings=warnings, where=where)
     for check in checks:
         check.validate(project)

@@ -77,6 +77,28 @@ def network_dict(n: "NetworkDef") -> dict[str, Any]:
     return out
 
 
+def swarm_service_dict(spec: Any, project: "Project") -> dict[str, Any]:
+    """A service as `lab config` prints it (the x-netkit.services form, loadable again)."""
+    keys = {net.name: key for key, net in project.networks.items()}
+    u = spec.update
+    out: dict[str, Any] = {"command": list(spec.command), "mode": spec.mode}
+    if spec.mode == "replicated":
+        out["replicas"] = spec.replicas
+    out.update({"networks": [keys.get(n, n) for n in spec.networks],
+                "publish": [f"mode={p.mode},published={p.published},target={p.target},protocol={p.protocol}"
+                            for p in spec.ports],
+                "endpoint_mode": spec.endpoint_mode, "constraints": list(spec.constraints),
+                "environment": dict(spec.env),
+                "hostname": spec.hostname,
+                "secrets": [{"source": r.source, "target": r.target, "mode": r.mode} for r in spec.secrets],
+                "update_config": {"parallelism": u.parallelism, "delay": format_duration(u.delay),
+                                  "monitor": format_duration(u.monitor), "order": u.order,
+                                  "failure_action": u.failure_action},
+                "stop_signal": spec.stop_signal,
+                "stop_grace_period": format_duration(spec.stop_grace_period)})
+    return {k: v for k, v in out.items() if v not in (None, [], {})}
+
+
 def project_dict(p: "Project") -> dict[str, Any]:
     out: dict[str, Any] = {"name": p.name,
                            "services": {name: service_dict(s) for name, s in p.services.items()},
@@ -93,6 +115,10 @@ def project_dict(p: "Project") -> dict[str, Any]:
         xn["swarm"] = p.swarm
     if p.stacks:
         xn["stacks"] = {k: list(files) for k, files in p.stacks.items()}
+    if p.swarm_secrets:
+        xn["secrets"] = {k: {"content": "********"} for k in p.swarm_secrets}   # never the value
+    if p.swarm_services:
+        xn["services"] = {k: swarm_service_dict(spec, p) for k, spec in p.swarm_services.items()}
     if p.checks:
         xn["checks"] = [c.to_dict() for c in p.checks]
     if xn:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from netkit.errors import InvalidArgument, NetkitError, NotFound
-from netkit.labs import health, hosts, lifecycle, plan
+from netkit.labs import health, hosts, lifecycle, plan, swarm
 from netkit.labs.validate import step, validate
 from netkit.labs.checks import Check, CheckResult
 from netkit.labs.model import Healthcheck, Project, Service
@@ -181,6 +181,8 @@ class Lab:
         rec.setdefault("engines", [])
         rec.setdefault("swarm", [])          # nodes this lab put in a swarm, manager first
         rec.setdefault("stacks", [])         # stacks this lab deployed (x-netkit.stacks)
+        rec.setdefault("swarm_services", [])  # x-netkit.services / .secrets it created
+        rec.setdefault("swarm_secrets", [])
         return rec
 
     def _save_record(self, rec: dict[str, Any]) -> None:
@@ -242,6 +244,7 @@ class Lab:
         self._save_record(rec)
         self._up_networks(placement)
         hosts.up_stacks(self, rec)
+        swarm.up(self, rec)
         selected = self._selection(p, services, no_deps)
         recreated: set[str] = set()
         for name in order(p.services):
@@ -383,6 +386,7 @@ class Lab:
         grace period (`timeout` for all) and removed, dependents first; then its networks,
         and the nodes and LANs it created. What it did not create stays."""
         rec = self._load_record()
+        swarm.down(self, rec)
         hosts.down_stacks(self, rec)
         nodes = self.engine_nodes()
         lifecycle.remove(self, [m for node in nodes for m in self.members(self.engine(node))], timeout)
@@ -460,7 +464,11 @@ class Lab:
         return ServiceHandle(self, name)
 
     def locate(self, ref: str, index: int | None = None) -> Member:
-        """A service (its replica `index`, default the lowest) or a container name."""
+        """A service (its replica `index`, default the lowest), a container name, or
+        ``task:SERVICE`` (a swarm service's running task; `index`: its slot)."""
+        if ref.startswith("task:"):
+            slot, node, ctr = swarm.locate_task(self, ref[5:], index)
+            return Member(ref[5:], slot, node, ctr)
         members = self.members()
         if self.project is not None and ref in self.project.services or any(m.service == ref for m in members):
             mine = [m for m in members if m.service == ref]

@@ -27,9 +27,9 @@ def lab_with(write, checks_yaml: str):
      'x-netkit.checks[0].reach.from: no service or container "webb" in this lab (services: web, client)'),
     ("    - reech: {from: web}\n", 7, 'x-netkit.checks[0].reech: unknown check kind "reech" (did you mean "reach"?)'),
     ("    - {name: x}\n", 7, "x-netkit.checks[0]: a check has exactly one kind (capture, connect, disconnect, "
-                            "exec, reach, resolve); got none"),
+                            "exec, node_update, reach, resolve, service_update, tasks); got none"),
     ("    - {reach: {}, exec: {}}\n", 7, "x-netkit.checks[0]: a check has exactly one kind (capture, connect, "
-                                        "disconnect, exec, reach, resolve); got reach, exec"),
+                                        "disconnect, exec, node_update, reach, resolve, service_update, tasks); got reach, exec"),
     ("    - exec: {in: web, command: x, output_regex: '('}\n", 7,
      "x-netkit.checks[0].exec.output_regex: invalid regular expression: missing ), unterminated subpattern at position 0"),
     ("    - connect: {network: nope, container: web}\n", 7, 'x-netkit.checks[0].connect.network: undefined network "nope"'),

@@ -103,3 +103,28 @@ def test_overlay_three_nodes_down_leaves_nothing(overlay, host, netkit_dirs):
     down = run("-f", OVERLAY, "down")
     assert "Network myoverlay  Removed" in down.stderr and down.stderr.count("Left") == 3
     assert_nothing_left(host, netkit_dirs, run, [OVERLAY], lan, nodes)
+
+
+SWARM = os.path.join(LABS, "swarm-services", "lab.yml")
+
+
+def test_swarm_services(host, netkit_dirs):
+    """labs/swarm-services: services, VIP, tasks., the routing mesh, drain, a rolling update,
+    a secret and the notes' stack; `down` leaves no node, LAN, cluster file or record."""
+    lan, nodes = unique("l"), [unique("n") for _ in range(3)]
+    run = Run(netkit_dirs, LAN=lan, NODE1=nodes[0], NODE2=nodes[1], NODE3=nodes[2])
+    run("-f", SWARM, "config", "-q")
+    try:
+        up = run("-f", SWARM, "up", "-d")
+        assert "Ignoring unsupported options: links" in up.stderr
+        assert "Service web  Created" in up.stderr and "Creating service mystack_web" in up.stderr
+        test = run("-f", SWARM, "test", check=False)
+        assert test.returncode == 0, test.stdout + test.stderr
+        assert "26 passed, 0 failed, 3 steps" in test.stdout
+        assert "s3cret" in test.stdout                            # the secret, read in a task
+        assert "on 2 nodes" in test.stdout                        # after the drain
+    finally:
+        down = run("-f", SWARM, "down", check=False)
+    assert down.returncode == 0, down.stderr
+    assert "Service web  Removed" in down.stderr and "Secret db_password  Removed" in down.stderr
+    assert_nothing_left(host, netkit_dirs, run, [SWARM], lan, nodes)

@@ -10,7 +10,7 @@ from tests.labs.conftest import LABS
 
 pytestmark = pytest.mark.root
 # labs that make their own nodes and LANs: tests/labs/test_multihost_labs.py runs them
-MULTIHOST = ("macvlan-two-hosts", "overlay-three-nodes")
+MULTIHOST = ("macvlan-two-hosts", "overlay-three-nodes", "swarm-services")
 SHIPPED = sorted(d for d in os.listdir(LABS)
                  if os.path.isfile(os.path.join(LABS, d, "lab.yml")) and d not in MULTIHOST)
 
