@@ -23,7 +23,7 @@ from netkit.ids import NODE_NAME_RE, now
 from netkit.kernel import netns as kns
 from netkit.kernel import spawn
 from netkit.kernel.session import TAG
-from netkit.model import Lan, Node
+from netkit.model import Lan, Node, Scope
 from netkit.paths import NodePaths, lan_netns, node_netns, roots_file
 
 if TYPE_CHECKING:
@@ -204,8 +204,9 @@ class NodeRegistry:
         inner = self.open_engine(name)
         failure: BaseException | None = None
         try:
+            # the swarm's networks (ingress, overlays) are the cluster's: the node leaves them
             busy = [c.name for c in inner.containers(all=True)] + \
-                   [n.name for n in inner.networks() if not n.predefined]
+                   [n.name for n in inner.networks() if not n.predefined and n.scope is not Scope.SWARM]
             swarm = {} if force else inner.swarm_info()   # it leaves its swarm (system reset)
             if swarm.get("role") == "manager" and swarm.get("managers") == 1 \
                     and swarm.get("nodes", 1) > 1:
