@@ -170,22 +170,24 @@ def bench_scale(lab: Lab, netns: str, n: int) -> None:
     vip = vip_of(svc)
     until_answered(netns, vip, 3, 30)
     pss3 = lab.agent_pss()
-    t0 = time.monotonic()
+    v0, t0 = lab.store.version(), time.monotonic()
     lab.a.service_scale({"web": n})
     t1 = wait(lambda: lab.running(svc.id) == n, 600, f"{n} tasks running")
+    writes = lab.store.version() - v0
     t2 = until_answered(netns, vip, n, 120)
     per_node = lab.live_containers()
     pss = lab.agent_pss()
     emit(f"RESULT services scale_up to={n} running_s={t1 - t0:.2f} answering_s={t2 - t0:.2f} "
-         f"containers={','.join(f'{k}:{v}' for k, v in per_node.items())} "
+         f"store_writes={writes} containers={','.join(f'{k}:{v}' for k, v in per_node.items())} "
          f"agent_pss_kib={','.join(f'{k}:{v}' for k, v in pss.items())} "
          f"agent_pss_kib_at_3={','.join(f'{k}:{v}' for k, v in pss3.items())}")
-    t0 = time.monotonic()
+    v0, t0 = lab.store.version(), time.monotonic()
     lab.a.service_scale({"web": 3})
     t1 = wait(lambda: len(lab.tasks(svc.id)) == 3, 600, "3 tasks left")
     t2 = wait(lambda: sum(lab.containers().values()) == 3, 600, "the other containers gone")
     emit(f"RESULT services scale_down from={n} to=3 tasks_left_s={t1 - t0:.2f} "
-         f"containers_gone_s={t2 - t0:.2f} running={lab.running(svc.id)}")
+         f"containers_gone_s={t2 - t0:.2f} store_writes={lab.store.version() - v0} "
+         f"running={lab.running(svc.id)}")
     lab.remove_all()
 
 
