@@ -94,3 +94,21 @@ def remove_lab(host, engines, nodes, lan: str, tmp: str) -> None:
         host.remove_lan(lan)
     host.close()
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def swarm_lab(host, engines: dict, lan: str, subnet: str, ips: dict[str, str],
+              names: dict[str, str]) -> None:
+    """LAN `lan` (`subnet`, router .1) and one node per key of `ips` (named `names[key]`,
+    at ips[key]/24), each node's engine put in `engines` as soon as it exists (so a
+    failure half-way leaves remove_lab what to remove); the first node inits a swarm
+    (SQLite store), the others join it."""
+    import ipaddress
+    from netkit.engine import Engine
+    host.create_lan(lan, subnet, gateway=str(ipaddress.ip_network(subnet)[1]))
+    for k, ip in ips.items():
+        host.create_node(names[k], lan=lan, ip=f"{ip}/24")
+        engines[k] = Engine(names[k], root=host.root, run=host.run_root)
+    first, *others = ips
+    engines[first].swarm_init()
+    for k in others:
+        engines[k].swarm_join(names[first])

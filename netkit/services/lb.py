@@ -41,6 +41,8 @@ log = logging.getLogger("netkit.agent")
 # node -> container id -> (netns inode, script applied; None: no table)
 _programmed: dict[str, dict[str, tuple[int, str | None]]] = {}
 
+_backends: dict[str, frozenset[str]] = {}      # node -> the backend addresses of its last step
+
 VipTable = dict[str, dict[str, tuple[str, ...]]]     # network id -> {VIP: backend addresses}
 
 
@@ -131,13 +133,36 @@ def step(engine: "Engine", cluster: "ClusterStore", down: "set[str] | frozenset[
     first = node not in _programmed
     if not table and not first and not any(s for _, s in _programmed[node].values()):
         return None                              # no VIP anywhere and none programmed here
+    if _grew(node, table):
+        _peers_first(engine)
     program(node, engine.store.read().containers(), table, first=first)
     return tick.IDLE if table else None
+
+
+def _grew(node: str, table: VipTable) -> bool:
+    """Has `table` a backend address that `node`'s previous step did not have? (Noted.)"""
+    now = frozenset(a for vips in table.values() for backends in vips.values() for a in backends)
+    grew = not now <= _backends.get(node, frozenset())
+    _backends[node] = now
+    return grew
+
+
+def _peers_first(engine: "Engine") -> None:
+    """Program the node's VXLAN peers as the cluster is now, before new backends go into the
+    rotation. The agent's sync programmed them from an earlier read than the step's: a task
+    that became RUNNING in between may have an endpoint this node has no peer entry for yet,
+    and a client's first ARP for it would go unanswered (the kernel asks again after 1 s)."""
+    from netkit.errors import NetkitError
+    try:
+        engine.cluster.sync_node()
+    except NetkitError as exc:                   # the store went away: the next sync does it
+        log.warning("services: peers before VIP backends: %s", exc)
 
 
 def forget(node: str) -> None:
     """Drop what is known of `node`'s tables: its next step programs all of them again."""
     _programmed.pop(node, None)
+    _backends.pop(node, None)
 
 
 def programmed(node: str) -> Mapping[str, tuple[int, str | None]]:

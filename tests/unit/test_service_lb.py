@@ -114,3 +114,64 @@ def test_resolver_gets_the_vip_on_every_node_also_with_members_down():
         assert ctrs["s1"].sandbox is None
     ctrs, _ = remote_entries(_Cluster([vip, a, b]), "c", {"a"})
     assert set(ctrs) == {"s1", "c2"}
+
+
+class _Store:
+    def __init__(self, c):
+        self.c = c
+
+    def read(self):
+        return self.c
+
+
+class _Engine:
+    """What lb.step uses of an in-agent engine; records the order of peer syncs and tables."""
+
+    def __init__(self, node, calls):
+        self.node_name, self.calls = node, calls
+        self.store = _Store(type("NodeTx", (), {"containers": lambda self: []})())
+        self.cluster = self
+
+    def sync_node(self):
+        self.calls.append("peers")
+        return 0
+
+
+class _Objects:
+    def __init__(self, svcs, tasks):
+        self.objects_ = {"service": [(s.id, s.to_dict()) for s in svcs],
+                         "task": [(t.id, t.to_dict()) for t in tasks]}
+
+    def read(self):
+        return self
+
+    def objects(self, kind):
+        return self.objects_.get(kind, [])
+
+
+def test_peers_are_synced_before_new_backends_go_into_rotation(monkeypatch):
+    from netkit.services import lb
+    calls = []
+    monkeypatch.setattr(lb, "program", lambda node, ctrs, table, first: calls.append(
+        sorted(a for v in table.values() for b in v.values() for a in b)))
+    svc = Service("s1", ServiceSpec("web", ("x",), networks=("n1",)), vips={"n1": "10.0.9.2/24"})
+
+    def task(i, state=RUNNING):
+        return Task(f"t{i}", "s1", "web", i, node="other", state=state, desired=RUNNING,
+                    addresses={"n1": f"10.0.9.{10 + i}/24"})
+    engine = _Engine("nodeq", calls)
+    lb.forget("nodeq")
+    try:
+        lb.step(engine, _Objects([svc], [task(1), task(2, STARTING)]), frozenset())
+        assert calls == ["peers", ["10.0.9.11"]]
+        calls.clear()
+        lb.step(engine, _Objects([svc], [task(1), task(2, STARTING)]), frozenset())
+        assert calls == [["10.0.9.11"]]                 # nothing new: no extra sync
+        calls.clear()
+        lb.step(engine, _Objects([svc], [task(1), task(2)]), frozenset())
+        assert calls == ["peers", ["10.0.9.11", "10.0.9.12"]]
+        calls.clear()
+        lb.step(engine, _Objects([svc], [task(2)]), frozenset())
+        assert calls == [["10.0.9.12"]]                 # one left the rotation: no sync
+    finally:
+        lb.forget("nodeq")
