@@ -107,6 +107,34 @@ def test_names_traffic_and_cluster_ipam(mh):
         assert ping(mh[k], f"p{k}", f"p{other}"), f"p{k} -> p{other}"
 
 
+def test_a_service_on_the_etcd_store(mh):
+    """Swarm services when the cluster is in etcd and the nodes share no files: the service
+    API, the acting manager's reconciler, each node's runner and VIP rules all go through
+    etcd (its watches wake the agents). Three replicas spread over the three nodes answer
+    through the VIP from a container on node c; scale and rm converge."""
+    from netkit.services.model import ServiceSpec
+    from tests.kernel.helpers import PROBE
+    from tests.kernel.test_swarm_e2e import hostnames, probe_ctr, running, wait_for
+    a = mh["a"]
+    a.service_create(ServiceSpec("etcdweb", (*PROBE, "serve", "tcp", "80", "--hostname"),
+                                 replicas=3, networks=(NET,), stop_grace_period=1.0))
+    try:
+        tasks = running(a, "etcdweb", 3)
+        assert sorted(t.node for t in tasks) == sorted(mh["names"].values())
+        want = hostnames(tasks)
+        wait_for(lambda: set(probe_ctr(mh["c"], "pc", "etcdweb", 80, 6)) == want, 20,
+                 "the three tasks answering through the VIP from node c")
+        a.service_scale({"etcdweb": 1})
+        (left,) = running(a, "etcdweb", 1)
+        wait_for(lambda: set(probe_ctr(mh["c"], "pc", "etcdweb", 80, 3)) == hostnames([left]),
+                 20, "only the task left answering through the VIP")
+    finally:
+        a.service_remove("etcdweb")
+    wait_for(lambda: not a.service_tasks() and not any(
+        c.name.startswith("etcdweb.") for k in IPS for c in mh[k].containers(all=True)), 30,
+        "the tasks and their containers gone")
+
+
 def test_token_join_refusals(mh):
     from netkit.agent.join import INVALID_TOKEN, WRONG_TOKEN
     from netkit.errors import Forbidden, InvalidArgument
