@@ -271,8 +271,9 @@ def update_under_traffic(sw, cli, *args: str) -> list[str]:
 
     A replaced task takes no new connection once it is stopped: its node stops it only
     after every member (the client's node too) acknowledged that its VIP rules dropped it
-    (netkit/services/drain.py). One failure is tolerated: a new task is in the table from
-    RUNNING, which may come before its server listens (as in Docker without a health
+    (netkit/services/drain.py), so no connection times out on a stopped task. A refused
+    connection is tolerated once per new task (three here): a new task is in the table
+    from RUNNING, which may come before its server listens (as in Docker without a health
     check)."""
     traffic = Traffic(sw, vip_of(sw, "up"))
     traffic.start()
@@ -281,7 +282,9 @@ def update_under_traffic(sw, cli, *args: str) -> list[str]:
     finally:
         answers = traffic.stop()
     failed = [x for x in answers if x.startswith("!")]
-    assert len(answers) >= 20 and len(failed) <= 1, (len(answers), failed)
+    print(f"service {args[0]}: {len(answers)} connections, {len(failed)} failed")
+    assert len(answers) >= 20 and len(failed) <= 3, (len(answers), failed)
+    assert set(failed) <= {"!ConnectionRefusedError"}, failed     # none sent to a stopped task
     return [x for x in answers if not x.startswith("!")]
 
 
