@@ -278,6 +278,8 @@ class Swarm:
                 ctl.withdraw_endpoint(ep.id)
             ctl.remove_member(self.node_name)
             ctl.delete_object(NODE, self.node_name)     # its availability and labels
+            from netkit.services import drain
+            drain.forget(ctl, self.node_name)           # its acks of retired tasks
             last = not ctl.members()
             for net in tx.networks():
                 if net.scope is Scope.SWARM and not tx.count_endpoints(net.id):

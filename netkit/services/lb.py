@@ -13,8 +13,12 @@ with desired state running. This kernel has no IPVS, which is what Docker
 uses in each container's netns; the nftables table does the same job.
 
 A task whose desired state left running is out of the rotation at the
-next step on every node (before its runner stops the container, after
-`DRAIN`); connections already made stay on it (their NAT is in conntrack).
+next step on every node; connections already made stay on it (their NAT is
+in conntrack). The step notes the cluster version its rules reflect
+(netkit/services/drain.py): once both this and the routing mesh applied a
+task's retirement, the node acknowledges it, and the task's runner stops
+the container only when every member that is up has (or after
+`drain.DRAIN_MAX`).
 A VIP without backends refuses connections at once. Tasks of members that
 are down are left out (their overlay peers are withdrawn too).
 
@@ -84,10 +88,12 @@ def container_vips(table: VipTable, network_ids: Iterable[str]) -> list[tuple[st
     return sorted(out.items(), key=lambda v: _key(v[0]))
 
 
-def program(node: str, containers: Iterable, table: VipTable, *, first: bool) -> int:
+def program(node: str, containers: Iterable, table: VipTable, *, first: bool,
+            failed: "list[str] | None" = None) -> int:
     """Make each local container's table match `table`; returns the number of tables
     (re)written or removed. Only containers whose VIPs, backends or netns changed are
-    touched (`first`: all of them, once)."""
+    touched (`first`: all of them, once); the names of those that failed (retried at the
+    next step) are added to `failed`."""
     from netkit.errors import NetkitError
     from netkit.kernel import vipnat
     have = _programmed.setdefault(node, {})
@@ -115,6 +121,8 @@ def program(node: str, containers: Iterable, table: VipTable, *, first: bool) ->
         except NetkitError as exc:               # the container went meanwhile, or the kernel
             log.warning("services: VIPs of container %s: %s", ctr.name, exc)
             have.pop(ctr.id, None)               # retried at the next step
+            if failed is not None:
+                failed.append(ctr.name)
             continue
         have[ctr.id] = (ino, script)
         changes += 1
@@ -126,17 +134,23 @@ def program(node: str, containers: Iterable, table: VipTable, *, first: bool) ->
 def step(engine: "Engine", cluster: "ClusterStore", down: "set[str] | frozenset[str]"
          ) -> float | None:
     """The node step: program this node's containers for the cluster's VIPs."""
-    from netkit.services import tick
+    from netkit.services import drain, tick
     c = cluster.read()
-    table = vip_table(services(c), tasks(c), down)
+    version = drain.version_of(c)                # read first: the rules reflect at least it
+    every = tasks(c)
+    table = vip_table(services(c), every, down)
     node = engine.node_name
     first = node not in _programmed
     if not table and not first and not any(s for _, s in _programmed[node].values()):
+        drain.applied(cluster.cluster_id, node, "lb", version, drain.pending(every))
         return None                              # no VIP anywhere and none programmed here
     if _grew(node, table):
         _peers_first(engine)
-    program(node, engine.store.read().containers(), table, first=first)
-    return tick.IDLE if table else None
+    failed: list[str] = []
+    program(node, engine.store.read().containers(), table, first=first, failed=failed)
+    if not failed:                               # else not applied: no ack (retried next step)
+        drain.applied(cluster.cluster_id, node, "lb", version, drain.pending(every))
+    return tick.IDLE if table or failed else None
 
 
 def _grew(node: str, table: VipTable) -> bool:

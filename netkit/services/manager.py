@@ -304,7 +304,7 @@ class Services:
                 if not t.node or t.node not in members:
                     c.delete_object(model.TASK, t.id)
                 elif t.desired != REMOVE:
-                    model.put_task(c, replace(t, desired=REMOVE))
+                    model.put_task(c, model.retire(c, t, REMOVE))
             self.sync_vips(c, replace(svc, spec=replace(svc.spec, networks=())), svc)
             c.delete_object(model.SERVICE, svc.id)
         self.poke(store)

@@ -17,6 +17,10 @@ ingress answers on every member's LAN address: each member's agent runs
   run and should (desired state running), on any node that is up, with SNAT
   to the sandbox's ingress address (netkit/firewall/mesh.py renders both).
 
+Once applied, the step notes the cluster version its rules reflect
+(netkit/services/drain.py: a node acknowledges a task's retirement once
+both this and the VIP rules applied it; its runner waits for the acks).
+
 The sandbox exists while some service publishes an ingress port (Docker
 makes it at swarm init; netkit makes it when first needed, so a swarm
 without published ports carries nothing). Only what changed is programmed:
@@ -131,13 +135,16 @@ def _endpoint_id(cluster_id: str, node: str) -> str:
 # -- the node's step -------------------------------------------------------------------
 def step(engine: "Engine", cluster: "ClusterStore", down: "set[str] | frozenset[str]") -> None:
     """Bring this node's sandbox and rules in step with the cluster's ingress ports."""
+    from netkit.services import drain
     node = engine.node_name
     c = cluster.read()
+    version = drain.version_of(c)            # read first: the rules reflect at least it
     net = ingress_network(c)
     ports = mesh_ports(c, net.id, down) if net is not None else []
     with _lock:
         if net is None or not ports:
             _stop(engine, cluster, net)
+            drain.applied(cluster.cluster_id, node, "mesh", version)
             return None
         ep = _sandbox_endpoint(c, net.id, node) or _publish(engine, cluster, net)
         assert ep.ipv4 is not None
@@ -147,6 +154,7 @@ def step(engine: "Engine", cluster: "ClusterStore", down: "set[str] | frozenset[
         lan = engine.cluster.vtep()
         _apply(engine.node.netns or "", render_node(lan, kin.SANDBOX_ADDR, ports))
         _apply(sbox, render_sandbox(ep.ipv4.split("/")[0], net.ipam[0].subnet, ports))
+    drain.applied(cluster.cluster_id, node, "mesh", version)
     return None
 
 

@@ -233,6 +233,7 @@ class Task:
     exit_code: int | None = None
     addresses: dict[str, str] = field(default_factory=dict)   # network id -> "10.0.9.5/24"
     attempt: int = 0                     # restarts of its slot so far (--restart-max-attempts)
+    retired_version: int = 0             # cluster version at which `desired` left running (0: not)
 
     @property
     def container_name(self) -> str:
@@ -278,6 +279,15 @@ class SecretObject:
     @classmethod
     def from_dict(cls, d: dict) -> "SecretObject":
         return _from(cls, d)
+
+
+def retire(c: Any, t: Task, desired: str, **changes: Any) -> Task:
+    """`t` with desired state `desired` (shutdown | remove), as written in the cluster
+    transaction `c`: `retired_version` is the version that transaction commits (both backends
+    commit the version read + 1), kept when the task had already left running."""
+    version = t.retired_version if t.desired != RUNNING and t.retired_version else \
+        int(c.meta("version") or 0) + 1
+    return replace(t, desired=desired, retired_version=version, **changes)
 
 
 def services(c: Any) -> list[Service]:

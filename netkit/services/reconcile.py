@@ -131,14 +131,14 @@ class ServicePass:
             self.tasks.pop(t.id, None)
             self.c.delete_object(TASK, t.id)
         elif t.desired != REMOVE:
-            self.put(replace(t, desired=REMOVE))
+            self.put(model.retire(self.c, t, REMOVE))
 
     def shut(self, t: Task) -> None:
         """Desired shutdown; a task never assigned is shut down at once (no runner has it)."""
         if t.node:
-            self.put(replace(t, desired=SHUTDOWN))
+            self.put(model.retire(self.c, t, SHUTDOWN))
         else:
-            self.put(replace(t, desired=SHUTDOWN, state=SHUTDOWN, since=iso(self.now)))
+            self.put(model.retire(self.c, t, SHUTDOWN, state=SHUTDOWN, since=iso(self.now)))
 
     def new_task(self, slot: int | None, node: str | None, attempt: int) -> Task:
         stamp = iso(self.now)
@@ -187,7 +187,7 @@ class ServicePass:
                 continue
             node = self.nodes.get(t.node)
             if node is None or node.name in self.gone:
-                self.put(replace(t, desired=SHUTDOWN, state=ORPHANED if t.state not in TERMINAL
+                self.put(model.retire(self.c, t, SHUTDOWN, state=ORPHANED if t.state not in TERMINAL
                                  else t.state, since=iso(self.now) if t.state not in TERMINAL
                                  else t.since))
             elif t.state in TERMINAL or node.availability == model.DRAIN or (
@@ -378,7 +378,7 @@ def reconcile(c: Any, cluster_id: str, down: set[str] | frozenset[str], now: flo
             if not t.node or t.node not in members:
                 c.delete_object(TASK, t.id)
             elif t.desired != REMOVE:
-                model.put_task(c, replace(t, desired=REMOVE))
+                model.put_task(c, model.retire(c, t, REMOVE))
     for sid in sorted(svcs):
         mine = [t for t in every if t.service_id == sid]
         waits += ServicePass(c, svcs[sid], mine, nodes, total, now, gone).run()

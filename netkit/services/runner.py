@@ -18,18 +18,22 @@ For each task object assigned to this node (`model.tasks(c, node=...)`):
 - its container ended by itself: COMPLETE (0) or FAILED ("task: non-zero
   exit (N)"), the exit code recorded; the container stays (exited) as
   Docker keeps a task's history, and is never started again.
-- desired shutdown / remove: once `DRAIN` s passed since this node saw it
-  (every node's load balancing drops the task first) the stop signal, and
-  SIGKILL after the spec's grace period if it still runs (never blocking
-  the sync); once it ended: SHUTDOWN; `remove`: the container is removed
-  and the task object deleted.
+- desired shutdown / remove: every node's load balancing drops the task
+  first; once every member that is up acknowledged that its VIP and mesh
+  rules no longer send it new connections (netkit/services/drain.py: their
+  acks reach the task's `retired_version`), or `drain.DRAIN_MAX` s after
+  this node first saw the retirement, the stop signal, and SIGKILL after
+  the spec's grace period if it still runs (never blocking the sync); once
+  it ended: SHUTDOWN; `remove`: the container is removed and the task
+  object deleted.
 - a task whose service is gone: its container is removed at once and the
   task object deleted; a container labelled with a task id that is not a
   task of this node any more (deleted, or after the agent restarted) is
   removed.
 
 The step only reads (one cluster read, one node store read; none when the
-node had neither tasks nor task containers at its last look) unless
+node had neither tasks nor task containers at its last look; the acks only
+while a retired task of the node still runs) unless
 something is to be done, and it is idempotent: what it does follows from
 the task objects and the node's containers (found by their task label), so
 an agent killed half-way and started again goes on without duplicates.
@@ -49,7 +53,7 @@ from netkit.errors import NetkitError
 from netkit.ids import now
 from netkit.model import State
 from netkit.planning import TASK_LABEL
-from netkit.services import model
+from netkit.services import drain, model
 
 if TYPE_CHECKING:
     from netkit.containers import Containers
@@ -58,7 +62,6 @@ if TYPE_CHECKING:
     from netkit.specs import ContainerSpec
     from netkit.store.cluster import ClusterStore
 
-DRAIN = 0.5             # s between a task leaving the load balancing and its stop
 STARTABLE = (model.ASSIGNED, model.ACCEPTED, model.PREPARING, model.READY, model.STARTING)
 LIVE = (State.RUNNING, State.RESTARTING)
 GONE = "task: container removed"          # a running task's container vanished
@@ -96,11 +99,15 @@ def step(engine: "Engine", cluster: "ClusterStore", down: Any) -> float | None:
     starts: list[tuple[model.Task, "Container | None"]] = []
     reports: dict[str, Callable[[model.Task], model.Task | None]] = {}
     deletes: list[str] = []
+    more_down = _agents_down(engine, cluster, c)
+
+    def held(t: model.Task, waited: float) -> float:
+        return drain.hold(c, t, waited, down, more_down)
     for t in mine.values():
         ctr = ctrs.get(t.id)
         gone = t.service_id not in services
         if gone or t.desired != model.RUNNING:
-            wait = _retire(engine, st, t, ctr, gone, reports, deletes)
+            wait = _retire(engine, st, t, ctr, gone, reports, deletes, held)
             if wait is not None:
                 waits.append(wait)
         elif t.state in model.TERMINAL:
@@ -191,15 +198,32 @@ class _Unchanged(Exception):
 
 
 # -- shutdown and removal ------------------------------------------------------------------
+def _agents_down(engine: "Engine", cluster: "ClusterStore", c: Any) -> Callable[[], set[str]]:
+    """The members whose agent is not running (SQLite, one machine; etcd: none beyond the
+    expired leases), looked up once, when first asked."""
+    found: list[set[str]] = []
+
+    def get() -> set[str]:
+        if not found:
+            from netkit.services.reconcile import agents_down
+            found.append(agents_down(engine, cluster, c))
+        return found[0]
+    return get
+
+
 def _retire(engine: "Engine", st: _NodeState, t: model.Task, ctr: "Container | None", gone: bool,
-            reports: dict, deletes: list[str]) -> float | None:
-    """A task that must not run (desired shutdown/remove, or its service is gone)."""
+            reports: dict, deletes: list[str], held: Callable[[model.Task, float], float]
+            ) -> float | None:
+    """A task that must not run (desired shutdown/remove, or its service is gone); `held`
+    says how long it must still wait for the other nodes to take it out of their rotation."""
     remove = gone or t.desired == model.REMOVE
     if ctr is not None and ctr.state in LIVE and not gone:
         clock = time.monotonic()
         first = st.draining.setdefault(t.id, clock)
-        if clock < first + DRAIN:
-            return first + DRAIN - clock
+        if t.id not in st.signalled:
+            wait = held(t, clock - first)
+            if wait > 0:
+                return wait                       # or sooner: an ack is a cluster change
         grace = t.spec.stop_grace_period if t.spec is not None else 10.0
         sent = st.signalled.get(t.id)
         try:

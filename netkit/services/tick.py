@@ -9,8 +9,9 @@ it wants until the next call at the latest (None: only on a change):
 
 - `MANAGER_STEPS` run on the acting manager only (the reconciler: tasks for
   services, restarts, rescheduling, rolling updates);
-- `NODE_STEPS` run on every member (running this node's tasks, programming
-  its load balancing).
+- `NODE_STEPS` run on every member, in order (running this node's tasks,
+  programming its load balancing, then acknowledging retired tasks that
+  left it: netkit/services/drain.py).
 
 Each is "module:function", imported on first use (a node with no services
 imports nothing), called as fn(engine, cluster_store, down) where `down` is
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 MANAGER_STEPS: tuple[str, ...] = ("netkit.services.reconcile:step",)
 NODE_STEPS: tuple[str, ...] = ("netkit.services.runner:step", "netkit.services.lb:step",
-                               "netkit.services.mesh:step")
+                               "netkit.services.mesh:step", "netkit.services.drain:step")
 IDLE = 5.0              # s: the longest a member goes without a step while it has services
 log = logging.getLogger("netkit.agent")
 _loaded: dict[str, Callable[..., Any]] = {}

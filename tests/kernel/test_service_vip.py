@@ -10,8 +10,9 @@ their tasks, and every node's agent programs its containers' VIP table
 overlay) and answer with their host name (a task's default host name is its
 container id[:12]) on TCP 80 and on UDP 8080 (any port goes through a VIP).
 Their pid 1 is a shell, which ignores SIGTERM: a task told to stop keeps
-serving for DRAIN + its stop grace period, long enough to check it takes no
-new connections through the VIP meanwhile.
+serving until every node acked its retirement, then for its stop grace
+period, long enough to check it takes no new connections through the VIP
+meanwhile.
 
 test_swarm_e2e.py covers the basic round robin from the client's node and DNS
 from the client; this module covers the VIP's own behaviours.

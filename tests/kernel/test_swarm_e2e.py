@@ -269,11 +269,12 @@ def update_under_traffic(sw, cli, *args: str) -> list[str]:
     """Run `service ARGS` (an update of `up` that replaces its three tasks one by one) under
     traffic through the VIP; the answers, after checking the service stayed reachable.
 
-    Failures are counted, not forbidden: a replaced task leaves the client's VIP table
-    when the client node's agent next applies the cluster (the task's own node stops it
-    DRAIN = 0.5 s after it saw the change, whatever the other nodes did), and a new task
-    is in the table from RUNNING, before its server listens (as in Docker without a health
-    check). Each replaced task may so cost a connection or two, no more."""
+    A replaced task takes no new connection once it is stopped: its node stops it only
+    after every member (the client's node too) acknowledged that its VIP rules dropped it
+    (netkit/services/drain.py), so no connection times out on a stopped task. A refused
+    connection is tolerated once per new task (three here): a new task is in the table
+    from RUNNING, which may come before its server listens (as in Docker without a health
+    check)."""
     traffic = Traffic(sw, vip_of(sw, "up"))
     traffic.start()
     try:
@@ -281,7 +282,9 @@ def update_under_traffic(sw, cli, *args: str) -> list[str]:
     finally:
         answers = traffic.stop()
     failed = [x for x in answers if x.startswith("!")]
-    assert len(answers) >= 20 and len(failed) <= 6, (len(answers), failed)
+    print(f"service {args[0]}: {len(answers)} connections, {len(failed)} failed")
+    assert len(answers) >= 20 and len(failed) <= 3, (len(answers), failed)
+    assert set(failed) <= {"!ConnectionRefusedError"}, failed     # none sent to a stopped task
     return [x for x in answers if not x.startswith("!")]
 
 

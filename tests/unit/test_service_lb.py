@@ -138,12 +138,17 @@ class _Engine:
 
 
 class _Objects:
+    cluster_id = "c" * 25
+
     def __init__(self, svcs, tasks):
         self.objects_ = {"service": [(s.id, s.to_dict()) for s in svcs],
                          "task": [(t.id, t.to_dict()) for t in tasks]}
 
     def read(self):
         return self
+
+    def meta(self, key):
+        return "7" if key == "version" else None
 
     def objects(self, kind):
         return self.objects_.get(kind, [])
@@ -152,7 +157,7 @@ class _Objects:
 def test_peers_are_synced_before_new_backends_go_into_rotation(monkeypatch):
     from netkit.services import lb
     calls = []
-    monkeypatch.setattr(lb, "program", lambda node, ctrs, table, first: calls.append(
+    monkeypatch.setattr(lb, "program", lambda node, ctrs, table, first, failed: calls.append(
         sorted(a for v in table.values() for b in v.values() for a in b)))
     svc = Service("s1", ServiceSpec("web", ("x",), networks=("n1",)), vips={"n1": "10.0.9.2/24"})
 
