@@ -165,6 +165,16 @@ def host_snapshot(host, run_root: str, *names: str) -> dict:
             "dirs": sorted(os.listdir(nodes_dir)) if os.path.isdir(nodes_dir) else []}
 
 
+def eventually(check, timeout: float, what: str, step: float = 0.05):
+    """check()'s first true value; fails with `what` when none came within `timeout` s."""
+    import time
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"timed out ({timeout} s) waiting for {what}"
+        time.sleep(step)
+    return found
+
+
 def wait_converged(engines, timeout: float = 5) -> None:
     """Until the agent of each engine's node has applied its cluster's current version."""
     import time

@@ -16,6 +16,7 @@ from netkit.services.manager import DNSRR_INGRESS, REPLICAS_GLOBAL
 from netkit.services.model import FileRef, NodeAttrs, PortConfig, ServiceSpec
 from netkit.specs import NetworkSpec
 from netkit.swarm import WORKER_VIEW
+from tests.kernel.helpers import eventually as wait_for
 from tests.kernel.helpers import swarm_of_three
 from tests.kernel.multihost import cluster_rows
 
@@ -53,14 +54,6 @@ def clean(sw):
         with store.transaction() as c:
             for t in model.tasks(c):
                 c.delete_object(model.TASK, t.id)
-
-
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return found
 
 
 def settled(store, quiet: float = 1.0, timeout: float = 20) -> None:

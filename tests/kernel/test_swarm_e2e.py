@@ -22,6 +22,7 @@ from netkit.services import model
 from netkit.services.manager import REPLICAS_GLOBAL
 from netkit.services.reconcile import spec_key
 from netkit.specs import ContainerSpec, NetworkSpec
+from tests.kernel.helpers import eventually as wait_for
 from tests.kernel.helpers import PROBE, swarm_of_three
 from tests.kernel.test_service_vip import query
 
@@ -35,14 +36,6 @@ SLEEP = ["sleep", "600"]
 
 
 # -- waiting and traffic ------------------------------------------------------------------
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"timed out ({timeout} s) waiting for {what}"
-        time.sleep(0.1)
-    return found
-
-
 def live(a, ref: str) -> list[model.Task]:
     return [t for t in a.service_tasks(ref) if t.desired == model.RUNNING]
 
