@@ -7,8 +7,10 @@ from typing import Iterable
 from netkit.errors import InvalidArgument, NotFound
 
 
-def resolve(kind: str, pairs: Iterable[tuple[str, str]], ref: str) -> str:
-    """The id that `ref` names among (id, name) pairs."""
+def resolve(kind: str, pairs: Iterable[tuple[str, str]], ref: str, *,
+            note: str = " based on ID prefix") -> str:
+    """The id that `ref` names among (id, name) pairs (`note`: the ambiguity message's tail,
+    "" for swarm objects, as the daemon words them)."""
     pairs = list(pairs)
     if kind == "container":
         ref = ref.lstrip("/")
@@ -22,7 +24,7 @@ def resolve(kind: str, pairs: Iterable[tuple[str, str]], ref: str) -> str:
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
-        raise InvalidArgument(f"{kind} {ref} is ambiguous ({len(matches)} matches found based on ID prefix)")
+        raise InvalidArgument(f"{kind} {ref} is ambiguous ({len(matches)} matches found{note})")
     if kind == "container":
         raise NotFound(f"No such container: {ref}")
     raise NotFound(f"{kind} {ref} not found")

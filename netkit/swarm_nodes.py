@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping
 
 from netkit.errors import Conflict, InvalidArgument, NotFound
 from netkit.ids import now
+from netkit.refs import resolve as by_ref
 from netkit.services.model import ACTIVE, DRAIN, NODE, PAUSE, NodeAttrs, node_attrs, node_id
 from netkit.store.cluster import MANAGER, WORKER
 
@@ -162,18 +163,6 @@ def _touch(c: "ClusterTx", node: str, attrs: NodeAttrs) -> None:
 def resolve(cluster_id: str, c: "ClusterTx", ref: str, current: str) -> "Member":
     """The member `ref` names: `self`, an id, a hostname, else a unique id prefix (Docker's
     order); NotFound / InvalidArgument (ambiguous) in Docker's words."""
-    members = c.members()
-    if ref == "self":
-        ref = current
-    ids = {node_id(cluster_id, m.node): m for m in members}
-    if ref in ids:
-        return ids[ref]
-    for m in members:
-        if m.node == ref:
-            return m
-    found = [m for i, m in ids.items() if ref and i.startswith(ref)]
-    if len(found) > 1:
-        raise InvalidArgument(f"node {ref} is ambiguous ({len(found)} matches found)")
-    if not found:
-        raise NotFound(f"node {ref} not found")
-    return found[0]
+    members = {node_id(cluster_id, m.node): m for m in c.members()}
+    return members[by_ref("node", ((i, m.node) for i, m in members.items()),
+                          current if ref == "self" else ref, note="")]

@@ -239,13 +239,18 @@ def container_status(ctr: Any) -> str:
 
 def running_for(ctr: Any) -> str:
     """docker ps CREATED: ``3 minutes ago`` (go-units HumanDuration since Created)."""
+    return ago(ctr.created)
+
+
+def ago(stamp: str) -> str:
+    """``3 minutes ago``: go-units HumanDuration since the time `stamp` ("" if unreadable)."""
     from datetime import datetime, timezone
 
     from netkit.lifecycle import human_duration, parse_time
-    created = parse_time(ctr.created)
-    if created is None:
+    when = parse_time(stamp)
+    if when is None:
         return ""
-    return human_duration((datetime.now(timezone.utc) - created).total_seconds()) + " ago"
+    return human_duration((datetime.now(timezone.utc) - when).total_seconds()) + " ago"
 
 
 def container_networks(ctr: Any) -> str:

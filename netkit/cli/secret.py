@@ -21,21 +21,10 @@ SECRET_TABLE = "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.CreatedAt}}\t{{.UpdatedAt}}"
 CONFIG_TABLE = "{{.ID}}\t{{.Name}}\t{{.CreatedAt}}\t{{.UpdatedAt}}"
 
 
-def _ago(stamp: str) -> str:
-    """docker's CREATED/UPDATED: go-units HumanDuration since then, "... ago"."""
-    from datetime import datetime, timezone
-
-    from netkit.lifecycle import human_duration, parse_time
-    when = parse_time(stamp)
-    if when is None:
-        return ""
-    return human_duration((datetime.now(timezone.utc) - when).total_seconds()) + " ago"
-
-
 def _row(obj: Any) -> dict[str, str]:
-    from netkit.cli.render import labels_text
-    return {"ID": obj.id, "Name": obj.name, "Driver": "", "CreatedAt": _ago(obj.created),
-            "UpdatedAt": _ago(obj.updated), "Labels": labels_text(obj.labels)}
+    from netkit.cli.render import ago, labels_text
+    return {"ID": obj.id, "Name": obj.name, "Driver": "", "CreatedAt": ago(obj.created),
+            "UpdatedAt": ago(obj.updated), "Labels": labels_text(obj.labels)}
 
 
 def _pretty(kind: str, obj: Any) -> str:

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import click
 
 from netkit.cli import AliasGroup, engine, render
-
-if TYPE_CHECKING:
-    from netkit.services.model import Service, Task
 
 
 @click.group(cls=AliasGroup)
@@ -50,20 +45,17 @@ def stack_ls() -> None:
 @click.argument("name")
 def stack_services(quiet: bool, name: str) -> None:
     """List the services in the stack (as `service ls`)."""
+    from netkit.cli.service import LS_HEADERS, LS_TABLE
+    from netkit.services.display import service_row
     eng = engine()
     svcs = eng.stack_services(name)
     if not svcs:
         click.echo(f"Nothing found in stack: {name}", err=True)
         return
-    if quiet:
-        for s in svcs:
-            click.echo(s.id)
-        return
     tasks = eng.stack_tasks(name)
-    rows = [["ID", "NAME", "MODE", "REPLICAS", "COMMAND", "PORTS"]]
-    rows += [[s.id[:12], s.name, s.spec.mode, _replicas(s, tasks),
-              render.ellipsis(" ".join(s.spec.command), 30), _ports(s)] for s in svcs]
-    for line in render.tabulate(rows):
+    rows = [service_row(s, [t for t in tasks if t.service_id == s.id], trunc=not quiet)
+            for s in svcs]
+    for line in render.format_rows("{{.ID}}" if quiet else None, rows, LS_HEADERS, LS_TABLE):
         click.echo(line)
 
 
@@ -73,24 +65,15 @@ def stack_services(quiet: bool, name: str) -> None:
 @click.argument("name")
 def stack_ps(quiet: bool, no_trunc: bool, name: str) -> None:
     """List the tasks in the stack (as `service ps`)."""
+    from netkit.cli.service import PS_HEADERS, PS_TABLE
     from netkit.errors import NotFound
+    from netkit.services.display import ordered_tasks, task_row
     tasks = engine().stack_tasks(name)
     if not tasks:
         raise NotFound(f"nothing found in stack: {name}")
-    tasks.sort(key=lambda t: (t.service_name, t.slot or 0, t.node_id, t.desired != "running",
-                              t.created), reverse=False)
-    if quiet:
-        for t in tasks:
-            click.echo(t.id)
-        return
-    rows = [["ID", "NAME", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR"]]
-    seen: set[str] = set()
-    for t in tasks:
-        shown = t.name if t.name not in seen else r" \_ " + t.name      # older tasks of a slot
-        seen.add(t.name)
-        rows.append([t.id if no_trunc else t.id[:12], shown, t.node, t.desired.capitalize(),
-                     _state(t), t.error if no_trunc else render.ellipsis(t.error, 30)])
-    for line in render.tabulate(rows):
+    rows = [task_row(t, history, trunc=not (no_trunc or quiet))
+            for t, history in ordered_tasks(tasks)]
+    for line in render.format_rows("{{.ID}}" if quiet else None, rows, PS_HEADERS, PS_TABLE):
         click.echo(line)
 
 
@@ -109,24 +92,3 @@ def stack_rm(names: tuple[str, ...]) -> None:
             failed.append(str(exc))
     if failed:
         raise click.ClickException("\n".join(failed))
-
-
-def _replicas(s: "Service", tasks: list["Task"]) -> str:
-    mine = [t for t in tasks if t.service_id == s.id and t.desired == "running"]
-    running = sum(t.state == "running" for t in mine)
-    return f"{running}/{s.spec.replicas if s.spec.mode == 'replicated' else len(mine)}"
-
-
-def _ports(s: "Service") -> str:
-    return ", ".join(f"*:{p.published}->{p.target}/{p.protocol}" for p in s.spec.ports)
-
-
-def _state(t: "Task") -> str:
-    """`Running 5 seconds ago`."""
-    from datetime import datetime, timezone
-
-    from netkit.lifecycle import human_duration, parse_time
-    since: Any = parse_time(t.since) if t.since else None
-    ago = f" {human_duration((datetime.now(timezone.utc) - since).total_seconds())} ago" \
-        if since else ""
-    return t.state.capitalize() + ago

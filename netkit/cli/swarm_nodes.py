@@ -37,14 +37,9 @@ def _match(n: "SwarmNode", filters: Mapping[str, list[str]]) -> bool:
              "membership": lambda v: not v or v.lower() == "accepted",
              "name": lambda v: n.hostname.startswith(v),
              "id": lambda v: n.id.startswith(v),
-             "node.label": lambda v: _label(n.labels, v),
+             "node.label": lambda v: render._label_match(n.labels, v),
              "label": lambda v: False}           # engine labels: a simulated node has none
     return all(any(tests[key](v) for v in values) for key, values in filters.items())
-
-
-def _label(labels: Mapping[str, str], wanted: str) -> bool:
-    key, sep, value = wanted.partition("=")
-    return key in labels and (not sep or labels[key] == value)
 
 
 def row(n: "SwarmNode", agent: str) -> dict:

@@ -31,6 +31,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from netkit.errors import AlreadyExists, Conflict, Forbidden, InvalidArgument, NotFound
+from netkit.refs import resolve
 from netkit.services.model import CONFIG, SECRET, SecretObject, new_object_id, services
 from netkit.services.swarmkey import (KEY_FILE, accept_key, create_key, key_path,  # noqa: F401
                                       key_text, read_key, remove_key, write_key)
@@ -111,14 +112,8 @@ def _all(c: Any, kind: str) -> list[SecretObject]:
 
 def find(c: Any, kind: str, ref: str) -> SecretObject:
     """By full id, then name, then unique id prefix (the daemon's getSecret/getConfig)."""
-    found = _all(c, kind)
-    for match in ([o for o in found if o.id == ref], [o for o in found if o.name == ref],
-                  [o for o in found if o.id.startswith(ref)] if ref else []):
-        if len(match) == 1:
-            return match[0]
-        if len(match) > 1:
-            raise InvalidArgument(f"{kind} {ref} is ambiguous ({len(match)} matches found)")
-    raise NotFound(f"{kind} {ref} not found")
+    found = {o.id: o for o in _all(c, kind)}
+    return found[resolve(kind, ((o.id, o.name) for o in found.values()), ref, note="")]
 
 
 def create(engine: "Engine", kind: str, name: str, data: bytes,

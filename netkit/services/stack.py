@@ -33,7 +33,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import signal
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -43,6 +42,7 @@ from netkit.labs import compose
 from netkit.labs.schema import (KV, NAME, Anything, Bool, Ctx, Custom, Duration, Either, Enum,
                                 Ignored, Int, List, Map, Obj, Scalar, Str, got)
 from netkit.labs.source import LabFileError, Where, interpolate, parse_yaml, read_text
+from netkit.lifecycle import parse_signal
 from netkit.model import Scope
 from netkit.services.model import (DNSRR, GLOBAL, HOST_MODE, INGRESS_MODE, REPLICATED, FileRef,
                                    PortConfig, RestartPolicy, ServiceSpec, UpdateConfig)
@@ -351,8 +351,11 @@ def _service(stack: str, short: str, raw: dict, networks: dict[str, StackNetwork
         raise where.error(base + ("ports",), "port published with ingress mode can't be used "
                           "with dnsrr mode")
     signame = raw.get("stop_signal")
-    if signame is not None and not _signal_ok(signame):
-        raise where.error(base + ("stop_signal",), f"invalid signal: {signame}")
+    if signame is not None:
+        try:
+            parse_signal(signame)
+        except InvalidArgument:
+            raise where.error(base + ("stop_signal",), f"invalid signal: {signame}") from None
     rp = deploy.get("restart_policy") or {}
     names = [networks[k].name for k in nets]
     return ServiceSpec(
@@ -373,13 +376,6 @@ def _service(stack: str, short: str, raw: dict, networks: dict[str, StackNetwork
         update=_update_config(deploy.get("update_config"), UpdateConfig()),
         rollback=_update_config(deploy.get("rollback_config"), UpdateConfig(failure_action="pause")),
         stop_signal=signame, stop_grace_period=raw.get("stop_grace_period", 10.0))
-
-
-def _signal_ok(name: str) -> bool:
-    text = name.upper()
-    if text.isdigit():
-        return 0 < int(text) < signal.NSIG
-    return (text if text.startswith("SIG") else "SIG" + text) in signal.Signals.__members__
 
 
 def _update_config(raw: dict | None, default: UpdateConfig) -> UpdateConfig:

@@ -181,7 +181,8 @@ def _with_ids(spec: ServiceSpec, ids: dict[str, str]) -> ServiceSpec:
 
 def _publish_aliases(engine: Engine, svc: Service) -> None:
     """In vip mode: the service's aliases among the names of its VIP endpoint on each network
-    (the endpoint the manager publishes as ``vip-<network id[:12]>-<service id>``)."""
+    (the endpoint the manager publishes: manager.vip_endpoint_id)."""
+    from netkit.services.manager import vip_endpoint_id
     store = engine.cluster.store()
     if svc.spec.endpoint_mode != VIP or store is None or not svc.vips:
         return
@@ -189,7 +190,7 @@ def _publish_aliases(engine: Engine, svc: Service) -> None:
         for nid in svc.vips:
             aliases = tuple(svc.spec.aliases.get(nid) or ())
             for ep in c.endpoints(network_id=nid):
-                if ep.id == f"vip-{nid[:12]}-{svc.id}" and not set(aliases) <= set(ep.names):
+                if ep.id == vip_endpoint_id(nid, svc.id) and not set(aliases) <= set(ep.names):
                     c.withdraw_endpoint(ep.id)
                     c.publish_endpoint(replace(ep, names=tuple(dict.fromkeys(ep.names + aliases))))
 
