@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from netkit.errors import Conflict
 from netkit.firewall.mesh import MeshPort, render_delete, render_node, render_sandbox
 from netkit.kernel import ingress as kin
+from netkit.kernel import nft
 from netkit.services.model import INGRESS_MODE, RUNNING, services, tasks
 
 if TYPE_CHECKING:
@@ -192,7 +193,7 @@ def _make(engine: "Engine", net: "Network", sbox: str, ep: "ClusterEndpoint") ->
 def _apply(netns: str, script: str) -> None:
     if _applied.get(netns) == script:
         return
-    kin.apply_rules(netns, script)
+    nft.apply(netns, script)
     _applied[netns] = script
 
 
@@ -234,7 +235,7 @@ def teardown(ctx: "DriverContext", tx: "Tx") -> None:
                                    if l["master"] == br and l["kind"] != "vxlan"]:
             OverlayDriver().delete_network(ctx, net)
     if node.netns:
-        kin.apply_rules(node.netns, render_delete())
+        nft.apply(node.netns, render_delete())
         _applied[node.netns] = render_delete()
 
 
