@@ -185,7 +185,7 @@ def _make(engine: "Engine", net: "Network", sbox: str, ep: "ClusterEndpoint") ->
     _applied.pop(sbox, None)
     _applied.pop(engine.node.netns or "", None)      # rules may have gone with a swarm leave
     with engine.cluster.actions() as (tx, ctx):
-        bridge = OverlayDriver()._ensure_segment(ctx, net)     # the segment, as a task's join makes it
+        bridge = OverlayDriver().ensure_segment(ctx, net)     # the segment, as a task's join makes it
         kin.make_sandbox(ctx.kernel, sbox, bridge, ep.ipv4 or "", ep.mac)
     engine.cluster.sync_node()             # the segment is new: program its peers now
 
@@ -222,18 +222,13 @@ def _stop(engine: "Engine", cluster: "ClusterStore", net: "Network | None") -> N
 def teardown(ctx: "DriverContext", tx: "Tx") -> None:
     """Remove this node's mesh in the action `ctx`: the node's rules, the sandbox, and the
     ingress segment if nothing else uses it (swarm leave, node rm, no ingress port left)."""
-    from netkit.drivers.overlay import OverlayDriver, vni_of
-    from netkit.agent.peers import bridge_name
+    from netkit.drivers.overlay import OverlayDriver
     node = ctx.node
     kin.remove_sandbox(ctx.kernel, kin.sandbox_netns(node.name))
     _applied.pop(kin.sandbox_netns(node.name), None)
     net = next((n for n in tx.networks() if is_ingress(n)), None)
     if net is not None:
-        host = ctx.kernel.host
-        br = host.link_index(bridge_name(vni_of(net)))
-        if br is not None and not [l for l in host.links()
-                                   if l["master"] == br and l["kind"] != "vxlan"]:
-            OverlayDriver().delete_network(ctx, net)
+        OverlayDriver().release_segment(ctx, net)
     if node.netns:
         nft.apply(node.netns, render_delete())
         _applied[node.netns] = render_delete()
