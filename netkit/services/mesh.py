@@ -38,7 +38,8 @@ from netkit.errors import Conflict
 from netkit.firewall.mesh import MeshPort, render_delete, render_node, render_sandbox
 from netkit.kernel import ingress as kin
 from netkit.kernel import nft
-from netkit.services.model import INGRESS_MODE, RUNNING, services, tasks
+from netkit.services.lb import in_rotation
+from netkit.services.model import INGRESS_MODE, services, tasks
 
 if TYPE_CHECKING:
     from netkit.drivers.base import DriverContext
@@ -118,8 +119,7 @@ def mesh_ports(c: Any, ingress_id: str, down: "set[str] | frozenset[str]" = froz
             continue
         backends = tuple(sorted(t.addresses[ingress_id].split("/")[0]
                                 for t in tasks(c, service_id=s.id)
-                                if t.state == RUNNING and t.desired == RUNNING
-                                and t.node not in down and t.addresses.get(ingress_id)))
+                                if in_rotation(t, down) and t.addresses.get(ingress_id)))
         out += [MeshPort(p.protocol, p.published, p.target, backends) for p in ports]
     return out
 
