@@ -99,13 +99,18 @@ def check_remove(c: Any, net: "Network") -> None:
     for s in services(c):
         if any(p.mode == INGRESS_MODE for p in s.spec.ports):
             raise Conflict(f"ingress network cannot be removed because service {s.id} depends on it")
-    from netkit.ipam import ip_to_int, to_key
     for ep in c.endpoints(network_id=net.id):
         if ep.container_id == SANDBOX:
-            if ep.ipv4:
-                family, value = ip_to_int(ep.ipv4.split("/")[0])
-                c.release_address(net.id, family, to_key(value, family))
-            c.withdraw_endpoint(ep.id)
+            _withdraw(c, ep)
+
+
+def _withdraw(c: Any, ep: "ClusterEndpoint") -> None:
+    """A sandbox's endpoint and its address, in the cluster transaction `c`."""
+    from netkit.ipam import ip_to_int, to_key
+    if ep.ipv4:
+        family, value = ip_to_int(ep.ipv4.split("/")[0])
+        c.release_address(ep.network_id, family, to_key(value, family))
+    c.withdraw_endpoint(ep.id)
 
 
 # -- what the mesh should do (pure) ---------------------------------------------------
@@ -204,11 +209,7 @@ def _stop(engine: "Engine", cluster: "ClusterStore", net: "Network | None") -> N
         with cluster.transaction() as w:
             ep = _sandbox_endpoint(w, net.id, node)
             if ep is not None:
-                from netkit.ipam import ip_to_int, to_key
-                if ep.ipv4:
-                    family, value = ip_to_int(ep.ipv4.split("/")[0])
-                    w.release_address(net.id, family, to_key(value, family))
-                w.withdraw_endpoint(ep.id)
+                _withdraw(w, ep)
     sbox, node_ns = kin.sandbox_netns(node), engine.node.netns or ""
     if not kin.ns.exists(sbox):
         if node_ns not in _applied and kin.list_rules(node_ns) is None:
