@@ -149,7 +149,7 @@ def step(engine: "Engine", cluster: "ClusterStore", down: "set[str] | frozenset[
     ports = mesh_ports(c, net.id, down) if net is not None else []
     with _lock:
         if net is None or not ports:
-            _stop(engine, cluster, net)
+            _stop(engine, cluster, c, net)
             drain.applied(cluster.cluster_id, node, "mesh", version)
             return None
         ep = _sandbox_endpoint(c, net.id, node) or _publish(engine, cluster, net)
@@ -202,10 +202,11 @@ def _apply(netns: str, script: str) -> None:
     _applied[netns] = script
 
 
-def _stop(engine: "Engine", cluster: "ClusterStore", net: "Network | None") -> None:
-    """No ingress port (or no ingress network): the node's mesh goes, its endpoint too."""
+def _stop(engine: "Engine", cluster: "ClusterStore", c: Any, net: "Network | None") -> None:
+    """No ingress port (or no ingress network): the node's mesh goes, its endpoint too
+    (`c`: the step's read of `cluster`)."""
     node = engine.node_name
-    if net is not None and _sandbox_endpoint(cluster.read(), net.id, node) is not None:
+    if net is not None and _sandbox_endpoint(c, net.id, node) is not None:
         with cluster.transaction() as w:
             ep = _sandbox_endpoint(w, net.id, node)
             if ep is not None:
