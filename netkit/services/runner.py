@@ -361,8 +361,7 @@ def container_spec(engine: "Engine", c: Any, cluster_id: str, t: model.Task,
     eps = [EndpointSpec(net, tuple(dict.fromkeys(names + list(spec.aliases.get(net, ())))))
            for net in spec.networks]
     if any(p.mode == model.INGRESS_MODE for p in spec.ports):
-        from netkit.services.mesh import ingress_network_id
-        ingress = ingress_network_id(c)
+        ingress = _part("mesh").ingress_network_id(c)
         if ingress is not None and ingress not in spec.networks:
             eps.append(EndpointSpec(ingress))
     if not eps:
@@ -378,8 +377,7 @@ def container_spec(engine: "Engine", c: Any, cluster_id: str, t: model.Task,
         labels["com.docker.stack.namespace"] = spec.labels["com.docker.stack.namespace"]
     extra: dict[str, Any] = {}
     if files is not None:
-        from netkit.services.secrets import task_files
-        secrets, configs = task_files(engine, c, spec, files)
+        secrets, configs = _part("secrets").task_files(engine, c, spec, files)
         extra["secrets"] = tuple(secrets)
         if configs:
             extra["configs"] = tuple(configs)
@@ -392,3 +390,10 @@ def container_spec(engine: "Engine", c: Any, cluster_id: str, t: model.Task,
         publish=tuple(f"{p.published}:{p.target}/{p.protocol}" for p in spec.ports
                       if p.mode == model.HOST_MODE),
         **extra)
+
+
+def _part(name: str) -> Any:
+    """netkit.services.`name` (the routing mesh, secrets): imported only by the tasks that
+    need it, by name (those parts are built beside this one)."""
+    import importlib
+    return importlib.import_module(f"netkit.services.{name}")
