@@ -169,21 +169,23 @@ class Containers:
     def _mount_secrets(self, ctr: Container, spec: ContainerSpec, d: str) -> None:
         """Compose's file secrets: copies in the container's dir, read-only on /run/secrets."""
         from netkit.kernel import secretfs
-        path = self.processes.mnt_path(ctr)
-        if path is None:
-            raise InvalidArgument("secrets need a mount namespace of the container's own "
-                                  "(not host networking on the host)")
+        path = self._own_mnt(ctr, "secrets")
         secretfs.write(os.path.join(d, "secrets"), spec.secrets)
         secretfs.mount(path, os.path.join(d, "secrets"))
 
     def _mount_configs(self, ctr: Container, spec: ContainerSpec, d: str) -> None:
         """Swarm configs: copies in the container's dir, each read-only at its target."""
         from netkit.kernel import secretfs
+        path = self._own_mnt(ctr, "configs")
+        secretfs.mount_files(path, secretfs.write_files(os.path.join(d, "configs"), spec.configs))
+
+    def _own_mnt(self, ctr: Container, what: str) -> str:
+        """The container's own mount namespace, for its `what` (secrets, configs)."""
         path = self.processes.mnt_path(ctr)
         if path is None:
-            raise InvalidArgument("configs need a mount namespace of the container's own "
+            raise InvalidArgument(f"{what} need a mount namespace of the container's own "
                                   "(not host networking on the host)")
-        secretfs.mount_files(path, secretfs.write_files(os.path.join(d, "configs"), spec.configs))
+        return path
 
     # -- its networks: joined at start, left at stop ------------------------------------------
     def attach(self, tx: "Tx", ctx: DriverContext, ctr: Container) -> Container:

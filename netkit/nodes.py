@@ -297,12 +297,14 @@ def _unlink(path: str) -> None:
 
 def _force_clean(node: str, paths: NodePaths) -> None:
     """What a failed reset may leave of a node: its agent, its containers' namespaces,
-    their UTS and mount binds and processes, and its resolver. Found by name, so nothing
-    else is touched."""
+    their UTS and mount binds and processes, its ingress sandbox and its resolver. Found by
+    name, so nothing else is touched."""
     from netkit.agent import client as agent
     from netkit.kernel import mntns
+    from netkit.kernel.ingress import sandbox_netns
     from netkit.paths import container_netns_prefix
     agent.stop(paths.run)
+    kns.delete_netns(sandbox_netns(node))        # its links' node sides go with the node's netns
     prefix = container_netns_prefix(node)
     for ns_name in kns.list_netns():
         if ns_name.startswith(prefix):

@@ -84,7 +84,7 @@ class OverlayDriver(Driver):
         host.delete_link(vxlan_name(vni_of(net)))
         host.delete_link(bridge_name(vni_of(net)))
 
-    def _ensure_segment(self, ctx: DriverContext, net: Network) -> int:
+    def ensure_segment(self, ctx: DriverContext, net: Network) -> int:
         """The network's bridge + vxlan device on this node (made if missing); the bridge index."""
         host = ctx.kernel.host
         vni = vni_of(net)
@@ -109,7 +109,7 @@ class OverlayDriver(Driver):
     # -- endpoints -------------------------------------------------------------
     def join(self, ctx: DriverContext, net: Network, ep: Endpoint, ctr: Container) -> JoinResult:
         assert ctr.netns is not None
-        master = self._ensure_segment(ctx, net)
+        master = self.ensure_segment(ctx, net)
         host_if = ep.host_ifname or f"veth{secrets.token_hex(4)[:7]}"
         ctx.kernel.host.add_veth(host_if, ep.ifname, ctr.netns, peer_mac=ep.mac, mtu=MTU,
                                  master=master)
@@ -119,9 +119,13 @@ class OverlayDriver(Driver):
     def leave(self, ctx: DriverContext, net: Network, ep: Endpoint, ctr: Container) -> None:
         """Delete the veth (even when the sandbox goes: the port count below needs it
         gone now), then the segment if that was the node's last endpoint on it."""
-        host = ctx.kernel.host
         if ep.host_ifname:
-            host.delete_link(ep.host_ifname)
+            ctx.kernel.host.delete_link(ep.host_ifname)
+        self.release_segment(ctx, net)
+
+    def release_segment(self, ctx: DriverContext, net: Network) -> None:
+        """Delete the network's segment on this node if no port but its vxlan is left."""
+        host = ctx.kernel.host
         br = host.link_index(bridge_name(vni_of(net)))
         if br is None:
             return

@@ -81,10 +81,10 @@ def render_delete() -> str:
 def render_node(lan_ip: str, sandbox_ip: str, ports: list[MeshPort]) -> str:
     """The node's table: its LAN address's published ports into the sandbox (none: no table)."""
     lan, sandbox = _ip(lan_ip), _ip(sandbox_ip)
+    for p in ports:
+        _check(p)
     rules = []
     for proto in PROTOCOLS:
-        for p in ports:
-            _check(p)
         published = sorted({p.published for p in ports if p.protocol == proto})
         if published:
             rules.append(f"ip daddr {lan} {proto} dport {{ {', '.join(map(str, published))} }} "

@@ -78,15 +78,9 @@ def remove_sandbox(kernel: "KernelSession", netns: str) -> None:
         kernel.delete_netns(netns)
 
 
-def apply_rules(netns: str, script: str) -> None:
-    """One nft script in `netns` (the node's or the sandbox's), atomically."""
-    nft.apply(netns, script)
-
-
 def list_rules(netns: str) -> str | None:
     """`nft list table ip netkit_mesh` in `netns`, None without the table (or the netns)."""
     from netkit.firewall.mesh import TABLE
     if not ns.exists(netns):
         return None
-    proc = nft._run(netns, ["list", "table", "ip", TABLE])
-    return proc.stdout if proc.returncode == 0 else None
+    return nft.list_table(netns, "ip", TABLE)

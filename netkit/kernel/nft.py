@@ -80,14 +80,14 @@ def check(netns: str | None, script: str) -> None:
                           f"{_error(proc.stderr, script)}")
 
 
-def list_table(netns: str | None, family: str = "inet") -> str | None:
-    """``nft list table <family> netkit`` in `netns`, or None if there is no such table."""
-    proc = _run(netns, ["list", "table", family, TABLE])
+def list_table(netns: str | None, family: str = "inet", table: str = TABLE) -> str | None:
+    """``nft list table <family> <table>`` in `netns`, or None if there is no such table."""
+    proc = _run(netns, ["list", "table", family, table])
     if proc.returncode == 0:
         return proc.stdout
     if "No such file or directory" in proc.stderr:
         return None
-    raise KernelError(f"list nft table {family} {TABLE} in netns {netns or 'host'}: "
+    raise KernelError(f"list nft table {family} {table} in netns {netns or 'host'}: "
                       f"{_error(proc.stderr, None)}")
 
 

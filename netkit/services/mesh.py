@@ -37,7 +37,9 @@ from typing import TYPE_CHECKING, Any
 from netkit.errors import Conflict
 from netkit.firewall.mesh import MeshPort, render_delete, render_node, render_sandbox
 from netkit.kernel import ingress as kin
-from netkit.services.model import INGRESS_MODE, RUNNING, services, tasks
+from netkit.kernel import nft
+from netkit.services.lb import in_rotation
+from netkit.services.model import INGRESS_MODE, services, tasks
 
 if TYPE_CHECKING:
     from netkit.drivers.base import DriverContext
@@ -97,13 +99,18 @@ def check_remove(c: Any, net: "Network") -> None:
     for s in services(c):
         if any(p.mode == INGRESS_MODE for p in s.spec.ports):
             raise Conflict(f"ingress network cannot be removed because service {s.id} depends on it")
-    from netkit.ipam import ip_to_int, to_key
     for ep in c.endpoints(network_id=net.id):
         if ep.container_id == SANDBOX:
-            if ep.ipv4:
-                family, value = ip_to_int(ep.ipv4.split("/")[0])
-                c.release_address(net.id, family, to_key(value, family))
-            c.withdraw_endpoint(ep.id)
+            _withdraw(c, ep)
+
+
+def _withdraw(c: Any, ep: "ClusterEndpoint") -> None:
+    """A sandbox's endpoint and its address, in the cluster transaction `c`."""
+    from netkit.ipam import ip_to_int, to_key
+    if ep.ipv4:
+        family, value = ip_to_int(ep.ipv4.split("/")[0])
+        c.release_address(ep.network_id, family, to_key(value, family))
+    c.withdraw_endpoint(ep.id)
 
 
 # -- what the mesh should do (pure) ---------------------------------------------------
@@ -117,8 +124,7 @@ def mesh_ports(c: Any, ingress_id: str, down: "set[str] | frozenset[str]" = froz
             continue
         backends = tuple(sorted(t.addresses[ingress_id].split("/")[0]
                                 for t in tasks(c, service_id=s.id)
-                                if t.state == RUNNING and t.desired == RUNNING
-                                and t.node not in down and t.addresses.get(ingress_id)))
+                                if in_rotation(t, down) and t.addresses.get(ingress_id)))
         out += [MeshPort(p.protocol, p.published, p.target, backends) for p in ports]
     return out
 
@@ -143,7 +149,7 @@ def step(engine: "Engine", cluster: "ClusterStore", down: "set[str] | frozenset[
     ports = mesh_ports(c, net.id, down) if net is not None else []
     with _lock:
         if net is None or not ports:
-            _stop(engine, cluster, net)
+            _stop(engine, cluster, c, net)
             drain.applied(cluster.cluster_id, node, "mesh", version)
             return None
         ep = _sandbox_endpoint(c, net.id, node) or _publish(engine, cluster, net)
@@ -184,7 +190,7 @@ def _make(engine: "Engine", net: "Network", sbox: str, ep: "ClusterEndpoint") ->
     _applied.pop(sbox, None)
     _applied.pop(engine.node.netns or "", None)      # rules may have gone with a swarm leave
     with engine.cluster.actions() as (tx, ctx):
-        bridge = OverlayDriver()._ensure_segment(ctx, net)     # the segment, as a task's join makes it
+        bridge = OverlayDriver().ensure_segment(ctx, net)     # the segment, as a task's join makes it
         kin.make_sandbox(ctx.kernel, sbox, bridge, ep.ipv4 or "", ep.mac)
     engine.cluster.sync_node()             # the segment is new: program its peers now
 
@@ -192,22 +198,19 @@ def _make(engine: "Engine", net: "Network", sbox: str, ep: "ClusterEndpoint") ->
 def _apply(netns: str, script: str) -> None:
     if _applied.get(netns) == script:
         return
-    kin.apply_rules(netns, script)
+    nft.apply(netns, script)
     _applied[netns] = script
 
 
-def _stop(engine: "Engine", cluster: "ClusterStore", net: "Network | None") -> None:
-    """No ingress port (or no ingress network): the node's mesh goes, its endpoint too."""
+def _stop(engine: "Engine", cluster: "ClusterStore", c: Any, net: "Network | None") -> None:
+    """No ingress port (or no ingress network): the node's mesh goes, its endpoint too
+    (`c`: the step's read of `cluster`)."""
     node = engine.node_name
-    if net is not None and _sandbox_endpoint(cluster.read(), net.id, node) is not None:
+    if net is not None and _sandbox_endpoint(c, net.id, node) is not None:
         with cluster.transaction() as w:
             ep = _sandbox_endpoint(w, net.id, node)
             if ep is not None:
-                from netkit.ipam import ip_to_int, to_key
-                if ep.ipv4:
-                    family, value = ip_to_int(ep.ipv4.split("/")[0])
-                    w.release_address(net.id, family, to_key(value, family))
-                w.withdraw_endpoint(ep.id)
+                _withdraw(w, ep)
     sbox, node_ns = kin.sandbox_netns(node), engine.node.netns or ""
     if not kin.ns.exists(sbox):
         if node_ns not in _applied and kin.list_rules(node_ns) is None:
@@ -221,20 +224,15 @@ def _stop(engine: "Engine", cluster: "ClusterStore", net: "Network | None") -> N
 def teardown(ctx: "DriverContext", tx: "Tx") -> None:
     """Remove this node's mesh in the action `ctx`: the node's rules, the sandbox, and the
     ingress segment if nothing else uses it (swarm leave, node rm, no ingress port left)."""
-    from netkit.drivers.overlay import OverlayDriver, vni_of
-    from netkit.agent.peers import bridge_name
+    from netkit.drivers.overlay import OverlayDriver
     node = ctx.node
     kin.remove_sandbox(ctx.kernel, kin.sandbox_netns(node.name))
     _applied.pop(kin.sandbox_netns(node.name), None)
     net = next((n for n in tx.networks() if is_ingress(n)), None)
     if net is not None:
-        host = ctx.kernel.host
-        br = host.link_index(bridge_name(vni_of(net)))
-        if br is not None and not [l for l in host.links()
-                                   if l["master"] == br and l["kind"] != "vxlan"]:
-            OverlayDriver().delete_network(ctx, net)
+        OverlayDriver().release_segment(ctx, net)
     if node.netns:
-        kin.apply_rules(node.netns, render_delete())
+        nft.apply(node.netns, render_delete())
         _applied[node.netns] = render_delete()
 
 

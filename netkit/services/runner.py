@@ -300,15 +300,21 @@ def _start(engine: "Engine", cluster: "ClusterStore", c: Any,
         reports[t.id] = _starting(ctr.id)
     _write(cluster, reports)
     reports = {}
+    started = []
     for tid, ctr in made.items():
         try:
             engine.start(ctr.id)
         except NetkitError as exc:
             reports[tid] = _failed(model.FAILED, str(exc))
             continue
-        current = engine.store.read().container(ctr.id)
-        if current is not None:
-            reports[tid] = _running(current) if current.state in LIVE else _ended(current.exit_code)
+        started.append((tid, ctr.id))
+    if started:
+        node = engine.store.read()                  # once, after every start
+        for tid, cid in started:
+            current = node.container(cid)
+            if current is not None:
+                reports[tid] = _running(current) if current.state in LIVE \
+                    else _ended(current.exit_code)
     _write(cluster, reports)
 
 

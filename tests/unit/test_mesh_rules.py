@@ -47,8 +47,15 @@ def test_bad_input_is_refused(port):
     with pytest.raises(ValueError):
         render_sandbox("10.0.0.2", "10.0.0.0/24", [port])
     with pytest.raises(ValueError):
-        render_node("192.168.0.2", "169.254.254.2", [port]) if port.backends == () else \
-            render_node("192.168.0.2; flush ruleset", "169.254.254.2", [port])
+        render_node("192.168.0.2", "169.254.254.2", [port])
+
+
+def test_bad_address_is_refused():
+    for lan, sandbox in (("192.168.0.2; flush ruleset", "169.254.254.2"), ("192.168.0.2", "fd00::1")):
+        with pytest.raises(ValueError):
+            render_node(lan, sandbox, [MeshPort("tcp", 80, 80)])
+    with pytest.raises(ValueError):
+        render_sandbox("10.0.0.2; flush ruleset", "10.0.0.0/24", [])
 
 
 class FakeTx:
