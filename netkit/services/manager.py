@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from netkit.errors import AlreadyExists, Conflict, Forbidden, InvalidArgument, NotFound
 from netkit.services import model, reconcile, scheduler
-from netkit.services.model import DNSRR, GLOBAL, INGRESS_MODE, REMOVE, VIP, Service, ServiceSpec
+from netkit.services.model import DNSRR, GLOBAL, INGRESS_MODE, VIP, Service, ServiceSpec
 
 if TYPE_CHECKING:
     from netkit.agent.logs import LogEntry
@@ -301,10 +301,7 @@ class Services:
             svc = find(c, ref)
             members = {m.node for m in c.members()}
             for t in model.tasks(c, service_id=svc.id):
-                if not t.node or t.node not in members:
-                    c.delete_object(model.TASK, t.id)
-                elif t.desired != REMOVE:
-                    model.put_task(c, model.retire(c, t, REMOVE))
+                reconcile.drop_task(c, t, members)
             self.sync_vips(c, replace(svc, spec=replace(svc.spec, networks=())), svc)
             c.delete_object(model.SERVICE, svc.id)
         self.poke(store)
