@@ -321,6 +321,7 @@ def update(replicas: int | None, args: str | None, env_add: tuple[str, ...],
     from netkit.cli.parse import env_vars
     from netkit.errors import InvalidArgument
     from netkit.services import display
+    from netkit.services.manager import REPLICAS_GLOBAL
     if image is not None:
         raise InvalidArgument(NO_IMAGE)
     eng = engine()
@@ -328,7 +329,7 @@ def update(replicas: int | None, args: str | None, env_add: tuple[str, ...],
     spec = svc.spec
     if replicas is not None:
         if spec.mode == "global":
-            raise InvalidArgument("replicas can only be used with replicated or replicated-job mode")
+            raise InvalidArgument(REPLICAS_GLOBAL)
         spec = replace(spec, replicas=replicas)
     if args is not None:
         spec = replace(spec, command=tuple(shlex.split(args)))
