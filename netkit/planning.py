@@ -19,8 +19,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import (Any, Callable, Container, Iterable, Mapping, Protocol, Sequence, TypeVar,
-                    runtime_checkable)
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
 
 from netkit import drivers, validate
 from netkit.ids import CONTAINER_NAME_RE
@@ -226,7 +225,7 @@ def random_name(view: StoreView) -> str:
     return unused_name({name for _, name in view.container_refs()})
 
 
-def unused_name(taken: Container[str]) -> str:
+def unused_name(taken: set[str]) -> str:
     """A random "adjective_scientist" name not in `taken` (a number added when it is)."""
     while True:
         name = f"{secrets.choice(_ADJ)}_{secrets.choice(_NOUN)}"
