@@ -222,7 +222,11 @@ _NOUN = ("turing", "hopper", "lovelace", "ritchie", "thompson", "torvalds", "cer
 
 def random_name(view: StoreView) -> str:
     """Docker's "adjective_scientist" name, with a number when that one is taken."""
-    taken = {name for _, name in view.container_refs()}
+    return unused_name({name for _, name in view.container_refs()})
+
+
+def unused_name(taken: set[str]) -> str:
+    """A random "adjective_scientist" name not in `taken` (a number added when it is)."""
     while True:
         name = f"{secrets.choice(_ADJ)}_{secrets.choice(_NOUN)}"
         if name not in taken:

@@ -67,7 +67,7 @@ class SwarmNodes:
         from netkit.services.tick import acting_manager
         from netkit.swarm import DOWN, READY
         down = self.swarm.down(store, c)
-        leader = acting_manager(store, c, down_members(store, c))
+        leader = acting_manager(c, down_members(store, c))
         out = []
         for m in c.members():
             attrs = node_attrs(c, m.node)

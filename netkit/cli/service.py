@@ -321,17 +321,22 @@ def update(replicas: int | None, args: str | None, env_add: tuple[str, ...],
     from netkit.cli.parse import env_vars
     from netkit.errors import InvalidArgument
     from netkit.services import display
+    from netkit.services.manager import REPLICAS_GLOBAL
     if image is not None:
         raise InvalidArgument(NO_IMAGE)
+    try:
+        command = None if args is None else tuple(shlex.split(args))
+    except ValueError as exc:
+        raise InvalidArgument(f'invalid argument "{args}" for "--args" flag: {exc}') from None
     eng = engine()
     svc = eng.service(ref)
     spec = svc.spec
     if replicas is not None:
         if spec.mode == "global":
-            raise InvalidArgument("replicas can only be used with replicated or replicated-job mode")
+            raise InvalidArgument(REPLICAS_GLOBAL)
         spec = replace(spec, replicas=replicas)
-    if args is not None:
-        spec = replace(spec, command=tuple(shlex.split(args)))
+    if command is not None:
+        spec = replace(spec, command=command)
     if env_add or env_rm:
         env = {k: v for k, v in spec.env.items() if k not in env_rm}
         spec = replace(spec, env={**env, **env_vars(env_add)})

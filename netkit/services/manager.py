@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from netkit.errors import AlreadyExists, Conflict, Forbidden, InvalidArgument, NotFound
 from netkit.services import model, reconcile, scheduler
-from netkit.services.model import DNSRR, GLOBAL, INGRESS_MODE, REMOVE, VIP, Service, ServiceSpec
+from netkit.services.model import DNSRR, GLOBAL, INGRESS_MODE, VIP, Service, ServiceSpec
 
 if TYPE_CHECKING:
     from netkit.agent.logs import LogEntry
@@ -69,17 +69,25 @@ class Services:
     # -- access ---------------------------------------------------------------------
     def store(self) -> "ClusterStore":
         """The cluster store, on a manager only (Docker's words off swarm and on a worker)."""
+        return self._access()[0]
+
+    def read(self) -> Any:
+        """A read of the cluster store, on a manager only (the same read that checked it)."""
+        return self._access()[1]
+
+    def _access(self) -> "tuple[ClusterStore, Any]":
         from netkit.store.cluster import MANAGER
         from netkit.swarm import WORKER_VIEW
         store = self.engine.cluster.store()
         if store is None:
             raise Conflict(NOT_MANAGER)
-        me = store.read().member(self.engine.node_name)
+        view = store.read()
+        me = view.member(self.engine.node_name)
         if me is None:
             raise Conflict(NOT_MANAGER)
         if me.role != MANAGER:
             raise Forbidden(WORKER_VIEW)
-        return store
+        return store, view
 
     def poke(self, store: "ClusterStore") -> None:
         """The members' agents look at the cluster now (this node's too: it may reconcile)."""
@@ -110,10 +118,9 @@ class Services:
             raise InvalidArgument(f"invalid endpoint mode {spec.endpoint_mode!r}: use vip or dnsrr")
         if spec.endpoint_mode == DNSRR and any(p.mode == INGRESS_MODE for p in spec.ports):
             raise InvalidArgument(DNSRR_INGRESS)
-        for cfg in (spec.restart,):
-            if cfg.condition not in ("none", "on-failure", "any"):
-                raise InvalidArgument(f"invalid restart condition {cfg.condition!r}: use none, "
-                                      "on-failure or any")
+        if spec.restart.condition not in ("none", "on-failure", "any"):
+            raise InvalidArgument(f"invalid restart condition {spec.restart.condition!r}: use "
+                                  "none, on-failure or any")
         for upd in (spec.update, spec.rollback):
             if upd.order not in ("stop-first", "start-first"):
                 raise InvalidArgument(f"invalid update order {upd.order!r}: use stop-first or "
@@ -199,10 +206,11 @@ class Services:
 
     # -- the calls ----------------------------------------------------------------------
     def create(self, spec: ServiceSpec) -> Service:
+        from netkit.planning import unused_name
         store = self.store()
         with store.transaction() as c:
             if not spec.name:
-                spec = replace(spec, name=self.random_name(c))
+                spec = replace(spec, name=unused_name({s.name for s in model.services(c)}))
             if any(s.name == spec.name for s in model.services(c)):
                 raise AlreadyExists("rpc error: code = AlreadyExists desc = name conflicts with an "
                                     f"existing object: service {spec.name} already exists")
@@ -215,25 +223,16 @@ class Services:
         self.poke(store)
         return svc
 
-    def random_name(self, c: Any) -> str:
-        from netkit.planning import _ADJ, _NOUN
-        import secrets
-        taken = {s.name for s in model.services(c)}
-        while True:
-            name = f"{secrets.choice(_ADJ)}_{secrets.choice(_NOUN)}"
-            if name not in taken:
-                return name
-
     def down(self, store: "ClusterStore", c: Any) -> set[str]:
         """Members down now (etcd: lease expired; SQLite: agent not running): new tasks
         avoid them (their own tasks are the reconciler's, after its grace)."""
         return self.engine.cluster.down(store, c) | reconcile.agents_down(self.engine, store, c)
 
     def services(self) -> list[Service]:
-        return sorted(model.services(self.store().read()), key=lambda s: s.name)
+        return sorted(model.services(self.read()), key=lambda s: s.name)
 
     def service(self, ref: str) -> Service:
-        return find(self.store().read(), ref)
+        return find(self.read(), ref)
 
     def update(self, ref: str, spec: ServiceSpec, *, force: bool = False) -> Service:
         store = self.store()
@@ -274,9 +273,9 @@ class Services:
                                     version=svc.version + 1, updated=reconcile.iso(time.time())))
             for svc in todo:
                 model.put_service(c, svc)
+            down = self.down(store, c)
             for svc in todo:
-                reconcile.reconcile_service(c, store.cluster_id, svc, time.time(),
-                                            self.down(store, c))
+                reconcile.reconcile_service(c, store.cluster_id, svc, time.time(), down)
         self.poke(store)
 
     def rollback(self, ref: str) -> Service:
@@ -301,17 +300,14 @@ class Services:
             svc = find(c, ref)
             members = {m.node for m in c.members()}
             for t in model.tasks(c, service_id=svc.id):
-                if not t.node or t.node not in members:
-                    c.delete_object(model.TASK, t.id)
-                elif t.desired != REMOVE:
-                    model.put_task(c, model.retire(c, t, REMOVE))
+                reconcile.drop_task(c, t, members)
             self.sync_vips(c, replace(svc, spec=replace(svc.spec, networks=())), svc)
             c.delete_object(model.SERVICE, svc.id)
         self.poke(store)
         return svc
 
     def tasks(self, ref: str | None = None) -> list[model.Task]:
-        c = self.store().read()
+        c = self.read()
         if ref is None:
             return model.tasks(c)
         return model.tasks(c, service_id=find(c, ref).id)

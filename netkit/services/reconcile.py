@@ -33,7 +33,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Container, Iterable
 
 from netkit.services import model, scheduler
 from netkit.services.model import (COMPLETE, FAILED, GLOBAL, ORPHANED, PENDING, REJECTED,
@@ -105,6 +105,18 @@ def active(t: Task) -> bool:
     return t.desired == RUNNING and t.state not in TERMINAL
 
 
+def drop_task(c: Any, t: Task, members: Container[str]) -> Task | None:
+    """`t` desired remove in transaction `c` (the runner removes it), as now stored; None: a
+    task no runner will ever see (never assigned, or its node not in `members`), deleted."""
+    if not t.node or t.node not in members:
+        c.delete_object(TASK, t.id)
+        return None
+    if t.desired != REMOVE:
+        t = model.retire(c, t, REMOVE)
+        model.put_task(c, t)
+    return t
+
+
 class ServicePass:
     """One reconciliation of one service in transaction `c` at time `now`."""
 
@@ -127,11 +139,11 @@ class ServicePass:
 
     def drop(self, t: Task, state: str | None = None) -> None:
         """Desired remove; a task no runner will ever see (pending, or its node gone) goes now."""
-        if t.node == "" or t.node not in self.nodes:
+        kept = drop_task(self.c, t, self.nodes)
+        if kept is None:
             self.tasks.pop(t.id, None)
-            self.c.delete_object(TASK, t.id)
-        elif t.desired != REMOVE:
-            self.put(model.retire(self.c, t, REMOVE))
+        else:
+            self.tasks[t.id] = kept
 
     def shut(self, t: Task) -> None:
         """Desired shutdown; a task never assigned is shut down at once (no runner has it)."""
@@ -159,12 +171,8 @@ class ServicePass:
 
     def placement(self) -> scheduler.Placement:
         if self._placement is None:
-            mine: dict[str, int] = {}
-            for t in self.tasks.values():
-                if active(t) and t.node:
-                    mine[t.node] = mine.get(t.node, 0) + 1
-            self._placement = scheduler.Placement(self.nodes.values(), self.constraints, mine,
-                                                  self.total)
+            self._placement = scheduler.Placement(self.nodes.values(), self.constraints,
+                                                  totals(self.tasks.values()), self.total)
         return self._placement
 
     # -- the pass ---------------------------------------------------------------------
@@ -343,7 +351,8 @@ def rollback_of(svc: Service, now: float, message: str) -> Service:
                                   "message": message})
 
 
-def totals(tasks: list[Task]) -> dict[str, int]:
+def totals(tasks: Iterable[Task]) -> dict[str, int]:
+    """Active tasks per node."""
     out: dict[str, int] = {}
     for t in tasks:
         if active(t) and t.node:
@@ -375,10 +384,7 @@ def reconcile(c: Any, cluster_id: str, down: set[str] | frozenset[str], now: flo
     waits: list[float] = []
     for t in every:                                     # tasks of removed services
         if t.service_id not in svcs:
-            if not t.node or t.node not in members:
-                c.delete_object(TASK, t.id)
-            elif t.desired != REMOVE:
-                model.put_task(c, model.retire(c, t, REMOVE))
+            drop_task(c, t, members)
     for sid in sorted(svcs):
         mine = [t for t in every if t.service_id == sid]
         waits += ServicePass(c, svcs[sid], mine, nodes, total, now, gone).run()

@@ -43,7 +43,7 @@ def _fn(name: str) -> Callable[..., Any]:
     return _loaded[name]
 
 
-def acting_manager(cluster: "ClusterStore", c: Any, down: "set[str] | frozenset[str]") -> str | None:
+def acting_manager(c: Any, down: "set[str] | frozenset[str]") -> str | None:
     """The manager that reconciles: the first, by name, of the managers that are up."""
     from netkit.store.cluster import MANAGER
     managers = sorted(m.node for m in c.members() if m.role == MANAGER and m.node not in down)
@@ -54,7 +54,7 @@ def step(engine: "Engine", cluster: "ClusterStore", node: str,
          down: "set[str] | frozenset[str]") -> float | None:
     """Run the steps due on `node`; seconds until the next call wanted (None: on a change)."""
     steps = NODE_STEPS
-    if MANAGER_STEPS and acting_manager(cluster, cluster.read(), down) == node:
+    if MANAGER_STEPS and acting_manager(cluster.read(), down) == node:
         steps = MANAGER_STEPS + steps
     waits = []
     for name in steps:

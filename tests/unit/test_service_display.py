@@ -83,3 +83,15 @@ def test_inspect_json():
                                    "Message": "update completed"}
     text = display.pretty(svc, {"n" * 64: "app"})
     assert "Service Mode:\tGlobal" in text and "Networks: app" in text
+
+
+
+def test_update_bad_args_is_one_line_error():
+    """A malformed --args is Docker's one-line flag error, before any store is opened."""
+    from click.testing import CliRunner
+
+    from netkit.cli.main import cli
+    result = CliRunner().invoke(cli, ["service", "update", "--args", 'a "b', "web"],
+                                prog_name="netkit")
+    assert (result.exit_code, result.output) == \
+        (1, 'Error: invalid argument "a "b" for "--args" flag: No closing quotation\n')
