@@ -1,11 +1,10 @@
 """Swarm services on three simulated nodes (a manager; b, c workers) on the SQLite store:
 the service API and CLI at the store level (services, VIPs, tasks assigned by the
-scheduler, the acting manager's reconciler in a's agent), and end to end once the
-task runner (netkit.services.runner) is there."""
+scheduler, the acting manager's reconciler in a's agent), and end to end with the
+nodes' task runners."""
 
 from __future__ import annotations
 
-import importlib.util
 import time
 
 import pytest
@@ -23,9 +22,6 @@ from tests.kernel.multihost import cluster_rows
 pytestmark = pytest.mark.root
 IPS = {"a": "192.168.79.10", "b": "192.168.79.11", "c": "192.168.79.12"}
 SLEEP = ("sleep", "600")
-RUNNER = importlib.util.find_spec("netkit.services.runner") is not None
-needs_runner = pytest.mark.skipif(not RUNNER, reason="task containers run once netkit.services."
-                                  "runner (the runner engineer's branch) is merged")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +34,7 @@ def sw(host, netkit_dirs):
             for svc in engines["a"].services():
                 engines["a"].service_remove(svc.id)
             wait_for(lambda: not model.tasks(engines["a"].cluster.store().read()), 15,
-                     "the runners to remove the task containers") if RUNNER else None
+                     "the runners to remove the task containers")
             engines["a"].remove_network(net.id)
 
 
@@ -49,11 +45,8 @@ def clean(sw):
     a = sw["a"]
     for svc in a.services():
         a.service_remove(svc.id)
-    if not RUNNER:                              # nobody removes the task objects but runners
-        store = a.cluster.store()
-        with store.transaction() as c:
-            for t in model.tasks(c):
-                c.delete_object(model.TASK, t.id)
+    wait_for(lambda: not model.tasks(a.cluster.store().read()), 15,
+             "the runners to remove the task containers")
 
 
 def settled(store, quiet: float = 1.0, timeout: float = 20) -> None:
@@ -115,10 +108,9 @@ def test_errors_leave_nothing_behind(clean, cli):
     sw = clean
     a, b, names = sw["a"], sw["b"], sw["names"]
     a.service_create(ServiceSpec("held", SLEEP, ports=(PortConfig(8081, 80),)))
-    if RUNNER:
-        wait_for(lambda: all(t.state == "running" for t in a.service_tasks("held")), 20,
-                 "held's tasks to run")
-        settled(a.cluster.store())
+    wait_for(lambda: all(t.state == "running" for t in a.service_tasks("held")), 20,
+             "held's tasks to run")
+    settled(a.cluster.store())
     before = (cluster_rows(a.cluster.store()), [s.id for s in a.services()])
     local = a.create_network(NetworkSpec("localnet"))
     try:
@@ -185,10 +177,12 @@ def test_constraints_pending_and_placed(clean, cli):
     (t,) = wait_for(lambda: [t for t in live(a, "nowhere") if t.node], 10,
                     "the acting manager to place the pending task")
     assert t.node == names["b"] and t.state != "pending" and t.error == ""
-    if not RUNNER:                                   # settled: the reconciler writes nothing
-        version = store.version()
-        time.sleep(2.5)                              # > two of its SQLite look-arounds (1 s)
-        assert store.version() == version
+    wait_for(lambda: all(t.state == "running" for t in live(a, "nowhere") + live(a, "pinned")),
+             20, "the tasks to run")
+    settled(store)                                   # then the reconciler writes nothing
+    version = store.version()
+    time.sleep(2.5)                                  # > two of its SQLite look-arounds (1 s)
+    assert store.version() == version
     with store.transaction() as c:
         c.delete_object(model.NODE, names["b"])
 
@@ -243,10 +237,6 @@ def test_global_and_drain_through_the_acting_managers_reconciler(clean):
         wait_for(lambda: names["c"] not in {t.node for t in live(a, "mon")}, 10,
                  "a's reconciler to shut down the task on the drained node")
         assert sorted(t.node for t in live(a, "mon")) == sorted([names["a"], names["b"]])
-        if not RUNNER:                               # play c's runner: it stopped the task
-            with store.transaction() as c:
-                for t in model.tasks(c, node=names["c"]):
-                    model.put_task(c, t.with_state("shutdown", t.since))
     finally:
         with store.transaction() as c:
             c.delete_object(model.NODE, names["c"])
@@ -277,7 +267,6 @@ def test_node_down_rescheduled_after_grace_and_not_moved_back(clean):
 
 
 # -- end to end: needs the runner ------------------------------------------------------
-@needs_runner
 def test_tasks_run_and_converge(clean, cli):
     sw = clean
     names = sw["names"]
@@ -296,7 +285,6 @@ def test_tasks_run_and_converge(clean, cli):
         assert prefix.startswith("e2e.") and "@" in prefix and text.startswith("hello from")
 
 
-@needs_runner
 def test_task_exit_is_restarted(clean):
     sw = clean
     a = sw["a"]
