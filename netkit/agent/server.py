@@ -6,8 +6,9 @@ child subreaper, so every container's init is re-parented to it and reaped
 by it. It
 
 - starts container processes on request (``start``), each as pid 1 of a
-  new pid namespace inside the container's net, UTS and mount namespaces
-  (netkit.kernel.spawn.start_init), and records pid, start time, exit code
+  new pid namespace inside the container's net, UTS and mount namespaces,
+  cloned as its own child by a small forker process (netkit.kernel.zygote;
+  netkit.kernel.spawn.start_init where that is not possible), and records pid, start time, exit code
   and finish time in the node's store;
 - drains their stdout/stderr into per-container json logs with a size cap
   (netkit.agent.logs); the pipes are FIFOs that the container holds open
@@ -98,6 +99,8 @@ class Agent:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = False
         self.cluster: ClusterSync | None = None     # a simulated node's cluster sync
+        from netkit.kernel.zygote import Zygote
+        self.zygote = Zygote(run_dir)                    # clones the inits (kernel/zygote.py)
 
     # -- the engine: this node's, used only on this thread ------------------------------
     def _engine(self) -> "Engine":
@@ -124,8 +127,8 @@ class Agent:
             stdio = [null, *theirs]
             theirs.append(null)
         try:
-            pid, start_time = spawn.start_init(spec.box, list(spec.argv), spec.env,
-                                               stdin=stdio[0], stdout=stdio[1], stderr=stdio[2])
+            pid, start_time = self.zygote.start_init(spec.box, list(spec.argv), spec.env,
+                                                     stdin=stdio[0], stdout=stdio[1], stderr=stdio[2])
         except BaseException:
             if output is not None:
                 output.close()
@@ -432,6 +435,8 @@ class Agent:
                 data, got, _flags, _addr = socket.recv_fds(conn, 65536, 8)
             except BlockingIOError:
                 continue
+            for fd in got:                      # a client's stdio: never inherited by others
+                os.set_inheritable(fd, False)
             fds.extend(got)
             if not data:
                 return None, fds
@@ -466,6 +471,7 @@ class Agent:
         self.loop.add_signal_handler(signal.SIGINT, self.shutdown)
         self.adopt()
         self._reap()
+        self.zygote.prestart()
         _write_atomic(client.path(self.run_dir, "agent.pid"), str(os.getpid()))
         watchdog = asyncio.ensure_future(self.watch_resolver())
         if self.node:
@@ -481,6 +487,7 @@ class Agent:
         finally:
             watchdog.cancel()
             srv.close()
+            self.zygote.close()
             if self.cluster is not None:
                 sync.cancel()
                 await self.cluster.close()

@@ -347,11 +347,17 @@ def start_init(box: Sandbox, argv: list[str], env: dict[str, str] | None = None,
         raise
     finally:
         os.close(w)
-    records = read_records(r)           # EOF: exec'd (or failed and reported)
     result = forked[0] if forked else KernelError(f"could not start {argv[0]}")
     if isinstance(result, BaseException):
+        os.close(r)
         raise KernelError(f"cannot enter the container: {result}") from None
-    pid = result
+    return started(result, r)
+
+
+def started(pid: int, r: int) -> tuple[int, int]:
+    """After the init's fork: read its report pipe `r` to EOF (closed here); (pid, start
+    time) once it exec'd, else its error (ExecFailed, KernelError; the init reaped)."""
+    records = read_records(r)           # EOF: exec'd (or failed and reported)
     for kind, text in records:
         if kind in "XK":
             wait_quietly(pid)           # it has exited: failed before or at exec
