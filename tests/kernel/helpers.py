@@ -33,6 +33,20 @@ def addrs(netns: str | None, ifname: str) -> list[str]:
     return out
 
 
+def processes_with(*words: bytes) -> list[int]:
+    """Pids of the processes whose command line holds every one of `words` (substrings)."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                line = f.read().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if all(w in line for w in words):
+            out.append(int(pid))
+    return out
+
+
 def settle(engine, timeout: float = 10.0) -> None:
     """Wait for veths of deleted namespaces to go (the kernel removes them asynchronously)."""
     import time

@@ -19,6 +19,7 @@ from netkit.agent import client as agent_client
 from netkit.errors import Conflict, InvalidArgument, NetkitError
 from netkit.model import State
 from netkit.specs import ContainerSpec, NetworkSpec
+from tests.kernel.helpers import processes_with
 
 pytestmark = pytest.mark.root
 
@@ -267,16 +268,7 @@ def test_rm_spares_a_process_that_entered_from_outside(node, net):
 
 def _node_processes(node) -> list[int]:
     """netkit's own processes on the node (agent, its zygote, resolver): by cmdline."""
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if any(b"netkit." in a for a in argv) and node.paths.run.encode() in b" ".join(argv):
-            out.append(int(pid))
-    return out
+    return processes_with(b"netkit.", node.paths.run.encode())
 
 
 def test_no_resident_process_per_container(node, net):

@@ -17,6 +17,7 @@ import pytest
 from netkit.agent import client as agent_client
 from netkit.errors import NetkitError
 from netkit.specs import ContainerSpec, NetworkSpec
+from tests.kernel.helpers import processes_with
 
 pytestmark = pytest.mark.root
 
@@ -39,16 +40,7 @@ def status(pid: int) -> dict[str, str]:
 
 def zygotes(node) -> list[int]:
     """The node's zygote processes (by their argv: module and the node's run dir)."""
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if b"netkit.kernel.zygote" in argv and node.paths.run.encode() in argv:
-            out.append(int(pid))
-    return out
+    return processes_with(b"netkit.kernel.zygote", node.paths.run.encode() + b" ")
 
 
 def fd_count(pid: int) -> int:
