@@ -220,9 +220,11 @@ class Processes:
         return bool(ctr.command) and (ctr.state is State.RESTARTING or
                                       (ctr.state is State.RUNNING and bool(ctr.pid)))
 
-    def start(self, ctr: Container) -> int:
-        """Start the container's command detached; its pid (the agent records the rest)."""
-        return int(self._request("start", id=ctr.id)["pid"])
+    def start(self, ctr: Container, *, dns: bool = False) -> int:
+        """Start the container's command detached; its pid (the agent records the rest).
+        With `dns` the agent also brings the resolver up to date with the container, while
+        the init gets ready: it execs once its names are served."""
+        return int(self._request("start", id=ctr.id, dns=dns)["pid"])
 
     def start_attached(self, ctr: Container, fds: Sequence[int]) -> int:
         """Start it with our stdio and wait; its exit code (our signals are forwarded)."""

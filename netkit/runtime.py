@@ -63,7 +63,6 @@ class Runtime:
             ctr = self.containers.make(tx, ctx, spec)
             ctr = self.containers.attach(tx, ctx, ctr)
             ctr = self._mark_started(tx, ctr)
-        self.resolver.after_change(ctr.id)
         return self._launch(ctr, attach=not spec.detach)
 
     def start(self, ref: str, *, attach: bool = False) -> tuple[Container, int | None]:
@@ -75,7 +74,6 @@ class Runtime:
             ctr = self.containers.lookup(tx, ref)
             ctr = self.containers.attach(tx, ctx, ctr)
             ctr = self._mark_started(tx, ctr)
-        self.resolver.after_change(ctr.id)
         return self._launch(ctr, attach=attach)
 
     def _mark_started(self, tx, ctr: Container) -> Container:
@@ -87,13 +85,17 @@ class Runtime:
         return dataclasses.replace(ctr, state=State.RUNNING, started_at=stamp)
 
     def _launch(self, ctr: Container, *, attach: bool) -> tuple[Container, int | None]:
+        """Its names served by the resolver, then its process. A detached one's update is
+        the agent's, made while the init gets ready (the init execs after it)."""
+        if attach or not ctr.command:
+            self.resolver.after_change(ctr.id)
         if not ctr.command:
             return ctr, None
         try:
             if attach:
                 code = self.processes.start_attached(ctr, STDIO)
                 return dataclasses.replace(ctr, state=State.EXITED, exit_code=code), code
-            pid = self.processes.start(ctr)
+            pid = self.processes.start(ctr, dns=True)
         except NetkitError as exc:
             self._start_failed(ctr, exc)
             raise

@@ -110,8 +110,10 @@ class Agent:
         return self.engine
 
     # -- processes ----------------------------------------------------------------------
-    def start(self, cid: str, fds: list[int] | None = None, *, restart: bool = False) -> Proc:
-        from netkit.kernel import spawn
+    def start(self, cid: str, fds: list[int] | None = None, *, restart: bool = False,
+              dns: bool = False) -> Proc:
+        """Start the container's init; with `dns`, bring the resolver up to date with the
+        container while the init makes itself ready (it execs once the names are served)."""
         engine = self._engine()
         spec = engine.runtime.process_spec(cid)
         if cid in self.procs:
@@ -127,8 +129,10 @@ class Agent:
             stdio = [null, *theirs]
             theirs.append(null)
         try:
+            hold = (lambda _pid: engine.runtime.resolver.after_change(cid)) if dns else None
             pid, start_time = self.zygote.start_init(spec.box, list(spec.argv), spec.env,
-                                                     stdin=stdio[0], stdout=stdio[1], stderr=stdio[2])
+                                                     stdin=stdio[0], stdout=stdio[1], stderr=stdio[2],
+                                                     hold=hold)
         except BaseException:
             if output is not None:
                 output.close()
@@ -344,7 +348,7 @@ class Agent:
                 self.cluster.poke()
             return {}
         if op == "start":
-            proc = self.start(cid)
+            proc = self.start(cid, dns=bool(msg.get("dns")))
             return {"pid": proc.pid}
         if op == "stop":
             return {"exit_code": await self._stop(cid, float(msg.get("timeout", 10)),

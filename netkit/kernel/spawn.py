@@ -388,13 +388,19 @@ def _fork_init(box: Sandbox, argv: list[str], env: dict[str, str] | None,
 
 def _init(argv: list[str], env: dict[str, str] | None,
           stdio: tuple[int | None, int | None, int | None], w: int,
-          creds: caps.Creds | None = None) -> None:
-    """pid 1: own session, stdio, a /proc of its PID namespace, sysctls, creds, exec."""
+          creds: caps.Creds | None = None, *, gate: int = -1, signals: bool = True) -> None:
+    """pid 1: own session, stdio, a /proc of its PID namespace, sysctls, creds, exec.
+
+    `gate` (an fd): wait there before the exec, ready, until the parent writes
+    b"g" (EOF without it: the start was called off, exit quietly). `signals`:
+    reset signal dispositions and mask (False: the parent has only defaults).
+    """
     try:
         os.setsid()
-        _reset_signals()
+        if signals:
+            _reset_signals()
         _stdio(stdio)
-        _close_fds({w})
+        _close_fds({w, gate})
         mntns.mount_proc()
         if creds is not None:
             caps.write_sysctls(creds.sysctls)      # before /proc/sys turns read-only
@@ -403,6 +409,8 @@ def _init(argv: list[str], env: dict[str, str] | None,
         os.chdir("/")
     except BaseException as exc:
         _record(w, "K", f"cannot start the container: {exc}")
+        os._exit(126)
+    if gate >= 0 and os.read(gate, 1) != b"g":
         os._exit(126)
     _execute(w, argv, env)
 

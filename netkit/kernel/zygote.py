@@ -43,6 +43,7 @@ import platform
 import socket
 import sys
 import threading
+from typing import Callable
 
 from netkit.kernel import caps
 from netkit.kernel import spawn
@@ -55,7 +56,7 @@ CLONE_NEWPID = 0x20000000
 SIGCHLD = 17
 SYS_CLONE = {"x86_64": 56, "aarch64": 220, "riscv64": 220}   # same argument order on these
 MAX_MESSAGE = 1 << 20
-MAX_FDS = 4                     # the report pipe and up to three stdio fds
+MAX_FDS = 5                     # the report pipe, the gate and up to three stdio fds
 TIMEOUT = 10.0                  # seconds the agent waits for an answer
 
 
@@ -77,36 +78,62 @@ class Zygote:
 
     def start_init(self, box: spawn.Sandbox, argv: list[str], env: dict[str, str] | None = None,
                    *, stdin: int | None = None, stdout: int | None = None,
-                   stderr: int | None = None) -> tuple[int, int]:
-        """spawn.start_init's contract (same returns and errors), the init cloned by the zygote."""
+                   stderr: int | None = None,
+                   hold: Callable[[int], None] | None = None) -> tuple[int, int]:
+        """spawn.start_init's contract (same returns and errors), the init cloned by the zygote.
+
+        `hold(pid)` runs while the init makes itself ready (its namespaces,
+        /proc, creds): the init execs only once it returned (the resolver's
+        update for the container overlaps the init's set-up). If hold raises,
+        the init ends without exec and the error is raised here.
+        """
         if not self.broken:
             try:
-                return self._start(box, argv, env, (stdin, stdout, stderr))
+                return self._start(box, argv, env, (stdin, stdout, stderr), hold)
             except Unavailable as exc:
                 self.broken = True
                 self.close()
                 log.warning("container inits are forked by the agent itself: %s", exc)
+        if hold is not None and argv:
+            hold(0)
         return spawn.start_init(box, argv, env, stdin=stdin, stdout=stdout, stderr=stderr)
 
     def _start(self, box: spawn.Sandbox, argv: list[str], env: dict[str, str] | None,
-               stdio: tuple[int | None, int | None, int | None]) -> tuple[int, int]:
+               stdio: tuple[int | None, int | None, int | None],
+               hold: Callable[[int], None] | None) -> tuple[int, int]:
         if not argv:
             return spawn.start_init(box, argv, env)        # its InvalidArgument
         r, w = pipe()
+        gate_r, gate_w = pipe() if hold is not None else (-1, -1)
         try:
-            payload = pickle.dumps((box, list(argv), env, tuple(fd is not None for fd in stdio)))
-            fds = [w, *(fd for fd in stdio if fd is not None)]
+            payload = pickle.dumps((box, list(argv), env, tuple(fd is not None for fd in stdio),
+                                    gate_r >= 0))
+            fds = [w, *([gate_r] if gate_r >= 0 else []), *(fd for fd in stdio if fd is not None)]
             with self.lock:
                 answer = self._ask(payload, fds)
         except BaseException:
-            os.close(r)
+            _close(r, gate_w)
             raise
         finally:
-            os.close(w)
-        if answer.startswith(b"P"):
-            return spawn.started(int(answer[1:]), r)
-        os.close(r)
-        raise Unavailable(answer[1:].decode(errors="replace"))
+            _close(w, gate_r)
+        if not answer.startswith(b"P"):
+            _close(r, gate_w)
+            raise Unavailable(answer[1:].decode(errors="replace"))
+        pid = int(answer[1:])
+        if hold is not None:
+            try:
+                hold(pid)
+            except BaseException:
+                _close(r, gate_w)                       # EOF at the gate: the init exits
+                spawn.wait_quietly(pid)
+                raise
+            try:
+                os.write(gate_w, b"g")
+            except OSError:
+                pass                                    # it failed before the gate: its report says why
+            finally:
+                _close(gate_w)
+        return spawn.started(pid, r)
 
     def _ask(self, payload: bytes, fds: list[int]) -> bytes:
         """Send one request and read its answer; one more try with a new zygote if the old
@@ -162,6 +189,15 @@ class Zygote:
         self.pid = None
 
 
+def _close(*fds: int) -> None:
+    for fd in fds:
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 # -- in the zygote ---------------------------------------------------------------------
 
 def _clone_fn():
@@ -180,16 +216,17 @@ def _clone_fn():
 
 
 def _child(box: spawn.Sandbox, argv: list[str], env: dict[str, str] | None,
-           fds: list[int], given: tuple[bool, bool, bool]) -> None:
+           fds: list[int], given: tuple[bool, bool, bool], gated: bool) -> None:
     """The init, right after the clone: as spawn._fork_init's child, then spawn._init."""
     w, rest = fds[0], iter(fds[1:])
+    gate = next(rest) if gated else -1
     stdio = tuple(next(rest) if g else None for g in given)
     try:
         spawn._enter(box, own_mnt=True)
     except BaseException as exc:
         _record(w, "K", f"cannot enter the container: {exc}")
         os._exit(126)
-    spawn._init(argv, env, stdio, w, box.creds)       # type: ignore[arg-type]
+    spawn._init(argv, env, stdio, w, box.creds, gate=gate, signals=False)     # type: ignore[arg-type]
     os._exit(126)                                       # not reached: _init execs or exits
 
 
@@ -211,10 +248,10 @@ def serve(sock: socket.socket) -> int:
         if not msg:
             return 0                    # the agent is gone
         try:
-            box, argv, env, given = pickle.loads(msg)
+            box, argv, env, given, gated = pickle.loads(msg)
             pid = clone(CLONE_PARENT | CLONE_NEWPID)
             if pid == 0:
-                _child(box, argv, env, fds, given)
+                _child(box, argv, env, fds, given, gated)
             answer = f"P{pid}"
         except BaseException as exc:    # told to the agent, which falls back
             answer = f"E{exc}"

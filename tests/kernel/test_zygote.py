@@ -16,6 +16,9 @@ import pytest
 
 from netkit.agent import client as agent_client
 from netkit.errors import NetkitError
+from netkit.kernel import spawn
+from netkit.kernel.errors import ExecFailed
+from netkit.kernel.zygote import Zygote
 from netkit.specs import ContainerSpec, NetworkSpec
 from tests.kernel.helpers import processes_with
 
@@ -103,3 +106,68 @@ def test_the_zygote_ends_with_its_agent(node, net):
     assert os.path.exists(f"/proc/{node.container('c0').pid}")
     assert run(node, "c1").pid                          # a new agent, a new zygote
     assert len(zygotes(node)) == 1
+
+
+def test_a_new_container_resolves_names_from_its_first_instant(node, net):
+    """The agent brings the resolver up to date while the init gets ready, and the init
+    execs only after that: a query made at once is answered (no retry)."""
+    a = run(node, "web")
+    ip = a.endpoints[0].ipv4.split("/")[0]
+    for i in range(5):
+        name = f"q{i}"
+        c = run(node, name, "sh", "-c", f"dig +short +tries=1 +time=2 web {name}")
+        mine = c.endpoints[0].ipv4.split("/")[0]
+        assert node.wait(name) == 0
+        deadline = time.monotonic() + 5
+        while not (lines := [e.text.strip() for e in node.logs(name)]) and time.monotonic() < deadline:
+            time.sleep(0.05)                            # the agent drains its output
+        assert lines == [ip, mine], lines
+
+
+# -- the Zygote API in this process (its inits are this process's children) ----------------
+
+@pytest.fixture
+def zygote():
+    z = Zygote("test")
+    yield z
+    pid = z.pid
+    z.close()
+    if pid is not None:
+        os.waitpid(pid, 0)                              # it exits on EOF: ours to reap
+
+
+def box(node) -> spawn.Sandbox:
+    return spawn.Sandbox(netns=node.node.netns)        # the throwaway node's netns
+
+
+def test_zygote_inits_are_the_callers_children(node, zygote):
+    pid, start = zygote.start_init(box(node), ["sh", "-c", "exit 3"])
+    assert start > 0 and zygote.pid is not None and pid != zygote.pid
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 3
+
+
+def test_the_init_execs_only_after_hold_and_not_at_all_if_it_fails(node, zygote, tmp_path):
+    flag, marker = tmp_path / "held", tmp_path / "ran"
+    seen = []
+
+    def hold(pid: int) -> None:
+        seen.append(os.path.exists(f"/proc/{pid}"))     # made, not yet exec'd
+        time.sleep(0.2)
+        flag.write_text("x")
+
+    pid, _ = zygote.start_init(box(node), ["sh", "-c", f"test -e {flag}"], hold=hold)
+    assert seen == [True]
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+    def fail(pid: int) -> None:
+        seen.append(pid)
+        raise RuntimeError("resolver down")
+
+    with pytest.raises(RuntimeError, match="resolver down"):
+        zygote.start_init(box(node), ["touch", str(marker)], hold=fail)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(seen[-1], os.WNOHANG)                # reaped already
+    assert not marker.exists()
+    with pytest.raises(ExecFailed) as err:
+        zygote.start_init(box(node), ["no-such-command"], hold=lambda pid: None)
+    assert err.value.exit_code == 127
