@@ -71,11 +71,16 @@ def is_mntns(path: str) -> bool:
     except OSError:
         return False
     try:
+        return _is_mntns_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def _is_mntns_fd(fd: int) -> bool:
+    try:
         return fcntl.ioctl(fd, NS_GET_NSTYPE) == ns.CLONE_NEWNS
     except OSError:
         return False
-    finally:
-        os.close(fd)
 
 
 def private_mount_point(path: str) -> None:
@@ -257,8 +262,9 @@ def ensure_template(path: str, *, detach: Iterable[str] | None = None,
     """Make the node's template mount namespace, bound at `path`, unless it exists.
 
     `detach`: directories holding namespace files (default: the directory
-    of `path`). Each is made a private mount point on the host; in the
-    template they are detached whole, with /run/netns and any other nsfs
+    of `path`). Each is made a private mount point on the host when the
+    template is made (one added since is the caller's to make, with
+    private_mount_point); in the template they are detached whole, with /run/netns and any other nsfs
     mount. Container namespace files must live below one of them, and not
     below the mount holding the files bound into containers (their hosts
     files, their layers): each clone of those (open_tree, overlayfs) scans
@@ -267,11 +273,11 @@ def ensure_template(path: str, *, detach: Iterable[str] | None = None,
     (netkit's state and run roots: every container's copy inherits it).
     """
     hidden = [os.path.realpath(d) for d in hide]
-    dirs = [os.path.realpath(d) for d in (detach if detach is not None else [os.path.dirname(path)])]
-    for d in dirs:                          # even with a template: a directory new since then
-        private_mount_point(d)
     if is_mntns(path):
         return
+    dirs = [os.path.realpath(d) for d in (detach if detach is not None else [os.path.dirname(path)])]
+    for d in dirs:
+        private_mount_point(d)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with _locked(os.path.dirname(path)):
         if is_mntns(path):
@@ -362,7 +368,7 @@ def start(path: str, *, template: str, netns: str | None = None,
     fds: list[int] = []
     try:
         tpl = _open(template, fds, "mount namespace template")
-        if not is_mntns(template):
+        if not _is_mntns_fd(tpl):
             raise NotFound(f"mount namespace template {template} not found")
         net = _open(netns if "/" in netns else ns.netns_path(netns), fds, "netns") if netns else -1
         try:

@@ -100,9 +100,12 @@ def test_containers_of_the_old_layout_keep_working(node):
     assert container_mounts(node) == []
 
 
-def test_a_background_mount_namespace_failure_fails_the_run(node, monkeypatch):
-    """The mount namespace is made while the container joins its networks: its failure
-    fails the action as before, and nothing is left behind."""
+@pytest.mark.parametrize("background", [False, True])
+def test_a_mount_namespace_failure_fails_the_run(node, monkeypatch, background):
+    """Made in line, or while the container joins its networks: its failure fails the
+    action, and nothing is left behind."""
+    import netkit.containers
+    monkeypatch.setattr(netkit.containers, "BACKGROUND_MNTNS", background)
     node.create_network(NetworkSpec("n1"))
     node.run(ContainerSpec(name="first", network="n1", detach=True))   # the template exists
     before = container_mounts(node)
