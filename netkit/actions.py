@@ -4,10 +4,7 @@
 on the node's store and a `KernelSession` with an `UndoJournal`. On any
 exception the journal is replayed newest-first and the store rolled back,
 so a failed action leaves nothing behind; removals (links, namespaces, a
-container's files) cannot be undone, so they wait for the commit. Kernel
-work the action left running in the background (a container's mount
-namespace) is joined before it commits, or before its journal is replayed
-(`KernelSession.settle`): its error fails the action. Parts of the engine that must
+container's files) cannot be undone, so they wait for the commit. Parts of the engine that must
 take part in every action declare `Hooks` (begin / commit / abort / after)
 and register them; the runner knows none of them (the cluster scope,
 netkit/cluster.py, is the one today).
@@ -92,13 +89,8 @@ class Actions:
             with self.store.transaction() as tx:
                 self._run("begin", tx)
                 yield tx, DriverContext(self.node, kernel)
-                kernel.settle()                   # its background steps: done, or the action fails
                 self._run("commit")
         except BaseException as exc:
-            try:
-                kernel.settle()                   # nothing runs on while the journal is replayed
-            except BaseException as late:
-                exc.add_note(f"also: {late}")
             self._run("abort")
             for failure in journal.rollback():
                 exc.add_note(f"rollback: {failure}")

@@ -45,10 +45,6 @@ if TYPE_CHECKING:
 
 NETNS_SYSCTLS = {"ipv6/conf/default/disable_ipv6": "1"}   # containers: no IPv6 unless asked
 LIVE = (State.RUNNING, State.RESTARTING)
-# Make the mount namespace on a thread left running while `run` joins the networks
-# (KernelSession.settle)? Off: measured ~0.3 ms slower per run, not faster: the thread's
-# many short syscalls each wait for the GIL the action's Python holds.
-BACKGROUND_MNTNS = False
 
 
 def check_spec(spec: ContainerSpec) -> None:
@@ -164,9 +160,7 @@ class Containers:
         tx.insert_container(ctr)
         if plan.shared is None:
             self.write_files(ctx.kernel.journal, tx, ctr, [], {n.id: n for n in plan.networks})
-        # secrets and configs go into it next: in line then
-        self.processes.make_mount_namespace(
-            ctx.kernel, ctr, background=BACKGROUND_MNTNS and not (spec.secrets or spec.configs))
+        self.processes.make_mount_namespace(ctx.kernel, ctr)
         if spec.secrets:
             self._mount_secrets(ctr, spec, d)
         if spec.configs:

@@ -188,10 +188,8 @@ class Processes:
                           caps.resolve_user(p.get("user")),
                           tuple((p.get("sysctls") or {}).items()), privileged)
 
-    def make_mount_namespace(self, kernel: "KernelSession", ctr: Container, *,
-                             background: bool = False) -> None:
-        """The container's mount namespace, made once (its removal journaled); with
-        `background` the kernel's work goes on while the action does (KernelSession.settle)."""
+    def make_mount_namespace(self, kernel: "KernelSession", ctr: Container) -> None:
+        """The container's mount namespace, made once (its removal journaled)."""
         from netkit.kernel import mntns
         path = self.mnt_path(ctr)
         if path is None:
@@ -199,8 +197,7 @@ class Processes:
         template = os.path.join(self.paths.run, MNT_TEMPLATE)
         mntns.ensure_template(template, detach=self._private_dirs(), hide=self.hidden())
         kernel.create_mntns(path, template=template, netns=self._netns(ctr), binds=self.binds(ctr),
-                            layer=os.path.join(self.container_dir(ctr.id), "layer"),
-                            background=background)
+                            layer=os.path.join(self.container_dir(ctr.id), "layer"))
 
     def remove_mount_namespace(self, ctr: Container) -> None:
         from netkit.kernel import mntns

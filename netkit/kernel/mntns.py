@@ -14,9 +14,6 @@ is small and the same size whatever the number of containers; its own
 /etc/hosts, /etc/resolv.conf and /etc/hostname are bind-mounted over the
 host's and /sys is remounted to show its netns. Processes join it with
 setns (spawn.Sandbox.mntns); the init of each start mounts its own /proc.
-Its kernel work runs on a thread of its own: `create` joins it, `start`
-leaves it running (`Pending`) for the caller to join later (an action
-joins networks meanwhile: KernelSession.settle).
 What a container sees of the host's files (kernel/rootfs.py): the template
 makes them read-only and gives Docker's /dev; each container gets a
 writable layer over /etc, /var and /root and tmpfs scratch of its own.
@@ -159,34 +156,20 @@ def release_mount_point(path: str) -> None:
 def _on_thread(fn: Callable[[], T]) -> T:
     """Run fn on a new thread, which may then change its mount namespace and die with it."""
     box: list = []
-    Pending(lambda: box.append(fn())).wait()
-    return box[0]
 
-
-class Pending:
-    """fn() running on a thread of its own (which may change its mount namespace and die
-    with it), started at once: `wait` joins it and raises what fn raised."""
-
-    def __init__(self, fn: Callable[[], object]) -> None:
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn,), name="netkit-mntns")
-        self._thread.start()
-
-    def _run(self, fn: Callable[[], object]) -> None:
+    def run() -> None:
         try:
-            fn()
-        except BaseException as exc:           # handed to whoever waits
-            self.error = exc
+            box.append((True, fn()))
+        except BaseException as exc:           # handed to the caller
+            box.append((False, exc))
 
-    def join(self) -> BaseException | None:
-        """Wait for the end of fn; what it raised (None: it succeeded)."""
-        self._thread.join()
-        return self.error
-
-    def wait(self) -> None:
-        error = self.join()
-        if error is not None:
-            raise error
+    t = threading.Thread(target=run, name="netkit-mntns")
+    t.start()
+    t.join()
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
 
 
 def _bind_ns(fd: int, path: str) -> None:
@@ -220,15 +203,12 @@ def _in_template(m: Mount) -> bool:
     return m.fstype != "nsfs" and not any(m.mountpoint.startswith(d + "/") for d, _ in rootfs.SCRATCH)
 
 
-def _make(path: str, what: str, build: Callable[[], None],
-          fds: list[int] | None = None) -> Pending:
-    """Bind on `path` (an empty file) the mount namespace build() leaves a new thread in;
-    the thread is started, not joined: Pending.wait raises its error as a KernelError.
+def _make(path: str, what: str, build: Callable[[], None]) -> None:
+    """Bind on `path` (an empty file) the mount namespace build() leaves a new thread in.
 
     The bind is made from the caller's namespace, after the thread went back
-    to it (mnt_ns_loop); on failure the file is removed (from there too) and
-    the namespace, held by nothing, is freed with the thread. `fds` are
-    closed when the thread ends.
+    to it (mnt_ns_loop); on failure the file is removed and the namespace,
+    held by nothing, is freed with the thread.
     """
     def run() -> None:
         host = os.open("/proc/thread-self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
@@ -238,23 +218,18 @@ def _make(path: str, what: str, build: Callable[[], None],
             mine = os.open("/proc/thread-self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
             ns.setns(host, ns.CLONE_NEWNS)
             _bind_ns(mine, path)
-        except BaseException as exc:
-            try:
-                ns.setns(host, ns.CLONE_NEWNS)  # EINVAL: build failed before it left the host
-            except OSError:
-                pass
-            ns.remove_bind(path)
-            if isinstance(exc, OSError):
-                raise KernelError(f"{what} {path}: {exc.strerror or exc}") from exc
-            raise
         finally:
             os.close(host)
             if mine >= 0:
                 os.close(mine)
-            for fd in fds or ():
-                os.close(fd)
 
-    return Pending(run)
+    try:
+        _on_thread(run)
+    except BaseException as exc:
+        ns.remove_bind(path)
+        if isinstance(exc, OSError):
+            raise KernelError(f"{what} {path}: {exc.strerror or exc}") from exc
+        raise
 
 
 def ensure_template(path: str, *, detach: Iterable[str] | None = None,
@@ -298,7 +273,7 @@ def ensure_template(path: str, *, detach: Iterable[str] | None = None,
             rootfs.private_dev()
             rootfs.read_only("/")
 
-        _make(path, "create mount namespace template", build).wait()
+        _make(path, "create mount namespace template", build)
 
 
 def _mask(paths: Iterable[str]) -> None:
@@ -352,18 +327,6 @@ def create(path: str, *, template: str, netns: str | None = None,
     beside `path`). Nothing is left behind on failure; with `journal`,
     remove(path) is pushed as the undo.
     """
-    start(path, template=template, netns=netns, binds=binds, layer=layer).wait()
-    if journal is not None:
-        journal.push(f"remove mount namespace {path}", lambda: remove(path))
-
-
-def start(path: str, *, template: str, netns: str | None = None,
-          binds: Iterable[tuple[str, str]] = (), layer: str | None = None) -> Pending:
-    """`create`, its kernel work on a thread of its own, not joined: what the caller can see
-    wrong at once (no template, no netns, `path` taken) raises here, the rest from
-    Pending.wait, as a KernelError, with nothing left behind. The binds' sources must stay
-    until it ended (they are cloned on the thread)."""
-    binds = list(binds)
     layer = layer if layer is not None else os.path.join(os.path.dirname(path), "layer")
     fds: list[int] = []
     try:
@@ -371,44 +334,51 @@ def start(path: str, *, template: str, netns: str | None = None,
         if not _is_mntns_fd(tpl):
             raise NotFound(f"mount namespace template {template} not found")
         net = _open(netns if "/" in netns else ns.netns_path(netns), fds, "netns") if netns else -1
+        clones: list[tuple[int, str]] = []
+        for source, target in binds:
+            try:
+                clones.append((open_tree(source), target))
+            except OSError as exc:
+                raise KernelError(f"create mount namespace {path}: {exc.strerror}") from exc
+            fds.append(clones[-1][0])
         try:
             os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
         except FileExistsError:
             raise AlreadyExists(f"mount namespace {path} already exists") from None
-    except BaseException:
+        try:
+            layered = rootfs.layers(layer)
+        except OSError as exc:
+            ns.remove_bind(path)
+            raise KernelError(f"create mount namespace {path}: {exc.strerror}") from exc
+        fds.extend(fd for fd, _ in layered)
+
+        def build() -> None:
+            ns.unshare(CLONE_FS)
+            ns.setns(tpl, ns.CLONE_NEWNS)
+            ns.unshare(ns.CLONE_NEWNS)
+            rootfs.attach(layered)              # before the binds: /etc/hosts goes on top
+            for fd, target in clones:
+                if os.path.exists(target):
+                    move_mount(fd, target)
+            rootfs.scratch()
+            if net >= 0:
+                # sysfs shows the netns of whoever mounts it
+                ns.setns(net, ns.CLONE_NEWNET)
+                try:
+                    ns.umount("/sys")
+                except OSError:
+                    pass
+                # read-only, as Docker mounts it (the init of a --privileged one remounts it)
+                ns.mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+                ns.mount("", "/sys", None, MS_REMOUNT | ns.MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+                _mask(SYS_MASKED)
+
+        _make(path, "create mount namespace", build)
+    finally:
         for fd in fds:
             os.close(fd)
-        raise
-
-    def build() -> None:
-        # in the host's namespace still: clones of the files to bind, and the layers
-        clones: list[tuple[int, str]] = []
-        for source, target in binds:
-            clones.append((open_tree(source), target))
-            fds.append(clones[-1][0])
-        layered = rootfs.layers(layer)
-        fds.extend(fd for fd, _ in layered)
-        ns.unshare(CLONE_FS)
-        ns.setns(tpl, ns.CLONE_NEWNS)
-        ns.unshare(ns.CLONE_NEWNS)
-        rootfs.attach(layered)              # before the binds: /etc/hosts goes on top
-        for fd, target in clones:
-            if os.path.exists(target):
-                move_mount(fd, target)
-        rootfs.scratch()
-        if net >= 0:
-            # sysfs shows the netns of whoever mounts it
-            ns.setns(net, ns.CLONE_NEWNET)
-            try:
-                ns.umount("/sys")
-            except OSError:
-                pass
-            # read-only, as Docker mounts it (the init of a --privileged one remounts it)
-            ns.mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-            ns.mount("", "/sys", None, MS_REMOUNT | ns.MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
-            _mask(SYS_MASKED)
-
-    return _make(path, "create mount namespace", build, fds)
+    if journal is not None:
+        journal.push(f"remove mount namespace {path}", lambda: remove(path))
 
 
 def _open(path: str, fds: list[int], what: str) -> int:

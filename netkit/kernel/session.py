@@ -452,7 +452,6 @@ class KernelSession:
         self.defer_removals = defer_removals
         self._cache = cache if cache is not None else {}
         self._owned: dict[str | None, NetnsHandle] = {}
-        self._pending: list[mntns.Pending] = []    # background steps: `settle`
 
     def tick(self, op: str) -> None:
         if self.faults is not None:
@@ -487,34 +486,11 @@ class KernelSession:
         return handle
 
     def create_mntns(self, path: str, *, template: str, netns: str | None,
-                     binds: Iterable[tuple[str, str]] = (), layer: str | None = None,
-                     background: bool = False) -> None:
-        """A container's persisted mount namespace (mntns.create); its removal journaled.
-
-        With `background` its kernel work goes on on a thread of its own while the
-        caller goes on (an action: joining networks meanwhile); `settle` joins it, and
-        raises its error: the action's runner settles before it commits, and the
-        journaled undo joins it before removing what it made."""
+                     binds: Iterable[tuple[str, str]] = (), layer: str | None = None) -> None:
+        """A container's persisted mount namespace (mntns.create); its removal journaled."""
         self.tick(f"create mount namespace {path}")
-        if not background:
-            mntns.create(path, template=template, netns=netns, binds=binds, layer=layer,
-                         journal=self.journal)
-            return
-        step = mntns.start(path, template=template, netns=netns, binds=binds, layer=layer)
-        self._pending.append(step)
-
-        def undo() -> None:
-            step.join()                         # what it made, it made (or removed) by now
-            mntns.remove(path)
-        self.journal.push(f"remove mount namespace {path}", undo)
-
-    def settle(self) -> None:
-        """Join the steps started in the background (create_mntns); raise the first error
-        (after joining them all: nothing of them runs on once this returns or raises)."""
-        errors = [e for e in (step.join() for step in self._pending) if e is not None]
-        self._pending.clear()
-        if errors:
-            raise errors[0]
+        mntns.create(path, template=template, netns=netns, binds=binds, layer=layer,
+                     journal=self.journal)
 
     def delete_netns(self, name: str) -> None:
         """Delete netns `name` (gone already is fine); in an action, when it commits."""
@@ -532,9 +508,6 @@ class KernelSession:
         ns.delete_netns(name)
 
     def close(self) -> None:
-        for step in self._pending:              # an action's runner settled already
-            step.join()
-        self._pending.clear()
         for name, handle in self._owned.items():
             if self._cache.get(name) is not handle.rt:
                 handle.close()

@@ -1,4 +1,4 @@
-"""Where a container's UTS and mount namespace files live, and the background mount namespace.
+"""Where a container's UTS and mount namespace files live; a failed mount namespace.
 
 They are bound in the node run dir's `ns/` directory, a private mount point
 of its own: the mount that holds the containers' files (their hosts files,
@@ -100,12 +100,8 @@ def test_containers_of_the_old_layout_keep_working(node):
     assert container_mounts(node) == []
 
 
-@pytest.mark.parametrize("background", [False, True])
-def test_a_mount_namespace_failure_fails_the_run(node, monkeypatch, background):
-    """Made in line, or while the container joins its networks: its failure fails the
-    action, and nothing is left behind."""
-    import netkit.containers
-    monkeypatch.setattr(netkit.containers, "BACKGROUND_MNTNS", background)
+def test_a_mount_namespace_failure_fails_the_run(node, monkeypatch):
+    """Its failure fails the action, and nothing is left behind."""
     node.create_network(NetworkSpec("n1"))
     node.run(ContainerSpec(name="first", network="n1", detach=True))   # the template exists
     before = container_mounts(node)
@@ -122,8 +118,8 @@ def test_a_mount_namespace_failure_fails_the_run(node, monkeypatch, background):
     assert sorted(os.listdir(node.paths.ns_dir)) == sorted(
         f"{node.container('first').id}.{k}" for k in ("mnt", "uts"))
     assert node.system_check() == []
-    # a failure of the action itself (joining a network) while the namespace is being made:
-    # the undo waits for it, then removes it
+    # a failure of the action itself (joining a network) after the namespace was made:
+    # the undo removes it
     node.faults = FaultPlan(3)                  # netns, mount namespace, then the veth
     with pytest.raises(KernelError, match="injected fault at kernel call 3") as info:
         node.run(ContainerSpec(name="c2", network="n1", detach=True, command=("sleep", "60")))
