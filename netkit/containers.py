@@ -151,11 +151,12 @@ class Containers:
         os.makedirs(d, exist_ok=True)
         ctx.kernel.journal.push(f"remove {d}", lambda: _rmtree(d))
         if plan.own_netns:
+            uts = self.processes.new_uts(ctr.id)
             ctx.kernel.create_netns(plan.netns, NETNS_SYSCTLS,     # type: ignore[arg-type]
-                                    uts=(os.path.join(d, "uts"), plan.hostname))
+                                    uts=(uts, plan.hostname))
             if spec.domainname:
                 from netkit.kernel import secretfs
-                secretfs.set_domainname(os.path.join(d, "uts"), spec.domainname)
+                secretfs.set_domainname(uts, spec.domainname)
         tx.insert_container(ctr)
         if plan.shared is None:
             self.write_files(ctx.kernel.journal, tx, ctr, [], {n.id: n for n in plan.networks})
@@ -272,8 +273,8 @@ class Containers:
                               lambda: self.processes.remove_mount_namespace(ctr))
                 if own_netns:
                     ctx.kernel.delete_netns(own_netns)
-                d = self.paths.container_dir(ctr.id)
-                journal.defer(f"remove {d}", lambda: _remove_run_dir(d))
+                journal.defer(f"remove {self.paths.container_dir(ctr.id)}",
+                              lambda: _remove_run_dir(self.paths, ctr.id))
         except BaseException:
             try:                                  # the agent left telling the resolver to us
                 self.resolver.after_change(ctr.id)
@@ -419,10 +420,10 @@ def _unlink(path: str) -> None:
         pass
 
 
-def _remove_run_dir(d: str) -> None:
+def _remove_run_dir(paths: "NodePaths", cid: str) -> None:
     """A container's run directory, its UTS namespace file unmounted first."""
-    kns.remove_bind(os.path.join(d, "uts"))
-    _rmtree(d)
+    kns.remove_bind(paths.ns_file(cid, "uts"))
+    _rmtree(paths.container_dir(cid))
 
 
 def _rmtree(path: str) -> None:

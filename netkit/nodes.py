@@ -311,13 +311,11 @@ def _force_clean(node: str, paths: NodePaths) -> None:
             for pid in spawn.netns_pids(ns_name):
                 spawn.kill(pid)
             kns.delete_netns(ns_name)
-    try:
-        for cid in os.listdir(os.path.join(paths.run, "containers")):
-            kns.remove_bind(os.path.join(paths.run, "containers", cid, "uts"))
-            mntns.remove(os.path.join(paths.run, "containers", cid, "mnt"))
-    except FileNotFoundError:
-        pass
+    for cid in paths.container_ids():
+        kns.remove_bind(paths.ns_file(cid, "uts"))
+        mntns.remove(paths.ns_file(cid, "mnt"))
     mntns.remove(os.path.join(paths.run, "mnt.template"))
+    mntns.release_mount_point(paths.ns_dir)
     mntns.release_mount_point(paths.run)
     try:
         with open(os.path.join(paths.run, "dns", "resolver.pid")) as f:

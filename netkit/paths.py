@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 NETNS_PREFIX = "nk"
 ROOTS_SUFFIX = ".roots"
+NS_DIR = "ns"            # below a node's run dir: its containers' UTS and mount namespace files
 
 
 def default_root() -> str:
@@ -52,6 +53,33 @@ class NodePaths:
     @property
     def containers_dir(self) -> str:
         return os.path.join(self.run, "containers")
+
+    @property
+    def ns_dir(self) -> str:
+        """The containers' namespace files: a private mount point of its own (kernel/mntns.py)."""
+        return os.path.join(self.run, NS_DIR)
+
+    def ns_file(self, container_id: str, kind: str) -> str:
+        """Container `container_id`'s persisted namespace file, `kind` "uts" or "mnt":
+        `ns/<id>.<kind>`, or where netkit bound it before (`containers/<id>/<kind>`: kept
+        below the mount holding the container's files, it made every open_tree of those
+        scan two mounts per container) while that one is there and the new one is not."""
+        path = os.path.join(self.run, NS_DIR, f"{container_id}.{kind}")
+        if not os.path.lexists(path):
+            old = os.path.join(self.container_dir(container_id), kind)
+            if os.path.lexists(old):
+                return old
+        return path
+
+    def container_ids(self) -> set[str]:
+        """The ids of the containers with a run dir or a namespace file here."""
+        ids: set[str] = set()
+        for d in (self.containers_dir, self.ns_dir):
+            try:
+                ids.update(name.split(".")[0] for name in os.listdir(d))
+            except FileNotFoundError:
+                pass
+        return ids
 
 
 def roots_file(root: str, node: str) -> str:

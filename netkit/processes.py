@@ -83,6 +83,7 @@ class Processes:
         # in the agent: runs a request on the agent's own loop from another of its threads
         # (the cluster sync's worker engine: netkit/agent/server.py `Agent.request_in_loop`)
         self.local: Callable[..., dict] | None = None
+        self._private = False                   # `_private_dirs` made
         from netkit.secure import private_dir
         private_dir(run_root, "run directory")        # 0700, not a symlink, ours
 
@@ -141,14 +142,31 @@ class Processes:
             return None
         if ctr.network_mode == "host":
             return os.path.join(self.paths.run, "uts") if self.node.simulated else None
-        return os.path.join(self.container_dir(ctr.shares_netns_of or ctr.id), "uts")
+        return self.paths.ns_file(ctr.shares_netns_of or ctr.id, "uts")
 
     def mnt_path(self, ctr: Container) -> str | None:
         """The container's persistent mount namespace (None: host mode on the real host, or
         a caller's namespace: netkit makes none for it)."""
         if "external" in ctr.options or (ctr.network_mode == "host" and not self.node.simulated):
             return None
-        return os.path.join(self.container_dir(ctr.id), "mnt")
+        return self.paths.ns_file(ctr.id, "mnt")
+
+    def new_uts(self, cid: str) -> str:
+        """Where new container `cid`'s UTS namespace file goes, its directory ready."""
+        self._private_dirs()
+        return self.paths.ns_file(cid, "uts")
+
+    def _private_dirs(self) -> list[str]:
+        """The run dir and the directory of the containers' namespace files, each a private
+        mount point of its own (kernel/mntns.py): the files bound into a container stay on
+        a mount without a child per container."""
+        dirs = [self.paths.run, self.paths.ns_dir]
+        if not self._private:                   # once: they stay until the node goes
+            from netkit.kernel import mntns
+            for d in dirs:
+                mntns.private_mount_point(d)
+            self._private = True
+        return dirs
 
     def box(self, ctr: Container) -> "spawn.Sandbox":
         from netkit.kernel import spawn
@@ -177,8 +195,9 @@ class Processes:
         if path is None:
             return
         template = os.path.join(self.paths.run, MNT_TEMPLATE)
-        mntns.ensure_template(template, detach=[self.paths.run], hide=self.hidden())
-        kernel.create_mntns(path, template=template, netns=self._netns(ctr), binds=self.binds(ctr))
+        mntns.ensure_template(template, detach=self._private_dirs(), hide=self.hidden())
+        kernel.create_mntns(path, template=template, netns=self._netns(ctr), binds=self.binds(ctr),
+                            layer=os.path.join(self.container_dir(ctr.id), "layer"))
 
     def remove_mount_namespace(self, ctr: Container) -> None:
         from netkit.kernel import mntns
@@ -188,9 +207,10 @@ class Processes:
 
     def remove_template(self) -> None:
         """The node's template mount namespace (node rm, system reset: once no container is
-        left). The private mount point of the run dir stays: the node's own UTS namespace
-        file (and on the real host every node's) is bound below it, and releasing it would
-        detach them; node rm releases it with the node (nodes.py `_force_clean`)."""
+        left). The private mount points of the run dir and of its namespace files stay:
+        the node's own UTS namespace file (and on the real host every node's) is bound below
+        the first, and releasing it would detach them; node rm releases both with the node
+        (nodes.py `_force_clean`)."""
         from netkit.kernel import mntns
         mntns.remove(os.path.join(self.paths.run, MNT_TEMPLATE))
 

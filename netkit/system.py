@@ -2,7 +2,8 @@
 
 Kernel objects netkit owns on a node are found by name and tag, never by
 guessing: container namespaces `nkc-<node>-<id12>`, links whose ifalias is
-"netkit" in the node's namespace, container run directories. Anything
+"netkit" in the node's namespace, container run directories and namespace
+files (paths.py `NodePaths.ns_file`). Anything
 netkit owns that the store does not describe is drift; prune removes it,
 and nothing else. Reset removes every container and user network first
 (and leaves the swarm, on a member node).
@@ -83,11 +84,7 @@ class System:
                                             if l["kind"] == "veth" and l["master"] in tagged}
         finally:
             session.close()
-        try:
-            dirs = set(os.listdir(self.paths.containers_dir))
-        except FileNotFoundError:
-            dirs = set()
-        return {"netns": netns, "links": links, "dirs": dirs}
+        return {"netns": netns, "links": links, "dirs": self.paths.container_ids()}
 
     def check(self) -> list[str]:
         """Drift between the store and the kernel, one line each ([] = none)."""
@@ -149,8 +146,8 @@ class System:
                 ctx.kernel.host.delete_link(name)
                 removed.append(f"link {name}")
             for name in sorted(have["dirs"] - want["dirs"]):
-                d = os.path.join(self.paths.containers_dir, name)
-                ctx.kernel.journal.defer(f"remove {d}", functools.partial(_remove_run_dir, d))
+                d = self.paths.container_dir(name)
+                ctx.kernel.journal.defer(f"remove {d}", functools.partial(_remove_run_dir, self.paths, name))
                 removed.append(f"run dir {name}")
         from netkit.fwsync import firewall_script
         if self.firewall.check():                  # re-apply what the store implies
@@ -185,8 +182,8 @@ class System:
         return removed
 
 
-def _remove_run_dir(d: str) -> None:
+def _remove_run_dir(paths: "NodePaths", cid: str) -> None:
     """A container's run directory, with its UTS and mount namespace files."""
-    kns.remove_bind(os.path.join(d, "uts"))
-    mntns.remove(os.path.join(d, "mnt"))
-    shutil.rmtree(d, ignore_errors=True)
+    kns.remove_bind(paths.ns_file(cid, "uts"))
+    mntns.remove(paths.ns_file(cid, "mnt"))
+    shutil.rmtree(paths.container_dir(cid), ignore_errors=True)

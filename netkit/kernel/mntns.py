@@ -68,11 +68,16 @@ def is_mntns(path: str) -> bool:
     except OSError:
         return False
     try:
+        return _is_mntns_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def _is_mntns_fd(fd: int) -> bool:
+    try:
         return fcntl.ioctl(fd, NS_GET_NSTYPE) == ns.CLONE_NEWNS
     except OSError:
         return False
-    finally:
-        os.close(fd)
 
 
 def private_mount_point(path: str) -> None:
@@ -85,11 +90,30 @@ def private_mount_point(path: str) -> None:
     """
     os.makedirs(path, exist_ok=True)
     path = os.path.realpath(path)
+    if _is_mount_point(path):                   # the common case, without reading the table
+        return
     with _locked(path):                         # two processes may get here at once
         table = mounts()
         if any(m.mountpoint == path for m in table):
             return
         _bind_private(path, [m.mountpoint for m in table if m.mountpoint.startswith(path + "/")])
+
+
+def _is_mount_point(path: str) -> bool:
+    """Is directory `path` the root of a mount (its mount id not its parent's)?"""
+    return _mount_id(path) != _mount_id(os.path.dirname(path))
+
+
+def _mount_id(path: str) -> int:
+    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        with open(f"/proc/self/fdinfo/{fd}") as f:
+            for line in f:
+                if line.startswith("mnt_id:"):
+                    return int(line.split()[1])
+    finally:
+        os.close(fd)
+    raise KernelError(f"no mount id for {path}")
 
 
 @contextmanager
@@ -213,9 +237,13 @@ def ensure_template(path: str, *, detach: Iterable[str] | None = None,
     """Make the node's template mount namespace, bound at `path`, unless it exists.
 
     `detach`: directories holding namespace files (default: the directory
-    of `path`). Each is made a private mount point on the host; in the
-    template they are detached whole, with /run/netns and any other nsfs
-    mount. Container namespace files must live below one of them.
+    of `path`). Each is made a private mount point on the host when the
+    template is made (one added since is the caller's to make, with
+    private_mount_point); in the template they are detached whole, with /run/netns and any other nsfs
+    mount. Container namespace files must live below one of them, and not
+    below the mount holding the files bound into containers (their hosts
+    files, their layers): each clone of those (open_tree, overlayfs) scans
+    every mount below it.
     `hide`: directories covered by an empty read-only tmpfs in the template
     (netkit's state and run roots: every container's copy inherits it).
     """
@@ -288,19 +316,22 @@ def protect_proc(*, privileged: bool = False) -> None:
 
 
 def create(path: str, *, template: str, netns: str | None = None,
-           binds: Iterable[tuple[str, str]] = (), journal: UndoJournal | None = None) -> None:
+           binds: Iterable[tuple[str, str]] = (), layer: str | None = None,
+           journal: UndoJournal | None = None) -> None:
     """A container's mount namespace, bound at `path` (a new file), copied from `template`.
 
     `binds`: (host file, target) pairs, e.g. the container's hosts file on
     /etc/hosts; targets missing in the namespace are skipped. With `netns`
     (a name under /run/netns or a path) /sys is remounted to show that
-    netns. Nothing is left behind on failure; with `journal`, remove(path)
-    is pushed as the undo.
+    netns. `layer`: the directory of its writable layers (default: `layer`
+    beside `path`). Nothing is left behind on failure; with `journal`,
+    remove(path) is pushed as the undo.
     """
+    layer = layer if layer is not None else os.path.join(os.path.dirname(path), "layer")
     fds: list[int] = []
     try:
         tpl = _open(template, fds, "mount namespace template")
-        if not is_mntns(template):
+        if not _is_mntns_fd(tpl):
             raise NotFound(f"mount namespace template {template} not found")
         net = _open(netns if "/" in netns else ns.netns_path(netns), fds, "netns") if netns else -1
         clones: list[tuple[int, str]] = []
@@ -315,7 +346,7 @@ def create(path: str, *, template: str, netns: str | None = None,
         except FileExistsError:
             raise AlreadyExists(f"mount namespace {path} already exists") from None
         try:
-            layered = rootfs.layers(os.path.join(os.path.dirname(path), "layer"))
+            layered = rootfs.layers(layer)
         except OSError as exc:
             ns.remove_bind(path)
             raise KernelError(f"create mount namespace {path}: {exc.strerror}") from exc

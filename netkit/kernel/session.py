@@ -486,10 +486,11 @@ class KernelSession:
         return handle
 
     def create_mntns(self, path: str, *, template: str, netns: str | None,
-                     binds: Iterable[tuple[str, str]] = ()) -> None:
+                     binds: Iterable[tuple[str, str]] = (), layer: str | None = None) -> None:
         """A container's persisted mount namespace (mntns.create); its removal journaled."""
         self.tick(f"create mount namespace {path}")
-        mntns.create(path, template=template, netns=netns, binds=binds, journal=self.journal)
+        mntns.create(path, template=template, netns=netns, binds=binds, layer=layer,
+                     journal=self.journal)
 
     def delete_netns(self, name: str) -> None:
         """Delete netns `name` (gone already is fine); in an action, when it commits."""

@@ -90,11 +90,13 @@ def mounts_under(path: str) -> list[tuple[str, str]]:
 
 def container_mounts(engine) -> list[tuple[str, str]]:
     """Mounts under the node's run dir but the node's own: its UTS namespace file, and the
-    template mount namespace with the private bind of the run dir it needs, both made once
-    (the template on the node's first container) and kept until the node goes."""
+    template mount namespace with the private binds of the run dir and of the containers'
+    namespace files' directory it needs, made once (on the node's first container) and
+    kept until the node goes."""
     from netkit.processes import MNT_TEMPLATE
     run = os.path.realpath(engine.paths.run)
-    node_own = {run, os.path.join(run, "uts"), os.path.join(run, MNT_TEMPLATE)}
+    node_own = {run, os.path.join(run, "uts"), os.path.join(run, MNT_TEMPLATE),
+                os.path.realpath(engine.paths.ns_dir)}
     return [m for m in mounts_under(run) if m[0] not in node_own]
 
 
