@@ -63,7 +63,8 @@ class Runtime:
             ctr = self.containers.make(tx, ctx, spec)
             ctr = self.containers.attach(tx, ctx, ctr)
             ctr = self._mark_started(tx, ctr)
-        return self._launch(ctr, attach=not spec.detach)
+            agent_dns = _builtin_only(tx, ctr)
+        return self._launch(ctr, attach=not spec.detach, agent_dns=agent_dns)
 
     def start(self, ref: str, *, attach: bool = False) -> tuple[Container, int | None]:
         """`docker start [-a]`: join the networks again, then start the command."""
@@ -74,7 +75,8 @@ class Runtime:
             ctr = self.containers.lookup(tx, ref)
             ctr = self.containers.attach(tx, ctx, ctr)
             ctr = self._mark_started(tx, ctr)
-        return self._launch(ctr, attach=attach)
+            agent_dns = _builtin_only(tx, ctr)
+        return self._launch(ctr, attach=attach, agent_dns=agent_dns)
 
     def _mark_started(self, tx, ctr: Container) -> Container:
         """Running from the moment its networks are joined (its names resolve); the agent
@@ -84,10 +86,14 @@ class Runtime:
         tx.update_container(ctr.id, started_at=stamp, error="")
         return dataclasses.replace(ctr, state=State.RUNNING, started_at=stamp)
 
-    def _launch(self, ctr: Container, *, attach: bool) -> tuple[Container, int | None]:
+    def _launch(self, ctr: Container, *, attach: bool,
+                agent_dns: bool = True) -> tuple[Container, int | None]:
         """Its names served by the resolver, then its process. A detached one's update is
-        the agent's, made while the init gets ready (the init execs after it)."""
-        if attach or not ctr.command:
+        the agent's, made while the init gets ready (the init execs after it), unless
+        `agent_dns` is False (a network of a plugin driver, which the agent and the
+        resolver it would start may not find: the caller updates the resolver first)."""
+        agent_dns = agent_dns and not attach and bool(ctr.command)
+        if not agent_dns:
             self.resolver.after_change(ctr.id)
         if not ctr.command:
             return ctr, None
@@ -95,7 +101,7 @@ class Runtime:
             if attach:
                 code = self.processes.start_attached(ctr, STDIO)
                 return dataclasses.replace(ctr, state=State.EXITED, exit_code=code), code
-            pid = self.processes.start(ctr, dns=True)
+            pid = self.processes.start(ctr, dns=agent_dns)
         except NetkitError as exc:
             self._start_failed(ctr, exc)
             raise
@@ -274,3 +280,9 @@ class Runtime:
         self.resolver.start()
         return True
 
+
+def _builtin_only(tx, ctr: Container) -> bool:
+    """Are all the networks the container joined of netkit's own drivers?"""
+    from netkit import drivers
+    return all(drivers.is_builtin(net.driver) for ep in ctr.endpoints
+               if (net := tx.network(ep.network_id)) is not None)

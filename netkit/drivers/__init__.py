@@ -43,5 +43,11 @@ def find(name: str) -> "Driver | None":
         return None
 
 
+def is_builtin(name: str) -> bool:
+    """One of netkit's own drivers (every netkit process has it; a plugin may be installed
+    only where the calling process finds it)."""
+    return name in _BUILTIN
+
+
 def builtin_names() -> list[str]:
     return sorted(set(_BUILTIN) - {"null"})
