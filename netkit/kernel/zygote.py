@@ -18,7 +18,12 @@ report pipe) over a socketpair; it clones the init with
   spawn._init: its namespaces, /proc, sysctls, creds, exec) and reports on
   the same close-on-exec pipe, which the agent reads: EOF once exec'd, or
   Docker's error;
-- nothing of the agent is copied: the zygote has a few MB and a few fds.
+- nothing of the agent is copied: the zygote has a few MB and a few fds;
+- the init waits at a gate (a pipe) once it is ready, and execs when the
+  agent, which has its pid by then, lets it go: after `hold` (the
+  resolver's update for the container) when one is given. An init whose
+  zygote ended before answering, or whose `hold` failed, ends at the gate
+  (EOF) without exec: nothing runs that the agent does not know.
 
 The clone is a raw clone(2) through libc's syscall() (Python has no
 os.clone), so the child does not get the interpreter's after-fork
@@ -103,12 +108,13 @@ class Zygote:
                hold: Callable[[int], None] | None) -> tuple[int, int]:
         if not argv:
             return spawn.start_init(box, argv, env)        # its InvalidArgument
+        # every init waits at a gate until we have its pid: one whose zygote died before
+        # answering ends there (EOF) rather than run unknown to the agent
         r, w = pipe()
-        gate_r, gate_w = pipe() if hold is not None else (-1, -1)
+        gate_r, gate_w = pipe()
         try:
-            payload = pickle.dumps((box, list(argv), env, tuple(fd is not None for fd in stdio),
-                                    gate_r >= 0))
-            fds = [w, *([gate_r] if gate_r >= 0 else []), *(fd for fd in stdio if fd is not None)]
+            payload = pickle.dumps((box, list(argv), env, tuple(fd is not None for fd in stdio)))
+            fds = [w, gate_r, *(fd for fd in stdio if fd is not None)]
             with self.lock:
                 answer = self._ask(payload, fds)
         except BaseException:
@@ -120,37 +126,43 @@ class Zygote:
             _close(r, gate_w)
             raise Unavailable(answer[1:].decode(errors="replace"))
         pid = int(answer[1:])
-        if hold is not None:
-            try:
+        try:
+            if hold is not None:
                 hold(pid)
-            except BaseException:
-                _close(r, gate_w)                       # EOF at the gate: the init exits
-                spawn.wait_quietly(pid)
-                raise
-            try:
-                os.write(gate_w, b"g")
-            except OSError:
-                pass                                    # it failed before the gate: its report says why
-            finally:
-                _close(gate_w)
+        except BaseException:
+            _close(r, gate_w)                           # EOF at the gate: the init exits
+            spawn.wait_quietly(pid)
+            raise
+        try:
+            os.write(gate_w, b"g")
+        except OSError:
+            pass                                        # it failed before the gate: its report says why
+        finally:
+            _close(gate_w)
         return spawn.started(pid, r)
 
     def _ask(self, payload: bytes, fds: list[int]) -> bytes:
-        """Send one request and read its answer; one more try with a new zygote if the old
-        one is gone."""
-        for attempt in (1, 2):
+        """Send one request and read its answer. A zygote found gone before it had the
+        request is replaced once; one that ends or hangs after it had it is not asked again
+        (the init it may have cloned ends at its gate)."""
+        for _attempt in (1, 2):
             sock = self._ensure()
             try:
                 sock.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+            except OSError:
+                self.close()                            # EPIPE: it died meanwhile
+                continue
+            try:
                 answer = sock.recv(4096)
-                if answer:
-                    return answer
-            except socket.timeout:
+            except TimeoutError:
                 self.close()
                 raise Unavailable("the zygote does not answer") from None
             except OSError:
-                pass
-            self.close()                        # EOF or EPIPE: it died
+                answer = b""
+            if answer:
+                return answer
+            self.close()
+            raise Unavailable("the zygote ended during a start")
         raise Unavailable("the zygote exits at once")
 
     def _ensure(self) -> socket.socket:
@@ -216,10 +228,9 @@ def _clone_fn():
 
 
 def _child(box: spawn.Sandbox, argv: list[str], env: dict[str, str] | None,
-           fds: list[int], given: tuple[bool, bool, bool], gated: bool) -> None:
+           fds: list[int], given: tuple[bool, bool, bool]) -> None:
     """The init, right after the clone: as spawn._fork_init's child, then spawn._init."""
-    w, rest = fds[0], iter(fds[1:])
-    gate = next(rest) if gated else -1
+    w, gate, rest = fds[0], fds[1], iter(fds[2:])
     stdio = tuple(next(rest) if g else None for g in given)
     try:
         spawn._enter(box, own_mnt=True)
@@ -248,10 +259,10 @@ def serve(sock: socket.socket) -> int:
         if not msg:
             return 0                    # the agent is gone
         try:
-            box, argv, env, given, gated = pickle.loads(msg)
+            box, argv, env, given = pickle.loads(msg)
             pid = clone(CLONE_PARENT | CLONE_NEWPID)
             if pid == 0:
-                _child(box, argv, env, fds, given, gated)
+                _child(box, argv, env, fds, given)
             answer = f"P{pid}"
         except BaseException as exc:    # told to the agent, which falls back
             answer = f"E{exc}"

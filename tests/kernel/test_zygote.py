@@ -171,3 +171,20 @@ def test_the_init_execs_only_after_hold_and_not_at_all_if_it_fails(node, zygote,
     with pytest.raises(ExecFailed) as err:
         zygote.start_init(box(node), ["no-such-command"], hold=lambda pid: None)
     assert err.value.exit_code == 127
+
+
+def test_a_hung_zygote_is_given_up_and_the_caller_forks_the_init(node, zygote, caplog):
+    pid, _ = zygote.start_init(box(node), ["true"])
+    os.waitpid(pid, 0)
+    assert zygote.sock is not None and zygote.pid is not None
+    zygote.sock.settimeout(0.5)
+    hung = zygote.pid
+    os.kill(hung, signal.SIGSTOP)
+    try:
+        pid, _ = zygote.start_init(box(node), ["sh", "-c", "exit 5"])
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 5
+        assert zygote.broken and zygote.sock is None
+        assert "forked by the agent itself: the zygote does not answer" in caplog.text
+    finally:
+        os.kill(hung, signal.SIGKILL)
+        os.waitpid(hung, 0)
