@@ -238,7 +238,6 @@ def _child(box: spawn.Sandbox, argv: list[str], env: dict[str, str] | None,
         _record(w, "K", f"cannot enter the container: {exc}")
         os._exit(126)
     spawn._init(argv, env, stdio, w, box.creds, gate=gate, signals=False)     # type: ignore[arg-type]
-    os._exit(126)                                       # not reached: _init execs or exits
 
 
 def serve(sock: socket.socket) -> int:
@@ -262,7 +261,10 @@ def serve(sock: socket.socket) -> int:
             box, argv, env, given = pickle.loads(msg)
             pid = clone(CLONE_PARENT | CLONE_NEWPID)
             if pid == 0:
-                _child(box, argv, env, fds, given)
+                try:                    # the init: never back into this loop, whatever happens
+                    _child(box, argv, env, fds, given)
+                finally:
+                    os._exit(126)
             answer = f"P{pid}"
         except BaseException as exc:    # told to the agent, which falls back
             answer = f"E{exc}"
