@@ -8,8 +8,8 @@ by it. It
 - starts container processes on request (``start``), each as pid 1 of a
   new pid namespace inside the container's net, UTS and mount namespaces,
   cloned as its own child by a small forker process (netkit.kernel.zygote;
-  netkit.kernel.spawn.start_init where that is not possible), and records pid, start time, exit code
-  and finish time in the node's store;
+  netkit.kernel.spawn.start_init where that is not possible), and records
+  pid, start time, exit code and finish time in the node's store;
 - drains their stdout/stderr into per-container json logs with a size cap
   (netkit.agent.logs); the pipes are FIFOs that the container holds open
   for reading too, so a container never gets SIGPIPE while the agent is
