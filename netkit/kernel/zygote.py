@@ -170,9 +170,9 @@ class Zygote:
             return self.sock
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            self.pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "netkit.kernel.zygote", "3", self.run_dir],
-                                      os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, theirs.fileno(), 3)],
-                                      setsid=True)
+            argv = [sys.executable, "-m", "netkit.kernel.zygote", "3", self.run_dir]
+            self.pid = os.posix_spawn(sys.executable, argv, os.environ, setsid=True,
+                                      file_actions=[(os.POSIX_SPAWN_DUP2, theirs.fileno(), 3)])
         except OSError as exc:
             ours.close()
             raise Unavailable(f"cannot start the zygote: {exc}") from None
