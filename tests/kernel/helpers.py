@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from netkit.kernel.netns import read_sysctl
 from netkit.paths import container_netns_prefix
@@ -189,6 +190,17 @@ def eventually(check, timeout: float, what: str, step: float = 0.05):
         assert time.monotonic() < deadline, f"timed out ({timeout} s) waiting for {what}"
         time.sleep(step)
     return found
+
+
+def settled(store, quiet: float = 1.0, timeout: float = 20.0) -> None:
+    """Until cluster store `store`'s version stood still for `quiet` s (runners, lb, mesh done)."""
+    deadline = time.monotonic() + timeout
+    version, since = store.version(), time.monotonic()
+    while time.monotonic() - since < quiet:
+        assert time.monotonic() < deadline, "the cluster did not settle"
+        time.sleep(0.05)
+        if (now := store.version()) != version:
+            version, since = now, time.monotonic()
 
 
 def wait_converged(engines, timeout: float = 5) -> None:

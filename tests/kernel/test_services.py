@@ -16,7 +16,7 @@ from netkit.services.model import FileRef, NodeAttrs, PortConfig, ServiceSpec
 from netkit.specs import NetworkSpec
 from netkit.swarm import WORKER_VIEW
 from tests.kernel.helpers import eventually as wait_for
-from tests.kernel.helpers import swarm_of_three
+from tests.kernel.helpers import settled, swarm_of_three
 from tests.kernel.multihost import cluster_rows
 
 pytestmark = pytest.mark.root
@@ -47,17 +47,6 @@ def clean(sw):
         a.service_remove(svc.id)
     wait_for(lambda: not model.tasks(a.cluster.store().read()), 15,
              "the runners to remove the task containers")
-
-
-def settled(store, quiet: float = 1.0, timeout: float = 20) -> None:
-    """Until the cluster store's version stood still for `quiet` s (runners, the mesh done)."""
-    deadline = time.monotonic() + timeout
-    version, since = store.version(), time.monotonic()
-    while time.monotonic() - since < quiet:
-        assert time.monotonic() < deadline, "the cluster did not settle"
-        time.sleep(0.05)
-        if (now := store.version()) != version:
-            version, since = now, time.monotonic()
 
 
 def vip_rows(sw) -> tuple[list, list]:

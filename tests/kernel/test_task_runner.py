@@ -27,7 +27,7 @@ from netkit.planning import TASK_LABEL
 from netkit.services import drain, model, runner
 from netkit.services.reconcile import DOWN_GRACE
 from netkit.specs import ContainerSpec, NetworkSpec
-from tests.kernel.helpers import (PROBE, count_kernel_calls, probe, swarm_of_three,
+from tests.kernel.helpers import (PROBE, count_kernel_calls, probe, settled, swarm_of_three,
                                   wait_converged)
 
 pytestmark = pytest.mark.root
@@ -113,17 +113,6 @@ def task_containers(sw, k: str, tid: str | None = None) -> list:
     return [c for c in sw[k].containers(all=True)
             if TASK_LABEL in (c.options.get("labels") or {})
             and (tid is None or c.options["labels"][TASK_LABEL] == tid)]
-
-
-def settled(st, quiet: float = 1.0, timeout: float = 20.0) -> None:
-    """Until cluster store `st`'s version stood still for `quiet` s (runners, lb, mesh done)."""
-    deadline = time.monotonic() + timeout
-    version, since = st.version(), time.monotonic()
-    while time.monotonic() - since < quiet:
-        assert time.monotonic() < deadline, "the cluster did not settle"
-        time.sleep(0.05)
-        if (now := st.version()) != version:
-            version, since = now, time.monotonic()
 
 
 def cleanup(sw, *svcs: model.Service) -> None:
